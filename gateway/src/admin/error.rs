@@ -1,0 +1,70 @@
+//! Admin API errors: `{"message": ..., "restate_code": ...}` with the right status, in one
+//! exhaustive match (the `restate` CLI requires this shape on every non-2xx answer).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::invoker::discovery::DiscoveryError;
+use crate::schema::RegistrationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("The requested deployment '{0}' does not exist")]
+    UnknownDeployment(String),
+    #[error("The requested service '{0}' does not exist")]
+    UnknownService(String),
+    #[error("The requested handler '{handler}' on service '{service}' does not exist")]
+    UnknownHandler { service: String, handler: String },
+    #[error("The request field '{field}' is invalid. Reason: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("Conflict: deployment {0} already exists")]
+    AlreadyExists(String),
+    #[error("{message}")]
+    Conflict { message: String, code: Option<&'static str> },
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl From<RegistrationError> for Error {
+    fn from(e: RegistrationError) -> Self {
+        match e {
+            RegistrationError::Conflict { message, code } => Error::Conflict { message, code },
+            RegistrationError::Storage(s) => Error::Storage(s),
+        }
+    }
+}
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, Option<&'static str>) {
+        match self {
+            Error::UnknownDeployment(_) | Error::UnknownService(_) | Error::UnknownHandler { .. } => {
+                (StatusCode::NOT_FOUND, None)
+            }
+            Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
+            Error::AlreadyExists(_) => (StatusCode::CONFLICT, None),
+            Error::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
+            Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
+            Error::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::warn!("admin request failed: {self}");
+        }
+        let message = match (&self, code) {
+            // Restate repeats the code in front of discovery messages.
+            (Error::Discovery(d), Some(code)) => format!("[{code}] {d}"),
+            _ => self.to_string(),
+        };
+        (status, axum::Json(serde_json::json!({ "message": message, "restate_code": code }))).into_response()
+    }
+}

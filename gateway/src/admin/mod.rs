@@ -1,0 +1,103 @@
+//! The admin REST API (port 9070): deployments, services, handlers, health, version and the
+//! OpenAPI document, mounted at `/` and `/v2`..`/v4` like Restate's, so the real `restate`
+//! CLI and the CDK construct work against it.
+//!
+//! Owns: HTTP shapes and status codes of the admin API. Does not own: registration rules
+//! (`schema/`) or discovery (`invoker/discovery`).
+
+mod deployments;
+pub mod error;
+mod openapi;
+pub mod render;
+mod services;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+
+use crate::invoker::DeploymentClient;
+use crate::schema::{SchemaDefaults, SchemaRegistry};
+
+pub use error::Error;
+
+/// Restate's admin API versions; a few behaviours differ between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiVersion {
+    Unversioned,
+    V2,
+    V3,
+    V4,
+}
+
+/// What the admin handlers share.
+pub struct AdminState {
+    pub schema: SchemaRegistry,
+    pub client: DeploymentClient,
+    pub defaults: SchemaDefaults,
+    pub ingress_url: String,
+    pub discovery_timeout: Duration,
+}
+
+pub type State = Arc<AdminState>;
+
+pub fn router(state: State) -> Router {
+    let api = |version: ApiVersion| {
+        Router::new()
+            .route("/health", get(|| async { StatusCode::OK }))
+            .route("/version", get(version_info))
+            .route("/openapi", get(openapi::document))
+            .route("/cluster-health", get(cluster_health))
+            .route("/deployments", get(deployments::list).post(deployments::register))
+            .route("/deployments/{id}", get(deployments::get_one))
+            .route("/services", get(services::list))
+            .route("/services/{name}", get(services::get_one))
+            .route("/services/{name}/handlers", get(services::handlers))
+            .route("/services/{name}/handlers/{handler}", get(services::handler))
+            .route("/subscriptions", get(|| async { axum::Json(serde_json::json!({ "subscriptions": [] })) }))
+            .route("/kafka-clusters", get(|| async { axum::Json(serde_json::json!({ "clusters": [] })) }))
+            .layer(Extension(version))
+            .with_state(state.clone())
+    };
+    Router::new()
+        .merge(api(ApiVersion::Unversioned))
+        .nest("/v2", api(ApiVersion::V2))
+        .nest("/v3", api(ApiVersion::V3))
+        .nest("/v4", api(ApiVersion::V4))
+        .route("/v1", any(v1))
+        .route("/v1/{*rest}", any(v1))
+}
+
+async fn v1() -> impl IntoResponse {
+    (StatusCode::BAD_REQUEST, "Unsupported Admin API version V1. This server supports versions between V2 and V4.")
+}
+
+async fn version_info(axum::extract::State(state): axum::extract::State<State>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "version": crate::RESTATE_COMPATIBLE_VERSION,
+        "min_admin_api_version": 2,
+        "max_admin_api_version": 4,
+        "ingress_endpoint": state.ingress_url,
+        "features": {
+            "vqueues_async_refill": false, "scoped_virtual_objects": false,
+            "preflight_invocation_termination_retention": false, "vqueue_obsolete_cleanup": false,
+            "scoped_state_table_migration": false, "vqueues": false, "unique_random_seeds": false,
+            "protocol_v7": false, "vqueues_migration_skip_completed": false, "invoker_yield": false,
+            "scoped_promise_table_migration": false, "kafka_scope": false
+        },
+        "server": format!("perdure/{}", env!("CARGO_PKG_VERSION")),
+    }))
+}
+
+async fn cluster_health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "cluster_name": "perdure", "metadata_cluster_health": { "members": [1] } }))
+}
+
+/// A path id that does not parse: plain text, as Restate's framework answers.
+pub fn bad_path_id(what: &str, value: &str, reason: impl std::fmt::Display) -> axum::response::Response {
+    (StatusCode::BAD_REQUEST, format!("Invalid URL: Cannot parse `{what}` with value `{value}`: {reason}")).into_response()
+}

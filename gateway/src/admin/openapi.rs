@@ -1,0 +1,145 @@
+//! `GET /openapi`: an OpenAPI 3.1 document of the admin API as implemented here. A test
+//! checks that every route of the router appears in it, so the two cannot drift apart.
+
+use axum::Json;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+fn error_responses() -> Value {
+    json!({
+        "400": { "description": "Bad request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } },
+        "404": { "description": "Not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } },
+        "500": { "description": "Internal server error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } }
+    })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn path_param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+/// `responses` plus the common error responses.
+fn with(mut responses: Value) -> Value {
+    if let (Some(r), Value::Object(e)) = (responses.as_object_mut(), error_responses()) {
+        for (k, v) in e {
+            r.entry(k).or_insert(v);
+        }
+    }
+    responses
+}
+
+pub fn spec() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "perdure admin API",
+            "description": "Register deployments and inspect services of a perdure server. Compatible with the Restate 1.7 admin API; every path is also served under /v2, /v3 and /v4.",
+            "license": { "name": "Apache-2.0 OR MIT" },
+            "version": env!("CARGO_PKG_VERSION")
+        },
+        "paths": {
+            "/health": { "get": { "summary": "Health check", "operationId": "health", "responses": { "200": { "description": "The server is up" } } } },
+            "/version": { "get": { "summary": "Server and admin API versions", "operationId": "version", "responses": { "200": ok("Version information", "VersionInformation") } } },
+            "/openapi": { "get": { "summary": "This document", "operationId": "openapi_spec", "responses": { "200": { "description": "OpenAPI 3.1 document", "content": { "application/json": {} } } } } },
+            "/cluster-health": { "get": { "summary": "Cluster health (single node)", "operationId": "cluster_health", "deprecated": true, "responses": { "200": { "description": "Cluster health", "content": { "application/json": {} } } } } },
+            "/deployments": {
+                "get": { "summary": "List deployments", "operationId": "list_deployments", "responses": with(json!({ "200": ok("Registered deployments", "ListDeploymentsResponse") })) },
+                "post": {
+                    "summary": "Register deployment",
+                    "description": "Discovers the services of an HTTP endpoint and registers them. The same endpoint with the same manifest answers 200 with the existing deployment; with a different manifest 409 unless `force` is set.",
+                    "operationId": "create_deployment",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RegisterDeploymentRequest" } } } },
+                    "responses": with(json!({
+                        "200": ok("Deployment already registered, unchanged (or overwritten with force)", "RegisterDeploymentResponse"),
+                        "201": ok("Deployment registered", "RegisterDeploymentResponse"),
+                        "409": { "description": "Breaking change or a different manifest at an existing endpoint", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } }
+                    }))
+                }
+            },
+            "/deployments/{deployment}": {
+                "get": { "summary": "Get deployment", "operationId": "get_deployment", "parameters": [path_param("deployment", "Deployment id (dp_…)")], "responses": with(json!({ "200": ok("The deployment with its services", "DetailedDeploymentResponse") })) }
+            },
+            "/services": { "get": { "summary": "List services", "operationId": "list_services", "responses": with(json!({ "200": ok("Latest revision of every service", "ListServicesResponse") })) } },
+            "/services/{service}": { "get": { "summary": "Get service", "operationId": "get_service", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("The service", "ServiceMetadata") })) } },
+            "/services/{service}/handlers": { "get": { "summary": "List service handlers", "operationId": "list_service_handlers", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("Handlers of the service", "ListServiceHandlersResponse") })) } },
+            "/services/{service}/handlers/{handler}": { "get": { "summary": "Get service handler", "operationId": "get_service_handler", "parameters": [path_param("service", "Service name"), path_param("handler", "Handler name")], "responses": with(json!({ "200": ok("The handler", "HandlerMetadata") })) } },
+            "/subscriptions": { "get": { "summary": "List subscriptions (always empty: Kafka is not supported)", "operationId": "list_subscriptions", "responses": { "200": { "description": "Subscriptions", "content": { "application/json": {} } } } } },
+            "/kafka-clusters": { "get": { "summary": "List Kafka clusters (always empty)", "operationId": "list_kafka_clusters", "responses": { "200": { "description": "Kafka clusters", "content": { "application/json": {} } } } } }
+        },
+        "components": { "schemas": {
+            "ErrorDescriptionResponse": { "type": "object", "required": ["message"], "properties": { "message": { "type": "string" }, "restate_code": { "type": ["string", "null"] } } },
+            "VersionInformation": { "type": "object", "required": ["version", "min_admin_api_version", "max_admin_api_version", "features"], "properties": {
+                "version": { "type": "string" }, "min_admin_api_version": { "type": "integer" }, "max_admin_api_version": { "type": "integer" },
+                "ingress_endpoint": { "type": ["string", "null"] }, "features": { "type": "object", "additionalProperties": { "type": "boolean" } } } },
+            "RegisterDeploymentRequest": { "oneOf": [
+                { "type": "object", "required": ["uri"], "properties": {
+                    "uri": { "type": "string", "description": "Absolute http:// URL of the SDK endpoint" },
+                    "additional_headers": { "type": ["object", "null"], "additionalProperties": { "type": "string" } },
+                    "metadata": { "type": ["object", "null"], "additionalProperties": { "type": "string" } },
+                    "use_http_11": { "type": "boolean", "default": false },
+                    "breaking": { "type": "boolean", "default": false },
+                    "force": { "type": "boolean" },
+                    "dry_run": { "type": "boolean", "default": false } } },
+                { "type": "object", "required": ["arn"], "description": "Lambda deployments: not supported yet (501)", "properties": {
+                    "arn": { "type": "string" }, "assume_role_arn": { "type": ["string", "null"] } } }
+            ] },
+            "RegisterDeploymentResponse": { "type": "object", "required": ["id", "services"], "properties": {
+                "id": { "type": "string" }, "services": { "type": "array", "items": { "$ref": "#/components/schemas/ServiceMetadata" } },
+                "min_protocol_version": { "type": "integer" }, "max_protocol_version": { "type": "integer" }, "sdk_version": { "type": "string" } } },
+            "DeploymentResponse": { "type": "object", "required": ["id", "created_at", "services"], "properties": {
+                "id": { "type": "string" }, "uri": { "type": "string" }, "protocol_type": { "enum": ["BidiStream", "RequestResponse"] },
+                "http_version": { "enum": ["HTTP/1.1", "HTTP/2.0"] }, "additional_headers": { "type": "object" }, "metadata": { "type": "object" },
+                "created_at": { "type": "string", "format": "date-time" }, "min_protocol_version": { "type": "integer" }, "max_protocol_version": { "type": "integer" },
+                "sdk_version": { "type": "string" },
+                "services": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "revision": { "type": "integer" } } } } } },
+            "DetailedDeploymentResponse": { "allOf": [ { "$ref": "#/components/schemas/DeploymentResponse" } ], "description": "As DeploymentResponse, with full ServiceMetadata in services" },
+            "ListDeploymentsResponse": { "type": "object", "properties": { "deployments": { "type": "array", "items": { "$ref": "#/components/schemas/DeploymentResponse" } } } },
+            "ListServicesResponse": { "type": "object", "properties": { "services": { "type": "array", "items": { "$ref": "#/components/schemas/ServiceMetadata" } } } },
+            "ListServiceHandlersResponse": { "type": "object", "properties": { "handlers": { "type": "array", "items": { "$ref": "#/components/schemas/HandlerMetadata" } } } },
+            "RetryPolicy": { "type": "object", "properties": {
+                "initial_interval": { "type": "string" }, "exponentiation_factor": { "type": "number" }, "max_attempts": { "type": ["integer", "null"] },
+                "max_interval": { "type": "string" }, "on_max_attempts": { "enum": ["Pause", "Kill"] } } },
+            "HandlerMetadata": { "type": "object", "required": ["name", "public", "input_description", "output_description", "retry_policy"], "properties": {
+                "name": { "type": "string" }, "ty": { "enum": ["Exclusive", "Shared", "Workflow"] }, "public": { "type": "boolean" },
+                "documentation": { "type": "string" }, "metadata": { "type": "object" },
+                "input_description": { "type": "string" }, "output_description": { "type": "string" },
+                "input_json_schema": {}, "output_json_schema": {}, "retry_policy": { "$ref": "#/components/schemas/RetryPolicy" } } },
+            "ServiceMetadata": { "type": "object", "required": ["name", "ty", "handlers", "deployment_id", "revision", "public"], "properties": {
+                "name": { "type": "string" }, "ty": { "enum": ["Service", "VirtualObject", "Workflow"] },
+                "handlers": { "type": "array", "items": { "$ref": "#/components/schemas/HandlerMetadata" } },
+                "deployment_id": { "type": "string" }, "revision": { "type": "integer" }, "public": { "type": "boolean" },
+                "idempotency_retention": { "type": "string" }, "workflow_completion_retention": { "type": "string" },
+                "journal_retention": { "type": "string" }, "inactivity_timeout": { "type": "string" }, "abort_timeout": { "type": "string" },
+                "enable_lazy_state": { "type": "boolean" }, "retry_policy": { "$ref": "#/components/schemas/RetryPolicy" } } }
+        } }
+    })
+}
+
+pub async fn document() -> impl IntoResponse {
+    Json(spec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn documents_every_route() {
+        let spec = super::spec();
+        let paths = spec["paths"].as_object().unwrap();
+        for route in [
+            "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
+            "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/handlers/{handler}",
+            "/subscriptions", "/kafka-clusters",
+        ] {
+            assert!(paths.contains_key(route), "{route} missing from /openapi");
+        }
+        // every $ref resolves
+        let text = spec.to_string();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(spec["components"]["schemas"].get(&name).is_some(), "dangling $ref {name}");
+        }
+    }
+}

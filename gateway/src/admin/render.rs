@@ -1,0 +1,262 @@
+//! The JSON shapes of the admin API (Restate's admin-rest-model, field for field).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::durations::{format_compact, rfc3339_nanos};
+use crate::engine::records::OnMaxAttempts;
+use crate::protocol::manifest::{HandlerType, ProtocolMode, ServiceType};
+use crate::schema::{Deployment, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision};
+
+fn friendly(ms: u64) -> String {
+    format_compact(Duration::from_millis(ms))
+}
+
+fn is_empty_map(m: &BTreeMap<String, String>) -> bool {
+    m.is_empty()
+}
+
+#[derive(Serialize)]
+pub struct RetryPolicyJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exponentiation_factor: Option<f64>,
+    pub max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_max_attempts: Option<&'static str>,
+}
+
+fn on_max(o: OnMaxAttempts) -> &'static str {
+    match o {
+        OnMaxAttempts::Pause => "Pause",
+        OnMaxAttempts::Kill => "Kill",
+    }
+}
+
+impl RetryPolicyJson {
+    fn service(s: &RetrySettings) -> Self {
+        Self {
+            initial_interval: Some(friendly(s.initial_interval)),
+            exponentiation_factor: Some(s.exponentiation_factor),
+            max_attempts: s.max_attempts,
+            max_interval: Some(friendly(s.max_interval)),
+            on_max_attempts: Some(on_max(s.on_max_attempts)),
+        }
+    }
+
+    fn handler(o: &RetryOverrides) -> Self {
+        Self {
+            initial_interval: o.initial_interval.map(friendly),
+            exponentiation_factor: o.exponentiation_factor,
+            max_attempts: o.max_attempts,
+            max_interval: o.max_interval.map(friendly),
+            on_max_attempts: o.on_max_attempts.map(on_max),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct HandlerJson {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ty: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentation: Option<String>,
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_retention: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_retention: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactivity_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_lazy_state: Option<bool>,
+    pub public: bool,
+    pub input_description: String,
+    pub output_description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_json_schema: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_json_schema: Option<serde_json::Value>,
+    pub retry_policy: RetryPolicyJson,
+}
+
+impl HandlerJson {
+    pub fn new(h: &HandlerSchema) -> Self {
+        let (input_description, input_json_schema) = match &h.input {
+            InputRules::Any => (r#"one of ["none", "*/*"]"#.to_owned(), None),
+            InputRules::Empty => ("none".to_owned(), None),
+            InputRules::ContentType { content_type, json_schema, .. } => (content_type.clone(), json_schema.clone()),
+        };
+        Self {
+            name: h.name.clone(),
+            ty: h.ty.map(|t| match t {
+                HandlerType::Exclusive => "Exclusive",
+                HandlerType::Shared => "Shared",
+                HandlerType::Workflow => "Workflow",
+            }),
+            documentation: h.documentation.clone(),
+            metadata: h.metadata.clone(),
+            idempotency_retention: h.overrides.idempotency_retention.map(friendly),
+            journal_retention: h.overrides.journal_retention.map(friendly),
+            inactivity_timeout: h.overrides.inactivity_timeout.map(friendly),
+            abort_timeout: h.overrides.abort_timeout.map(friendly),
+            enable_lazy_state: h.overrides.enable_lazy_state,
+            public: h.public,
+            input_description,
+            output_description: h.output.content_type.clone().unwrap_or_else(|| "none".to_owned()),
+            input_json_schema,
+            output_json_schema: h.output.json_schema.clone(),
+            retry_policy: RetryPolicyJson::handler(&h.retry),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServiceJson {
+    pub name: String,
+    pub ty: &'static str,
+    pub handlers: Vec<HandlerJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentation: Option<String>,
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub metadata: BTreeMap<String, String>,
+    pub deployment_id: String,
+    pub revision: u32,
+    pub public: bool,
+    pub idempotency_retention: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_completion_retention: Option<String>,
+    pub journal_retention: String,
+    pub inactivity_timeout: String,
+    pub abort_timeout: String,
+    pub enable_lazy_state: bool,
+    pub retry_policy: RetryPolicyJson,
+}
+
+impl ServiceJson {
+    pub fn new(s: &ServiceRevision) -> Self {
+        Self {
+            name: s.name.clone(),
+            ty: match s.ty {
+                ServiceType::Service => "Service",
+                ServiceType::VirtualObject => "VirtualObject",
+                ServiceType::Workflow => "Workflow",
+            },
+            handlers: s.handlers.iter().map(HandlerJson::new).collect(),
+            documentation: s.documentation.clone(),
+            metadata: s.metadata.clone(),
+            deployment_id: s.deployment_id.to_string(),
+            revision: s.revision,
+            public: s.public,
+            idempotency_retention: friendly(s.idempotency_retention),
+            workflow_completion_retention: s.workflow_completion_retention.map(friendly),
+            journal_retention: friendly(s.journal_retention),
+            inactivity_timeout: friendly(s.inactivity_timeout),
+            abort_timeout: friendly(s.abort_timeout),
+            enable_lazy_state: s.enable_lazy_state,
+            retry_policy: RetryPolicyJson::service(&s.retry_policy),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServiceNameRevision {
+    pub name: String,
+    pub revision: u32,
+}
+
+/// A deployment; `S` is name/revision pairs (lists) or full service metadata (details).
+#[derive(Serialize)]
+pub struct DeploymentJson<S: Serialize> {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub additional_headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+    pub min_protocol_version: u32,
+    pub max_protocol_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk_version: Option<String>,
+    pub services: Vec<S>,
+}
+
+pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>) -> DeploymentJson<S> {
+    let (uri, protocol_type, http_version, arn, assume_role_arn) = match &d.endpoint {
+        Endpoint::Http { uri, http_version } => (
+            Some(uri.clone()),
+            Some(match d.protocol_mode {
+                ProtocolMode::BidiStream => "BidiStream",
+                ProtocolMode::RequestResponse => "RequestResponse",
+            }),
+            Some(http_version.as_str()),
+            None,
+            None,
+        ),
+        Endpoint::Lambda { arn, assume_role_arn } => (None, None, None, Some(arn.clone()), assume_role_arn.clone()),
+    };
+    DeploymentJson {
+        id: d.id.to_string(),
+        uri,
+        protocol_type,
+        http_version,
+        arn,
+        assume_role_arn,
+        additional_headers: d.additional_headers.clone(),
+        metadata: d.metadata.clone(),
+        created_at: rfc3339_nanos(d.created_at),
+        min_protocol_version: d.min_protocol_version,
+        max_protocol_version: d.max_protocol_version,
+        sdk_version: d.sdk_version.clone(),
+        services,
+    }
+}
+
+pub fn deployment_summary(d: &Deployment) -> DeploymentJson<ServiceNameRevision> {
+    deployment(d, d.services.iter().map(|s| ServiceNameRevision { name: s.name.clone(), revision: s.revision }).collect())
+}
+
+pub fn deployment_detail(d: &Deployment) -> DeploymentJson<ServiceJson> {
+    deployment(d, d.services.iter().map(ServiceJson::new).collect())
+}
+
+#[derive(Serialize)]
+pub struct RegisterResponse {
+    pub id: String,
+    pub services: Vec<ServiceJson>,
+    pub min_protocol_version: u32,
+    pub max_protocol_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk_version: Option<String>,
+}
+
+impl RegisterResponse {
+    pub fn new(d: &Deployment) -> Self {
+        Self {
+            id: d.id.to_string(),
+            services: d.services.iter().map(ServiceJson::new).collect(),
+            min_protocol_version: d.min_protocol_version,
+            max_protocol_version: d.max_protocol_version,
+            sdk_version: d.sdk_version.clone(),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Configuration, layered: built-in defaults < `perdure.toml` (or `--config FILE`) <
+//! `PERDURE_*` environment variables (`__` between nesting levels, `_` for `-`, e.g.
+//! `PERDURE_INGRESS__BIND_ADDRESS=127.0.0.1:18080`) < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::durations::serde_friendly;
+use crate::engine::records::OnMaxAttempts;
+use crate::schema::{RetrySettings, SchemaDefaults};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Where RocksDB keeps everything.
+    pub data_dir: PathBuf,
+    /// Number of partitions. Fixed when the data directory is created.
+    pub partitions: u32,
+    pub ingress: IngressConfig,
+    pub admin: AdminConfig,
+    pub invoker: InvokerSettings,
+    pub retry_policy: RetryPolicyConfig,
+    /// How long results of idempotent (and all ingress) invocations are kept.
+    #[serde(with = "serde_friendly")]
+    pub default_idempotency_retention: Duration,
+    /// How long journals of completed invocations are kept.
+    #[serde(with = "serde_friendly")]
+    pub default_journal_retention: Duration,
+    #[serde(with = "serde_friendly")]
+    pub default_workflow_completion_retention: Duration,
+    pub storage: StorageConfig,
+    /// `tracing` filter, e.g. `info` or `perdure=debug`.
+    pub log_filter: String,
+    /// `pretty` or `json`.
+    pub log_format: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IngressConfig {
+    pub bind_address: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub request_size_limit: u64,
+    /// The URL `/version` advertises; defaults to `http://<bind-address>/`.
+    pub advertised_address: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AdminConfig {
+    pub bind_address: SocketAddr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InvokerSettings {
+    /// Close an idle bidi stream (the SDK suspends) after this long.
+    #[serde(with = "serde_friendly")]
+    pub inactivity_timeout: Duration,
+    /// Give up on an attempt that sends nothing for this long after its stream closed.
+    #[serde(with = "serde_friendly")]
+    pub abort_timeout: Duration,
+    #[serde(with = "serde_friendly")]
+    pub connect_timeout: Duration,
+    /// Largest protocol message accepted from deployments, in bytes.
+    pub message_size_limit: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetryPolicyConfig {
+    #[serde(with = "serde_friendly")]
+    pub initial_interval: Duration,
+    pub exponentiation_factor: f64,
+    /// Attempts before `on-max-attempts` applies; 0 means unlimited.
+    pub max_attempts: u32,
+    #[serde(with = "serde_friendly")]
+    pub max_interval: Duration,
+    /// `pause` or `kill`.
+    pub on_max_attempts: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Memtable budget in bytes.
+    pub memtable_size: u64,
+    /// Block cache in bytes.
+    pub cache_size: u64,
+    /// Flush state to disk and trim the log this often.
+    #[serde(with = "serde_friendly")]
+    pub flush_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("perdure-data"),
+            partitions: 4,
+            ingress: IngressConfig {
+                bind_address: ([127, 0, 0, 1], 8080).into(),
+                request_size_limit: 32 << 20,
+                advertised_address: None,
+            },
+            admin: AdminConfig { bind_address: ([127, 0, 0, 1], 9070).into() },
+            invoker: InvokerSettings {
+                inactivity_timeout: Duration::from_secs(60),
+                abort_timeout: Duration::from_secs(600),
+                connect_timeout: Duration::from_secs(10),
+                message_size_limit: 32 << 20,
+            },
+            retry_policy: RetryPolicyConfig {
+                initial_interval: Duration::from_millis(500),
+                exponentiation_factor: 2.0,
+                max_attempts: 70,
+                max_interval: Duration::from_secs(60),
+                on_max_attempts: "pause".into(),
+            },
+            default_idempotency_retention: Duration::from_secs(86_400),
+            default_journal_retention: Duration::from_secs(86_400),
+            default_workflow_completion_retention: Duration::from_secs(86_400),
+            storage: StorageConfig {
+                memtable_size: 64 << 20,
+                cache_size: 16 << 20,
+                flush_interval: Duration::from_secs(30),
+            },
+            log_filter: "info".into(),
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("invalid config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("invalid environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+const ENV_PREFIX: &str = "PERDURE_";
+
+impl Config {
+    /// Defaults, then the file (`path`, or `./perdure.toml` when it exists), then env vars.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut merged = toml::Value::try_from(Config::default()).expect("defaults serialize to TOML");
+        let default_file = Path::new("perdure.toml");
+        let file = match path {
+            Some(p) => Some(p.to_owned()),
+            None if default_file.exists() => Some(default_file.to_owned()),
+            None => None,
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Read { path: path.clone(), reason: e.to_string() })?;
+            let value: toml::Value =
+                toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+            merge(&mut merged, value);
+            let config: Config = merged
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::File { path, reason: e.to_string() })?;
+            drop(config);
+        }
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            if rest.is_empty() || rest == "CONFIG" {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase().replace('_', "-")).collect();
+            set_path(&mut merged, &path, env_value(&raw));
+            let check: Result<Config, _> = merged.clone().try_into();
+            if let Err(e) = check {
+                return Err(ConfigError::Env { name, reason: e.to_string() });
+            }
+        }
+        let config: Config = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.partitions == 0 || self.partitions > 1024 {
+            return Err(ConfigError::Invalid(format!("partitions must be between 1 and 1024, not {}", self.partitions)));
+        }
+        if !matches!(self.retry_policy.on_max_attempts.as_str(), "pause" | "kill") {
+            return Err(ConfigError::Invalid(format!(
+                "retry-policy.on-max-attempts must be \"pause\" or \"kill\", not {:?}",
+                self.retry_policy.on_max_attempts
+            )));
+        }
+        if !(self.retry_policy.exponentiation_factor >= 1.0) {
+            return Err(ConfigError::Invalid("retry-policy.exponentiation-factor must be at least 1.0".into()));
+        }
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));
+        }
+        Ok(())
+    }
+
+    /// The defaults registration applies where a manifest sets nothing.
+    pub fn schema_defaults(&self) -> SchemaDefaults {
+        let r = &self.retry_policy;
+        SchemaDefaults {
+            idempotency_retention: self.default_idempotency_retention.as_millis() as u64,
+            journal_retention: self.default_journal_retention.as_millis() as u64,
+            workflow_completion_retention: self.default_workflow_completion_retention.as_millis() as u64,
+            inactivity_timeout: self.invoker.inactivity_timeout.as_millis() as u64,
+            abort_timeout: self.invoker.abort_timeout.as_millis() as u64,
+            retry_policy: RetrySettings {
+                initial_interval: r.initial_interval.as_millis() as u64,
+                exponentiation_factor: r.exponentiation_factor,
+                max_attempts: (r.max_attempts > 0).then_some(r.max_attempts),
+                max_interval: r.max_interval.as_millis() as u64,
+                on_max_attempts: if r.on_max_attempts == "kill" { OnMaxAttempts::Kill } else { OnMaxAttempts::Pause },
+            },
+        }
+    }
+
+    /// The ingress URL `/version` reports.
+    pub fn ingress_url(&self) -> String {
+        self.ingress.advertised_address.clone().unwrap_or_else(|| format!("http://{}/", self.ingress.bind_address))
+    }
+}
+
+/// Environment values are TOML scalars when they parse as such (numbers, booleans),
+/// else strings.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(v) = raw.parse::<i64>() {
+        return toml::Value::Integer(v);
+    }
+    if let Ok(v) = raw.parse::<f64>() {
+        return toml::Value::Float(v);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(root: &mut toml::Value, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut node = root;
+    for p in parents {
+        let table = match node {
+            toml::Value::Table(t) => t,
+            _ => return,
+        };
+        node = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    if let toml::Value::Table(t) = node {
+        t.insert(last.clone(), value);
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.ingress.bind_address.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.bind_address.to_string(), "127.0.0.1:9070");
+        assert_eq!(c.data_dir, PathBuf::from("perdure-data"));
+        assert_eq!(c.retry_policy.initial_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perdure.toml");
+        std::fs::write(
+            &path,
+            "data-dir = \"/tmp/x\"\n[ingress]\nbind-address = \"127.0.0.1:1\"\n[retry-policy]\ninitial-interval = \"2s\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[("PERDURE_INGRESS__BIND_ADDRESS", "127.0.0.1:2"), ("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "3"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.ingress.bind_address.to_string(), "127.0.0.1:2");
+        assert_eq!(c.retry_policy.initial_interval, Duration::from_secs(2));
+        assert_eq!(c.retry_policy.max_attempts, 3);
+    }
+
+    #[test]
+    fn bad_input_names_what_is_wrong() {
+        let e = Config::load(None, env(&[("PERDURE_INGRESS__BIND_ADDRESS", "nope")])).unwrap_err();
+        assert!(e.to_string().contains("PERDURE_INGRESS__BIND_ADDRESS"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "explode")])).unwrap_err();
+        assert!(e.to_string().contains("on-max-attempts"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "no-such-key = 1\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("no-such-key"), "{e}");
+    }
+}

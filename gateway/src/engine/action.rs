@@ -1,0 +1,39 @@
+//! Actions: the side effects a state transition asks for. The partition performs them only
+//! after the batch that produced them is durable (commit, then act), each in one arm of
+//! `Partition::perform`.
+
+use crate::ids::InvocationId;
+
+use super::records::{InvocationResult, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Start an attempt of this invocation. The invoker reads journal entries
+    /// `0..journal_len` from storage, and eager state for keyed targets.
+    Invoke(Box<InvokeAttempt>),
+    /// A notification was appended to the journal of an invocation whose attempt is running:
+    /// forward it to the SDK if the attempt streams (bidi).
+    Forward { id: InvocationId, attempt: u32, index: u32, entry: JournalEntry },
+    /// Stop the running attempt without telling the SDK anything more.
+    Abort { id: InvocationId, attempt: u32 },
+    /// The invocation finished: answer everyone waiting on it through ingress.
+    Completed { id: InvocationId, result: InvocationResult, expires_at: Option<u64> },
+    /// The invocation's result is gone (purged): waiters learn it does not exist.
+    Forgotten { id: InvocationId },
+    /// Arm a timer.
+    ScheduleTimer(Timer),
+    /// Send an outbox message to the partition owning its target.
+    Ship { seq: u64, message: OutboxMessage },
+}
+
+/// Everything an attempt needs to start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvokeAttempt {
+    pub id: InvocationId,
+    pub attempt: u32,
+    pub target: Target,
+    pub deployment: Option<PinnedDeployment>,
+    pub journal_len: u32,
+    pub retry_count: u32,
+    pub journal_modified_at: u64,
+}

@@ -1,0 +1,107 @@
+//! Commands: everything that changes a partition's state. Commands are appended to the
+//! partition's log before they are applied, so they carry every input the state machine
+//! needs (ids, times, resolved targets): applying the same log again yields the same state.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::InvocationId;
+
+use super::records::{
+    FailureInfo, InvocationResult, Notification, OutboxMessage, PinnedDeployment, Retention, RetryPolicy, Sink,
+    Source, Target, Timer, WaitSet,
+};
+
+/// One entry of the log: the commands of one group commit and the leader's clock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    /// Milliseconds since the Unix epoch when the leader applied the batch.
+    pub now: u64,
+    pub commands: Vec<Command>,
+}
+
+/// [`LogBatch`] borrowing its commands, to encode a batch before applying it; encodes to
+/// the same bytes.
+#[derive(Serialize)]
+pub struct LogBatchRef<'a> {
+    pub now: u64,
+    pub commands: &'a [Command],
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// A new invocation (from ingress, or delivered from another partition).
+    Invoke(Box<InvokeRequest>),
+    /// What the invoker saw during an attempt, in the order it saw it.
+    Effects(Box<EffectBatch>),
+    /// A durable timer fired.
+    TimerFired(Timer),
+    /// A message from another partition's outbox.
+    Shuffle { source: u32, seq: u64, message: OutboxMessage },
+    /// Outbox entries below `upto` reached their partitions and can be dropped.
+    OutboxDelivered { upto: u64 },
+    /// A notification from outside (awakeable completed through ingress).
+    Notify { target: InvocationId, notification: Notification },
+}
+
+/// A request to create an invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvokeRequest {
+    pub id: InvocationId,
+    pub target: Target,
+    /// Headers handed to the handler (Input command headers).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub source: Source,
+    pub idempotency_key: Option<String>,
+    /// Start no earlier than this (ms since epoch): delayed sends.
+    pub execute_at: Option<u64>,
+    /// A caller's journal that waits for the result.
+    pub sink: Option<Sink>,
+    pub retry_policy: RetryPolicy,
+    pub retention: Retention,
+}
+
+/// Effects of one attempt, batched as the invoker read them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EffectBatch {
+    pub id: InvocationId,
+    pub attempt: u32,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Effect {
+    /// The attempt chose this deployment and protocol version (first attempt only).
+    Pinned(PinnedDeployment),
+    /// The SDK sent a journal command, exactly as received.
+    Command {
+        ty: u16,
+        payload: Bytes,
+        /// For Call/OneWayCall: the callee, resolved against the schema by the invoker.
+        call_target: Option<Target>,
+        /// For Call/OneWayCall: the callee's retry policy and retention.
+        call_policy: Option<(RetryPolicy, Retention)>,
+    },
+    /// The SDK proposed the result of a `ctx.run`.
+    ProposeRun { completion_id: u32, result: InvocationResult },
+    /// The SDK suspended, waiting for any of these.
+    Suspended(WaitSet),
+    /// The SDK ended the invocation (its Output command is already in the journal).
+    Ended,
+    /// The attempt failed and should be retried (or paused/killed by policy).
+    Failed { failure: FailureInfo, next_retry_delay_ms: Option<u64> },
+}
+
+/// What applying a command answers to whoever submitted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to tell.
+    None,
+    /// The invocation was created now.
+    Accepted,
+    /// An invocation with this id already exists and is not finished.
+    PreviouslyAccepted,
+    /// An invocation with this id already finished: here is its result.
+    Completed { result: InvocationResult, expires_at: Option<u64> },
+}

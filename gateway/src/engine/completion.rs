@@ -1,0 +1,71 @@
+//! Completing an invocation: store the result, answer callers and waiting clients, release
+//! the key's lock to the next invocation in its inbox, and plan the cleanup by retention.
+
+use super::action::Action;
+use super::entries;
+use super::invoke::{schedule, start_attempt};
+use super::machine::Ctx;
+use super::records::{InvocationResult, InvocationStatus, OutboxMessage, Phase, Sink, Timer, TimerKind};
+use super::store::{Store, StoreResult};
+use crate::ids::InvocationId;
+
+pub fn complete<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    mut status: InvocationStatus,
+    result: InvocationResult,
+) -> StoreResult<()> {
+    if status.attempt.in_flight {
+        ctx.actions.push(Action::Abort { id, attempt: status.attempt.attempt });
+    }
+    status.attempt.in_flight = false;
+    status.phase = Phase::Completed { result: result.clone() };
+    status.timestamps.completed_at = Some(ctx.now);
+
+    for sink in std::mem::take(&mut status.sinks) {
+        match sink {
+            Sink::Caller { caller, completion_id } => {
+                let notification = entries::call_result(completion_id, result.clone());
+                ctx.route(OutboxMessage::Notify { target: caller, notification })?;
+            }
+        }
+    }
+    ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at() });
+
+    if status.retention.journal_ms == 0 {
+        ctx.txn.delete_journal(id, status.journal_len);
+        status.journal_purged = true;
+    }
+    let keep = status.retention.completion_ms.max(status.retention.journal_ms);
+    let lock_taker = status.target.handler_kind.takes_lock().then(|| status.target.object()).flatten();
+    if keep == 0 {
+        ctx.txn.delete_invocation(id);
+    } else {
+        schedule(ctx, Timer { fire_at: ctx.now + keep, invocation: id, kind: TimerKind::Cleanup });
+        ctx.save(id, status);
+    }
+
+    if let Some(obj) = lock_taker {
+        if ctx.txn.lock_holder(&obj)? == Some(id) {
+            ctx.txn.delete_lock(&obj);
+            if let Some((seq, next)) = ctx.txn.inbox_next(&obj, 0)? {
+                ctx.txn.delete_inbox(&obj, seq);
+                if let Some(mut next_status) = ctx.status(&next)? {
+                    ctx.txn.put_lock(&obj, next);
+                    start_attempt(ctx, next, &mut next_status);
+                    ctx.save(next, next_status);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a completed invocation whose retention ended.
+pub fn purge<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &InvocationStatus) {
+    if !status.journal_purged {
+        ctx.txn.delete_journal(id, status.journal_len);
+    }
+    ctx.txn.delete_invocation(id);
+    ctx.actions.push(Action::Forgotten { id });
+}

@@ -1,0 +1,278 @@
+//! The journal: appending the SDK's commands and applying what each one means (spec §9),
+//! and appending notifications — forwarded to a running attempt, or waking a suspended one.
+
+use bytes::Bytes;
+
+use super::action::Action;
+use super::command::InvokeRequest;
+use super::entries;
+use super::invoke::{schedule, start_attempt};
+use super::machine::Ctx;
+use super::records::{
+    HandlerKind, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
+    OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
+};
+use super::store::{Store, StoreResult};
+use crate::ids::{AwakeableId, InvocationId};
+use crate::protocol::messages::{Command, SignalId, SignalResult, ty};
+
+/// Appends an entry and returns its index.
+fn append_entry<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus, ty: u16, payload: Bytes) -> u32 {
+    let index = status.journal_len;
+    ctx.txn.put_journal(id, index, JournalEntry { ty, payload, appended_at: ctx.now });
+    status.journal_len += 1;
+    status.journal_modified_at = ctx.now;
+    index
+}
+
+/// Appends a notification; forwards it to a running attempt, or resumes a suspended
+/// invocation that waits for it.
+pub fn append_notification<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    status: &mut InvocationStatus,
+    n: Notification,
+) {
+    let payload = entries::encode_notification(&n);
+    let index = append_entry(ctx, id, status, n.ty, payload.clone());
+    match &status.phase {
+        Phase::Invoked if status.attempt.in_flight => ctx.actions.push(Action::Forward {
+            id,
+            attempt: status.attempt.attempt,
+            index,
+            entry: JournalEntry { ty: n.ty, payload, appended_at: ctx.now },
+        }),
+        Phase::Suspended { waiting } if waits_for(waiting, &n.id) => start_attempt(ctx, id, status),
+        _ => {}
+    }
+}
+
+pub fn waits_for(waiting: &WaitSet, id: &NotificationId) -> bool {
+    match id {
+        NotificationId::Completion(c) => waiting.completions.contains(c),
+        NotificationId::Signal(s) => waiting.signals.contains(s),
+        NotificationId::NamedSignal(name) => waiting.named_signals.contains(name),
+    }
+}
+
+/// A notification for an invocation of this partition (from a timer, a callee, a signal).
+pub fn on_notify<S: Store>(ctx: &mut Ctx<'_, '_, S>, target: InvocationId, n: Notification) -> StoreResult<()> {
+    let Some(mut status) = ctx.status(&target)? else {
+        tracing::debug!(invocation = %target, "dropping notification for unknown invocation");
+        return Ok(());
+    };
+    if status.is_completed() {
+        return Ok(());
+    }
+    append_notification(ctx, target, &mut status, n);
+    ctx.save(target, status);
+    Ok(())
+}
+
+/// What the invoker resolved for a Call/OneWayCall: the callee and its policies.
+pub struct Callee {
+    pub target: Target,
+    pub retry_policy: RetryPolicy,
+    pub retention: Retention,
+}
+
+/// Appends a command the SDK sent and applies its effect.
+pub fn on_command<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    status: &mut InvocationStatus,
+    ty: u16,
+    payload: Bytes,
+    callee: Option<Callee>,
+) -> StoreResult<()> {
+    let index = append_entry(ctx, id, status, ty, payload.clone());
+    status.commands += 1;
+    status.attempt.retry_count = 0;
+    // The invoker decoded the command before sending it; a command that does not decode
+    // here has no effect beyond being journaled.
+    let Ok(command) = Command::decode(ty, payload) else { return Ok(()) };
+    let object = status.target.object();
+    match command {
+        Command::Output(_) => status.output_index = Some(index),
+        Command::SetState(c) => {
+            if let Some(obj) = &object {
+                ctx.txn.put_state(obj, c.key, c.value.map(|v| v.content).unwrap_or_default());
+            }
+        }
+        Command::ClearState(c) => {
+            if let Some(obj) = &object {
+                ctx.txn.delete_state(obj, c.key);
+            }
+        }
+        Command::ClearAllState(_) => {
+            if let Some(obj) = &object {
+                ctx.txn.clear_state(obj);
+            }
+        }
+        Command::GetLazyState(c) => {
+            let value = match &object {
+                Some(obj) => ctx.txn.state(obj, &c.key)?,
+                None => None,
+            };
+            let result = value.map_or(NotificationResult::Void, NotificationResult::Value);
+            let n = entries::completion(ty::GET_LAZY_STATE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
+            append_notification(ctx, id, status, n);
+        }
+        Command::GetLazyStateKeys(c) => {
+            let keys = match &object {
+                Some(obj) => ctx.txn.state_all(obj)?.into_iter().map(|(k, _)| k).collect(),
+                None => Vec::new(),
+            };
+            let n = entries::completion(
+                ty::GET_LAZY_STATE_KEYS_COMPLETION_NOTIFICATION,
+                c.result_completion_id,
+                NotificationResult::StateKeys(keys),
+            );
+            append_notification(ctx, id, status, n);
+        }
+        Command::Sleep(c) => schedule(
+            ctx,
+            Timer { fire_at: c.wake_up_time, invocation: id, kind: TimerKind::Sleep { completion_id: c.result_completion_id } },
+        ),
+        Command::Call(c) => {
+            let request = CallRequest {
+                service: c.service_name,
+                handler: c.handler_name,
+                key: c.key,
+                idempotency_key: c.idempotency_key,
+                headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                body: c.parameter,
+                execute_at: None,
+                id_notification: c.invocation_id_notification_idx,
+                result_completion: Some(c.result_completion_id),
+            };
+            call(ctx, id, status, index, request, callee)?;
+        }
+        Command::OneWayCall(c) => {
+            let request = CallRequest {
+                service: c.service_name,
+                handler: c.handler_name,
+                key: c.key,
+                idempotency_key: c.idempotency_key,
+                headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                body: c.parameter,
+                execute_at: (c.invoke_time > 0).then_some(c.invoke_time),
+                id_notification: c.invocation_id_notification_idx,
+                result_completion: None,
+            };
+            call(ctx, id, status, index, request, callee)?;
+        }
+        Command::SendSignal(c) => {
+            let (Ok(target), Some(signal), Some(result)) =
+                (c.target_invocation_id.parse::<InvocationId>(), c.signal_id, c.result)
+            else {
+                return Ok(());
+            };
+            let signal = match signal {
+                SignalId::Idx(idx) => NotificationId::Signal(idx),
+                SignalId::Name(name) => NotificationId::NamedSignal(name),
+            };
+            let result = match result {
+                SignalResult::Void(_) => NotificationResult::Void,
+                SignalResult::Value(v) => NotificationResult::Value(v.content),
+                SignalResult::Failure(f) => entries::failure_of(&f),
+            };
+            let n = Notification { ty: ty::SIGNAL_NOTIFICATION, id: signal, result };
+            route_keeping(ctx, id, status, OutboxMessage::Notify { target, notification: n })?;
+        }
+        Command::CompleteAwakeable(c) => {
+            if let Ok(awakeable) = c.awakeable_id.parse::<AwakeableId>() {
+                let n = Notification {
+                    ty: ty::SIGNAL_NOTIFICATION,
+                    id: NotificationId::Signal(awakeable.signal_index),
+                    result: entries::value_or_failure(c.result),
+                };
+                let target = awakeable.invocation;
+                route_keeping(ctx, id, status, OutboxMessage::Notify { target, notification: n })?;
+            }
+        }
+        // Stored only: the result is inlined (eager state), produced later by a proposal
+        // (run), or created by the server (input).
+        Command::Input(_) | Command::GetEagerState(_) | Command::GetEagerStateKeys(_) | Command::Run(_) => {}
+        // Workflow promises and attaching to other invocations: not served yet; the SDK
+        // waits for a notification that does not come until the attempt times out.
+        Command::GetPromise(_)
+        | Command::PeekPromise(_)
+        | Command::CompletePromise(_)
+        | Command::AttachInvocation(_)
+        | Command::GetInvocationOutput(_) => {
+            tracing::warn!(invocation = %id, command = ty, "command not supported yet");
+        }
+    }
+    Ok(())
+}
+
+/// Routes a message while `status` (of `self_id`) is being modified: the held copy is saved
+/// first and read back after, in case the message comes back to this same invocation.
+fn route_keeping<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    self_id: InvocationId,
+    status: &mut InvocationStatus,
+    message: OutboxMessage,
+) -> StoreResult<()> {
+    ctx.save(self_id, status.clone());
+    ctx.route(message)?;
+    if let Some(fresh) = ctx.status(&self_id)? {
+        *status = fresh;
+    }
+    Ok(())
+}
+
+struct CallRequest {
+    service: String,
+    handler: String,
+    key: String,
+    idempotency_key: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    execute_at: Option<u64>,
+    id_notification: u32,
+    result_completion: Option<u32>,
+}
+
+/// Creates the callee invocation of a Call or OneWayCall and tells the caller its id.
+fn call<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    status: &mut InvocationStatus,
+    index: u32,
+    req: CallRequest,
+    callee: Option<Callee>,
+) -> StoreResult<()> {
+    let Some(callee) = callee else {
+        // The invoker resolves every call before sending it; without a target there is
+        // nothing to create.
+        tracing::warn!(invocation = %id, service = %req.service, "call without a resolved target");
+        return Ok(());
+    };
+    let key = (!req.key.is_empty()).then_some(req.key);
+    let callee_id = match (&req.idempotency_key, callee.target.handler_kind) {
+        (Some(ik), _) => InvocationId::idempotent(&req.service, key.as_deref(), &req.handler, ik),
+        (None, HandlerKind::Workflow) => InvocationId::workflow_run(&req.service, key.as_deref().unwrap_or_default()),
+        (None, _) => InvocationId::derived(&id, index, key.as_deref().map(|k| crate::ids::partition_key_of(k.as_bytes()))),
+    };
+    let n = entries::completion(
+        ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION,
+        req.id_notification,
+        NotificationResult::InvocationId(callee_id.to_string()),
+    );
+    append_notification(ctx, id, status, n);
+    let request = InvokeRequest {
+        id: callee_id,
+        target: callee.target,
+        headers: req.headers,
+        body: req.body,
+        source: Source::Service { caller: id, caller_target: status.target.display() },
+        idempotency_key: req.idempotency_key,
+        execute_at: req.execute_at,
+        sink: req.result_completion.map(|completion_id| Sink::Caller { caller: id, completion_id }),
+        retry_policy: callee.retry_policy,
+        retention: callee.retention,
+    };
+    route_keeping(ctx, id, status, OutboxMessage::Invoke(Box::new(request)))
+}

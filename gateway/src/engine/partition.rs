@@ -1,0 +1,332 @@
+//! The partition driver: one task per partition that owns its log and state.
+//!
+//! 1. On start, replay the log entries after the applied LSN stored with the state (they
+//!    are durable but their effects may not have reached disk before a crash).
+//! 2. Lead: arm every stored timer, re-ship the outbox, restart attempts that were running.
+//! 3. Loop: take every waiting request (group commit), apply the commands to a [`Txn`],
+//!    append them to the log as one entry (one fsync), write the derived state, and only
+//!    then answer requests and perform the actions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::action::{Action, InvokeAttempt};
+use super::command::{Command, LogBatch, LogBatchRef, Outcome};
+use super::machine::{PartitionInfo, apply};
+use super::records::{PartitionMeta, Phase, Timer};
+use super::router::{Reply, ReplyMode, Request, Router};
+use super::store::{Store, Txn, Write};
+use crate::ids::InvocationId;
+use crate::invoker::InvokerHandle;
+use crate::storage::log::{Log, Lsn};
+use crate::storage::{Storage, StorageError, codec};
+
+/// Most requests taken into one batch.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] super::store::StoreError),
+    #[error("log: {0}")]
+    Log(String),
+}
+
+/// Milliseconds since the Unix epoch by the wall clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub struct Partition<L: Log> {
+    info: PartitionInfo,
+    storage: Storage,
+    log: L,
+    tail: Lsn,
+    meta: PartitionMeta,
+    requests: mpsc::UnboundedReceiver<Request>,
+    router: Router,
+    invoker: InvokerHandle,
+    /// Armed timers, earliest first.
+    timers: BTreeSet<Timer>,
+    /// Clients waiting for invocations to complete.
+    waiters: HashMap<InvocationId, Vec<oneshot::Sender<Reply>>>,
+    /// Shipped outbox messages confirmed by their targets, not yet contiguous.
+    delivered: BTreeSet<u64>,
+    /// The LSN whose state was last written, read by the flusher before trimming.
+    applied: Arc<AtomicU64>,
+    last_now: u64,
+}
+
+impl<L: Log> Partition<L> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        info: PartitionInfo,
+        storage: Storage,
+        log: L,
+        tail: Lsn,
+        requests: mpsc::UnboundedReceiver<Request>,
+        router: Router,
+        invoker: InvokerHandle,
+        applied: Arc<AtomicU64>,
+    ) -> Result<Self, PartitionError> {
+        let meta = storage.partition_meta(info.id)?;
+        applied.store(meta.applied_lsn, Ordering::Release);
+        Ok(Self {
+            info,
+            storage,
+            log,
+            tail,
+            meta,
+            requests,
+            router,
+            invoker,
+            timers: BTreeSet::new(),
+            waiters: HashMap::new(),
+            delivered: BTreeSet::new(),
+            applied,
+            last_now: 0,
+        })
+    }
+
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), PartitionError> {
+        self.replay().await?;
+        self.lead()?;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let next_timer = self.timers.first().map(|t| t.fire_at);
+            let sleep = match next_timer {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Ok(()),
+                n = self.requests.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.process(std::mem::take(&mut batch)).await?;
+                    batch.reserve(MAX_BATCH);
+                }
+                _ = tokio::time::sleep(sleep), if next_timer.is_some() => {
+                    self.process(Vec::new()).await?;
+                }
+            }
+        }
+    }
+
+    /// Re-applies log entries the stored state does not contain yet. Their actions were
+    /// performed (or lost) before the restart; [`Partition::lead`] recreates what matters.
+    async fn replay(&mut self) -> Result<(), PartitionError> {
+        loop {
+            let entries = self.log.read(self.meta.applied_lsn, 64).await.map_err(|e| PartitionError::Log(e.0))?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for entry in entries {
+                let batch: LogBatch = codec::decode(&entry.batch, "log")?;
+                let mut txn = Txn::new(&self.storage, self.meta.clone());
+                let mut discarded = Vec::new();
+                for command in batch.commands {
+                    apply(&mut txn, batch.now, &self.info, command, &mut discarded)?;
+                }
+                txn.meta.applied_lsn = entry.lsn;
+                let (writes, meta) = txn.into_writes();
+                self.write(writes, meta)?;
+                self.last_now = batch.now;
+            }
+        }
+    }
+
+    /// Takes over: arms timers, re-ships undelivered outbox messages, restarts attempts
+    /// that were running when the previous leader stopped.
+    fn lead(&mut self) -> Result<(), PartitionError> {
+        self.timers.extend(self.storage.timers(self.info.id)?);
+        for (seq, message) in self.storage.outbox(self.info.id)? {
+            self.perform(Action::Ship { seq, message });
+        }
+        let mut running = Vec::new();
+        self.storage.for_each_invocation(&self.info.keys, |id, status| {
+            if matches!(status.phase, Phase::Invoked) && status.attempt.in_flight {
+                running.push(InvokeAttempt {
+                    id,
+                    attempt: status.attempt.attempt,
+                    target: status.target,
+                    deployment: status.deployment,
+                    journal_len: status.journal_len,
+                    retry_count: status.attempt.retry_count,
+                    journal_modified_at: status.journal_modified_at,
+                });
+            }
+            Ok(true)
+        })?;
+        for attempt in running {
+            self.perform(Action::Invoke(Box::new(attempt)));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, writes: Vec<Write>, meta: PartitionMeta) -> Result<(), PartitionError> {
+        self.storage.write_state(self.storage.state_batch(self.info.id, &writes, &meta))?;
+        self.applied.store(meta.applied_lsn, Ordering::Release);
+        self.meta = meta;
+        Ok(())
+    }
+
+    /// Applies one group of requests and commits it.
+    async fn process(&mut self, requests: Vec<Request>) -> Result<(), PartitionError> {
+        let now = now_ms().max(self.last_now);
+        self.last_now = now;
+
+        let mut commands = Vec::new();
+        let mut replies = Vec::new();
+        let mut reads = Vec::new();
+        for request in requests {
+            match request {
+                Request::Command { command, reply } => {
+                    let id = match &command {
+                        Command::Invoke(req) => Some(req.id),
+                        _ => None,
+                    };
+                    commands.push(command);
+                    replies.push((reply, id));
+                }
+                Request::Delivered { seq } => {
+                    self.delivered.insert(seq);
+                }
+                read @ (Request::Attach { .. } | Request::Output { .. }) => reads.push(read),
+            }
+        }
+        while let Some(timer) = self.timers.first().filter(|t| t.fire_at <= now).cloned() {
+            self.timers.remove(&timer);
+            commands.push(Command::TimerFired(timer));
+            replies.push((ReplyMode::None, None));
+        }
+        let mut upto = self.meta.outbox_delivered;
+        while self.delivered.remove(&upto) {
+            upto += 1;
+        }
+        if upto > self.meta.outbox_delivered {
+            commands.push(Command::OutboxDelivered { upto });
+            replies.push((ReplyMode::None, None));
+        }
+
+        let mut actions = Vec::new();
+        if !commands.is_empty() {
+            let entry = codec::encode(&LogBatchRef { now, commands: &commands });
+            let mut txn = Txn::new(&self.storage, self.meta.clone());
+            let mut outcomes = Vec::with_capacity(commands.len());
+            for command in commands {
+                outcomes.push(apply(&mut txn, now, &self.info, command, &mut actions)?);
+            }
+            let lsn = self
+                .log
+                .append(self.tail, 0, Bytes::from(entry))
+                .await
+                .map_err(|e| PartitionError::Log(e.to_string()))?;
+            self.tail = lsn;
+            txn.meta.applied_lsn = lsn;
+            let (writes, meta) = txn.into_writes();
+            self.write(writes, meta)?;
+            for ((reply, id), outcome) in replies.into_iter().zip(outcomes) {
+                self.answer(reply, id, outcome);
+            }
+        }
+        for action in actions {
+            self.perform(action);
+        }
+        for read in reads {
+            self.read(read)?;
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, reply: ReplyMode, id: Option<InvocationId>, outcome: Outcome) {
+        match (reply, outcome) {
+            (ReplyMode::None, _) => {}
+            (ReplyMode::Applied(tx), outcome) => {
+                let _ = tx.send(Reply::Applied(outcome));
+            }
+            (ReplyMode::Completion(tx), Outcome::Completed { result, expires_at }) => {
+                let _ = tx.send(Reply::Completed { result, expires_at });
+            }
+            (ReplyMode::Completion(tx), outcome) => match id {
+                // The result arrives with the invocation's `Completed` action.
+                Some(id) => self.waiters.entry(id).or_default().push(tx),
+                None => {
+                    let _ = tx.send(Reply::Applied(outcome));
+                }
+            },
+        }
+    }
+
+    fn read(&mut self, request: Request) -> Result<(), PartitionError> {
+        let (id, reply, attach) = match request {
+            Request::Attach { id, reply } => (id, reply, true),
+            Request::Output { id, reply } => (id, reply, false),
+            _ => return Ok(()),
+        };
+        let answer = match self.storage.invocation(&id)? {
+            None => Reply::NotFound,
+            Some(status) => match (status.expires_at(), status.phase) {
+                (expires_at, Phase::Completed { result }) => Reply::Completed { result, expires_at },
+                _ if attach => {
+                    self.waiters.entry(id).or_default().push(reply);
+                    return Ok(());
+                }
+                _ => Reply::NotReady,
+            },
+        };
+        let _ = reply.send(answer);
+        Ok(())
+    }
+
+    /// Performs one action, after its batch is durable.
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Invoke(attempt) => self.invoker.invoke(attempt),
+            Action::Forward { id, attempt, index, entry } => self.invoker.forward(id, attempt, index, entry),
+            Action::Abort { id, attempt } => self.invoker.abort(id, attempt),
+            Action::Completed { id, result, .. } => {
+                // Whoever waited sees the completion itself, not a stored result: no expiry
+                // (as Restate answers a first completion).
+                for waiter in self.waiters.remove(&id).unwrap_or_default() {
+                    let _ = waiter.send(Reply::Completed { result: result.clone(), expires_at: None });
+                }
+            }
+            Action::Forgotten { id } => {
+                for waiter in self.waiters.remove(&id).unwrap_or_default() {
+                    let _ = waiter.send(Reply::NotFound);
+                }
+            }
+            Action::ScheduleTimer(timer) => {
+                self.timers.insert(timer);
+            }
+            Action::Ship { seq, message } => {
+                let source = self.info.id;
+                let own = self.router.clone();
+                let own_key = *self.info.keys.start();
+                let (tx, rx) = oneshot::channel();
+                let request = Request::Command {
+                    command: Command::Shuffle { source, seq, message: message.clone() },
+                    reply: ReplyMode::Applied(tx),
+                };
+                if self.router.send(message.partition_key(), request).is_err() {
+                    return;
+                }
+                tokio::spawn(async move {
+                    if rx.await.is_ok() {
+                        let _ = own.send(own_key, Request::Delivered { seq });
+                    }
+                });
+            }
+        }
+    }
+}

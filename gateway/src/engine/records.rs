@@ -1,0 +1,354 @@
+//! The records a partition keeps: invocation status, journal entries, timers, inbox
+//! entries, outbox messages. They are plain data, serialized by `storage/` behind a
+//! versioned envelope; nothing here does I/O.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeploymentId, InvocationId};
+
+/// What kind of service an invocation targets, as the engine needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceKind {
+    Service,
+    VirtualObject,
+    Workflow,
+}
+
+/// How a handler of a keyed service treats the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandlerKind {
+    /// Plain services: no key, no lock.
+    Unkeyed,
+    /// Holds the key's lock while it runs; later ones wait in the inbox.
+    Exclusive,
+    /// Runs concurrently with the lock holder; may only read state.
+    Shared,
+    /// The workflow's `run`: exclusive, runs once per key.
+    Workflow,
+}
+
+impl HandlerKind {
+    pub fn takes_lock(self) -> bool {
+        matches!(self, HandlerKind::Exclusive | HandlerKind::Workflow)
+    }
+}
+
+/// The handler an invocation runs: service, optional key, handler.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub service: String,
+    pub handler: String,
+    pub key: Option<String>,
+    pub service_kind: ServiceKind,
+    pub handler_kind: HandlerKind,
+}
+
+impl Target {
+    /// The object (service + key) this target addresses, for keyed services.
+    pub fn object(&self) -> Option<ObjectKey> {
+        self.key.as_ref().map(|key| ObjectKey { service: self.service.clone(), key: key.clone() })
+    }
+
+    /// `Svc/handler` or `Svc/key/handler`, as SQL and the CLI show targets.
+    pub fn display(&self) -> String {
+        match &self.key {
+            Some(k) => format!("{}/{}/{}", self.service, k, self.handler),
+            None => format!("{}/{}", self.service, self.handler),
+        }
+    }
+}
+
+/// A virtual object or workflow instance.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub service: String,
+    pub key: String,
+}
+
+impl ObjectKey {
+    pub fn partition_key(&self) -> u64 {
+        crate::ids::partition_key_of(self.key.as_bytes())
+    }
+}
+
+/// The retry policy resolved for an invocation when it was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub initial_interval_ms: u64,
+    pub factor: f64,
+    pub max_interval_ms: u64,
+    /// `None` retries forever.
+    pub max_attempts: Option<u32>,
+    pub on_max_attempts: OnMaxAttempts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnMaxAttempts {
+    Pause,
+    Kill,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_interval_ms: 500,
+            factor: 2.0,
+            max_interval_ms: 60_000,
+            max_attempts: Some(70),
+            on_max_attempts: OnMaxAttempts::Pause,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `failures` (1 = the first retry).
+    pub fn delay_ms(&self, failures: u32) -> u64 {
+        let exp = self.factor.powi(failures.saturating_sub(1).min(64) as i32);
+        let d = self.initial_interval_ms as f64 * exp;
+        if d.is_finite() { (d as u64).min(self.max_interval_ms) } else { self.max_interval_ms }
+    }
+
+    pub fn exhausted(&self, failures: u32) -> bool {
+        self.max_attempts.is_some_and(|max| failures >= max)
+    }
+}
+
+/// How long completed invocations are kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Result kept (attach/output/dedup) for this long after completion.
+    pub completion_ms: u64,
+    /// Journal kept for this long after completion.
+    pub journal_ms: u64,
+}
+
+/// Who created an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    Ingress,
+    Service { caller: InvocationId, caller_target: String },
+}
+
+/// Where a result goes when the invocation completes (besides in-memory ingress waiters).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sink {
+    /// A caller's journal waits for the result under `completion_id`.
+    Caller { caller: InvocationId, completion_id: u32 },
+}
+
+/// The outcome of a finished invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvocationResult {
+    Success(Bytes),
+    Failure { code: u16, message: String },
+}
+
+/// The deployment an invocation is pinned to, recorded at its first attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedDeployment {
+    pub deployment: DeploymentId,
+    pub protocol_version: u32,
+}
+
+/// What an invocation waits for while suspended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitSet {
+    pub completions: Vec<u32>,
+    pub signals: Vec<u32>,
+    pub named_signals: Vec<String>,
+}
+
+/// The life of an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Delayed: starts at `at_ms`.
+    Scheduled { at_ms: u64 },
+    /// Waiting in the key's inbox for the lock.
+    Inboxed { seq: u64 },
+    /// Has (or is about to get) an attempt, or is backing off before the next one.
+    Invoked,
+    /// Parked until one of the awaited notifications arrives.
+    Suspended { waiting: WaitSet },
+    /// Stopped after exhausting its retries; resumes only by an operator.
+    Paused,
+    /// Finished; kept for the retention period.
+    Completed { result: InvocationResult },
+}
+
+/// The last failed attempt, as SQL and the CLI show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureInfo {
+    pub code: u16,
+    pub message: String,
+    pub related_command_index: Option<u32>,
+    pub related_command_name: Option<String>,
+    pub related_command_type: Option<u16>,
+}
+
+/// Attempt bookkeeping.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptState {
+    /// Number of the current attempt; effects of other attempts are ignored.
+    pub attempt: u32,
+    /// Whether the current attempt is running (an `Invoke` action was emitted and it has
+    /// not yet ended, suspended or failed).
+    pub in_flight: bool,
+    /// Failed attempts since the SDK last produced a new journal entry.
+    pub retry_count: u32,
+    /// Failed attempts in total.
+    pub failures: u32,
+    pub last_failure: Option<FailureInfo>,
+    pub next_retry_at_ms: Option<u64>,
+    pub last_start_at_ms: Option<u64>,
+    /// Journal length when the current attempt started (entries at or after it are live).
+    pub known_entries: u32,
+}
+
+/// Timestamps in ms since the Unix epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamps {
+    pub created_at: u64,
+    pub modified_at: u64,
+    pub inboxed_at: Option<u64>,
+    pub scheduled_at: Option<u64>,
+    pub running_at: Option<u64>,
+    pub completed_at: Option<u64>,
+}
+
+/// Everything a partition knows about one invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvocationStatus {
+    pub target: Target,
+    pub phase: Phase,
+    pub source: Source,
+    pub idempotency_key: Option<String>,
+    pub deployment: Option<PinnedDeployment>,
+    /// Entries in the journal (commands and notifications).
+    pub journal_len: u32,
+    /// Commands in the journal.
+    pub commands: u32,
+    /// When the journal last changed.
+    pub journal_modified_at: u64,
+    /// Index of the Output command, once the SDK wrote it.
+    pub output_index: Option<u32>,
+    pub attempt: AttemptState,
+    pub sinks: Vec<Sink>,
+    pub retry_policy: RetryPolicy,
+    pub retention: Retention,
+    pub timestamps: Timestamps,
+    /// Set once the journal has been removed after completion.
+    pub journal_purged: bool,
+}
+
+impl InvocationStatus {
+    pub fn is_completed(&self) -> bool {
+        matches!(self.phase, Phase::Completed { .. })
+    }
+
+    pub fn result(&self) -> Option<&InvocationResult> {
+        match &self.phase {
+            Phase::Completed { result } => Some(result),
+            _ => None,
+        }
+    }
+
+    /// When the kept result expires, for the `idempotency-expires` header.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.timestamps.completed_at.map(|c| c + self.retention.completion_ms)
+    }
+}
+
+/// One journal entry exactly as it travels on the wire: message type and protobuf payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub ty: u16,
+    pub payload: Bytes,
+    pub appended_at: u64,
+}
+
+/// What a timer does when it fires.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// Complete a Sleep command's completion id.
+    Sleep { completion_id: u32 },
+    /// Start the next attempt after a backoff.
+    Retry { attempt: u32 },
+    /// Start a delayed invocation.
+    Scheduled,
+    /// Remove a completed invocation whose retention ended.
+    Cleanup,
+}
+
+/// A durable timer: fires at `fire_at` (ms since epoch) for an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timer {
+    pub fire_at: u64,
+    pub invocation: InvocationId,
+    pub kind: TimerKind,
+}
+
+/// A message from one partition to another, kept in the sender's outbox until delivered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OutboxMessage {
+    /// Create an invocation on the partition that owns its key.
+    Invoke(Box<crate::engine::command::InvokeRequest>),
+    /// Deliver a result into a caller's journal.
+    Notify { target: InvocationId, notification: Notification },
+}
+
+impl OutboxMessage {
+    pub fn partition_key(&self) -> u64 {
+        match self {
+            OutboxMessage::Invoke(req) => req.id.partition_key,
+            OutboxMessage::Notify { target, .. } => target.partition_key,
+        }
+    }
+}
+
+/// A notification to append to a journal: a completion for a completion id or a signal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Notification message type (e.g. 0x800D for a call result).
+    pub ty: u16,
+    pub id: NotificationId,
+    pub result: NotificationResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationId {
+    Completion(u32),
+    Signal(u32),
+    NamedSignal(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotificationResult {
+    Void,
+    Value(Bytes),
+    Failure { code: u16, message: String },
+    InvocationId(String),
+    StateKeys(Vec<Bytes>),
+}
+
+impl From<InvocationResult> for NotificationResult {
+    fn from(r: InvocationResult) -> Self {
+        match r {
+            InvocationResult::Success(v) => NotificationResult::Value(v),
+            InvocationResult::Failure { code, message } => NotificationResult::Failure { code, message },
+        }
+    }
+}
+
+/// Per-partition counters and bookkeeping, stored as one record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// Last log sequence number whose effects are in this state.
+    pub applied_lsn: u64,
+    pub next_inbox_seq: u64,
+    pub next_outbox_seq: u64,
+    /// Outbox entries below this sequence were delivered and removed.
+    pub outbox_delivered: u64,
+    /// Highest outbox sequence seen from each source partition (deduplication).
+    pub dedup: std::collections::BTreeMap<u32, u64>,
+}

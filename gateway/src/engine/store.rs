@@ -1,0 +1,281 @@
+//! How the state machine reads and writes: [`Store`] is the small synchronous read trait it
+//! sees; [`Txn`] layers the writes of the batch being applied over a store, so later
+//! commands of a batch read what earlier ones wrote, and collects them as [`Write`]s for
+//! `storage/` to turn into one write batch. A `Txn` over [`EmptyStore`] is a complete
+//! in-memory store, which is what the engine's tests use.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+
+use crate::ids::InvocationId;
+
+use super::records::{InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Timer};
+
+/// A storage failure while reading. The partition cannot continue past it.
+#[derive(Debug, thiserror::Error)]
+#[error("storage read failed: {0}")]
+pub struct StoreError(pub String);
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Reads the state machine needs.
+pub trait Store {
+    fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>>;
+    fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>>;
+    fn state(&self, obj: &ObjectKey, name: &[u8]) -> StoreResult<Option<Bytes>>;
+    /// All state entries of an object, sorted by name.
+    fn state_all(&self, obj: &ObjectKey) -> StoreResult<Vec<(Bytes, Bytes)>>;
+    /// The first inbox entry of `obj` with sequence number `>= from_seq`.
+    fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>>;
+    fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>>;
+}
+
+/// One change to stored state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    PutInvocation(InvocationId, Box<InvocationStatus>),
+    DeleteInvocation(InvocationId),
+    PutJournal(InvocationId, u32, JournalEntry),
+    /// Remove journal entries `0..len`.
+    DeleteJournal(InvocationId, u32),
+    PutState(ObjectKey, Bytes, Bytes),
+    DeleteState(ObjectKey, Bytes),
+    ClearState(ObjectKey),
+    PutInbox(ObjectKey, u64, InvocationId),
+    DeleteInbox(ObjectKey, u64),
+    PutLock(ObjectKey, InvocationId),
+    DeleteLock(ObjectKey),
+    PutTimer(Timer),
+    DeleteTimer(Timer),
+    PutOutbox(u64, OutboxMessage),
+    /// Remove outbox entries `from..to`.
+    DeleteOutbox { from: u64, to: u64 },
+}
+
+/// A store with nothing in it.
+pub struct EmptyStore;
+
+impl Store for EmptyStore {
+    fn invocation(&self, _: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
+        Ok(None)
+    }
+    fn journal_entry(&self, _: &InvocationId, _: u32) -> StoreResult<Option<JournalEntry>> {
+        Ok(None)
+    }
+    fn state(&self, _: &ObjectKey, _: &[u8]) -> StoreResult<Option<Bytes>> {
+        Ok(None)
+    }
+    fn state_all(&self, _: &ObjectKey) -> StoreResult<Vec<(Bytes, Bytes)>> {
+        Ok(Vec::new())
+    }
+    fn inbox_next(&self, _: &ObjectKey, _: u64) -> StoreResult<Option<(u64, InvocationId)>> {
+        Ok(None)
+    }
+    fn lock_holder(&self, _: &ObjectKey) -> StoreResult<Option<InvocationId>> {
+        Ok(None)
+    }
+}
+
+#[derive(Default)]
+struct StateOverlay {
+    cleared: bool,
+    entries: BTreeMap<Bytes, Option<Bytes>>,
+}
+
+/// Writes of the batch being applied, readable before they are stored.
+pub struct Txn<'a, S: Store> {
+    base: &'a S,
+    invocations: HashMap<InvocationId, Option<InvocationStatus>>,
+    journal: HashMap<(InvocationId, u32), Option<JournalEntry>>,
+    state: HashMap<ObjectKey, StateOverlay>,
+    inbox: BTreeMap<(ObjectKey, u64), Option<InvocationId>>,
+    locks: HashMap<ObjectKey, Option<InvocationId>>,
+    /// The partition's counters; written back by the driver with the batch.
+    pub meta: PartitionMeta,
+    writes: Vec<Write>,
+}
+
+impl<'a, S: Store> Txn<'a, S> {
+    pub fn new(base: &'a S, meta: PartitionMeta) -> Self {
+        Self {
+            base,
+            invocations: HashMap::new(),
+            journal: HashMap::new(),
+            state: HashMap::new(),
+            inbox: BTreeMap::new(),
+            locks: HashMap::new(),
+            meta,
+            writes: Vec::new(),
+        }
+    }
+
+    /// The writes collected, and the partition counters. Invocation statuses are written
+    /// once each, in their final form for the batch.
+    pub fn into_writes(mut self) -> (Vec<Write>, PartitionMeta) {
+        for (id, status) in self.invocations.drain() {
+            self.writes.push(match status {
+                Some(status) => Write::PutInvocation(id, Box::new(status)),
+                None => Write::DeleteInvocation(id),
+            });
+        }
+        (self.writes, self.meta)
+    }
+
+    pub fn put_invocation(&mut self, id: InvocationId, status: InvocationStatus) {
+        self.invocations.insert(id, Some(status));
+    }
+
+    pub fn delete_invocation(&mut self, id: InvocationId) {
+        self.invocations.insert(id, None);
+    }
+
+    pub fn put_journal(&mut self, id: InvocationId, index: u32, entry: JournalEntry) {
+        self.journal.insert((id, index), Some(entry.clone()));
+        self.writes.push(Write::PutJournal(id, index, entry));
+    }
+
+    pub fn delete_journal(&mut self, id: InvocationId, len: u32) {
+        for index in 0..len {
+            self.journal.insert((id, index), None);
+        }
+        self.writes.push(Write::DeleteJournal(id, len));
+    }
+
+    pub fn put_state(&mut self, obj: &ObjectKey, name: Bytes, value: Bytes) {
+        self.state.entry(obj.clone()).or_default().entries.insert(name.clone(), Some(value.clone()));
+        self.writes.push(Write::PutState(obj.clone(), name, value));
+    }
+
+    pub fn delete_state(&mut self, obj: &ObjectKey, name: Bytes) {
+        self.state.entry(obj.clone()).or_default().entries.insert(name.clone(), None);
+        self.writes.push(Write::DeleteState(obj.clone(), name));
+    }
+
+    pub fn clear_state(&mut self, obj: &ObjectKey) {
+        let overlay = self.state.entry(obj.clone()).or_default();
+        overlay.cleared = true;
+        overlay.entries.clear();
+        self.writes.push(Write::ClearState(obj.clone()));
+    }
+
+    pub fn push_inbox(&mut self, obj: &ObjectKey, id: InvocationId) -> u64 {
+        let seq = self.meta.next_inbox_seq;
+        self.meta.next_inbox_seq += 1;
+        self.inbox.insert((obj.clone(), seq), Some(id));
+        self.writes.push(Write::PutInbox(obj.clone(), seq, id));
+        seq
+    }
+
+    pub fn delete_inbox(&mut self, obj: &ObjectKey, seq: u64) {
+        self.inbox.insert((obj.clone(), seq), None);
+        self.writes.push(Write::DeleteInbox(obj.clone(), seq));
+    }
+
+    pub fn put_lock(&mut self, obj: &ObjectKey, id: InvocationId) {
+        self.locks.insert(obj.clone(), Some(id));
+        self.writes.push(Write::PutLock(obj.clone(), id));
+    }
+
+    pub fn delete_lock(&mut self, obj: &ObjectKey) {
+        self.locks.insert(obj.clone(), None);
+        self.writes.push(Write::DeleteLock(obj.clone()));
+    }
+
+    pub fn put_timer(&mut self, timer: Timer) {
+        self.writes.push(Write::PutTimer(timer));
+    }
+
+    pub fn delete_timer(&mut self, timer: Timer) {
+        self.writes.push(Write::DeleteTimer(timer));
+    }
+
+    /// Adds a message to the outbox and returns its sequence number.
+    pub fn push_outbox(&mut self, message: OutboxMessage) -> u64 {
+        let seq = self.meta.next_outbox_seq;
+        self.meta.next_outbox_seq += 1;
+        self.writes.push(Write::PutOutbox(seq, message));
+        seq
+    }
+
+    pub fn delete_outbox(&mut self, from: u64, to: u64) {
+        if from < to {
+            self.writes.push(Write::DeleteOutbox { from, to });
+        }
+    }
+}
+
+impl<S: Store> Store for Txn<'_, S> {
+    fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
+        match self.invocations.get(id) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.invocation(id),
+        }
+    }
+
+    fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>> {
+        match self.journal.get(&(*id, index)) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.journal_entry(id, index),
+        }
+    }
+
+    fn state(&self, obj: &ObjectKey, name: &[u8]) -> StoreResult<Option<Bytes>> {
+        if let Some(overlay) = self.state.get(obj) {
+            if let Some(v) = overlay.entries.get(name) {
+                return Ok(v.clone());
+            }
+            if overlay.cleared {
+                return Ok(None);
+            }
+        }
+        self.base.state(obj, name)
+    }
+
+    fn state_all(&self, obj: &ObjectKey) -> StoreResult<Vec<(Bytes, Bytes)>> {
+        let overlay = self.state.get(obj);
+        let mut merged: BTreeMap<Bytes, Bytes> = match overlay {
+            Some(o) if o.cleared => BTreeMap::new(),
+            _ => self.base.state_all(obj)?.into_iter().collect(),
+        };
+        if let Some(o) = overlay {
+            for (k, v) in &o.entries {
+                match v {
+                    Some(v) => merged.insert(k.clone(), v.clone()),
+                    None => merged.remove(k),
+                };
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>> {
+        // The first base entry not deleted here...
+        let mut cursor = from_seq;
+        let from_base = loop {
+            match self.base.inbox_next(obj, cursor)? {
+                Some((seq, id)) => match self.inbox.get(&(obj.clone(), seq)) {
+                    Some(None) => cursor = seq + 1,
+                    _ => break Some((seq, id)),
+                },
+                None => break None,
+            }
+        };
+        // ...against the first entry added here.
+        let from_overlay = self
+            .inbox
+            .range((obj.clone(), from_seq)..=(obj.clone(), u64::MAX))
+            .find_map(|((_, seq), id)| id.map(|id| (*seq, id)));
+        Ok(match (from_base, from_overlay) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>> {
+        match self.locks.get(obj) {
+            Some(v) => Ok(*v),
+            None => self.base.lock_holder(obj),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Ingress errors and how they look on the wire: `{"code","message","source"}` with the
+//! `x-restate-error-source` header, as Restate 1.7.4+ answers.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use http_body_util::Full;
+
+use crate::ids::{IdError, InvocationId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad path: {0}")]
+    BadPath(String),
+    #[error("bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler")]
+    BadCallPath,
+    #[error("service '{0}' not found, make sure to register the service before calling it.")]
+    UnknownService(String),
+    #[error(
+        "the service '{service}' exists, but the handler '{handler}' was not found, check that the handler exists in the latest registered service version."
+    )]
+    UnknownHandler { service: String, handler: String },
+    #[error("the invoked service is not public")]
+    Private,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("input validation error: {0}")]
+    InputValidation(String),
+    #[error("bad delay query parameter, must be a ISO8601 duration: {0}")]
+    BadDelay(String),
+    #[error("cannot use the delay query parameter with calls. Use /send to send a delayed invocation")]
+    DelayOnCall,
+    #[error("cannot use the delay query parameter with workflow handlers")]
+    DelayOnWorkflow,
+    #[error(
+        "cannot use the idempotency key with workflow handlers. The handler invocation will already be idempotent by the workflow key itself."
+    )]
+    IdempotencyKeyOnWorkflow,
+    #[error("bad idempotency key header: {0}")]
+    BadIdempotencyKey(String),
+    #[error("bad invocation id '{id}': {reason}")]
+    BadInvocationId { id: String, reason: IdError },
+    #[error("bad awakeable id '{id}': {reason}")]
+    BadAwakeableId { id: String, reason: IdError },
+    #[error("invocation not found")]
+    InvocationNotFound,
+    #[error("the invocation exists but has not completed yet")]
+    NotReady,
+    #[error("request body too large: the limit is {0} bytes")]
+    BodyTooLarge(u64),
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    #[error("the partition owning this invocation is unavailable, try again")]
+    Unavailable,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::UnknownService(_) | Error::UnknownHandler { .. } | Error::InvocationNotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::NotReady => StatusCode::from_u16(470).expect("470 is a valid status code"),
+            Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::BadPath(_)
+            | Error::BadCallPath
+            | Error::Private
+            | Error::InputValidation(_)
+            | Error::BadDelay(_)
+            | Error::DelayOnCall
+            | Error::DelayOnWorkflow
+            | Error::IdempotencyKeyOnWorkflow
+            | Error::BadIdempotencyKey(_)
+            | Error::BadInvocationId { .. }
+            | Error::BadAwakeableId { .. }
+            | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn into_response(self) -> http::Response<Full<Bytes>> {
+        let status = self.status();
+        error_response(status, &self.to_string(), "ingress", None)
+    }
+}
+
+/// `{"code","message","source"}` with `x-restate-error-source` (and `x-restate-id`).
+pub fn error_response(
+    status: StatusCode,
+    message: &str,
+    source: &'static str,
+    id: Option<&InvocationId>,
+) -> http::Response<Full<Bytes>> {
+    let body = serde_json::json!({ "code": status.as_u16(), "message": message, "source": source });
+    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(id) = id {
+        headers.insert("x-restate-id", HeaderValue::from_str(&id.to_string()).expect("ids are ascii"));
+    }
+    headers.insert("x-restate-error-source", HeaderValue::from_static(source));
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

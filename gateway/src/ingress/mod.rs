@@ -1,0 +1,178 @@
+//! The HTTP ingress (Restate-compatible, port 8080): calls and sends to handlers, attach and
+//! output, awakeables, health. HTTP/1.1 and HTTP/2 (h2c) on one listener, served with
+//! hyper directly: this is the hot path.
+//!
+//! Owns: parsing and validating requests, minting invocation ids, shaping responses. Does
+//! not own: invocation state (it asks the owning partition through the [`Router`]).
+
+mod call;
+pub mod error;
+pub mod path;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::engine::router::{Reply, Request, Router};
+use crate::ids::InvocationId;
+use crate::schema::SchemaRegistry;
+use error::Error;
+use path::{Op, Route};
+
+pub type Response = http::Response<Full<Bytes>>;
+
+/// What the ingress needs; shared by every connection.
+pub struct Ingress {
+    pub schema: SchemaRegistry,
+    pub router: Router,
+    pub request_size_limit: u64,
+}
+
+/// Accepts connections until `shutdown` flips.
+pub async fn serve(listener: TcpListener, ingress: Arc<Ingress>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("ingress accept failed: {e}");
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let ingress = ingress.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let ingress = ingress.clone();
+                async move { Ok::<_, Infallible>(ingress.handle(req).await) }
+            });
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!("ingress connection ended: {e}");
+            }
+        });
+    }
+}
+
+impl Ingress {
+    pub async fn handle(&self, req: http::Request<Incoming>) -> Response {
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let mut response = if req.method() == Method::OPTIONS {
+            preflight(&req)
+        } else {
+            self.route(req).await.unwrap_or_else(Error::into_response)
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::VARY,
+            HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers"),
+        );
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        if let Some(origin) = origin {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        response
+    }
+
+    async fn route(&self, req: http::Request<Incoming>) -> Result<Response, Error> {
+        let route = path::parse(req.uri().path())?;
+        match route {
+            Route::Health => {
+                only(&req, &[Method::GET])?;
+                let schema = self.schema.snapshot();
+                let services: Vec<&str> = schema.public_services().collect();
+                Ok(json(StatusCode::OK, serde_json::json!({ "services": services }).to_string()))
+            }
+            Route::Call { service, parts, send } => {
+                if send {
+                    only(&req, &[Method::POST])?;
+                } else {
+                    only(&req, &[Method::GET, Method::POST])?;
+                }
+                call::call(self, req, service, parts, send).await
+            }
+            Route::ById { id, op } => {
+                only(&req, &[Method::GET])?;
+                let id: InvocationId =
+                    id.parse().map_err(|reason| Error::BadInvocationId { id: id.clone(), reason })?;
+                self.result(id, op).await
+            }
+            Route::ByIdempotencyKey { service, parts, idempotency_key, op } => {
+                only(&req, &[Method::GET])?;
+                let (key, handler) = match parts.as_slice() {
+                    [handler] => (None, handler.as_str()),
+                    [key, handler] => (Some(key.as_str()), handler.as_str()),
+                    _ => return Err(Error::BadCallPath),
+                };
+                self.result(InvocationId::idempotent(&service, key, handler, &idempotency_key), op).await
+            }
+            Route::Workflow { service, key, op } => {
+                only(&req, &[Method::GET])?;
+                self.result(InvocationId::workflow_run(&service, &key), op).await
+            }
+            Route::Awakeable { id, resolve } => {
+                only(&req, &[Method::POST])?;
+                call::awakeable(self, req, id, resolve).await
+            }
+        }
+    }
+
+    /// Attach (wait) or output (peek) of an invocation.
+    async fn result(&self, id: InvocationId, op: Op) -> Result<Response, Error> {
+        let reply = self
+            .router
+            .ask(id.partition_key, |reply| match op {
+                Op::Attach => Request::Attach { id, reply },
+                Op::Output => Request::Output { id, reply },
+            })
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        match reply {
+            Reply::Completed { result, expires_at } => Ok(call::result_response(&id, result, expires_at, None)),
+            Reply::NotReady => Err(Error::NotReady),
+            Reply::NotFound | Reply::Applied(_) => Err(Error::InvocationNotFound),
+        }
+    }
+}
+
+fn only(req: &http::Request<Incoming>, methods: &[Method]) -> Result<(), Error> {
+    if methods.contains(req.method()) { Ok(()) } else { Err(Error::MethodNotAllowed) }
+}
+
+fn preflight(req: &http::Request<Incoming>) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    if let Some(m) = req.headers().get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, m.clone());
+    }
+    if let Some(h) = req.headers().get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
+    }
+    response
+}
+
+pub fn json(status: StatusCode, body: String) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Reads a request body up to `limit` bytes.
+pub async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, Error> {
+    match http_body_util::Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Error::BodyTooLarge(limit)),
+        Err(e) => Err(Error::BodyRead(e.to_string())),
+    }
+}

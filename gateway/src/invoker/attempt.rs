@@ -1,0 +1,410 @@
+//! One attempt: open the stream to the pinned deployment, replay the journal, relay what the
+//! SDK sends back to the partition as effects, forward live notifications (bidi), and end
+//! the request stream once the SDK sent its terminal message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+
+use super::AttemptContext;
+use super::client::{RequestBody, join_uri, percent_encode};
+use super::discovery::error_chain;
+use crate::engine::action::InvokeAttempt;
+use crate::engine::command::{Command, Effect, EffectBatch};
+use crate::engine::records::{
+    FailureInfo, InvocationResult, JournalEntry, PinnedDeployment, Retention, RetryPolicy, Target, WaitSet,
+};
+use crate::engine::router::{ReplyMode, Request};
+use crate::engine::partition::now_ms;
+use crate::engine::store::Store;
+use crate::protocol::frame;
+use crate::protocol::manifest::ProtocolMode;
+use crate::protocol::messages::{
+    Command as SdkCommand, DeploymentMessage, ProposedRunResult, StartMessage, StateEntry, ty,
+};
+use crate::protocol::{ServiceProtocolVersion, choose_version};
+use crate::schema::{Deployment, Endpoint, Schema, ServiceRevision};
+
+/// Why an attempt failed; becomes the invocation's last failure.
+#[derive(Debug)]
+pub struct AttemptFailure {
+    pub info: FailureInfo,
+    pub next_retry_delay_ms: Option<u64>,
+}
+
+impl AttemptFailure {
+    fn new(code: u16, message: impl Into<String>) -> Self {
+        Self { info: FailureInfo { code, message: message.into(), ..Default::default() }, next_retry_delay_ms: None }
+    }
+}
+
+/// Sends effects to the partition in the order they happened.
+struct Reporter<'a> {
+    ctx: &'a AttemptContext,
+    id: crate::ids::InvocationId,
+    attempt: u32,
+    pending: Vec<Effect>,
+}
+
+impl Reporter<'_> {
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = EffectBatch { id: self.id, attempt: self.attempt, effects: std::mem::take(&mut self.pending) };
+        let request = Request::Command { command: Command::Effects(Box::new(batch)), reply: ReplyMode::None };
+        if self.ctx.router.send(self.id.partition_key, request).is_err() {
+            tracing::debug!(invocation = %self.id, "partition gone; dropping effects");
+        }
+    }
+
+    fn fail(&mut self, failure: AttemptFailure) {
+        tracing::debug!(invocation = %self.id, attempt = self.attempt, code = failure.info.code, message = %failure.info.message, "attempt failed");
+        self.pending.push(Effect::Failed { failure: failure.info, next_retry_delay_ms: failure.next_retry_delay_ms });
+        self.flush();
+    }
+}
+
+pub async fn run(
+    ctx: Arc<AttemptContext>,
+    spec: Box<InvokeAttempt>,
+    mut notifications: mpsc::UnboundedReceiver<(u32, JournalEntry)>,
+) {
+    let mut reporter = Reporter { ctx: &ctx, id: spec.id, attempt: spec.attempt, pending: Vec::new() };
+    if let Err(failure) = drive(&ctx, &spec, &mut notifications, &mut reporter).await {
+        reporter.fail(failure);
+    }
+}
+
+/// The deployment, protocol version and service revision an attempt runs against.
+struct Chosen {
+    deployment: Deployment,
+    version: ServiceProtocolVersion,
+    service: ServiceRevision,
+    newly_pinned: Option<PinnedDeployment>,
+}
+
+fn choose(schema: &Schema, spec: &InvokeAttempt) -> Result<Chosen, AttemptFailure> {
+    let service_name = &spec.target.service;
+    let (deployment, version, newly_pinned) = match &spec.deployment {
+        Some(pinned) => {
+            let deployment = schema.deployments.get(&pinned.deployment).ok_or_else(|| {
+                AttemptFailure::new(
+                    500,
+                    format!("the invocation is pinned to deployment {}, which is not registered", pinned.deployment),
+                )
+            })?;
+            let version = ServiceProtocolVersion::from_u32(pinned.protocol_version).ok_or_else(|| {
+                AttemptFailure::new(500, format!("unsupported pinned protocol version {}", pinned.protocol_version))
+            })?;
+            (deployment, version, None)
+        }
+        None => {
+            let deployment = schema.deployment_of(service_name).ok_or_else(|| {
+                AttemptFailure::new(500, format!("service '{service_name}' is not registered"))
+            })?;
+            let version =
+                choose_version(deployment.min_protocol_version, deployment.max_protocol_version).ok_or_else(|| {
+                    AttemptFailure::new(
+                        500,
+                        format!(
+                            "deployment {} speaks protocol versions {}..{}, this server {}..{}",
+                            deployment.id,
+                            deployment.min_protocol_version,
+                            deployment.max_protocol_version,
+                            crate::protocol::MIN_SERVICE_PROTOCOL_VERSION,
+                            crate::protocol::MAX_SERVICE_PROTOCOL_VERSION
+                        ),
+                    )
+                })?;
+            let pin = PinnedDeployment { deployment: deployment.id, protocol_version: version.as_u32() };
+            (deployment, version, Some(pin))
+        }
+    };
+    let service = deployment.services.iter().find(|s| &s.name == service_name).cloned().ok_or_else(|| {
+        AttemptFailure::new(500, format!("deployment {} does not serve '{service_name}'", deployment.id))
+    })?;
+    Ok(Chosen { deployment: deployment.clone(), version, service, newly_pinned })
+}
+
+async fn drive(
+    ctx: &AttemptContext,
+    spec: &InvokeAttempt,
+    notifications: &mut mpsc::UnboundedReceiver<(u32, JournalEntry)>,
+    reporter: &mut Reporter<'_>,
+) -> Result<(), AttemptFailure> {
+    let schema = ctx.schema.snapshot();
+    let chosen = choose(&schema, spec)?;
+    let Endpoint::Http { uri, http_version } = &chosen.deployment.endpoint else {
+        return Err(AttemptFailure::new(500, "Lambda deployments are not supported yet"));
+    };
+    let handler = chosen.service.handler(&spec.target.handler);
+    let inactivity = Duration::from_millis(chosen.service.inactivity_timeout(handler));
+    let abort = Duration::from_millis(chosen.service.abort_timeout(handler).max(1));
+    let bidi = chosen.deployment.protocol_mode == ProtocolMode::BidiStream && !inactivity.is_zero();
+
+    let initial = start_frames(ctx, spec, &chosen)?;
+    let content_type = chosen.version.content_type();
+    let target = join_uri(uri, &format!("/invoke/{}/{}", spec.target.service, spec.target.handler))
+        .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
+    let mut builder = http::Request::post(target)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::ACCEPT, content_type)
+        .header("x-restate-invocation-id", spec.id.to_string());
+    if let Some(key) = &spec.target.key {
+        builder = builder.header("x-restate-service-key", percent_encode(key));
+    }
+    for (k, v) in ctx.config.additional_headers.iter().chain(&chosen.deployment.additional_headers) {
+        builder = builder.header(k, v);
+    }
+    let (mut request_stream, body) = if bidi {
+        let (tx, body) = RequestBody::channel();
+        let _ = tx.send(initial);
+        (Some(tx), body)
+    } else {
+        (None, RequestBody::Full(Some(initial)))
+    };
+    let request = builder.body(body).map_err(|e| AttemptFailure::new(500, e.to_string()))?;
+
+    let response = tokio::time::timeout(abort, ctx.client.request(http_version, request))
+        .await
+        .map_err(|_| AttemptFailure::new(500, "the deployment did not answer within the abort timeout"))?
+        .map_err(|e| AttemptFailure::new(500, format!("error when calling the deployment: {}", error_chain(&e))))?;
+    check_head(&response, content_type).await.map_err(|mut f| {
+        // A failed head is worth its body in the message; read it without blocking long.
+        f.info.message = format!("deployment answered: {}", f.info.message);
+        f
+    })?;
+    if let Some(pin) = chosen.newly_pinned {
+        reporter.pending.push(Effect::Pinned(pin));
+    }
+
+    let mut body = response.into_body();
+    let mut buffer = BytesMut::new();
+    let mut next_forward = spec.journal_len;
+    let mut ended = false;
+    loop {
+        let wait = if request_stream.is_some() { inactivity } else { abort };
+        tokio::select! {
+            frame = body.frame() => {
+                let chunk = match frame {
+                    None if ended => return Ok(()),
+                    None => {
+                        reporter.flush();
+                        return Err(AttemptFailure::new(500, "the deployment closed the stream without End, Suspension or Error"));
+                    }
+                    Some(Err(e)) if ended => {
+                        tracing::debug!(invocation = %spec.id, "error after the terminal message: {e}");
+                        return Ok(());
+                    }
+                    Some(Err(e)) => {
+                        reporter.flush();
+                        return Err(AttemptFailure::new(500, format!("stream error: {}", error_chain(&e))));
+                    }
+                    Some(Ok(f)) => match f.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue,
+                    },
+                };
+                if ended {
+                    continue;
+                }
+                buffer.extend_from_slice(&chunk);
+                while let Some(frame) = frame::decode(&mut buffer, ctx.config.message_size_limit).map_err(|e| {
+                    AttemptFailure::new(571, format!("protocol violation: {e}"))
+                })? {
+                    let message = DeploymentMessage::from_frame(&frame)
+                        .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?;
+                    let terminal = message.is_terminal();
+                    let effect = effect_of(&schema, message)?;
+                    reporter.pending.push(effect);
+                    if terminal {
+                        ended = true;
+                        break;
+                    }
+                }
+                reporter.flush();
+                if ended {
+                    // End our side so the SDK can finish its response; drain what is left.
+                    request_stream = None;
+                }
+            }
+            forwarded = notifications.recv(), if request_stream.is_some() => {
+                let Some((index, entry)) = forwarded else { continue };
+                if index < next_forward {
+                    continue;
+                }
+                next_forward = index + 1;
+                let mut out = BytesMut::with_capacity(8 + entry.payload.len());
+                frame::encode(entry.ty, &entry.payload, &mut out);
+                if let Some(tx) = &request_stream {
+                    let _ = tx.send(out.freeze());
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                if request_stream.take().is_some() {
+                    // Inactivity: closing our side makes the SDK suspend.
+                    continue;
+                }
+                if ended {
+                    return Ok(());
+                }
+                return Err(AttemptFailure::new(500, format!(
+                    "no message from the deployment for {} (abort timeout)",
+                    humantime::format_duration(abort)
+                )));
+            }
+        }
+    }
+}
+
+/// Start message plus the journal replay, framed.
+fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen) -> Result<Bytes, AttemptFailure> {
+    let storage_failure = |e: String| AttemptFailure::new(500, format!("reading the journal: {e}"));
+    let journal = ctx.storage.journal(&spec.id, spec.journal_len).map_err(|e| storage_failure(e.to_string()))?;
+    if journal.len() != spec.journal_len as usize {
+        return Err(storage_failure(format!("expected {} entries, found {}", spec.journal_len, journal.len())));
+    }
+    let handler = chosen.service.handler(&spec.target.handler);
+    let (state_map, partial_state) = match spec.target.object() {
+        Some(obj) if !chosen.service.lazy_state(handler) => {
+            let entries = ctx.storage.state_all(&obj).map_err(|e| storage_failure(e.to_string()))?;
+            (entries.into_iter().map(|(key, value)| StateEntry { key, value }).collect(), false)
+        }
+        _ => (Vec::new(), true),
+    };
+    let start = StartMessage {
+        id: Bytes::copy_from_slice(&spec.id.to_bytes()),
+        debug_id: spec.id.to_string(),
+        known_entries: spec.journal_len,
+        state_map,
+        partial_state,
+        key: spec.target.key.clone().unwrap_or_default(),
+        retry_count_since_last_stored_entry: spec.retry_count,
+        duration_since_last_stored_entry: now_ms().saturating_sub(spec.journal_modified_at),
+        random_seed: spec.id.random_seed(),
+        ..Default::default()
+    };
+    let mut out = BytesMut::new();
+    frame::encode_message(ty::START, &start, &mut out);
+    for entry in &journal {
+        frame::encode(entry.ty, &entry.payload, &mut out);
+    }
+    Ok(out.freeze())
+}
+
+/// Checks status and content type of the SDK's response head.
+async fn check_head(response: &http::Response<hyper::body::Incoming>, content_type: &str) -> Result<(), AttemptFailure> {
+    let status = response.status();
+    let got = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if status.is_success() && got == Some(content_type) {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| secs * 1000);
+    let mut failure = if status.is_success() {
+        AttemptFailure::new(
+            571,
+            format!("content type {} instead of {content_type}", got.unwrap_or("(none)")),
+        )
+    } else {
+        AttemptFailure::new(status.as_u16(), format!("HTTP {status}"))
+    };
+    if matches!(status.as_u16(), 429 | 503) {
+        failure.next_retry_delay_ms = retry_after;
+    }
+    Err(failure)
+}
+
+/// What a message from the SDK means for the partition.
+fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, AttemptFailure> {
+    Ok(match message {
+        DeploymentMessage::Command { command, payload } => {
+            let ty = command.ty();
+            let call = match &command {
+                SdkCommand::Call(c) => Some((&c.service_name, &c.handler_name, &c.key)),
+                SdkCommand::OneWayCall(c) => Some((&c.service_name, &c.handler_name, &c.key)),
+                _ => None,
+            };
+            let (call_target, call_policy) = match call {
+                Some((service, handler, key)) => {
+                    let (target, policy, retention) = resolve_call(schema, service, handler, key)
+                        .map_err(|message| AttemptFailure {
+                            info: FailureInfo {
+                                code: 500,
+                                message,
+                                related_command_type: Some(ty),
+                                related_command_name: Some(command.entry_name().to_owned()).filter(|n| !n.is_empty()),
+                                ..Default::default()
+                            },
+                            next_retry_delay_ms: None,
+                        })?;
+                    (Some(target), Some((policy, retention)))
+                }
+                None => (None, None),
+            };
+            Effect::Command { ty, payload, call_target, call_policy }
+        }
+        DeploymentMessage::ProposeRunCompletion(p) => Effect::ProposeRun {
+            completion_id: p.completion_id,
+            result: match p.result {
+                ProposedRunResult::Value(v) => InvocationResult::Success(v),
+                ProposedRunResult::Failure(f) => InvocationResult::Failure {
+                    code: crate::engine::entries::clamp_code(f.code),
+                    message: f.message,
+                },
+            },
+        },
+        DeploymentMessage::Suspension(s) => Effect::Suspended(WaitSet {
+            completions: s.waiting_completions,
+            signals: s.waiting_signals,
+            named_signals: s.waiting_named_signals,
+        }),
+        DeploymentMessage::Error(e) => {
+            let mut message = e.message;
+            if !e.stacktrace.is_empty() {
+                message.push('\n');
+                message.push_str(&e.stacktrace);
+            }
+            Effect::Failed {
+                failure: FailureInfo {
+                    code: crate::engine::entries::clamp_code(e.code),
+                    message,
+                    related_command_index: e.related_command_index,
+                    related_command_name: e.related_command_name,
+                    related_command_type: e.related_command_type.and_then(|t| u16::try_from(t).ok()),
+                },
+                next_retry_delay_ms: e.next_retry_delay,
+            }
+        }
+        DeploymentMessage::End => Effect::Ended,
+    })
+}
+
+/// Resolves the callee of a call against the current schema.
+fn resolve_call(
+    schema: &Schema,
+    service: &str,
+    handler: &str,
+    key: &str,
+) -> Result<(Target, RetryPolicy, Retention), String> {
+    let svc = schema
+        .service(service)
+        .ok_or_else(|| format!("the call target service '{service}' is not registered"))?;
+    let h = svc
+        .handler(handler)
+        .ok_or_else(|| format!("the service '{service}' has no handler '{handler}'"))?;
+    let key = match (svc.is_keyed(), key.is_empty()) {
+        (true, true) => return Err(format!("calling '{service}/{handler}' needs a key: '{service}' is keyed")),
+        (true, false) => Some(key.to_owned()),
+        (false, _) => None,
+    };
+    Ok((svc.target(h, key), svc.retry_policy(h), svc.retention(h)))
+}

@@ -1,0 +1,35 @@
+//! perdure: a durable-execution gateway for serverless code, wire-compatible with Restate 1.7.
+//!
+//! # Layout
+//!
+//! - [`config`]: layered configuration (defaults < `perdure.toml` < `PERDURE_*` < flags).
+//! - [`server`]: `perdure serve`, wiring everything below and shutting it down in order.
+//! - [`protocol`]: the Restate service protocol (frames, messages, discovery manifest); no I/O.
+//! - [`schema`]: deployments, services, revisions; registration rules.
+//! - [`storage`]: RocksDB tables, key layouts, the per-partition log and its group commit.
+//! - [`engine`]: partitions and their deterministic state machine (invocations, journals,
+//!   state, inboxes, timers, outbox); side effects leave it as actions.
+//! - [`invoker`]: attempts against deployments over HTTP/2 (bidi) or HTTP/1.1
+//!   (request/response), discovery.
+//! - [`ingress`]: the Restate-compatible HTTP ingress.
+//! - [`admin`]: the admin REST API.
+//! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
+//!
+//! A request's path: ingress → partition (append, apply, commit) → invoker → deployment →
+//! effects → partition → reply to the waiting client.
+
+pub mod admin;
+pub mod config;
+pub mod durations;
+pub mod engine;
+pub mod ids;
+pub mod ingress;
+pub mod invoker;
+pub mod protocol;
+pub mod schema;
+pub mod server;
+pub mod storage;
+
+/// The Restate version whose APIs perdure serves; `/version` reports it so the `restate` CLI
+/// picks its 1.7 code paths.
+pub const RESTATE_COMPATIBLE_VERSION: &str = "1.7.12";

@@ -1,0 +1,116 @@
+//! The `perdure` binary: `perdure serve` runs the server; other subcommands come later.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use perdure::config::Config;
+use perdure::server::Server;
+
+#[derive(Parser)]
+#[command(name = "perdure", version, about = "A durable-execution gateway for serverless code, compatible with Restate 1.7")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (ingress, admin API, partitions) on an embedded RocksDB.
+    #[command(alias = "server")]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML). Default: ./perdure.toml when it exists.
+    #[arg(long, short = 'c', env = "PERDURE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory. Default: ./perdure-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Ingress listen address. Default: 127.0.0.1:8080.
+    #[arg(long)]
+    ingress_bind: Option<std::net::SocketAddr>,
+    /// Admin API listen address. Default: 127.0.0.1:9070.
+    #[arg(long)]
+    admin_bind: Option<std::net::SocketAddr>,
+    /// Number of partitions for a new data directory. Default: 4.
+    #[arg(long)]
+    partitions: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = match Config::load(args.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("perdure: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(a) = args.ingress_bind {
+        config.ingress.bind_address = a;
+    }
+    if let Some(a) = args.admin_bind {
+        config.admin.bind_address = a;
+    }
+    if let Some(p) = args.partitions {
+        config.partitions = p;
+    }
+    if let Err(e) = config.validate() {
+        eprintln!("perdure: {e}");
+        return ExitCode::from(2);
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("perdure: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::start(config.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("perdure: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // One line on stdout that scripts and tests can wait for.
+        println!(
+            "perdure ready: ingress=http://{} admin=http://{} data-dir={}",
+            server.ingress_addr,
+            server.admin_addr,
+            config.data_dir.display()
+        );
+        match server.run_until_signal().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("perdure: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,267 @@
+//! Registering a deployment: what Restate 1.7 does, and where perdure is stricter because a
+//! deployment is immutable (see ARCHITECTURE.md, "Where perdure differs").
+
+use std::collections::BTreeMap;
+
+use super::model::*;
+use crate::ids::DeploymentId;
+use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ProtocolMode};
+use crate::storage::StorageError;
+
+pub struct RegisterRequest {
+    pub endpoint: Endpoint,
+    pub additional_headers: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub force: bool,
+    pub breaking: bool,
+    pub dry_run: bool,
+    pub manifest: Manifest,
+    pub sdk_version: Option<String>,
+    pub now: u64,
+}
+
+#[derive(Debug)]
+pub enum RegisterOutcome {
+    /// A new deployment (201).
+    Created(Deployment),
+    /// The same endpoint with the same manifest is registered already (200).
+    Unchanged(Deployment),
+    /// `force`: the existing deployment was overwritten in place (200).
+    Overwritten(Deployment),
+}
+
+impl RegisterOutcome {
+    pub fn deployment(&self) -> &Deployment {
+        match self {
+            RegisterOutcome::Created(d) | RegisterOutcome::Unchanged(d) | RegisterOutcome::Overwritten(d) => d,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// A breaking change or an immutable endpoint with new code (409).
+    #[error("{message}")]
+    Conflict { message: String, code: Option<&'static str> },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Computes the schema after registering `req`; `None` when nothing changes (unchanged or
+/// dry run).
+pub fn register(
+    schema: &Schema,
+    req: RegisterRequest,
+    defaults: &SchemaDefaults,
+) -> Result<(Option<Schema>, RegisterOutcome), RegistrationError> {
+    let existing = schema
+        .deployments
+        .values()
+        .filter(|d| d.endpoint.address() == req.endpoint.address())
+        .max_by_key(|d| d.created_at);
+
+    if let Some(existing) = existing
+        && !req.force
+    {
+        let changes = manifest_changes(&existing.manifest, &req.manifest);
+        if changes.is_empty() {
+            return Ok((None, RegisterOutcome::Unchanged(existing.clone())));
+        }
+        return Err(RegistrationError::Conflict {
+            message: format!(
+                "deployment {} at '{}' is already registered with a different manifest ({}). \
+                 A deployment is immutable: serve the new code at a new URL (or Lambda version) and register that, \
+                 or pass force=true to overwrite it",
+                existing.id,
+                existing.endpoint.address(),
+                changes.join("; ")
+            ),
+            code: None,
+        });
+    }
+
+    let id = match (existing, req.dry_run) {
+        (Some(existing), false) => existing.id,
+        _ => DeploymentId::generate(),
+    };
+
+    let mut services = Vec::with_capacity(req.manifest.services.len());
+    let mut breaking = Vec::new();
+    for m in &req.manifest.services {
+        let previous = schema.services.get(&m.name);
+        if let Some(prev) = previous
+            && prev.ty != m.ty
+        {
+            breaking.push(format!(
+                "the service '{}' changes type from {} to {}",
+                m.name,
+                prev.ty.as_str(),
+                m.ty.as_str()
+            ));
+        }
+        let revision = previous.map_or(1, |p| p.revision + 1);
+        services.push(service_revision(m, revision, id, req.manifest.protocol_mode, defaults));
+    }
+    if !breaking.is_empty() && !(req.breaking || req.force) {
+        return Err(RegistrationError::Conflict {
+            message: format!(
+                "[META0006] Cannot update the schema: {}. Pass breaking=true (the CLI's --breaking) to accept it",
+                breaking.join("; ")
+            ),
+            code: Some("META0006"),
+        });
+    }
+
+    let deployment = Deployment {
+        id,
+        endpoint: req.endpoint,
+        protocol_mode: req.manifest.protocol_mode,
+        additional_headers: req.additional_headers,
+        metadata: req.metadata,
+        created_at: req.now,
+        min_protocol_version: req.manifest.min_protocol_version,
+        max_protocol_version: req.manifest.max_protocol_version,
+        sdk_version: req.sdk_version,
+        services: services.clone(),
+        manifest: req.manifest,
+    };
+    let outcome = if existing.is_some() && !req.dry_run {
+        RegisterOutcome::Overwritten(deployment.clone())
+    } else {
+        RegisterOutcome::Created(deployment.clone())
+    };
+    if req.dry_run {
+        return Ok((None, outcome));
+    }
+    let mut next = schema.clone();
+    for s in services {
+        next.services.insert(s.name.clone(), s);
+    }
+    next.deployments.insert(id, deployment);
+    Ok((Some(next), outcome))
+}
+
+/// What differs between two manifests of one endpoint, in words.
+fn manifest_changes(old: &Manifest, new: &Manifest) -> Vec<String> {
+    let mut changes = Vec::new();
+    if old.protocol_mode != new.protocol_mode {
+        changes.push(format!("protocol mode {:?} -> {:?}", old.protocol_mode, new.protocol_mode));
+    }
+    if (old.min_protocol_version, old.max_protocol_version) != (new.min_protocol_version, new.max_protocol_version) {
+        changes.push(format!(
+            "protocol versions {}..{} -> {}..{}",
+            old.min_protocol_version, old.max_protocol_version, new.min_protocol_version, new.max_protocol_version
+        ));
+    }
+    for s in &new.services {
+        match old.service(&s.name) {
+            None => changes.push(format!("service '{}' added", s.name)),
+            Some(o) if serde_json::to_value(o).ok() != serde_json::to_value(s).ok() => {
+                changes.push(format!("service '{}' changed", s.name))
+            }
+            Some(_) => {}
+        }
+    }
+    for s in &old.services {
+        if new.service(&s.name).is_none() {
+            changes.push(format!("service '{}' removed", s.name));
+        }
+    }
+    changes
+}
+
+fn service_revision(
+    m: &ManifestService,
+    revision: u32,
+    deployment_id: DeploymentId,
+    mode: ProtocolMode,
+    defaults: &SchemaDefaults,
+) -> ServiceRevision {
+    let retry = RetryOverrides {
+        initial_interval: m.retry_policy_initial_interval,
+        exponentiation_factor: m.retry_policy_exponentiation_factor,
+        max_attempts: m.retry_policy_max_attempts,
+        max_interval: m.retry_policy_max_interval,
+        on_max_attempts: m.retry_policy_on_max_attempts.map(on_max_attempts),
+    };
+    ServiceRevision {
+        name: m.name.clone(),
+        ty: m.ty,
+        revision,
+        deployment_id,
+        handlers: m.handlers.iter().map(|h| handler_schema(h, m)).collect(),
+        public: !m.ingress_private.unwrap_or(false),
+        documentation: m.documentation.clone(),
+        metadata: m.metadata.clone(),
+        idempotency_retention: m.idempotency_retention.unwrap_or(defaults.idempotency_retention),
+        workflow_completion_retention: (m.ty == crate::protocol::manifest::ServiceType::Workflow).then(|| {
+            m.handlers
+                .iter()
+                .find_map(|h| h.workflow_completion_retention)
+                .unwrap_or(defaults.workflow_completion_retention)
+        }),
+        journal_retention: m.journal_retention.unwrap_or(defaults.journal_retention),
+        // Request/response deployments cannot keep a stream open: Restate reports 0s.
+        inactivity_timeout: match mode {
+            ProtocolMode::RequestResponse => 0,
+            ProtocolMode::BidiStream => m.inactivity_timeout.unwrap_or(defaults.inactivity_timeout),
+        },
+        abort_timeout: m.abort_timeout.unwrap_or(defaults.abort_timeout),
+        enable_lazy_state: m.enable_lazy_state.unwrap_or(false),
+        retry_policy: retry.apply(&defaults.retry_policy),
+    }
+}
+
+fn on_max_attempts(o: crate::protocol::manifest::OnMaxAttempts) -> crate::engine::records::OnMaxAttempts {
+    match o {
+        crate::protocol::manifest::OnMaxAttempts::Pause => crate::engine::records::OnMaxAttempts::Pause,
+        crate::protocol::manifest::OnMaxAttempts::Kill => crate::engine::records::OnMaxAttempts::Kill,
+    }
+}
+
+fn handler_schema(h: &ManifestHandler, service: &ManifestService) -> HandlerSchema {
+    let input = match &h.input {
+        None => InputRules::Any,
+        Some(i) => match &i.content_type {
+            None => InputRules::Empty,
+            Some(ct) => InputRules::ContentType {
+                content_type: ct.clone(),
+                required: i.required.unwrap_or(false),
+                json_schema: i.json_schema.clone(),
+            },
+        },
+    };
+    let output = h.output_or_default();
+    HandlerSchema {
+        name: h.name.clone(),
+        ty: h.effective_ty(service.ty),
+        public: !h.ingress_private.or(service.ingress_private).unwrap_or(false),
+        documentation: h.documentation.clone(),
+        metadata: h.metadata.clone(),
+        input,
+        output: OutputRules {
+            content_type: output.content_type,
+            set_content_type_if_empty: output.set_content_type_if_empty.unwrap_or(false),
+            json_schema: output.json_schema,
+        },
+        overrides: HandlerOverrides {
+            idempotency_retention: h.idempotency_retention,
+            journal_retention: h.journal_retention,
+            workflow_completion_retention: if h.effective_ty(service.ty) == Some(HandlerType::Workflow) {
+                h.workflow_completion_retention
+            } else {
+                None
+            },
+            inactivity_timeout: h.inactivity_timeout,
+            abort_timeout: h.abort_timeout,
+            enable_lazy_state: h.enable_lazy_state,
+        },
+        retry: RetryOverrides {
+            initial_interval: h.retry_policy_initial_interval,
+            exponentiation_factor: h.retry_policy_exponentiation_factor,
+            max_attempts: h.retry_policy_max_attempts,
+            max_interval: h.retry_policy_max_interval,
+            on_max_attempts: h.retry_policy_on_max_attempts.map(on_max_attempts),
+        },
+    }
+}

@@ -1,0 +1,176 @@
+//! The per-partition command log behind a small trait, so a distributed log (PostgreSQL,
+//! see ARCHITECTURE.md "Beyond one machine") can be a second implementation. The embedded
+//! one keeps entries in the `log` column family, written with the WAL and fsynced.
+//!
+//! A log entry is one group commit: an encoded [`crate::engine::command::LogBatch`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteOptions};
+
+use super::{CF_LOG, Storage, StorageError, keys};
+
+/// Log sequence number. Only increases; need not be consecutive.
+pub type Lsn = u64;
+/// Leadership term. The embedded log has one leader forever (epoch 0).
+pub type Epoch = u64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub lsn: Lsn,
+    pub epoch: Epoch,
+    pub batch: Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another leader took over (stale epoch) or the tail moved.
+    #[error("append fenced: expected tail {expected}, actual {actual}")]
+    Fenced { expected: Lsn, actual: Lsn },
+    /// The append may or may not have happened (timeout mid-write).
+    #[error("append outcome unknown: {0}")]
+    Indeterminate(String),
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("log read failed: {0}")]
+pub struct LogError(pub String);
+
+/// One partition's log; the partition leader is its only writer.
+pub trait Log: Send + Sync + 'static {
+    /// Appends `batch` after `expected` (the current tail) and returns its LSN.
+    fn append(&self, expected: Lsn, epoch: Epoch, batch: Bytes) -> impl Future<Output = Result<Lsn, AppendError>> + Send;
+    /// Up to `max` entries with LSN greater than `after`, in order.
+    fn read(&self, after: Lsn, max: usize) -> impl Future<Output = Result<Vec<LogEntry>, LogError>> + Send;
+    /// Waits until the tail passes `after` or `timeout` elapses; returns the tail.
+    fn wait(&self, after: Lsn, timeout: Duration) -> impl Future<Output = Result<Lsn, LogError>> + Send;
+    fn tail(&self) -> impl Future<Output = Result<Lsn, LogError>> + Send;
+    /// Drops entries up to and including `upto`.
+    fn trim(&self, upto: Lsn) -> impl Future<Output = Result<(), LogError>> + Send;
+}
+
+/// The embedded log of one partition.
+#[derive(Clone)]
+pub struct RocksLog {
+    storage: Storage,
+    partition: u32,
+    tail: Arc<AtomicU64>,
+    appended: Arc<tokio::sync::Notify>,
+}
+
+impl RocksLog {
+    /// Opens partition `partition`'s log. `applied` is the LSN the partition's state already
+    /// contains: the tail never goes below it, even when trimming removed every entry.
+    pub fn open(storage: Storage, partition: u32, applied: Lsn) -> Result<Self, StorageError> {
+        let prefix = partition.to_be_bytes();
+        let handle = storage.cf(CF_LOG);
+        let end = keys::prefix_end(&prefix);
+        let mut iter = storage.db().iterator_cf(&handle, IteratorMode::From(&end, Direction::Reverse));
+        let tail = match iter.next() {
+            Some(item) => {
+                let (k, _) = item?;
+                if k.starts_with(&prefix) { keys::parse_sequenced(&k).unwrap_or(0) } else { 0 }
+            }
+            None => 0,
+        }
+        .max(applied);
+        drop(iter);
+        drop(handle);
+        Ok(Self {
+            storage,
+            partition,
+            tail: Arc::new(AtomicU64::new(tail)),
+            appended: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    fn append_blocking(&self, lsn: Lsn, epoch: Epoch, batch: &[u8]) -> Result<(), StorageError> {
+        let mut value = Vec::with_capacity(8 + batch.len());
+        value.extend_from_slice(&epoch.to_be_bytes());
+        value.extend_from_slice(batch);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.storage.db().put_cf_opt(&self.storage.cf(CF_LOG), keys::sequenced(self.partition, lsn), value, &wo)?;
+        Ok(())
+    }
+
+    fn read_blocking(&self, after: Lsn, max: usize) -> Result<Vec<LogEntry>, StorageError> {
+        let prefix = self.partition.to_be_bytes();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+        let start = keys::sequenced(self.partition, after.saturating_add(1));
+        let handle = self.storage.cf(CF_LOG);
+        let iter = self.storage.db().iterator_cf_opt(&handle, ro, IteratorMode::From(&start, Direction::Forward));
+        let mut out = Vec::new();
+        for item in iter.take(max) {
+            let (k, v) = item?;
+            let lsn = keys::parse_sequenced(&k).unwrap_or_default();
+            if v.len() < 8 {
+                return Err(StorageError::Corrupt { table: CF_LOG, reason: format!("entry {lsn} too short") });
+            }
+            let epoch = u64::from_be_bytes(v[..8].try_into().expect("checked length"));
+            out.push(LogEntry { lsn, epoch, batch: Bytes::copy_from_slice(&v[8..]) });
+        }
+        Ok(out)
+    }
+}
+
+impl Log for RocksLog {
+    async fn append(&self, expected: Lsn, epoch: Epoch, batch: Bytes) -> Result<Lsn, AppendError> {
+        let actual = self.tail.load(Ordering::Acquire);
+        if actual != expected {
+            return Err(AppendError::Fenced { expected, actual });
+        }
+        let lsn = expected + 1;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.append_blocking(lsn, epoch, &batch))
+            .await
+            .map_err(|e| AppendError::Indeterminate(e.to_string()))?
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        self.tail.store(lsn, Ordering::Release);
+        self.appended.notify_waiters();
+        Ok(lsn)
+    }
+
+    async fn read(&self, after: Lsn, max: usize) -> Result<Vec<LogEntry>, LogError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_blocking(after, max))
+            .await
+            .map_err(|e| LogError(e.to_string()))?
+            .map_err(|e| LogError(e.to_string()))
+    }
+
+    async fn wait(&self, after: Lsn, timeout: Duration) -> Result<Lsn, LogError> {
+        let notified = self.appended.notified();
+        let tail = self.tail.load(Ordering::Acquire);
+        if tail > after {
+            return Ok(tail);
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
+        Ok(self.tail.load(Ordering::Acquire))
+    }
+
+    async fn tail(&self) -> Result<Lsn, LogError> {
+        Ok(self.tail.load(Ordering::Acquire))
+    }
+
+    async fn trim(&self, upto: Lsn) -> Result<(), LogError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.storage.db().delete_range_cf(
+                &this.storage.cf(CF_LOG),
+                keys::sequenced(this.partition, 0),
+                keys::sequenced(this.partition, upto.saturating_add(1)),
+            )
+        })
+        .await
+        .map_err(|e| LogError(e.to_string()))?
+        .map_err(|e| LogError(e.to_string()))
+    }
+}

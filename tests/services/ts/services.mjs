@@ -1,0 +1,189 @@
+// perdure's TypeScript test services, built on @restatedev/restate-sdk 1.17.2 (needs Node >= 22).
+//
+// Usage: node services.mjs [port=9080] [mode=h2|h1|h1bidi] [tag=v1]
+//   h2     endpoint.listen(port): HTTP/2 cleartext, bidirectional streaming (the SDK's default path)
+//   h1     http.createServer(endpoint.http1Handler()) on 127.0.0.1: HTTP/1.1 request/response
+//   h1bidi the same with { bidirectional: true }
+//   port 0 picks a free port. Once listening, exactly one line `listening <port>` is printed to stdout;
+//   the SDK's own log lines go to stderr (level from RESTATE_LOGGING, default INFO).
+//   tag is echoed by some handlers, so a test can tell which deployment revision answered.
+//
+// Services (names and behaviour follow the services used in Restate's docs):
+//   Greeter (service)
+//     greet(name)          -> "Hello, <name>!"
+//     greetAndCount(name)  -> Counter/<name>/add(1), then "Hello, <name>! You are visitor #<n> (<tag>)"
+//     sleepy(ms=2000)      -> durable sleep, returns { slept_ms, finished_on: tag }
+//     fail(msg)            -> TerminalError "boom: <msg>" with code 409
+//     sideEffect(x)        -> two ctx.run steps, returns "a(<x>)+b(<x>)"
+//     callGreet(name)      -> request-response call to Greeter.greet
+//     sendGreet(name)      -> one-way call to Greeter.greet, returns "sent"
+//     flaky(key)           -> retryable error on the first 2 attempts per key (in this process),
+//                             then "ok after 3 attempts"
+//   Counter (virtual object, state "count")
+//     add(n=1) exclusive   -> count += n, returns the new count
+//     get shared           -> count or 0
+//     slowAdd(ms=3000)     -> durable sleep while holding the key, then count += 1
+//     reset                -> clears all state
+//   SleepWorkflow (workflow)
+//     run(ms=2000)         -> status "sleeping", durable sleep, status "done", returns "woke up (<tag>)"
+//     status shared        -> status or "unknown"
+import * as restate from "@restatedev/restate-sdk";
+import http from "node:http";
+
+const nodeMajor = Number(process.versions.node.split(".")[0]);
+if (nodeMajor < 22) {
+  process.stderr.write(
+    `services.mjs needs Node >= 22 (running ${process.version}); use scripts/setup-node.sh --print-node\n`,
+  );
+  process.exit(1);
+}
+
+const [portArg = "9080", mode = "h2", tag = "v1"] = process.argv.slice(2);
+const port = Number(portArg);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`invalid port: ${portArg}\n`);
+  process.exit(2);
+}
+if (!["h2", "h1", "h1bidi"].includes(mode)) {
+  process.stderr.write(`invalid mode: ${mode} (expected h2, h1 or h1bidi)\n`);
+  process.exit(2);
+}
+
+const withDefault = (value, fallback) => (typeof value === "number" ? value : fallback);
+
+// --- Greeter -------------------------------------------------------------------------------------
+
+const attemptsByKey = new Map();
+
+const greeter = restate.service({
+  name: "Greeter",
+  handlers: {
+    greet: async (_ctx, name) => `Hello, ${name}!`,
+
+    greetAndCount: async (ctx, name) => {
+      const visitor = await ctx.objectClient({ name: "Counter" }, name).add(1);
+      return `Hello, ${name}! You are visitor #${visitor} (${tag})`;
+    },
+
+    sleepy: async (ctx, ms) => {
+      const started = await ctx.date.now();
+      await ctx.sleep(withDefault(ms, 2000));
+      const ended = await ctx.date.now();
+      return { slept_ms: ended - started, finished_on: tag };
+    },
+
+    fail: async (_ctx, msg) => {
+      throw new restate.TerminalError(`boom: ${msg}`, { errorCode: 409 });
+    },
+
+    sideEffect: async (ctx, x) => {
+      const a = await ctx.run("a", () => `a(${x})`);
+      const b = await ctx.run("b", () => `b(${x})`);
+      return `${a}+${b}`;
+    },
+
+    callGreet: async (ctx, name) => ctx.serviceClient({ name: "Greeter" }).greet(name),
+
+    sendGreet: async (ctx, name) => {
+      ctx.serviceSendClient({ name: "Greeter" }).greet(name);
+      return "sent";
+    },
+
+    flaky: async (_ctx, key) => {
+      const id = String(key);
+      const attempt = (attemptsByKey.get(id) ?? 0) + 1;
+      attemptsByKey.set(id, attempt);
+      if (attempt <= 2) {
+        throw new Error(`flaky: attempt ${attempt} for ${id} fails`);
+      }
+      return `ok after ${attempt} attempts`;
+    },
+  },
+});
+
+// --- Counter -------------------------------------------------------------------------------------
+
+const readCount = async (ctx) => (await ctx.get("count")) ?? 0;
+
+const counter = restate.object({
+  name: "Counter",
+  handlers: {
+    add: async (ctx, n) => {
+      const count = (await readCount(ctx)) + withDefault(n, 1);
+      ctx.set("count", count);
+      return count;
+    },
+
+    get: restate.handlers.object.shared(async (ctx) => readCount(ctx)),
+
+    slowAdd: async (ctx, ms) => {
+      await ctx.sleep(withDefault(ms, 3000));
+      const count = (await readCount(ctx)) + 1;
+      ctx.set("count", count);
+      return count;
+    },
+
+    reset: async (ctx) => {
+      ctx.clearAll();
+    },
+  },
+});
+
+// --- SleepWorkflow -------------------------------------------------------------------------------
+
+const sleepWorkflow = restate.workflow({
+  name: "SleepWorkflow",
+  handlers: {
+    run: async (ctx, ms) => {
+      ctx.set("status", "sleeping");
+      await ctx.sleep(withDefault(ms, 2000));
+      ctx.set("status", "done");
+      return `woke up (${tag})`;
+    },
+
+    status: async (ctx) => (await ctx.get("status")) ?? "unknown",
+  },
+});
+
+// --- Endpoint ------------------------------------------------------------------------------------
+
+// Same filtering as the SDK's console logger, but everything goes to stderr so that stdout carries
+// only the `listening <port>` line.
+const LEVELS = { trace: 1, debug: 2, info: 3, warn: 4, error: 5 };
+const minLevel = LEVELS[(process.env.RESTATE_LOGGING ?? "info").toLowerCase()] ?? LEVELS.info;
+
+function stderrLogger(meta, message, ...rest) {
+  if (meta.replaying || (LEVELS[meta.level] ?? LEVELS.info) < minLevel) return;
+  const where = meta.context ? `[${meta.context.invocationTarget}][${meta.context.invocationId}]` : "";
+  const extra = rest.map((r) => (r instanceof Error ? r.stack ?? r.message : String(r)));
+  const text = message instanceof Error ? message.stack ?? message.message : String(message);
+  process.stderr.write(
+    `[restate][${new Date().toISOString()}]${where} ${meta.level.toUpperCase()}: ${[text, ...extra].join(" ")}\n`,
+  );
+}
+
+const endpoint = restate
+  .endpoint()
+  .setLogger(stderrLogger)
+  .bind(greeter)
+  .bind(counter)
+  .bind(sleepWorkflow);
+
+function announce(actualPort) {
+  process.stdout.write(`listening ${actualPort}\n`);
+}
+
+if (mode === "h2") {
+  announce(await endpoint.listen(port));
+} else {
+  const server = http.createServer(endpoint.http1Handler({ bidirectional: mode === "h1bidi" }));
+  server.on("error", (err) => {
+    process.stderr.write(`listen failed: ${err.message}\n`);
+    process.exit(1);
+  });
+  server.listen(port, "127.0.0.1", () => announce(server.address().port));
+}
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => process.exit(0));
+}
