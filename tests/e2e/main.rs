@@ -1,1 +1,10 @@
-fn main(){}
+//! End-to-end tests: the real `perdure` binary on loopback with real SDK endpoints (the
+//! TypeScript SDK 1.17.2 on Node 22, the Rust `restate-sdk` in-process). Every test starts
+//! its own server on free ports and its own data directory, so they run in parallel.
+
+mod admin;
+mod durability;
+mod harness;
+mod ingress;
+mod rust_sdk;
+mod typescript;

@@ -125,7 +125,7 @@ pub fn register(
         services: services.clone(),
         manifest: req.manifest,
     };
-    let outcome = if existing.is_some() && !req.dry_run {
+    let outcome = if existing.is_some() {
         RegisterOutcome::Overwritten(deployment.clone())
     } else {
         RegisterOutcome::Created(deployment.clone())

