@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test suite: installs what it needs (system packages, Node 22 and the TypeScript SDK for the
+# end-to-end tests), builds everything and runs all tests with cargo-nextest.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$repo"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+"$repo/scripts/system-deps.sh" --with-nextest
+"$repo/scripts/setup-node.sh"
+# The target dir is a cache: keep a runaway one from filling the disk.
+target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+if [ -d "$target" ] && [ "$(du -sm "$target" 2>/dev/null | cut -f1)" -gt 60000 ]; then
+  echo "test.sh: target dir over 60 GB, cleaning it" >&2
+  cargo clean
+fi
+time cargo build --workspace --all-targets --locked
+cargo nextest run --workspace --locked --profile ci --no-fail-fast "$@"
