@@ -130,6 +130,7 @@ impl Server {
 
         let admin_state = Arc::new(AdminState {
             schema,
+            router: router.clone(),
             client,
             defaults: config.schema_defaults(),
             ingress_url: match &config.ingress.advertised_address {

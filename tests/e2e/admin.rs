@@ -41,7 +41,7 @@ fn services_and_handlers_describe_the_latest_revision() {
     let a = &perdure.admin;
 
     let list = get(&format!("{a}/services")).json();
-    assert_eq!(list["services"].as_array().unwrap().len(), 3);
+    assert_eq!(list["services"].as_array().unwrap().len(), 6);
     let counter = get(&format!("{a}/services/Counter")).json();
     assert_eq!(counter["ty"], "VirtualObject");
     assert_eq!(counter["deployment_id"], reg["id"]);

@@ -84,7 +84,7 @@ fn bad_requests_get_restates_status_codes() {
     let mut services: Vec<String> =
         health["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
     services.sort();
-    assert_eq!(services, ["Counter", "Greeter", "SleepWorkflow"]);
+    assert_eq!(services, ["Approval", "Counter", "Greeter", "Mailbox", "SleepWorkflow", "Waiter"]);
 
     // After all that, the server still serves.
     assert_eq!(post_json(&format!("{i}/Greeter/greet"), "\"ok\"").body, "\"Hello, ok!\"");

@@ -7,4 +7,5 @@ mod durability;
 mod harness;
 mod ingress;
 mod rust_sdk;
+mod semantics;
 mod typescript;

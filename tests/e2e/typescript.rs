@@ -20,7 +20,7 @@ fn register_then_greet_over_http2() {
     assert_eq!(body["max_protocol_version"], 7);
     assert_eq!(body["sdk_version"], "restate-sdk-typescript/1.17.2");
     let services: Vec<&str> = body["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    for s in ["Greeter", "Counter", "SleepWorkflow"] {
+    for s in ["Greeter", "Counter", "SleepWorkflow", "Mailbox", "Waiter", "Approval"] {
         assert!(services.contains(&s), "{s} in {services:?}");
     }
     let greeter = body["services"].as_array().unwrap().iter().find(|s| s["name"] == "Greeter").unwrap();
@@ -50,7 +50,7 @@ fn register_then_greet_over_http2() {
     assert_eq!(list["deployments"][0]["http_version"], "HTTP/2.0");
     assert!(list["deployments"][0]["created_at"].as_str().unwrap().ends_with("000000Z"));
     let one = get(&format!("{}/deployments/{id}", perdure.admin)).json();
-    assert_eq!(one["services"].as_array().unwrap().len(), 3);
+    assert_eq!(one["services"].as_array().unwrap().len(), 6);
     assert!(one["services"][0]["handlers"].is_array(), "detailed form has full service metadata");
 }
 

@@ -13,6 +13,8 @@ pub enum Error {
     UnknownDeployment(String),
     #[error("The requested service '{0}' does not exist")]
     UnknownService(String),
+    #[error("The requested invocation '{0}' does not exist")]
+    UnknownInvocation(String),
     #[error("The requested handler '{handler}' on service '{service}' does not exist")]
     UnknownHandler { service: String, handler: String },
     #[error("The request field '{field}' is invalid. Reason: {reason}")]
@@ -25,6 +27,8 @@ pub enum Error {
     Discovery(#[from] DiscoveryError),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("the partition is unavailable: {0}")]
+    Unavailable(String),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
 }
@@ -41,7 +45,10 @@ impl From<RegistrationError> for Error {
 impl Error {
     fn status_and_code(&self) -> (StatusCode, Option<&'static str>) {
         match self {
-            Error::UnknownDeployment(_) | Error::UnknownService(_) | Error::UnknownHandler { .. } => {
+            Error::UnknownDeployment(_)
+            | Error::UnknownService(_)
+            | Error::UnknownHandler { .. }
+            | Error::UnknownInvocation(_) => {
                 (StatusCode::NOT_FOUND, None)
             }
             Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
@@ -49,6 +56,7 @@ impl Error {
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
             Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }

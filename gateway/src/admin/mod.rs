@@ -6,6 +6,7 @@
 //! (`schema/`) or discovery (`invoker/discovery`).
 
 mod deployments;
+mod invocations;
 pub mod error;
 mod openapi;
 pub mod render;
@@ -37,6 +38,7 @@ pub enum ApiVersion {
 /// What the admin handlers share.
 pub struct AdminState {
     pub schema: SchemaRegistry,
+    pub router: crate::engine::router::Router,
     pub client: DeploymentClient,
     pub defaults: SchemaDefaults,
     pub ingress_url: String,
@@ -58,6 +60,14 @@ pub fn router(state: State) -> Router {
             .route("/services/{name}", get(services::get_one))
             .route("/services/{name}/handlers", get(services::handlers))
             .route("/services/{name}/handlers/{handler}", get(services::handler))
+            .route("/invocations/{id}", axum::routing::delete(invocations::delete))
+            .route("/invocations/{id}/cancel", axum::routing::patch(invocations::cancel))
+            .route("/invocations/{id}/kill", axum::routing::patch(invocations::kill))
+            .route("/invocations/{id}/purge", axum::routing::patch(invocations::purge))
+            .route("/invocations/{id}/purge-journal", axum::routing::patch(invocations::purge_journal))
+            .route("/invocations/{id}/restart-as-new", axum::routing::patch(invocations::restart_as_new))
+            .route("/invocations/{id}/pause", axum::routing::patch(invocations::pause))
+            .route("/invocations/{id}/resume", axum::routing::patch(invocations::resume))
             .route("/subscriptions", get(|| async { axum::Json(serde_json::json!({ "subscriptions": [] })) }))
             .route("/kafka-clusters", get(|| async { axum::Json(serde_json::json!({ "clusters": [] })) }))
             .layer(Extension(version))

@@ -31,6 +31,19 @@ fn with(mut responses: Value) -> Value {
     responses
 }
 
+/// A PATCH on one invocation.
+fn control(summary: &str, operation: &str, ok_description: &str) -> Value {
+    json!({ "patch": {
+        "summary": summary,
+        "operationId": operation,
+        "parameters": [path_param("invocation_id", "Invocation id (inv_…)")],
+        "responses": with(json!({
+            "200": { "description": ok_description },
+            "409": { "description": "The invocation is in a state that does not allow it", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } }
+        }))
+    } })
+}
+
 pub fn spec() -> Value {
     json!({
         "openapi": "3.1.0",
@@ -66,6 +79,19 @@ pub fn spec() -> Value {
             "/services/{service}": { "get": { "summary": "Get service", "operationId": "get_service", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("The service", "ServiceMetadata") })) } },
             "/services/{service}/handlers": { "get": { "summary": "List service handlers", "operationId": "list_service_handlers", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("Handlers of the service", "ListServiceHandlersResponse") })) } },
             "/services/{service}/handlers/{handler}": { "get": { "summary": "Get service handler", "operationId": "get_service_handler", "parameters": [path_param("service", "Service name"), path_param("handler", "Handler name")], "responses": with(json!({ "200": ok("The handler", "HandlerMetadata") })) } },
+            "/invocations/{invocation_id}": { "delete": { "summary": "Cancel, kill or purge an invocation (deprecated; fire and forget)", "operationId": "delete_invocation", "deprecated": true,
+                "parameters": [path_param("invocation_id", "Invocation id (inv_…)"), { "name": "mode", "in": "query", "schema": { "enum": ["cancel", "kill", "purge"] } }],
+                "responses": with(json!({ "202": { "description": "Accepted" } })) } },
+            "/invocations/{invocation_id}/cancel": control("Cancel an invocation: the handler sees a cancellation and may compensate", "cancel_invocation", "202: the cancel signal was delivered; 200: it had not started and is now canceled"),
+            "/invocations/{invocation_id}/kill": control("Kill an invocation and the invocations it called, without telling the handler", "kill_invocation", "Killed"),
+            "/invocations/{invocation_id}/purge": control("Forget a completed invocation: result and journal", "purge_invocation", "Purged; 409 if not completed"),
+            "/invocations/{invocation_id}/purge-journal": control("Drop the journal of a completed invocation, keep its result", "purge_journal", "Journal dropped; 409 if not completed"),
+            "/invocations/{invocation_id}/restart-as-new": { "patch": { "summary": "Start a new invocation with the same target and input as a completed one", "operationId": "restart_as_new_invocation",
+                "parameters": [path_param("invocation_id", "Invocation id (inv_…)"), { "name": "from", "in": "query", "schema": { "type": "integer", "enum": [0] } }, { "name": "deployment", "in": "query", "schema": { "enum": ["latest"] } }],
+                "responses": with(json!({ "200": { "description": "The new invocation", "content": { "application/json": { "schema": { "type": "object", "properties": { "new_invocation_id": { "type": "string" } } } } } },
+                    "409": { "description": "Still running" }, "410": { "description": "Journal no longer retained" }, "422": { "description": "Workflow runs cannot be restarted" }, "425": { "description": "Not started yet" } })) } },
+            "/invocations/{invocation_id}/pause": control("Stop retrying an invocation until resumed", "pause_invocation", "200 already paused; 202 pausing"),
+            "/invocations/{invocation_id}/resume": control("Start the next attempt of a paused (or suspended) invocation now", "resume_invocation", "Resumed"),
             "/subscriptions": { "get": { "summary": "List subscriptions (always empty: Kafka is not supported)", "operationId": "list_subscriptions", "responses": { "200": { "description": "Subscriptions", "content": { "application/json": {} } } } } },
             "/kafka-clusters": { "get": { "summary": "List Kafka clusters (always empty)", "operationId": "list_kafka_clusters", "responses": { "200": { "description": "Kafka clusters", "content": { "application/json": {} } } } } }
         },
@@ -131,7 +157,9 @@ mod tests {
         for route in [
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
             "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/handlers/{handler}",
-            "/subscriptions", "/kafka-clusters",
+            "/subscriptions", "/kafka-clusters", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
+            "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
+            "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",
         ] {
             assert!(paths.contains_key(route), "{route} missing from /openapi");
         }

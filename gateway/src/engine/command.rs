@@ -42,6 +42,27 @@ pub enum Command {
     OutboxDelivered { upto: u64 },
     /// A notification from outside (awakeable completed through ingress).
     Notify { target: InvocationId, notification: Notification },
+    /// An operator's request about one invocation (admin API).
+    Control { id: InvocationId, request: ControlRequest },
+}
+
+/// What operators can do to an invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Ask the handler to stop: it sees a cancellation and may compensate.
+    Cancel,
+    /// Stop now, without telling the handler; cascades to the invocations it called.
+    Kill,
+    /// Forget a completed invocation (result and journal).
+    Purge,
+    /// Drop the journal of a completed invocation, keep its result.
+    PurgeJournal,
+    /// Start a new invocation with the same target and input as a completed one.
+    RestartAsNew { new_id: InvocationId },
+    /// Stop retrying until resumed.
+    Pause,
+    /// Retry a paused invocation now.
+    Resume,
 }
 
 /// A request to create an invocation.
@@ -93,6 +114,25 @@ pub enum Effect {
     Failed { failure: FailureInfo, next_retry_delay_ms: Option<u64> },
 }
 
+/// What a control request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlOutcome {
+    /// Done now.
+    Done,
+    /// Delivered to the invocation (a cancel signal): it finishes on its own.
+    Appended,
+    NotFound,
+    AlreadyCompleted,
+    NotCompleted,
+    /// The journal (input) is gone: cannot restart.
+    InputGone,
+    /// Not possible for this kind of invocation.
+    Unsupported(String),
+    /// The invocation has not started yet (inboxed or scheduled).
+    NotStarted,
+    Restarted(InvocationId),
+}
+
 /// What applying a command answers to whoever submitted it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -104,4 +144,5 @@ pub enum Outcome {
     PreviouslyAccepted,
     /// An invocation with this id already finished: here is its result.
     Completed { result: InvocationResult, expires_at: Option<u64> },
+    Control(ControlOutcome),
 }

@@ -2,10 +2,9 @@
 //! the key's lock to the next invocation in its inbox, and plan the cleanup by retention.
 
 use super::action::Action;
-use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::machine::Ctx;
-use super::records::{InvocationResult, InvocationStatus, OutboxMessage, Phase, Sink, Timer, TimerKind};
+use super::records::{InvocationResult, InvocationStatus, OutboxMessage, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
 
@@ -23,12 +22,8 @@ pub fn complete<S: Store>(
     status.timestamps.completed_at = Some(ctx.now);
 
     for sink in std::mem::take(&mut status.sinks) {
-        match sink {
-            Sink::Caller { caller, completion_id } => {
-                let notification = entries::call_result(completion_id, result.clone());
-                ctx.route(OutboxMessage::Notify { target: caller, notification })?;
-            }
-        }
+        let (target, notification) = sink.notification(result.clone());
+        ctx.route(OutboxMessage::Notify { target, notification })?;
     }
     ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at() });
 
@@ -65,6 +60,13 @@ pub fn complete<S: Store>(
 pub fn purge<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &InvocationStatus) {
     if !status.journal_purged {
         ctx.txn.delete_journal(id, status.journal_len);
+    }
+    // A workflow's state and promises live as long as its run is remembered.
+    if status.target.handler_kind == super::records::HandlerKind::Workflow
+        && let Some(obj) = status.target.object()
+    {
+        ctx.txn.clear_state(&obj);
+        ctx.txn.clear_promises(&obj);
     }
     ctx.txn.delete_invocation(id);
     ctx.actions.push(Action::Forgotten { id });

@@ -7,7 +7,7 @@ use super::entries;
 use super::machine::Ctx;
 use super::records::{
     AttemptState, HandlerKind, InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, Phase,
-    Sink, Timer, TimerKind, Timestamps,
+    Timer, TimerKind, Timestamps,
 };
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
@@ -68,9 +68,9 @@ fn attach_to_existing<S: Store>(
         _ => result.clone(),
     });
     match (&result, &req.sink) {
-        (Some(result), Some(Sink::Caller { caller, completion_id })) => {
-            let notification = entries::call_result(*completion_id, result.clone());
-            ctx.route(OutboxMessage::Notify { target: *caller, notification })?;
+        (Some(result), Some(sink)) => {
+            let (target, notification) = sink.notification(result.clone());
+            ctx.route(OutboxMessage::Notify { target, notification })?;
         }
         (None, Some(sink)) => {
             existing.sinks.push(sink.clone());

@@ -9,12 +9,12 @@ use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::machine::Ctx;
 use super::records::{
-    HandlerKind, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
+    HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
     OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
-use crate::protocol::messages::{Command, SignalId, SignalResult, ty};
+use crate::protocol::messages::{AttachTarget, Command, CompletionResult, SignalId, SignalResult, ty};
 
 /// Appends an entry and returns its index.
 fn append_entry<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus, ty: u16, payload: Bytes) -> u32 {
@@ -194,17 +194,115 @@ pub fn on_command<S: Store>(
         // Stored only: the result is inlined (eager state), produced later by a proposal
         // (run), or created by the server (input).
         Command::Input(_) | Command::GetEagerState(_) | Command::GetEagerStateKeys(_) | Command::Run(_) => {}
-        // Workflow promises and attaching to other invocations: not served yet; the SDK
-        // waits for a notification that does not come until the attempt times out.
-        Command::GetPromise(_)
-        | Command::PeekPromise(_)
-        | Command::CompletePromise(_)
-        | Command::AttachInvocation(_)
-        | Command::GetInvocationOutput(_) => {
-            tracing::warn!(invocation = %id, command = ty, "command not supported yet");
+        Command::GetPromise(c) => {
+            let Some(obj) = object else { return Ok(()) };
+            let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
+            match &promise.result {
+                Some(result) => {
+                    let n = entries::completion(ty::GET_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, result.clone().into());
+                    append_notification(ctx, id, status, n);
+                }
+                None => {
+                    promise.waiters.push((id, c.result_completion_id));
+                    ctx.txn.put_promise(&obj, &c.key, promise);
+                }
+            }
         }
+        Command::PeekPromise(c) => {
+            let result = match &object {
+                Some(obj) => ctx.txn.promise(obj, &c.key)?.and_then(|p| p.result),
+                None => None,
+            };
+            let result = result.map_or(NotificationResult::Void, Into::into);
+            let n = entries::completion(ty::PEEK_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
+            append_notification(ctx, id, status, n);
+        }
+        Command::CompletePromise(c) => {
+            let Some(obj) = object else { return Ok(()) };
+            let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
+            let answer = if promise.result.is_some() {
+                NotificationResult::Failure { code: 409, message: "promise was already completed".into() }
+            } else {
+                let result = match c.completion {
+                    Some(CompletionResult::Value(v)) => InvocationResult::Success(v.content),
+                    Some(CompletionResult::Failure(f)) => {
+                        InvocationResult::Failure { code: entries::clamp_code(f.code), message: f.message }
+                    }
+                    None => InvocationResult::Success(Bytes::new()),
+                };
+                let waiters = std::mem::take(&mut promise.waiters);
+                promise.result = Some(result.clone());
+                ctx.txn.put_promise(&obj, &c.key, promise);
+                for (waiter, completion_id) in waiters {
+                    let n = entries::completion(ty::GET_PROMISE_COMPLETION_NOTIFICATION, completion_id, result.clone().into());
+                    route_keeping(ctx, id, status, OutboxMessage::Notify { target: waiter, notification: n })?;
+                }
+                NotificationResult::Void
+            };
+            let n = entries::completion(ty::COMPLETE_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, answer);
+            append_notification(ctx, id, status, n);
+        }
+        Command::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
+        Command::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
     }
     Ok(())
+}
+
+/// AttachInvocation (wait for the target's result) and GetInvocationOutput (look now).
+fn attach<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    status: &mut InvocationStatus,
+    target: Option<AttachTarget>,
+    completion_id: u32,
+    wait: bool,
+) -> StoreResult<()> {
+    let target = match target {
+        Some(AttachTarget::InvocationId(s)) => s.parse::<InvocationId>().ok(),
+        Some(AttachTarget::IdempotentRequestTarget(t)) => Some(InvocationId::idempotent(
+            &t.service_name,
+            t.service_key.as_deref(),
+            &t.handler_name,
+            &t.idempotency_key,
+        )),
+        Some(AttachTarget::WorkflowTarget(t)) => Some(InvocationId::workflow_run(&t.workflow_name, &t.workflow_key)),
+        None => None,
+    };
+    match target {
+        Some(target) => route_keeping(ctx, id, status, OutboxMessage::Attach { target, caller: id, completion_id, wait }),
+        None => {
+            let ty = if wait { ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION } else { ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION };
+            let failure = NotificationResult::Failure { code: 400, message: "bad attach target".into() };
+            append_notification(ctx, id, status, entries::completion(ty, completion_id, failure));
+            Ok(())
+        }
+    }
+}
+
+/// An attach or output request arriving at the target's partition.
+pub fn on_attach<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    target: InvocationId,
+    caller: InvocationId,
+    completion_id: u32,
+    wait: bool,
+) -> StoreResult<()> {
+    let ty = if wait { ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION } else { ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION };
+    let answer = match ctx.status(&target)? {
+        None => NotificationResult::Failure { code: 404, message: "invocation not found".into() },
+        Some(s) => match s.result() {
+            Some(result) => result.clone().into(),
+            None if wait => {
+                let mut s = s;
+                s.sinks.push(Sink::Attacher { caller, completion_id });
+                ctx.save(target, s);
+                return Ok(());
+            }
+            // GetInvocationOutput of an unfinished invocation: void ("not ready").
+            None => NotificationResult::Void,
+        },
+    };
+    ctx.route(OutboxMessage::Notify { target: caller, notification: entries::completion(ty, completion_id, answer) })
 }
 
 /// Routes a message while `status` (of `self_id`) is being modified: the held copy is saved

@@ -5,7 +5,7 @@
 use std::ops::RangeInclusive;
 
 use super::action::Action;
-use super::command::{Command, Outcome};
+use super::command::{Command, ControlRequest, Outcome};
 use super::records::{InvocationStatus, OutboxMessage};
 use super::store::{Store, StoreResult, Txn};
 use crate::ids::InvocationId;
@@ -61,6 +61,10 @@ impl<S: Store> Ctx<'_, '_, S> {
             OutboxMessage::Notify { target, notification } => {
                 super::journal::on_notify(self, target, notification)
             }
+            OutboxMessage::Attach { target, caller, completion_id, wait } => {
+                super::journal::on_attach(self, target, caller, completion_id, wait)
+            }
+            OutboxMessage::Kill { target } => super::control::on_control(self, target, ControlRequest::Kill).map(|_| ()),
         }
     }
 }
@@ -87,6 +91,7 @@ pub fn apply<S: Store>(
             }
             Ok(Outcome::None)
         }
+        Command::Control { id, request } => super::control::on_control(&mut ctx, id, request),
         Command::Notify { target, notification } => {
             super::journal::on_notify(&mut ctx, target, notification).map(|_| Outcome::None)
         }

@@ -20,6 +20,7 @@
 pub mod action;
 pub mod command;
 mod completion;
+mod control;
 mod effects;
 pub mod entries;
 mod invoke;

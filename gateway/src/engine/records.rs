@@ -133,8 +133,30 @@ pub enum Source {
 /// Where a result goes when the invocation completes (besides in-memory ingress waiters).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sink {
-    /// A caller's journal waits for the result under `completion_id`.
+    /// A caller's journal waits for the result of its Call under `completion_id`.
     Caller { caller: InvocationId, completion_id: u32 },
+    /// An invocation attached to this one (AttachInvocation command) under `completion_id`.
+    Attacher { caller: InvocationId, completion_id: u32 },
+}
+
+impl Sink {
+    /// The notification that delivers `result` to this sink, and who receives it.
+    pub fn notification(&self, result: InvocationResult) -> (InvocationId, Notification) {
+        let (caller, completion_id, ty) = match self {
+            Sink::Caller { caller, completion_id } => (*caller, *completion_id, 0x800D),
+            Sink::Attacher { caller, completion_id } => (*caller, *completion_id, 0x8012),
+        };
+        (caller, Notification { ty, id: NotificationId::Completion(completion_id), result: result.into() })
+    }
+}
+
+/// A workflow's durable promise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    /// Set once resolved or rejected.
+    pub result: Option<InvocationResult>,
+    /// Invocations waiting in GetPromise: (invocation, completion id).
+    pub waiters: Vec<(InvocationId, u32)>,
 }
 
 /// The outcome of a finished invocation.
@@ -295,13 +317,19 @@ pub enum OutboxMessage {
     Invoke(Box<crate::engine::command::InvokeRequest>),
     /// Deliver a result into a caller's journal.
     Notify { target: InvocationId, notification: Notification },
+    /// An invocation asks for another's result: wait for it (attach) or look (output).
+    Attach { target: InvocationId, caller: InvocationId, completion_id: u32, wait: bool },
+    /// Kill an invocation (cascading from a killed parent).
+    Kill { target: InvocationId },
 }
 
 impl OutboxMessage {
     pub fn partition_key(&self) -> u64 {
         match self {
             OutboxMessage::Invoke(req) => req.id.partition_key,
-            OutboxMessage::Notify { target, .. } => target.partition_key,
+            OutboxMessage::Notify { target, .. }
+            | OutboxMessage::Attach { target, .. }
+            | OutboxMessage::Kill { target } => target.partition_key,
         }
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::ids::InvocationId;
 
-use super::records::{InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Timer};
+use super::records::{InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer};
 
 /// A storage failure while reading. The partition cannot continue past it.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,7 @@ pub trait Store {
     /// The first inbox entry of `obj` with sequence number `>= from_seq`.
     fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>>;
     fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>>;
+    fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>>;
 }
 
 /// One change to stored state.
@@ -48,6 +49,9 @@ pub enum Write {
     DeleteLock(ObjectKey),
     PutTimer(Timer),
     DeleteTimer(Timer),
+    PutPromise(ObjectKey, String, Promise),
+    /// Remove every promise of a workflow instance.
+    ClearPromises(ObjectKey),
     PutOutbox(u64, OutboxMessage),
     /// Remove outbox entries `from..to`.
     DeleteOutbox { from: u64, to: u64 },
@@ -75,6 +79,9 @@ impl Store for EmptyStore {
     fn lock_holder(&self, _: &ObjectKey) -> StoreResult<Option<InvocationId>> {
         Ok(None)
     }
+    fn promise(&self, _: &ObjectKey, _: &str) -> StoreResult<Option<Promise>> {
+        Ok(None)
+    }
 }
 
 #[derive(Default)]
@@ -91,6 +98,9 @@ pub struct Txn<'a, S: Store> {
     state: HashMap<ObjectKey, StateOverlay>,
     inbox: BTreeMap<(ObjectKey, u64), Option<InvocationId>>,
     locks: HashMap<ObjectKey, Option<InvocationId>>,
+    /// Promises written here; `cleared` objects read as empty below what is written.
+    promises: HashMap<(ObjectKey, String), Option<Promise>>,
+    promises_cleared: std::collections::HashSet<ObjectKey>,
     /// The partition's counters; written back by the driver with the batch.
     pub meta: PartitionMeta,
     writes: Vec<Write>,
@@ -105,6 +115,8 @@ impl<'a, S: Store> Txn<'a, S> {
             state: HashMap::new(),
             inbox: BTreeMap::new(),
             locks: HashMap::new(),
+            promises: HashMap::new(),
+            promises_cleared: Default::default(),
             meta,
             writes: Vec::new(),
         }
@@ -180,6 +192,17 @@ impl<'a, S: Store> Txn<'a, S> {
     pub fn delete_lock(&mut self, obj: &ObjectKey) {
         self.locks.insert(obj.clone(), None);
         self.writes.push(Write::DeleteLock(obj.clone()));
+    }
+
+    pub fn put_promise(&mut self, obj: &ObjectKey, name: &str, promise: Promise) {
+        self.promises.insert((obj.clone(), name.to_owned()), Some(promise.clone()));
+        self.writes.push(Write::PutPromise(obj.clone(), name.to_owned(), promise));
+    }
+
+    pub fn clear_promises(&mut self, obj: &ObjectKey) {
+        self.promises.retain(|(o, _), _| o != obj);
+        self.promises_cleared.insert(obj.clone());
+        self.writes.push(Write::ClearPromises(obj.clone()));
     }
 
     pub fn put_timer(&mut self, timer: Timer) {
@@ -276,6 +299,14 @@ impl<S: Store> Store for Txn<'_, S> {
         match self.locks.get(obj) {
             Some(v) => Ok(*v),
             None => self.base.lock_holder(obj),
+        }
+    }
+
+    fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {
+        match self.promises.get(&(obj.clone(), name.to_owned())) {
+            Some(v) => Ok(v.clone()),
+            None if self.promises_cleared.contains(obj) => Ok(None),
+            None => self.base.promise(obj, name),
         }
     }
 }

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use super::{
-    CF_INBOX, CF_INVOCATION, CF_JOURNAL, CF_LOCK, CF_META, CF_OUTBOX, CF_STATE, CF_TIMER, Storage,
+    CF_INBOX, CF_INVOCATION, CF_JOURNAL, CF_LOCK, CF_META, CF_OUTBOX, CF_PROMISE, CF_STATE, CF_TIMER, Storage,
     StorageError, codec, keys,
 };
 use crate::engine::records::{
-    InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Timer,
+    InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
 };
 use crate::engine::store::{Store, StoreResult, Write};
 use crate::ids::InvocationId;
@@ -80,6 +80,13 @@ impl Storage {
                 Write::DeleteLock(obj) => b.delete_cf(&self.cf(CF_LOCK), keys::object(obj)),
                 Write::PutTimer(t) => b.put_cf(&self.cf(CF_TIMER), keys::timer(partition, t), []),
                 Write::DeleteTimer(t) => b.delete_cf(&self.cf(CF_TIMER), keys::timer(partition, t)),
+                Write::PutPromise(obj, name, promise) => {
+                    b.put_cf(&self.cf(CF_PROMISE), keys::state(obj, name.as_bytes()), codec::encode(promise))
+                }
+                Write::ClearPromises(obj) => {
+                    let prefix = keys::object(obj);
+                    b.delete_range_cf(&self.cf(CF_PROMISE), &prefix, &keys::prefix_end(&prefix))
+                }
                 Write::PutOutbox(seq, m) => {
                     b.put_cf(&self.cf(CF_OUTBOX), keys::sequenced(partition, *seq), codec::encode(m))
                 }
@@ -196,5 +203,9 @@ impl Store for Storage {
     fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>> {
         let v = self.db().get_cf(&self.cf(CF_LOCK), keys::object(obj)).map_err(StorageError::from)?;
         Ok(v.and_then(|raw| InvocationId::from_bytes(&raw)))
+    }
+
+    fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {
+        Ok(self.get_decoded(CF_PROMISE, &keys::state(obj, name.as_bytes()))?)
     }
 }

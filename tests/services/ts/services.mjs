@@ -27,6 +27,10 @@
 //   SleepWorkflow (workflow)
 //     run(ms=2000)         -> status "sleeping", durable sleep, status "done", returns "woke up (<tag>)"
 //     status shared        -> status or "unknown"
+//   Mailbox (virtual object): put(value), take (shared) -> value or null
+//   Waiter (service): awaitAwakeable(box), resolveAwakeable({id, value}), cancellable(box),
+//     parent(box), generic(name), sendDelayed({box, ms}), attachTo(invocationId)
+//   Approval (workflow): run(what) waits on promise "decision"; decide(v), peek, status (shared)
 import * as restate from "@restatedev/restate-sdk";
 import http from "node:http";
 
@@ -145,6 +149,87 @@ const sleepWorkflow = restate.workflow({
   },
 });
 
+// --- Mailbox, Waiter, Approval: awakeables, cancellation, promises, attach ---------------------
+
+// A keyed slot the tests read to learn values a handler produced (e.g. an awakeable id).
+const mailbox = restate.object({
+  name: "Mailbox",
+  handlers: {
+    put: async (ctx, value) => {
+      ctx.set("value", value);
+    },
+    take: restate.handlers.object.shared(async (ctx) => (await ctx.get("value")) ?? null),
+  },
+});
+
+const waiter = restate.service({
+  name: "Waiter",
+  handlers: {
+    // Creates an awakeable, posts its id to Mailbox/<box>, waits for it.
+    awaitAwakeable: async (ctx, box) => {
+      const { id, promise } = ctx.awakeable();
+      ctx.objectSendClient({ name: "Mailbox" }, box).put(id);
+      return `got ${await promise}`;
+    },
+    resolveAwakeable: async (ctx, { id, value }) => {
+      ctx.resolveAwakeable(id, value);
+      return "resolved";
+    },
+    // Sleeps a minute; when cancelled, compensates (visible in Mailbox/<box>) and ends cancelled.
+    cancellable: async (ctx, box) => {
+      try {
+        await ctx.sleep(60_000);
+        return "slept";
+      } catch (e) {
+        if (e instanceof restate.CancelledError) {
+          await ctx.run("compensate", () => "undone");
+          ctx.objectSendClient({ name: "Mailbox" }, box).put("compensated");
+        }
+        throw e;
+      }
+    },
+    // Calls `cancellable` (posting the child's id to Mailbox/<box>) and waits: for kill cascades.
+    parent: async (ctx, box) => {
+      const call = ctx.serviceClient({ name: "Waiter" }).cancellable(`${box}-child`);
+      ctx.objectSendClient({ name: "Mailbox" }, box).put(await call.invocationId);
+      return call;
+    },
+    generic: async (ctx, name) =>
+      ctx.genericCall({
+        service: "Greeter",
+        method: "greet",
+        parameter: name,
+        inputSerde: restate.serde.json,
+        outputSerde: restate.serde.json,
+      }),
+    // Delayed one-way call from a handler: Mailbox/<box> becomes "delivered" after `ms`.
+    sendDelayed: async (ctx, { box, ms }) => {
+      ctx.objectSendClient({ name: "Mailbox" }, box).put("delivered", restate.rpc.sendOpts({ delay: ms }));
+      return "scheduled";
+    },
+    attachTo: async (ctx, invocationId) => ctx.invocation(invocationId).attach(),
+  },
+});
+
+// A workflow waiting on a durable promise that a shared handler resolves.
+const approval = restate.workflow({
+  name: "Approval",
+  handlers: {
+    run: async (ctx, what) => {
+      ctx.set("status", "waiting");
+      const decision = await ctx.promise("decision");
+      ctx.set("status", "decided");
+      return `${what}: ${decision}`;
+    },
+    decide: async (ctx, decision) => {
+      await ctx.promise("decision").resolve(decision);
+      return "ok";
+    },
+    peek: async (ctx) => (await ctx.promise("decision").peek()) ?? null,
+    status: async (ctx) => (await ctx.get("status")) ?? "unknown",
+  },
+});
+
 // --- Endpoint ------------------------------------------------------------------------------------
 
 // Same filtering as the SDK's console logger, but everything goes to stderr so that stdout carries
@@ -167,7 +252,10 @@ const endpoint = restate
   .setLogger(stderrLogger)
   .bind(greeter)
   .bind(counter)
-  .bind(sleepWorkflow);
+  .bind(sleepWorkflow)
+  .bind(mailbox)
+  .bind(waiter)
+  .bind(approval);
 
 function announce(actualPort) {
   process.stdout.write(`listening ${actualPort}\n`);

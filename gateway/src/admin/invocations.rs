@@ -1,0 +1,149 @@
+//! `/invocations/{id}/…`: cancel, kill, purge, purge-journal, restart-as-new, pause, resume
+//! (and the deprecated `DELETE /invocations/{id}?mode=`), with Restate's status codes.
+
+use axum::Json;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Error, State, bad_path_id};
+use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
+use crate::engine::router::{Reply, ReplyMode, Request};
+use crate::ids::InvocationId;
+
+#[derive(Deserialize, Default)]
+pub struct RestartParams {
+    from: Option<u32>,
+    deployment: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct DeleteParams {
+    mode: Option<String>,
+}
+
+async fn control(state: &State, id: InvocationId, request: ControlRequest) -> Result<ControlOutcome, Error> {
+    let reply = state
+        .router
+        .ask(id.partition_key, |tx| Request::Command {
+            command: Command::Control { id, request },
+            reply: ReplyMode::Applied(tx),
+        })
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    match reply {
+        Reply::Applied(Outcome::Control(outcome)) => Ok(outcome),
+        other => Err(Error::Unavailable(format!("unexpected answer from the partition: {other:?}"))),
+    }
+}
+
+fn parse(id: &str) -> Result<InvocationId, Response> {
+    id.parse().map_err(|e| bad_path_id("invocation_id", id, e))
+}
+
+/// Maps what happened to a status code; `done` is the status for `Done`.
+fn answer(id: &InvocationId, outcome: ControlOutcome, done: StatusCode) -> Response {
+    let conflict = |message: String| Error::Conflict { message, code: None }.into_response();
+    match outcome {
+        ControlOutcome::Done => done.into_response(),
+        ControlOutcome::Appended => StatusCode::ACCEPTED.into_response(),
+        ControlOutcome::Restarted(new) => Json(serde_json::json!({ "new_invocation_id": new.to_string() })).into_response(),
+        ControlOutcome::NotFound => Error::UnknownInvocation(id.to_string()).into_response(),
+        ControlOutcome::AlreadyCompleted => conflict(format!("The invocation '{id}' is already completed")),
+        ControlOutcome::NotCompleted => conflict(format!("The invocation '{id}' is not yet completed")),
+        ControlOutcome::Unsupported(reason) if reason.contains("workflow") => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "message": reason, "restate_code": null })))
+                .into_response()
+        }
+        ControlOutcome::Unsupported(reason) => conflict(format!("The invocation '{id}' cannot be changed: {reason}")),
+        ControlOutcome::InputGone => (
+            StatusCode::GONE,
+            Json(serde_json::json!({
+                "message": format!("The invocation '{id}' cannot be restarted: its journal (and input) is no longer retained"),
+                "restate_code": null
+            })),
+        )
+            .into_response(),
+        ControlOutcome::NotStarted => (
+            StatusCode::from_u16(425).expect("425 is a valid status"),
+            Json(serde_json::json!({ "message": format!("The invocation '{id}' has not started yet"), "restate_code": null })),
+        )
+            .into_response(),
+    }
+}
+
+macro_rules! simple {
+    ($name:ident, $request:expr, $done:expr) => {
+        pub async fn $name(AxState(state): AxState<State>, Path(id): Path<String>) -> Response {
+            let id = match parse(&id) {
+                Ok(id) => id,
+                Err(r) => return r,
+            };
+            match control(&state, id, $request).await {
+                Ok(outcome) => answer(&id, outcome, $done),
+                Err(e) => e.into_response(),
+            }
+        }
+    };
+}
+
+simple!(cancel, ControlRequest::Cancel, StatusCode::OK);
+simple!(kill, ControlRequest::Kill, StatusCode::OK);
+simple!(purge, ControlRequest::Purge, StatusCode::OK);
+simple!(purge_journal, ControlRequest::PurgeJournal, StatusCode::OK);
+simple!(pause, ControlRequest::Pause, StatusCode::OK);
+simple!(resume, ControlRequest::Resume, StatusCode::OK);
+
+pub async fn restart_as_new(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    Query(params): Query<RestartParams>,
+) -> Response {
+    let id = match parse(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if params.from.is_some_and(|from| from != 0) {
+        return Error::InvalidField {
+            field: "from",
+            reason: "restarting from a journal index other than 0 is not supported yet".into(),
+        }
+        .into_response();
+    }
+    if params.deployment.as_deref().is_some_and(|d| d != "latest") {
+        return Error::InvalidField {
+            field: "deployment",
+            reason: "a restarted invocation runs on the latest deployment; 'keep' or a deployment id is not supported yet"
+                .into(),
+        }
+        .into_response();
+    }
+    let new_id = InvocationId::generate(id.partition_key);
+    match control(&state, id, ControlRequest::RestartAsNew { new_id }).await {
+        Ok(outcome) => answer(&id, outcome, StatusCode::OK),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Deprecated form: fire and forget, 202.
+pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Query(params): Query<DeleteParams>) -> Response {
+    let id = match parse(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let request = match params.mode.as_deref().unwrap_or("cancel") {
+        "cancel" => ControlRequest::Cancel,
+        "kill" => ControlRequest::Kill,
+        "purge" => ControlRequest::Purge,
+        other => {
+            return Error::InvalidField { field: "mode", reason: format!("unknown mode '{other}': use cancel, kill or purge") }
+                .into_response();
+        }
+    };
+    let command = Command::Control { id, request };
+    match state.router.send(id.partition_key, Request::Command { command, reply: ReplyMode::None }) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => Error::Unavailable(e.to_string()).into_response(),
+    }
+}
