@@ -7,6 +7,7 @@ cd "$repo"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 "$repo/scripts/system-deps.sh" --with-nextest
 "$repo/scripts/setup-node.sh"
+"$repo/scripts/setup-python.sh"
 # The target dir is a cache: keep a runaway one from filling the disk.
 target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 if [ -d "$target" ] && [ "$(du -sm "$target" 2>/dev/null | cut -f1)" -gt 60000 ]; then

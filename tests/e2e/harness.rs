@@ -256,3 +256,46 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The Python SDK test services (`tests/services/python/services.py`, hypercorn).
+pub struct PyServices {
+    child: Child,
+    pub port: u16,
+}
+
+impl PyServices {
+    pub fn start() -> Self {
+        let python = match std::env::var("PERDURE_PYTHON") {
+            Ok(p) => PathBuf::from(p),
+            Err(_) => {
+                let cache = std::env::var("PERDURE_CACHE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/perdure"));
+                cache.join("python-venv/bin/python")
+            }
+        };
+        assert!(python.exists(), "{} missing: run scripts/setup-python.sh (the test command does)", python.display());
+        let mut child = Command::new(python)
+            .arg("services.py")
+            .arg("0")
+            .current_dir(repo_root().join("tests/services/python"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python");
+        let line = wait_for_line(&mut child, "listening ", "Python services");
+        let port = line["listening ".len()..].trim().parse().expect("port");
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PyServices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,6 +6,7 @@ mod admin;
 mod durability;
 mod harness;
 mod ingress;
+mod python_sdk;
 mod rust_sdk;
 mod semantics;
 mod typescript;
