@@ -150,6 +150,16 @@ const ENV_PREFIX: &str = "PERDURE_";
 impl Config {
     /// Defaults, then the file (`path`, or `./perdure.toml` when it exists), then env vars.
     pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        Self::load_reporting(path, env).map(|(config, _)| config)
+    }
+
+    /// As [`Config::load`], also naming the `PERDURE_*` variables that are not settings (tools
+    /// of this repository use some, e.g. `PERDURE_CACHE`): they are ignored, and worth a warning.
+    pub fn load_reporting(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut ignored = Vec::new();
         let mut merged = toml::Value::try_from(Config::default()).expect("defaults serialize to TOML");
         let default_file = Path::new("perdure.toml");
         let file = match path {
@@ -175,6 +185,10 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase().replace('_', "-")).collect();
+            if merged.get(&path[0]).is_none() {
+                ignored.push(name);
+                continue;
+            }
             set_path(&mut merged, &path, env_value(&raw));
             let check: Result<Config, _> = merged.clone().try_into();
             if let Err(e) = check {
@@ -183,7 +197,7 @@ impl Config {
         }
         let config: Config = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
-        Ok(config)
+        Ok((config, ignored))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -318,6 +332,10 @@ mod tests {
     fn bad_input_names_what_is_wrong() {
         let e = Config::load(None, env(&[("PERDURE_INGRESS__BIND_ADDRESS", "nope")])).unwrap_err();
         assert!(e.to_string().contains("PERDURE_INGRESS__BIND_ADDRESS"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_INGRESS__BIND_ADRESS", "127.0.0.1:1")])).unwrap_err();
+        assert!(e.to_string().contains("bind-adress"), "{e}");
+        let (_, ignored) = Config::load_reporting(None, env(&[("PERDURE_CACHE", "/tmp")])).unwrap();
+        assert_eq!(ignored, ["PERDURE_CACHE"]);
         let e = Config::load(None, env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "explode")])).unwrap_err();
         assert!(e.to_string().contains("on-max-attempts"), "{e}");
         let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match Config::load(args.config.as_deref(), std::env::vars()) {
+    let (mut config, ignored_env) = match Config::load_reporting(args.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("perdure: {e}");
@@ -72,6 +72,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(&config);
+    for name in ignored_env {
+        tracing::warn!("ignoring environment variable {name}: not a perdure setting");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

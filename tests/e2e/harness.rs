@@ -64,14 +64,18 @@ impl Perdure {
     }
 
     fn spawn(&mut self) {
+        self.spawn_on("127.0.0.1:0", "127.0.0.1:0");
+    }
+
+    fn spawn_on(&mut self, ingress: &str, admin: &str) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--ingress-bind")
-            .arg("127.0.0.1:0")
+            .arg(ingress)
             .arg("--admin-bind")
-            .arg("127.0.0.1:0")
+            .arg(admin)
             .env("RUST_LOG", std::env::var("PERDURE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::piped())
@@ -100,6 +104,15 @@ impl Perdure {
     pub fn crash_and_restart(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// `kill -9`, then start again on the same data directory and the same ports, so clients
+    /// keep their addresses.
+    pub fn crash_and_restart_in_place(&mut self) {
+        self.kill9();
+        let ingress = self.ingress.trim_start_matches("http://").to_owned();
+        let admin = self.admin.trim_start_matches("http://").to_owned();
+        self.spawn_on(&ingress, &admin);
     }
 
     pub fn kill9(&mut self) {
