@@ -51,6 +51,22 @@ impl RustCounter {
     async fn get(&self, ctx: SharedObjectContext<'_>) -> Result<u64, HandlerError> {
         Ok(ctx.get::<u64>("count").await?.unwrap_or(0))
     }
+
+    /// The same with lazy state: the server sends no state up front; reads are round trips.
+    #[handler(name = "lazyAdd", lazy_state = true)]
+    async fn lazy_add(&self, ctx: ObjectContext<'_>, n: u64) -> Result<u64, HandlerError> {
+        let next = ctx.get::<u64>("count").await?.unwrap_or(0) + n;
+        ctx.set("count", next);
+        ctx.set("touched", true);
+        Ok(next)
+    }
+
+    #[handler(lazy_state = true)]
+    async fn keys(&self, ctx: SharedObjectContext<'_>) -> Result<Json<Vec<String>>, HandlerError> {
+        let mut keys = ctx.get_keys().await?;
+        keys.sort();
+        Ok(Json(keys))
+    }
 }
 
 /// The Rust SDK endpoint, served by its own runtime on a background thread.
@@ -115,6 +131,10 @@ fn rust_sdk_services_run_durably() {
     assert_eq!(post_json(&format!("{i}/RustGreeter/countVisit"), "\"bob\"").body, "\"bob visited 1 times\"");
     assert_eq!(post_json(&format!("{i}/RustGreeter/countVisit"), "\"bob\"").body, "\"bob visited 2 times\"");
     assert_eq!(get(&format!("{i}/RustCounter/bob/get")).body, "2");
+    // Lazy state: reads and key listings answered by the server during the attempt.
+    assert_eq!(post_json(&format!("{i}/RustCounter/bob/lazyAdd"), "5").body, "7");
+    assert_eq!(get(&format!("{i}/RustCounter/bob/keys")).body, "[\"count\",\"touched\"]");
+    assert_eq!(get(&format!("{i}/RustCounter/bob/get")).body, "7");
     let r = post_json(&format!("{i}/RustGreeter/refuse"), "\"x\"");
     assert_eq!(r.status, 418);
     assert_eq!(r.json()["message"], "I am a teapot");

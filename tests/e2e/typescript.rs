@@ -219,3 +219,38 @@ fn idempotency_keys_deduplicate_calls_and_sends() {
     assert_eq!(out.status, 200);
     assert!(out.header("idempotency-expires").is_some());
 }
+
+#[test]
+fn a_bidi_manifest_over_http1_streams_in_full_duplex() {
+    // The TS SDK's http1Handler({ bidirectional: true }) announces BIDI_STREAM over HTTP/1.1.
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h1bidi", "b");
+    let (status, body) = perdure.register(&svc.url(), json!({ "use_http_11": true }));
+    assert_eq!(status, 201, "{body}");
+    let dp = get(&format!("{}/deployments", perdure.admin)).json();
+    assert_eq!(dp["deployments"][0]["protocol_type"], "BidiStream");
+    assert_eq!(dp["deployments"][0]["http_version"], "HTTP/1.1");
+    assert_eq!(post_json(&format!("{}/Greeter/sideEffect", perdure.ingress), "\"s\"").body, "\"a(s)+b(s)\"");
+    assert_eq!(post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "200").json()["finished_on"], "b");
+}
+
+#[test]
+fn paused_invocations_resume_on_request() {
+    // With one attempt allowed, the flaky handler pauses after each failure until resumed.
+    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "1")]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let r = post_json(&format!("{}/Greeter/flaky/send", perdure.ingress), "\"p1\"");
+    let id = r.json()["invocationId"].as_str().unwrap().to_owned();
+    let admin = &perdure.admin;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(&format!("{}/restate/invocation/{id}/output", perdure.ingress)).status, 470);
+    // Already paused: pausing again answers 200.
+    assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/pause")).status, 200);
+    assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(&format!("{}/restate/invocation/{id}/output", perdure.ingress)).status, 470, "paused again");
+    assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 200);
+    assert_eq!(get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress)).body, "\"ok after 3 attempts\"");
+    assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 409);
+}

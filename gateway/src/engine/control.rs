@@ -168,6 +168,10 @@ fn resume<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: Invo
         Phase::Scheduled { .. } | Phase::Inboxed { .. } => ControlOutcome::NotStarted,
         Phase::Invoked if status.attempt.in_flight => ControlOutcome::Done,
         Phase::Invoked | Phase::Paused | Phase::Suspended { .. } => {
+            // A resumed invocation gets a fresh retry budget.
+            if status.phase == Phase::Paused {
+                status.attempt.failures = 0;
+            }
             start_attempt(ctx, id, &mut status);
             ctx.save(id, status);
             ControlOutcome::Done
