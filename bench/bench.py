@@ -36,13 +36,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# name, script, path shown in the table, connections
+# name, script, path shown in the table, connections, keys (counter.lua only; None = --keys)
 WORKLOADS = [
-    ("greet-c1", "greet.lua", "Greeter/greet", 1),
-    ("greet-c16", "greet.lua", "Greeter/greet", 16),
-    ("greet-c128", "greet.lua", "Greeter/greet", 128),
-    ("counter-c16", "counter.lua", "Counter/<key>/add", 16),
-    ("counter-c128", "counter.lua", "Counter/<key>/add", 128),
+    ("greet-c1", "greet.lua", "Greeter/greet", 1, None),
+    ("greet-c16", "greet.lua", "Greeter/greet", 16, None),
+    ("greet-c128", "greet.lua", "Greeter/greet", 128, None),
+    ("counter-c16", "counter.lua", "Counter/<key of 1000>/add", 16, None),
+    ("counter-c128", "counter.lua", "Counter/<key of 1000>/add", 128, None),
+    ("counter1-c16", "counter.lua", "Counter/<one key>/add", 16, 1),
+    ("counter1-c128", "counter.lua", "Counter/<one key>/add", 128, 1),
 ]
 
 
@@ -206,7 +208,7 @@ def tail(path: Path, lines: int = 30) -> str:
 # --- load generation ------------------------------------------------------------------------
 
 
-def run_wrk(args, port: int, script: str, conns: int, duration: int) -> dict:
+def run_wrk(args, port: int, script: str, conns: int, duration: int, keys=None) -> dict:
     # -t1 by default: one wrk thread (<= 1 core) drives all connections with epoll. On this 2-core
     # machine that leaves roughly one core for the server plus the Node services, so high-concurrency
     # throughput is CPU-bound for everything; -t2 would starve the server further.
@@ -216,7 +218,7 @@ def run_wrk(args, port: int, script: str, conns: int, duration: int) -> dict:
         f"http://127.0.0.1:{port}",
     ]
     if script == "counter.lua":
-        cmd += ["--", str(args.keys)]
+        cmd += ["--", str(keys or args.keys)]
     p = PROCS.spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = p.communicate(timeout=duration + 60)
@@ -271,8 +273,11 @@ def wait_for(what: str, check, timeout: float, interval: float = 0.02, proc=None
 def start_services(args, workdir: Path) -> tuple[subprocess.Popen, int]:
     env = dict(os.environ, RESTATE_LOGGING="WARN")  # no per-invocation log lines
     errlog = open(workdir / "services.log", "wb")
-    p = PROCS.spawn([args.node, str(args.services), "0", "h2", "bench"], cwd=str(args.services.parent),
-                    env=env, stdout=subprocess.PIPE, stderr=errlog)
+    if args.sdk == "rust":
+        cmd, cwd = [args.rust_services, "0"], str(REPO)
+    else:
+        cmd, cwd = [args.node, str(args.services), "0", "h2", "bench"], str(args.services.parent)
+    p = PROCS.spawn(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=errlog)
     errlog.close()
     port_box: list[int] = []
 
@@ -343,11 +348,11 @@ def bench_server(name: str, args) -> dict:
                 log(f"{name}: warm-up {script} c16 {args.warmup}s")
                 invocations += run_wrk(args, ingress, script, 16, args.warmup)["ok"]
 
-        for wl, script, _path, conns in WORKLOADS:
+        for wl, script, _path, conns, keys in WORKLOADS:
             cpu0, svc0 = cpu_seconds(server.pid), cpu_seconds(services.pid)
             sampler = RssSampler(server.pid)
             sampler.start()
-            res = run_wrk(args, ingress, script, conns, args.duration)
+            res = run_wrk(args, ingress, script, conns, args.duration, keys)
             peak_rss = sampler.finish()
             cpu = cpu_seconds(server.pid) - cpu0
             svc_cpu = cpu_seconds(services.pid) - svc0
@@ -415,7 +420,7 @@ def build_rows(results: dict) -> list[dict]:
         ("fresh data dir, du (MiB)", lambda r: scaled(r.get("fresh_data_dir_bytes"), mib)),
         ("fresh data dir, apparent (MiB)", lambda r: scaled(r.get("fresh_data_dir_apparent_bytes"), mib)),
     ]
-    for wl, _script, path, conns in WORKLOADS:
+    for wl, _script, path, conns, _keys in WORKLOADS:
         label = f"{path} c={conns}"
 
         def g(key, wl=wl, scale=None):
@@ -492,6 +497,11 @@ def main() -> int:
     ap.add_argument("--restate-bin", default=env("RESTATE_BIN"))
     ap.add_argument("--node", default=env("NODE22", "node"), help="Node 22 binary for the services")
     ap.add_argument("--services", type=Path, default=REPO / "tests/services/ts/services.mjs")
+    ap.add_argument("--sdk", choices=["ts", "rust"], default=env("BENCH_SDK", "ts"),
+                    help="which SDK serves Greeter and Counter: the TypeScript services on Node 22, or the "
+                         "Rust SDK services (tests/services/rust, built in release by run.sh)")
+    ap.add_argument("--rust-services", default=env("RUST_SERVICES_BIN",
+                    "/root/.cache/perdure/target/release/perdure-rust-services"))
     ap.add_argument("--wrk", default=env("WRK", "wrk"))
     ap.add_argument("--only", choices=["perdure", "restate"], default=env("BENCH_ONLY") or None)
     ap.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "10")),

@@ -84,6 +84,12 @@ if want perdure && [ -z "$perdure_bin" ]; then
   fi
 fi
 
+# --- Rust SDK services (only with --sdk rust) ------------------------------------------------------
+if [[ " ${args[*]-} " == *" --sdk rust "* ]] || [ "${BENCH_SDK:-}" = rust ]; then
+  say "cargo build --release -p perdure-rust-services"
+  (cd "$repo" && cargo build --release -p perdure-rust-services --quiet)
+fi
+
 # --- run -------------------------------------------------------------------------------------
 # bench.py records the process groups it starts in this file; if it dies without cleaning up,
 # the trap stops whatever is left.
