@@ -2,7 +2,13 @@
 //! `1d`) and ISO-8601 (`PT10S`) on input; Restate's compact form (`1d`, `1m`, `500ms`,
 //! `1d 12h 4m 2s`) on output; and RFC 3339 timestamps.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch by the wall clock. Only drivers read the clock; the
+/// engine gets time as input.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// Parses a friendly or ISO-8601 duration.
 pub fn parse(input: &str) -> Result<Duration, String> {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::render::{RegisterResponse, deployment_detail, deployment_summary};
 use super::{ApiVersion, Error, State, bad_path_id};
-use crate::engine::partition::now_ms;
+use crate::durations::now_ms;
 use crate::ids::DeploymentId;
 use crate::invoker::discovery::discover;
 use crate::schema::{Endpoint, HttpVersion, RegisterOutcome, RegisterRequest, register as register_deployment};

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::InvocationId;
 
+pub use super::records::InvokeRequest;
 use super::records::{
-    FailureInfo, InvocationResult, Notification, OutboxMessage, PinnedDeployment, Retention, RetryPolicy, Sink,
-    Source, Target, Timer, WaitSet,
+    FailureInfo, InvocationResult, Notification, OutboxMessage, PinnedDeployment, Retention, RetryPolicy, Target,
+    Timer, WaitSet,
 };
 
 /// One entry of the log: the commands of one group commit and the leader's clock.
@@ -63,24 +64,6 @@ pub enum ControlRequest {
     Pause,
     /// Retry a paused invocation now.
     Resume,
-}
-
-/// A request to create an invocation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InvokeRequest {
-    pub id: InvocationId,
-    pub target: Target,
-    /// Headers handed to the handler (Input command headers).
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-    pub source: Source,
-    pub idempotency_key: Option<String>,
-    /// Start no earlier than this (ms since epoch): delayed sends.
-    pub execute_at: Option<u64>,
-    /// A caller's journal that waits for the result.
-    pub sink: Option<Sink>,
-    pub retry_policy: RetryPolicy,
-    pub retention: Retention,
 }
 
 /// Effects of one attempt, batched as the invoker read them.

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +21,7 @@ use super::machine::{PartitionInfo, apply};
 use super::records::{PartitionMeta, Phase, Timer};
 use super::router::{Reply, ReplyMode, Request, Router};
 use super::store::{Store, Txn, Write};
+use crate::durations::now_ms;
 use crate::ids::InvocationId;
 use crate::invoker::InvokerHandle;
 use crate::storage::log::{Log, Lsn};
@@ -37,11 +38,6 @@ pub enum PartitionError {
     Store(#[from] super::store::StoreError),
     #[error("log: {0}")]
     Log(String),
-}
-
-/// Milliseconds since the Unix epoch by the wall clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub struct Partition<L: Log> {

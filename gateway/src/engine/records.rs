@@ -310,11 +310,29 @@ pub struct Timer {
     pub kind: TimerKind,
 }
 
+/// A request to create an invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvokeRequest {
+    pub id: InvocationId,
+    pub target: Target,
+    /// Headers handed to the handler (Input command headers).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub source: Source,
+    pub idempotency_key: Option<String>,
+    /// Start no earlier than this (ms since epoch): delayed sends.
+    pub execute_at: Option<u64>,
+    /// A caller's journal that waits for the result.
+    pub sink: Option<Sink>,
+    pub retry_policy: RetryPolicy,
+    pub retention: Retention,
+}
+
 /// A message from one partition to another, kept in the sender's outbox until delivered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OutboxMessage {
     /// Create an invocation on the partition that owns its key.
-    Invoke(Box<crate::engine::command::InvokeRequest>),
+    Invoke(Box<InvokeRequest>),
     /// Deliver a result into a caller's journal.
     Notify { target: InvocationId, notification: Notification },
     /// An invocation asks for another's result: wait for it (attach) or look (output).

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use super::error::{Error, error_response};
 use super::{Ingress, Response, json, read_body};
 use crate::engine::command::{Command, InvokeRequest, Outcome};
-use crate::engine::partition::now_ms;
+use crate::durations::now_ms;
 use crate::engine::records::{
     HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source,
 };

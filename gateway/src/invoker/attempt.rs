@@ -18,7 +18,7 @@ use crate::engine::records::{
     FailureInfo, InvocationResult, JournalEntry, PinnedDeployment, Retention, RetryPolicy, Target, WaitSet,
 };
 use crate::engine::router::{ReplyMode, Request};
-use crate::engine::partition::now_ms;
+use crate::durations::now_ms;
 use crate::engine::store::Store;
 use crate::protocol::frame;
 use crate::protocol::manifest::ProtocolMode;
