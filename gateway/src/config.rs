@@ -123,7 +123,7 @@ impl Default for Config {
             default_journal_retention: Duration::from_secs(86_400),
             default_workflow_completion_retention: Duration::from_secs(86_400),
             storage: StorageConfig {
-                memtable_size: 64 << 20,
+                memtable_size: 32 << 20,
                 cache_size: 16 << 20,
                 flush_interval: Duration::from_secs(30),
             },

@@ -147,6 +147,16 @@ fn calls_generic_calls_delayed_sends_and_attach_from_handlers() {
     assert_eq!(mailbox(&perdure, "d1"), json!("delivered"));
     assert!(started.elapsed() >= Duration::from_millis(700));
 
+    assert_eq!(post_json(&format!("{i}/Waiter/callFail"), "\"x\"").body, "\"caught 409: boom: x\"");
+
+    // Named signals between invocations.
+    let waiting = send(&perdure, "Waiter/awaitSignal", "\"sig1\"");
+    let target_id = mailbox(&perdure, "sig1");
+    assert_eq!(target_id.as_str(), Some(waiting.as_str()));
+    let r = post_json(&format!("{i}/Waiter/sendSignal"), &json!({ "id": target_id, "value": "now" }).to_string());
+    assert_eq!(r.body, "\"sent\"");
+    assert_eq!(get(&format!("{i}/restate/invocation/{waiting}/attach")).body, "\"signalled now\"");
+
     let target = send(&perdure, "Greeter/sleepy", "400");
     let r = post_json(&format!("{i}/Waiter/attachTo"), &format!("\"{target}\""));
     assert_eq!(r.status, 200, "{}", r.body);

@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::invoke::{schedule, start_attempt};
 use super::machine::Ctx;
-use super::records::{InvocationResult, InvocationStatus, OutboxMessage, Phase, Timer, TimerKind};
+use super::records::{InvocationResult, InvocationStatus, Lock, OutboxMessage, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
 
@@ -41,16 +41,21 @@ pub fn complete<S: Store>(
     }
 
     if let Some(obj) = lock_taker {
-        if ctx.txn.lock_holder(&obj)? == Some(id) {
-            ctx.txn.delete_lock(&obj);
-            if let Some((seq, next)) = ctx.txn.inbox_next(&obj, 0)? {
+        let lock = ctx.txn.lock(&obj)?.unwrap_or_default();
+        if lock.holder == Some(id) {
+            // Hand the lock to the first invocation waiting in the inbox, if any.
+            let mut next_lock = Lock { holder: None, inbox_from: lock.inbox_from };
+            while let Some((seq, next)) = ctx.txn.inbox_next(&obj, next_lock.inbox_from)? {
                 ctx.txn.delete_inbox(&obj, seq);
+                next_lock.inbox_from = seq + 1;
                 if let Some(mut next_status) = ctx.status(&next)? {
-                    ctx.txn.put_lock(&obj, next);
+                    next_lock.holder = Some(next);
                     start_attempt(ctx, next, &mut next_status);
                     ctx.save(next, next_status);
+                    break;
                 }
             }
+            ctx.txn.put_lock(&obj, next_lock);
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use super::command::{InvokeRequest, Outcome};
 use super::entries;
 use super::machine::Ctx;
 use super::records::{
-    AttemptState, HandlerKind, InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, Phase,
+    AttemptState, HandlerKind, Lock, InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, Phase,
     Timer, TimerKind, Timestamps,
 };
 use super::store::{Store, StoreResult};
@@ -92,14 +92,15 @@ pub fn start_or_enqueue<S: Store>(
 ) -> StoreResult<()> {
     if status.target.handler_kind.takes_lock() {
         let obj = status.target.object().expect("keyed handlers have a key");
-        if ctx.txn.lock_holder(&obj)?.is_some() {
+        let lock = ctx.txn.lock(&obj)?.unwrap_or_default();
+        if lock.holder.is_some() {
             let seq = ctx.txn.push_inbox(&obj, id);
             status.phase = Phase::Inboxed { seq };
             status.timestamps.inboxed_at = Some(ctx.now);
             ctx.save(id, status);
             return Ok(());
         }
-        ctx.txn.put_lock(&obj, id);
+        ctx.txn.put_lock(&obj, Lock { holder: Some(id), ..lock });
     }
     start_attempt(ctx, id, &mut status);
     ctx.save(id, status);

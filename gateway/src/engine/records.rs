@@ -150,6 +150,15 @@ impl Sink {
     }
 }
 
+/// A virtual object's (or workflow's) lock: who holds it, and where its inbox continues.
+/// The record stays when the lock is free, so the inbox cursor survives: inbox entries
+/// below `inbox_from` are all gone, and looking for the next one never walks over them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub holder: Option<InvocationId>,
+    pub inbox_from: u64,
+}
+
 /// A workflow's durable promise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promise {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::ids::InvocationId;
 
-use super::records::{InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer};
+use super::records::{InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer};
 
 /// A storage failure while reading. The partition cannot continue past it.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub trait Store {
     fn state_all(&self, obj: &ObjectKey) -> StoreResult<Vec<(Bytes, Bytes)>>;
     /// The first inbox entry of `obj` with sequence number `>= from_seq`.
     fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>>;
-    fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>>;
+    fn lock(&self, obj: &ObjectKey) -> StoreResult<Option<Lock>>;
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>>;
 }
 
@@ -45,8 +45,7 @@ pub enum Write {
     ClearState(ObjectKey),
     PutInbox(ObjectKey, u64, InvocationId),
     DeleteInbox(ObjectKey, u64),
-    PutLock(ObjectKey, InvocationId),
-    DeleteLock(ObjectKey),
+    PutLock(ObjectKey, Lock),
     PutTimer(Timer),
     DeleteTimer(Timer),
     PutPromise(ObjectKey, String, Promise),
@@ -76,7 +75,7 @@ impl Store for EmptyStore {
     fn inbox_next(&self, _: &ObjectKey, _: u64) -> StoreResult<Option<(u64, InvocationId)>> {
         Ok(None)
     }
-    fn lock_holder(&self, _: &ObjectKey) -> StoreResult<Option<InvocationId>> {
+    fn lock(&self, _: &ObjectKey) -> StoreResult<Option<Lock>> {
         Ok(None)
     }
     fn promise(&self, _: &ObjectKey, _: &str) -> StoreResult<Option<Promise>> {
@@ -97,7 +96,7 @@ pub struct Txn<'a, S: Store> {
     journal: HashMap<(InvocationId, u32), Option<JournalEntry>>,
     state: HashMap<ObjectKey, StateOverlay>,
     inbox: BTreeMap<(ObjectKey, u64), Option<InvocationId>>,
-    locks: HashMap<ObjectKey, Option<InvocationId>>,
+    locks: HashMap<ObjectKey, Lock>,
     /// Promises written here; `cleared` objects read as empty below what is written.
     promises: HashMap<(ObjectKey, String), Option<Promise>>,
     promises_cleared: std::collections::HashSet<ObjectKey>,
@@ -184,14 +183,9 @@ impl<'a, S: Store> Txn<'a, S> {
         self.writes.push(Write::DeleteInbox(obj.clone(), seq));
     }
 
-    pub fn put_lock(&mut self, obj: &ObjectKey, id: InvocationId) {
-        self.locks.insert(obj.clone(), Some(id));
-        self.writes.push(Write::PutLock(obj.clone(), id));
-    }
-
-    pub fn delete_lock(&mut self, obj: &ObjectKey) {
-        self.locks.insert(obj.clone(), None);
-        self.writes.push(Write::DeleteLock(obj.clone()));
+    pub fn put_lock(&mut self, obj: &ObjectKey, lock: Lock) {
+        self.locks.insert(obj.clone(), lock);
+        self.writes.push(Write::PutLock(obj.clone(), lock));
     }
 
     pub fn put_promise(&mut self, obj: &ObjectKey, name: &str, promise: Promise) {
@@ -295,10 +289,10 @@ impl<S: Store> Store for Txn<'_, S> {
         })
     }
 
-    fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>> {
+    fn lock(&self, obj: &ObjectKey) -> StoreResult<Option<Lock>> {
         match self.locks.get(obj) {
-            Some(v) => Ok(*v),
-            None => self.base.lock_holder(obj),
+            Some(lock) => Ok(Some(*lock)),
+            None => self.base.lock(obj),
         }
     }
 

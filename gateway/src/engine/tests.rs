@@ -298,9 +298,11 @@ fn exclusive_handlers_queue_per_key_and_run_in_order() {
     let actions = e.effects(b, 1, vec![output("2"), Effect::Ended]);
     assert_eq!(invoked(&actions)[0].id, c);
     let obj = ObjectKey { service: "Counter".into(), key: "k".into() };
-    assert_eq!(e.txn.lock_holder(&obj).unwrap(), Some(c));
+    assert_eq!(e.txn.lock(&obj).unwrap().unwrap().holder, Some(c));
     e.effects(c, 1, vec![output("3"), Effect::Ended]);
-    assert_eq!(e.txn.lock_holder(&obj).unwrap(), None);
+    let lock = e.txn.lock(&obj).unwrap().unwrap();
+    assert_eq!(lock.holder, None);
+    assert!(lock.inbox_from > 0, "the inbox cursor moved past the popped entries");
 }
 
 #[test]

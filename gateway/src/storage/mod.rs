@@ -69,7 +69,7 @@ pub struct StorageOptions {
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        Self { memtable_bytes: 64 << 20, cache_bytes: 16 << 20 }
+        Self { memtable_bytes: 32 << 20, cache_bytes: 16 << 20 }
     }
 }
 
@@ -94,6 +94,10 @@ impl Storage {
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(2);
         db_opts.set_max_log_file_size(1 << 20);
+        db_opts.set_log_level(rocksdb::LogLevel::Warn);
+        // Little preallocated space: a fresh data directory stays small on disk (RocksDB
+        // preallocates the WAL by the largest memtable size, see below).
+        db_opts.set_manifest_preallocation_size(0);
 
         let cache = Cache::new_lru_cache(opts.cache_bytes);
         let cf_opts = |name: &str| {
@@ -103,7 +107,7 @@ impl Storage {
             table.set_bloom_filter(10.0, false);
             table.set_cache_index_and_filter_blocks(true);
             o.set_block_based_table_factory(&table);
-            o.set_write_buffer_size((opts.memtable_bytes / 4).max(1 << 20));
+            o.set_write_buffer_size((opts.memtable_bytes / 8).max(1 << 20));
             o.set_max_write_buffer_number(3);
             o.set_compression_type(DBCompressionType::Lz4);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);

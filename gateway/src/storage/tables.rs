@@ -11,7 +11,7 @@ use super::{
     StorageError, codec, keys,
 };
 use crate::engine::records::{
-    InvocationStatus, JournalEntry, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
+    InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
 };
 use crate::engine::store::{Store, StoreResult, Write};
 use crate::ids::InvocationId;
@@ -76,8 +76,7 @@ impl Storage {
                 }
                 Write::PutInbox(obj, seq, id) => b.put_cf(&self.cf(CF_INBOX), keys::inbox(obj, *seq), id.to_bytes()),
                 Write::DeleteInbox(obj, seq) => b.delete_cf(&self.cf(CF_INBOX), keys::inbox(obj, *seq)),
-                Write::PutLock(obj, id) => b.put_cf(&self.cf(CF_LOCK), keys::object(obj), id.to_bytes()),
-                Write::DeleteLock(obj) => b.delete_cf(&self.cf(CF_LOCK), keys::object(obj)),
+                Write::PutLock(obj, lock) => b.put_cf(&self.cf(CF_LOCK), keys::object(obj), codec::encode(lock)),
                 Write::PutTimer(t) => b.put_cf(&self.cf(CF_TIMER), keys::timer(partition, t), []),
                 Write::DeleteTimer(t) => b.delete_cf(&self.cf(CF_TIMER), keys::timer(partition, t)),
                 Write::PutPromise(obj, name, promise) => {
@@ -200,9 +199,8 @@ impl Store for Storage {
         Ok(found)
     }
 
-    fn lock_holder(&self, obj: &ObjectKey) -> StoreResult<Option<InvocationId>> {
-        let v = self.db().get_cf(&self.cf(CF_LOCK), keys::object(obj)).map_err(StorageError::from)?;
-        Ok(v.and_then(|raw| InvocationId::from_bytes(&raw)))
+    fn lock(&self, obj: &ObjectKey) -> StoreResult<Option<Lock>> {
+        Ok(self.get_decoded(CF_LOCK, &keys::object(obj))?)
     }
 
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {

@@ -29,7 +29,8 @@
 //     status shared        -> status or "unknown"
 //   Mailbox (virtual object): put(value), take (shared) -> value or null
 //   Waiter (service): awaitAwakeable(box), resolveAwakeable({id, value}), cancellable(box),
-//     parent(box), generic(name), sendDelayed({box, ms}), attachTo(invocationId)
+//     parent(box), generic(name), sendDelayed({box, ms}), attachTo(invocationId), callFail(msg),
+//     awaitSignal(box), sendSignal({id, value})
 //   Approval (workflow): run(what) waits on promise "decision"; decide(v), peek, status (shared)
 import * as restate from "@restatedev/restate-sdk";
 import http from "node:http";
@@ -208,6 +209,24 @@ const waiter = restate.service({
       return "scheduled";
     },
     attachTo: async (ctx, invocationId) => ctx.invocation(invocationId).attach(),
+    // A terminal failure of a callee reaches the caller as a TerminalError with its code.
+    callFail: async (ctx, msg) => {
+      try {
+        await ctx.serviceClient({ name: "Greeter" }).fail(msg);
+        return "no error";
+      } catch (e) {
+        return `caught ${e.code}: ${e.message}`;
+      }
+    },
+    // Named signals: post our own id to Mailbox/<box>, then wait for signal "go".
+    awaitSignal: async (ctx, box) => {
+      ctx.objectSendClient({ name: "Mailbox" }, box).put(ctx.request().id);
+      return `signalled ${await ctx.signal("go")}`;
+    },
+    sendSignal: async (ctx, { id, value }) => {
+      ctx.invocation(id).signal("go").resolve(value);
+      return "sent";
+    },
   },
 });
 
