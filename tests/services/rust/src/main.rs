@@ -38,5 +38,18 @@ async fn main() {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(9080);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
     println!("listening {}", listener.local_addr().expect("bound").port());
-    HttpServer::new(Endpoint::builder().bind(Greeter).bind(Counter).build()).serve(listener).await;
+    // The SDK's own `HttpServer` leaves Nagle's algorithm on: a handler's last frames then
+    // wait for the server's delayed ACK (up to 40 ms). Serve the same endpoint with
+    // TCP_NODELAY, as the Node SDK does.
+    let endpoint = restate_sdk::hyper::HyperEndpoint::new(Endpoint::builder().bind(Greeter).bind(Counter).build());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), endpoint);
+            let _ = conn.await;
+        });
+    }
 }
