@@ -222,15 +222,21 @@ impl<L: Log> Partition<L> {
             for command in commands {
                 outcomes.push(apply(&mut txn, now, &self.info, command, &mut actions)?);
             }
-            let lsn = self
+            // Once the entry is durable, the derived state follows on the same thread.
+            let (writes, mut meta) = txn.into_writes();
+            let storage = self.storage.clone();
+            let partition = self.info.id;
+            let (lsn, written) = self
                 .log
-                .append(self.tail, 0, Bytes::from(entry))
+                .append_then(self.tail, 0, Bytes::from(entry), move |lsn| {
+                    meta.applied_lsn = lsn;
+                    storage.write_state(storage.state_batch(partition, &writes, &meta)).map(|()| meta)
+                })
                 .await
                 .map_err(|e| PartitionError::Log(e.to_string()))?;
             self.tail = lsn;
-            txn.meta.applied_lsn = lsn;
-            let (writes, meta) = txn.into_writes();
-            self.write(writes, meta)?;
+            self.meta = written?;
+            self.applied.store(lsn, Ordering::Release);
             for ((reply, id), outcome) in replies.into_iter().zip(outcomes) {
                 self.answer(reply, id, outcome);
             }

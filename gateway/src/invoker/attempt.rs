@@ -80,14 +80,14 @@ pub async fn run(
 }
 
 /// The deployment, protocol version and service revision an attempt runs against.
-struct Chosen {
-    deployment: Deployment,
+struct Chosen<'s> {
+    deployment: &'s Deployment,
     version: ServiceProtocolVersion,
-    service: ServiceRevision,
+    service: &'s ServiceRevision,
     newly_pinned: Option<PinnedDeployment>,
 }
 
-fn choose(schema: &Schema, spec: &InvokeAttempt) -> Result<Chosen, AttemptFailure> {
+fn choose<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, AttemptFailure> {
     let service_name = &spec.target.service;
     let (deployment, version, newly_pinned) = match &spec.deployment {
         Some(pinned) => {
@@ -124,10 +124,10 @@ fn choose(schema: &Schema, spec: &InvokeAttempt) -> Result<Chosen, AttemptFailur
             (deployment, version, Some(pin))
         }
     };
-    let service = deployment.services.iter().find(|s| &s.name == service_name).cloned().ok_or_else(|| {
+    let service = deployment.services.iter().find(|s| &s.name == service_name).ok_or_else(|| {
         AttemptFailure::new(500, format!("deployment {} does not serve '{service_name}'", deployment.id))
     })?;
-    Ok(Chosen { deployment: deployment.clone(), version, service, newly_pinned })
+    Ok(Chosen { deployment, version, service, newly_pinned })
 }
 
 async fn drive(
@@ -262,7 +262,7 @@ async fn drive(
 }
 
 /// Start message plus the journal replay, framed.
-fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen) -> Result<Bytes, AttemptFailure> {
+fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>) -> Result<Bytes, AttemptFailure> {
     let storage_failure = |e: String| AttemptFailure::new(500, format!("reading the journal: {e}"));
     let journal = ctx.storage.journal(&spec.id, spec.journal_len).map_err(|e| storage_failure(e.to_string()))?;
     if journal.len() != spec.journal_len as usize {

@@ -46,6 +46,25 @@ pub struct LogError(pub String);
 pub trait Log: Send + Sync + 'static {
     /// Appends `batch` after `expected` (the current tail) and returns its LSN.
     fn append(&self, expected: Lsn, epoch: Epoch, batch: Bytes) -> impl Future<Output = Result<Lsn, AppendError>> + Send;
+    /// Appends, then runs `then` with the new LSN as soon as the entry is durable, and
+    /// returns both. The embedded log runs `then` on the thread that did the write, which
+    /// saves a hand-off per batch for work that must follow the append (applying it).
+    fn append_then<T, F>(
+        &self,
+        expected: Lsn,
+        epoch: Epoch,
+        batch: Bytes,
+        then: F,
+    ) -> impl Future<Output = Result<(Lsn, T), AppendError>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(Lsn) -> T + Send + 'static,
+    {
+        async move {
+            let lsn = self.append(expected, epoch, batch).await?;
+            Ok((lsn, then(lsn)))
+        }
+    }
     /// Up to `max` entries with LSN greater than `after`, in order.
     fn read(&self, after: Lsn, max: usize) -> impl Future<Output = Result<Vec<LogEntry>, LogError>> + Send;
     /// Waits until the tail passes `after` or `timeout` elapses; returns the tail.
@@ -136,6 +155,26 @@ impl Log for RocksLog {
         self.tail.store(lsn, Ordering::Release);
         self.appended.notify_waiters();
         Ok(lsn)
+    }
+
+    async fn append_then<T, F>(&self, expected: Lsn, epoch: Epoch, batch: Bytes, then: F) -> Result<(Lsn, T), AppendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Lsn) -> T + Send + 'static,
+    {
+        let actual = self.tail.load(Ordering::Acquire);
+        if actual != expected {
+            return Err(AppendError::Fenced { expected, actual });
+        }
+        let lsn = expected + 1;
+        let this = self.clone();
+        let result = tokio::task::spawn_blocking(move || this.append_blocking(lsn, epoch, &batch).map(|()| then(lsn)))
+            .await
+            .map_err(|e| AppendError::Indeterminate(e.to_string()))?
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        self.tail.store(lsn, Ordering::Release);
+        self.appended.notify_waiters();
+        Ok((lsn, result))
     }
 
     async fn read(&self, after: Lsn, max: usize) -> Result<Vec<LogEntry>, LogError> {
