@@ -116,7 +116,9 @@ impl Storage {
             }
             ColumnFamilyDescriptor::new(name, o)
         };
-        let cfs: Vec<_> = ALL_CFS.iter().map(|n| cf_opts(n)).collect();
+        // Name the default column family too, or it gets stock options (64 MiB memtables),
+        // which also sets how much WAL space RocksDB preallocates.
+        let cfs: Vec<_> = std::iter::once("default").chain(ALL_CFS).map(cf_opts).collect();
         let db = Db::open_cf_descriptors(&db_opts, dir, cfs)?;
         Ok(Self { db: Arc::new(db) })
     }
