@@ -99,7 +99,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("perdure-data"),
-            partitions: 2,
+            partitions: 1,
             ingress: IngressConfig {
                 bind_address: ([127, 0, 0, 1], 8080).into(),
                 request_size_limit: 32 << 20,

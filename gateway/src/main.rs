@@ -35,7 +35,7 @@ struct ServeArgs {
     /// Admin API listen address. Default: 127.0.0.1:9070.
     #[arg(long)]
     admin_bind: Option<std::net::SocketAddr>,
-    /// Number of partitions for a new data directory. Default: 2.
+    /// Number of partitions for a new data directory. Default: 1.
     #[arg(long)]
     partitions: Option<u32>,
 }

@@ -19,7 +19,7 @@ use crate::engine::router::{PartitionHandle, Router, key_range};
 use crate::ingress::{self, Ingress};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;
-use crate::storage::log::{Log, RocksLog};
+use crate::storage::log::{GroupCommit, Log, RocksLog};
 use crate::storage::{Storage, StorageOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +78,13 @@ impl Server {
         }
         let router = Router::new(handles);
         let mut applied = Vec::new();
+        let writer = GroupCommit::start(storage.clone());
         for (id, requests) in inboxes.into_iter().enumerate() {
             let id = id as u32;
             let info = PartitionInfo { id, keys: key_range(id, partitions) };
             let applied_lsn = Arc::new(AtomicU64::new(0));
             let meta = storage.partition_meta(id)?;
-            let log = RocksLog::open(storage.clone(), id, meta.applied_lsn)?;
+            let log = RocksLog::open(storage.clone(), writer.clone(), id, meta.applied_lsn)?;
             let tail = log.tail().await.map_err(|e| PartitionError::Log(e.0))?;
             let partition = Partition::new(
                 info,

@@ -76,6 +76,9 @@ impl Perdure {
             .arg(ingress)
             .arg("--admin-bind")
             .arg(admin)
+            // Several partitions, so calls between invocations cross partitions (the outbox).
+            .arg("--partitions")
+            .arg("3")
             .env("RUST_LOG", std::env::var("PERDURE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("RUST_BACKTRACE")
             .stdout(Stdio::piped())
