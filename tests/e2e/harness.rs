@@ -296,3 +296,19 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The real `restate` CLI 1.7.12 (npm, installed with the TS services), pointed at `perdure`.
+pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
+    let cli = repo_root().join("tests/services/ts/node_modules/@restatedev/restate-linux-x64/bin/restate");
+    assert!(cli.exists(), "restate CLI not installed: run scripts/setup-node.sh (the test command does)");
+    let out = Command::new(cli)
+        .args(args)
+        .env("RESTATE_ADMIN_URL", &perdure.admin)
+        .env("RESTATE_INGRESS_URL", &perdure.ingress)
+        .env("RESTATE_CLI_CONFIG_HOME", std::env::temp_dir().join("perdure-restate-cli"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the restate CLI");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

@@ -68,6 +68,16 @@ pub fn router(state: State) -> Router {
             .route("/invocations/{id}/restart-as-new", axum::routing::patch(invocations::restart_as_new))
             .route("/invocations/{id}/pause", axum::routing::patch(invocations::pause))
             .route("/invocations/{id}/resume", axum::routing::patch(invocations::resume))
+            .route(
+                "/query",
+                axum::routing::post(|| async {
+                    Error::NotImplemented(
+                        "SQL introspection (/query) is not available in this version of perdure yet; \
+                         use the admin API's /deployments, /services and /invocations endpoints"
+                            .into(),
+                    )
+                }),
+            )
             .route("/subscriptions", get(|| async { axum::Json(serde_json::json!({ "subscriptions": [] })) }))
             .route("/kafka-clusters", get(|| async { axum::Json(serde_json::json!({ "clusters": [] })) }))
             .layer(Extension(version))

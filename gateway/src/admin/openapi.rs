@@ -92,6 +92,7 @@ pub fn spec() -> Value {
                     "409": { "description": "Still running" }, "410": { "description": "Journal no longer retained" }, "422": { "description": "Workflow runs cannot be restarted" }, "425": { "description": "Not started yet" } })) } },
             "/invocations/{invocation_id}/pause": control("Stop retrying an invocation until resumed", "pause_invocation", "200 already paused; 202 pausing"),
             "/invocations/{invocation_id}/resume": control("Start the next attempt of a paused (or suspended) invocation now", "resume_invocation", "Resumed"),
+            "/query": { "post": { "summary": "SQL introspection: not available yet (501)", "operationId": "query", "responses": { "501": { "description": "Not implemented yet", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } } } } },
             "/subscriptions": { "get": { "summary": "List subscriptions (always empty: Kafka is not supported)", "operationId": "list_subscriptions", "responses": { "200": { "description": "Subscriptions", "content": { "application/json": {} } } } } },
             "/kafka-clusters": { "get": { "summary": "List Kafka clusters (always empty)", "operationId": "list_kafka_clusters", "responses": { "200": { "description": "Kafka clusters", "content": { "application/json": {} } } } } }
         },
@@ -157,7 +158,7 @@ mod tests {
         for route in [
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
             "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/handlers/{handler}",
-            "/subscriptions", "/kafka-clusters", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
+            "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
             "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
             "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",
         ] {
