@@ -67,6 +67,10 @@ pub struct InvokerSettings {
     pub connect_timeout: Duration,
     /// Largest protocol message accepted from deployments, in bytes.
     pub message_size_limit: u32,
+    /// Most state (bytes) sent eagerly to an attempt of an object or workflow; 0 = lazy.
+    pub eager_state_size_limit: u64,
+    /// Most attempts running at once; the others wait in order.
+    pub concurrent_invocations_limit: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -111,6 +115,8 @@ impl Default for Config {
                 abort_timeout: Duration::from_secs(600),
                 connect_timeout: Duration::from_secs(10),
                 message_size_limit: 32 << 20,
+                eager_state_size_limit: 32 << 20,
+                concurrent_invocations_limit: 1000,
             },
             retry_policy: RetryPolicyConfig {
                 initial_interval: Duration::from_millis(500),
@@ -212,6 +218,9 @@ impl Config {
         }
         if !(self.retry_policy.exponentiation_factor >= 1.0) {
             return Err(ConfigError::Invalid("retry-policy.exponentiation-factor must be at least 1.0".into()));
+        }
+        if self.invoker.concurrent_invocations_limit == 0 {
+            return Err(ConfigError::Invalid("invoker.concurrent-invocations-limit must be at least 1".into()));
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));

@@ -109,6 +109,8 @@ impl Server {
             router: router.clone(),
             config: InvokerConfig {
                 message_size_limit: config.invoker.message_size_limit,
+                eager_state_size_limit: config.invoker.eager_state_size_limit as usize,
+                concurrent_invocations_limit: config.invoker.concurrent_invocations_limit as usize,
                 ..InvokerConfig::default()
             },
         };

@@ -254,3 +254,30 @@ fn paused_invocations_resume_on_request() {
     assert_eq!(get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress)).body, "\"ok after 3 attempts\"");
     assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 409);
 }
+
+#[test]
+fn lazy_state_everywhere_and_a_small_invocation_limit() {
+    // No eager state at all (the SDK reads state lazily), and at most 2 attempts at once.
+    let perdure = Perdure::start_with(&[
+        ("PERDURE_INVOKER__EAGER_STATE_SIZE_LIMIT", "0"),
+        ("PERDURE_INVOKER__CONCURRENT_INVOCATIONS_LIMIT", "2"),
+    ]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let i = &perdure.ingress;
+    assert_eq!(post_json(&format!("{i}/Counter/lazy/add"), "4").body, "4");
+    assert_eq!(post_json(&format!("{i}/Counter/lazy/add"), "3").body, "7");
+    assert_eq!(get(&format!("{i}/Counter/lazy/get")).body, "7");
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|n| {
+                let url = format!("{i}/Greeter/greet");
+                s.spawn(move || post_json(&url, &format!("\"n{n}\"")).body)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (n, body) in bodies.iter().enumerate() {
+        assert_eq!(body, &format!("\"Hello, n{n}!\""));
+    }
+}

@@ -270,9 +270,22 @@ fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>)
     }
     let handler = chosen.service.handler(&spec.target.handler);
     let (state_map, partial_state) = match spec.target.object() {
-        Some(obj) if !chosen.service.lazy_state(handler) => {
+        Some(obj) if !chosen.service.lazy_state(handler) && ctx.config.eager_state_size_limit > 0 => {
+            // All of the object's state, as long as it fits the limit; past it the SDK reads
+            // the rest lazily (partial state).
             let entries = ctx.storage.state_all(&obj).map_err(|e| storage_failure(e.to_string()))?;
-            (entries.into_iter().map(|(key, value)| StateEntry { key, value }).collect(), false)
+            let mut size = 0usize;
+            let mut map = Vec::with_capacity(entries.len());
+            let mut partial = false;
+            for (key, value) in entries {
+                size += key.len() + value.len();
+                if size > ctx.config.eager_state_size_limit {
+                    partial = true;
+                    break;
+                }
+                map.push(StateEntry { key, value });
+            }
+            (map, partial)
         }
         _ => (Vec::new(), true),
     };

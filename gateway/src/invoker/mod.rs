@@ -35,11 +35,20 @@ pub struct InvokerConfig {
     pub message_size_limit: u32,
     /// Headers added to every request to deployments.
     pub additional_headers: BTreeMap<String, String>,
+    /// Most state (keys and values, bytes) sent eagerly with an attempt; 0 = always lazy.
+    pub eager_state_size_limit: usize,
+    /// Most attempts running at once; the others wait their turn, in order.
+    pub concurrent_invocations_limit: usize,
 }
 
 impl Default for InvokerConfig {
     fn default() -> Self {
-        Self { message_size_limit: crate::protocol::DEFAULT_MAX_MESSAGE_SIZE, additional_headers: BTreeMap::new() }
+        Self {
+            message_size_limit: crate::protocol::DEFAULT_MAX_MESSAGE_SIZE,
+            additional_headers: BTreeMap::new(),
+            eager_state_size_limit: 32 << 20,
+            concurrent_invocations_limit: 1000,
+        }
     }
 }
 
@@ -89,6 +98,8 @@ pub struct Invoker {
     rx: mpsc::UnboundedReceiver<Input>,
     tx: mpsc::UnboundedSender<Input>,
     context: Option<Arc<AttemptContext>>,
+    /// Bounds running attempts (`concurrent_invocations_limit`); fair, so they start in order.
+    slots: Arc<tokio::sync::Semaphore>,
     running: HashMap<InvocationId, Running>,
 }
 
@@ -97,10 +108,12 @@ impl Invoker {
     /// ([`Invoker::run`]), since attempts report to them.
     pub fn new() -> (Self, InvokerHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { rx, tx: tx.clone(), context: None, running: HashMap::new() }, InvokerHandle { tx })
+        let slots = Arc::new(tokio::sync::Semaphore::new(0));
+        (Self { rx, tx: tx.clone(), context: None, slots, running: HashMap::new() }, InvokerHandle { tx })
     }
 
     pub async fn run(mut self, context: AttemptContext, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.slots.add_permits(context.config.concurrent_invocations_limit.max(1));
         self.context = Some(Arc::new(context));
         loop {
             tokio::select! {
@@ -126,7 +139,9 @@ impl Invoker {
                 let (notifications, rx) = mpsc::unbounded_channel();
                 let context = self.context.clone().expect("run() sets the context before handling input");
                 let done = self.tx.clone();
+                let slots = self.slots.clone();
                 let task = tokio::spawn(async move {
+                    let Ok(_slot) = slots.acquire_owned().await else { return };
                     attempt::run(context, spec, rx).await;
                     let _ = done.send(Input::Done { id, attempt });
                 });
