@@ -149,19 +149,16 @@ impl<L: Log> Partition<L> {
             self.perform(Action::Ship { seq, message });
         }
         let mut running = Vec::new();
-        self.storage.for_each_invocation(&self.info.keys, |id, status| {
-            if matches!(status.phase, Phase::Invoked) && status.attempt.in_flight {
-                running.push(InvokeAttempt {
-                    id,
-                    attempt: status.attempt.attempt,
-                    target: status.target,
-                    deployment: status.deployment,
-                    journal_len: status.journal_len,
-                    retry_count: status.attempt.retry_count,
-                    journal_modified_at: status.journal_modified_at,
-                });
-            }
-            Ok(true)
+        self.storage.for_each_running_invocation(&self.info.keys, |id, status| {
+            running.push(InvokeAttempt {
+                id,
+                attempt: status.attempt.attempt,
+                target: status.target,
+                deployment: status.deployment,
+                journal_len: status.journal_len,
+                retry_count: status.attempt.retry_count,
+                journal_modified_at: status.journal_modified_at,
+            });
         })?;
         for attempt in running {
             self.perform(Action::Invoke(Box::new(attempt)));

@@ -55,7 +55,7 @@ impl Storage {
         for w in writes {
             match w {
                 Write::PutInvocation(id, status) => {
-                    b.put_cf(&self.cf(CF_INVOCATION), keys::invocation(id), codec::encode(status.as_ref()))
+                    b.put_cf(&self.cf(CF_INVOCATION), keys::invocation(id), encode_status(status))
                 }
                 Write::DeleteInvocation(id) => b.delete_cf(&self.cf(CF_INVOCATION), keys::invocation(id)),
                 Write::PutJournal(id, index, entry) => {
@@ -136,11 +136,12 @@ impl Storage {
         Ok(out)
     }
 
-    /// Visits every invocation whose partition key lies in `keys`.
-    pub fn for_each_invocation(
+    /// Visits every invocation whose partition key lies in `keys` and whose attempt was
+    /// running (what a new leader restarts). Only those records are decoded.
+    pub fn for_each_running_invocation(
         &self,
         keys: &RangeInclusive<u64>,
-        mut f: impl FnMut(InvocationId, InvocationStatus) -> Result<bool, StorageError>,
+        mut f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
         let start = keys.start().to_be_bytes();
         let end = match keys.end().checked_add(1) {
@@ -148,18 +149,50 @@ impl Storage {
             None => vec![0xff; 25],
         };
         self.scan(CF_INVOCATION, &start, end, |k, v| {
+            if v.get(1) != Some(&RUNNING) {
+                return Ok(true);
+            }
             let id = InvocationId::from_bytes(k).ok_or_else(|| StorageError::Corrupt {
                 table: CF_INVOCATION,
                 reason: "bad key".into(),
             })?;
-            f(id, codec::decode(v, CF_INVOCATION)?)
+            f(id, decode_status(v)?);
+            Ok(true)
         })
     }
 }
 
+/// Invocation records carry one byte in front of the record, after the envelope version:
+/// whether the attempt was running, so a starting leader finds those without decoding the
+/// (mostly completed, retained) rest.
+const RUNNING: u8 = 1;
+
+fn encode_status(status: &InvocationStatus) -> Vec<u8> {
+    let body = codec::encode(status);
+    let running = matches!(status.phase, crate::engine::records::Phase::Invoked) && status.attempt.in_flight;
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(body[0]);
+    out.push(if running { RUNNING } else { 0 });
+    out.extend_from_slice(&body[1..]);
+    out
+}
+
+fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
+    if raw.len() < 2 {
+        return Err(StorageError::Corrupt { table: CF_INVOCATION, reason: "record too short".into() });
+    }
+    let mut envelope = Vec::with_capacity(raw.len() - 1);
+    envelope.push(raw[0]);
+    envelope.extend_from_slice(&raw[2..]);
+    codec::decode(&envelope, CF_INVOCATION)
+}
+
 impl Store for Storage {
     fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
-        Ok(self.get_decoded(CF_INVOCATION, &keys::invocation(id))?)
+        match self.db().get_pinned_cf(&self.cf(CF_INVOCATION), keys::invocation(id)).map_err(StorageError::from)? {
+            Some(raw) => Ok(Some(decode_status(&raw)?)),
+            None => Ok(None),
+        }
     }
 
     fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>> {
@@ -205,5 +238,63 @@ impl Store for Storage {
 
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {
         Ok(self.get_decoded(CF_PROMISE, &keys::state(obj, name.as_bytes()))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::records::*;
+
+    fn status(phase: Phase, in_flight: bool) -> InvocationStatus {
+        InvocationStatus {
+            target: Target {
+                service: "Greeter".into(),
+                handler: "greet".into(),
+                key: None,
+                service_kind: ServiceKind::Service,
+                handler_kind: HandlerKind::Unkeyed,
+            },
+            phase,
+            source: Source::Ingress,
+            idempotency_key: None,
+            deployment: None,
+            journal_len: 1,
+            commands: 1,
+            journal_modified_at: 0,
+            output_index: None,
+            attempt: AttemptState { attempt: 1, in_flight, ..Default::default() },
+            sinks: vec![],
+            retry_policy: RetryPolicy::default(),
+            retention: Retention::default(),
+            timestamps: Timestamps::default(),
+            journal_purged: false,
+        }
+    }
+
+    #[test]
+    fn a_starting_leader_finds_running_invocations_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), &Default::default()).unwrap();
+        let running = InvocationId::generate(10);
+        let backing_off = InvocationId::generate(11);
+        let done = InvocationId::generate(12);
+        let elsewhere = InvocationId::generate(u64::MAX - 1);
+        let writes = vec![
+            Write::PutInvocation(running, Box::new(status(Phase::Invoked, true))),
+            Write::PutInvocation(backing_off, Box::new(status(Phase::Invoked, false))),
+            Write::PutInvocation(
+                done,
+                Box::new(status(Phase::Completed { result: InvocationResult::Success(Bytes::new()) }, false)),
+            ),
+            Write::PutInvocation(elsewhere, Box::new(status(Phase::Invoked, true))),
+        ];
+        storage.write_state(storage.state_batch(0, &writes, &PartitionMeta::default())).unwrap();
+        let mut found = Vec::new();
+        storage.for_each_running_invocation(&(0..=1000), |id, s| found.push((id, s.attempt.in_flight))).unwrap();
+        assert_eq!(found, vec![(running, true)]);
+        // Every record still reads back whole.
+        assert!(storage.invocation(&done).unwrap().unwrap().is_completed());
+        assert_eq!(storage.invocation(&backing_off).unwrap().unwrap().phase, Phase::Invoked);
     }
 }
