@@ -134,6 +134,15 @@ pub struct ManifestService {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub metadata: BTreeMap<String, String>,
+    /// Timeouts, retention, lazy state, visibility and retry policy (manifest v3/v4).
+    #[serde(flatten)]
+    pub settings: ManifestSettings,
+}
+
+/// The settings a service declares and its handlers may override.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSettings {
     /// Inactivity timeout in ms (manifest v3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inactivity_timeout: Option<u64>,
@@ -194,42 +203,12 @@ pub struct ManifestHandler {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub metadata: BTreeMap<String, String>,
-    /// Inactivity timeout in ms (manifest v3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inactivity_timeout: Option<u64>,
-    /// Abort timeout in ms (manifest v3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abort_timeout: Option<u64>,
-    /// Journal retention in ms (manifest v3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal_retention: Option<u64>,
-    /// Idempotency retention in ms (manifest v3; not for the WORKFLOW handler).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_retention: Option<u64>,
     /// Completion retention of workflow runs in ms (WORKFLOW handler only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_completion_retention: Option<u64>,
-    /// No eager state in StartMessage when true (manifest v3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enable_lazy_state: Option<bool>,
-    /// Not callable from ingress when true (manifest v3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress_private: Option<bool>,
-    /// Retry policy: first delay in ms (manifest v4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy_initial_interval: Option<u64>,
-    /// Retry policy: largest delay in ms (manifest v4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy_max_interval: Option<u64>,
-    /// Retry policy: attempts before `retry_policy_on_max_attempts` (manifest v4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy_max_attempts: Option<u32>,
-    /// Retry policy: delay growth factor (manifest v4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy_exponentiation_factor: Option<f64>,
-    /// Retry policy: what to do when attempts run out (manifest v4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_policy_on_max_attempts: Option<OnMaxAttempts>,
+    /// Overrides of the service's settings.
+    #[serde(flatten)]
+    pub settings: ManifestSettings,
 }
 
 /// The request body a handler accepts.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::model::*;
 use crate::ids::DeploymentId;
-use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ProtocolMode};
+use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ManifestSettings, ProtocolMode};
 use crate::storage::StorageError;
 
 pub struct RegisterRequest {
@@ -177,45 +177,46 @@ fn service_revision(
     mode: ProtocolMode,
     defaults: &SchemaDefaults,
 ) -> ServiceRevision {
-    let retry = RetryOverrides {
-        initial_interval: m.retry_policy_initial_interval,
-        exponentiation_factor: m.retry_policy_exponentiation_factor,
-        max_attempts: m.retry_policy_max_attempts,
-        max_interval: m.retry_policy_max_interval,
-        on_max_attempts: m.retry_policy_on_max_attempts.map(on_max_attempts),
-    };
+    let retry = retry_overrides(&m.settings);
     ServiceRevision {
         name: m.name.clone(),
         ty: m.ty,
         revision,
         deployment_id,
         handlers: m.handlers.iter().map(|h| handler_schema(h, m)).collect(),
-        public: !m.ingress_private.unwrap_or(false),
+        public: !m.settings.ingress_private.unwrap_or(false),
         documentation: m.documentation.clone(),
         metadata: m.metadata.clone(),
-        idempotency_retention: m.idempotency_retention.unwrap_or(defaults.idempotency_retention),
+        idempotency_retention: m.settings.idempotency_retention.unwrap_or(defaults.idempotency_retention),
         workflow_completion_retention: (m.ty == crate::protocol::manifest::ServiceType::Workflow).then(|| {
             m.handlers
                 .iter()
                 .find_map(|h| h.workflow_completion_retention)
                 .unwrap_or(defaults.workflow_completion_retention)
         }),
-        journal_retention: m.journal_retention.unwrap_or(defaults.journal_retention),
+        journal_retention: m.settings.journal_retention.unwrap_or(defaults.journal_retention),
         // Request/response deployments cannot keep a stream open: Restate reports 0s.
         inactivity_timeout: match mode {
             ProtocolMode::RequestResponse => 0,
-            ProtocolMode::BidiStream => m.inactivity_timeout.unwrap_or(defaults.inactivity_timeout),
+            ProtocolMode::BidiStream => m.settings.inactivity_timeout.unwrap_or(defaults.inactivity_timeout),
         },
-        abort_timeout: m.abort_timeout.unwrap_or(defaults.abort_timeout),
-        enable_lazy_state: m.enable_lazy_state.unwrap_or(false),
+        abort_timeout: m.settings.abort_timeout.unwrap_or(defaults.abort_timeout),
+        enable_lazy_state: m.settings.enable_lazy_state.unwrap_or(false),
         retry_policy: retry.apply(&defaults.retry_policy),
     }
 }
 
-fn on_max_attempts(o: crate::protocol::manifest::OnMaxAttempts) -> crate::engine::records::OnMaxAttempts {
-    match o {
-        crate::protocol::manifest::OnMaxAttempts::Pause => crate::engine::records::OnMaxAttempts::Pause,
-        crate::protocol::manifest::OnMaxAttempts::Kill => crate::engine::records::OnMaxAttempts::Kill,
+/// The retry policy settings a manifest declares (for a service or a handler).
+fn retry_overrides(s: &ManifestSettings) -> RetryOverrides {
+    RetryOverrides {
+        initial_interval: s.retry_policy_initial_interval,
+        exponentiation_factor: s.retry_policy_exponentiation_factor,
+        max_attempts: s.retry_policy_max_attempts,
+        max_interval: s.retry_policy_max_interval,
+        on_max_attempts: s.retry_policy_on_max_attempts.map(|o| match o {
+            crate::protocol::manifest::OnMaxAttempts::Pause => crate::engine::records::OnMaxAttempts::Pause,
+            crate::protocol::manifest::OnMaxAttempts::Kill => crate::engine::records::OnMaxAttempts::Kill,
+        }),
     }
 }
 
@@ -235,7 +236,7 @@ fn handler_schema(h: &ManifestHandler, service: &ManifestService) -> HandlerSche
     HandlerSchema {
         name: h.name.clone(),
         ty: h.effective_ty(service.ty),
-        public: !h.ingress_private.or(service.ingress_private).unwrap_or(false),
+        public: !h.settings.ingress_private.or(service.settings.ingress_private).unwrap_or(false),
         documentation: h.documentation.clone(),
         metadata: h.metadata.clone(),
         input,
@@ -245,23 +246,17 @@ fn handler_schema(h: &ManifestHandler, service: &ManifestService) -> HandlerSche
             json_schema: output.json_schema,
         },
         overrides: HandlerOverrides {
-            idempotency_retention: h.idempotency_retention,
-            journal_retention: h.journal_retention,
+            idempotency_retention: h.settings.idempotency_retention,
+            journal_retention: h.settings.journal_retention,
             workflow_completion_retention: if h.effective_ty(service.ty) == Some(HandlerType::Workflow) {
                 h.workflow_completion_retention
             } else {
                 None
             },
-            inactivity_timeout: h.inactivity_timeout,
-            abort_timeout: h.abort_timeout,
-            enable_lazy_state: h.enable_lazy_state,
+            inactivity_timeout: h.settings.inactivity_timeout,
+            abort_timeout: h.settings.abort_timeout,
+            enable_lazy_state: h.settings.enable_lazy_state,
         },
-        retry: RetryOverrides {
-            initial_interval: h.retry_policy_initial_interval,
-            exponentiation_factor: h.retry_policy_exponentiation_factor,
-            max_attempts: h.retry_policy_max_attempts,
-            max_interval: h.retry_policy_max_interval,
-            on_max_attempts: h.retry_policy_on_max_attempts.map(on_max_attempts),
-        },
+        retry: retry_overrides(&h.settings),
     }
 }

@@ -99,18 +99,18 @@ fn parses_v4_fields_and_ignores_unknown_keys() {
         service.metadata.get("team").map(String::as_str),
         Some("core")
     );
-    assert_eq!(service.inactivity_timeout, Some(60_000));
-    assert_eq!(service.enable_lazy_state, Some(true));
-    assert_eq!(service.retry_policy_max_attempts, Some(70));
-    assert_eq!(service.retry_policy_exponentiation_factor, Some(2.0));
+    assert_eq!(service.settings.inactivity_timeout, Some(60_000));
+    assert_eq!(service.settings.enable_lazy_state, Some(true));
+    assert_eq!(service.settings.retry_policy_max_attempts, Some(70));
+    assert_eq!(service.settings.retry_policy_exponentiation_factor, Some(2.0));
     assert_eq!(
-        service.retry_policy_on_max_attempts,
+        service.settings.retry_policy_on_max_attempts,
         Some(OnMaxAttempts::Kill)
     );
     let handler = &service.handlers[0];
     assert!(handler.metadata.is_empty(), "null metadata reads as empty");
     assert_eq!(
-        handler.retry_policy_on_max_attempts,
+        handler.settings.retry_policy_on_max_attempts,
         Some(OnMaxAttempts::Pause)
     );
     let input = handler.input.as_ref().expect("input");
