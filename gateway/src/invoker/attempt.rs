@@ -54,6 +54,17 @@ impl Reporter<'_> {
         if self.pending.is_empty() {
             return;
         }
+        for effect in &self.pending {
+            if let Effect::Failed { failure, .. } = effect {
+                tracing::warn!(
+                    invocation = %self.id,
+                    attempt = self.attempt,
+                    code = failure.code,
+                    "attempt failed, will be retried by the retry policy: {}",
+                    failure.message
+                );
+            }
+        }
         let batch = EffectBatch { id: self.id, attempt: self.attempt, effects: std::mem::take(&mut self.pending) };
         let request = Request::Command { command: Command::Effects(Box::new(batch)), reply: ReplyMode::None };
         if self.ctx.router.send(self.id.partition_key, request).is_err() {
@@ -62,7 +73,6 @@ impl Reporter<'_> {
     }
 
     fn fail(&mut self, failure: AttemptFailure) {
-        tracing::debug!(invocation = %self.id, attempt = self.attempt, code = failure.info.code, message = %failure.info.message, "attempt failed");
         self.pending.push(Effect::Failed { failure: failure.info, next_retry_delay_ms: failure.next_retry_delay_ms });
         self.flush();
     }
