@@ -60,7 +60,7 @@ impl Reporter<'_> {
                     invocation = %self.id,
                     attempt = self.attempt,
                     code = failure.code,
-                    "attempt failed, will be retried by the retry policy: {}",
+                    "attempt failed: {}",
                     failure.message
                 );
             }
