@@ -55,3 +55,23 @@ fn a_clean_restart_keeps_everything() {
     perdure.restart();
     assert_eq!(post_json(&format!("{}/Counter/c/add", perdure.ingress), "2").body, "7");
 }
+
+#[test]
+fn invocations_outlive_a_crashed_deployment() {
+    // The deployment dies in the middle of an invocation and comes back on the same address:
+    // the invocation is retried (with backoff) until it completes.
+    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "100ms")]);
+    let svc = TsServices::start("h2", "v1");
+    let port = svc.port;
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "800");
+    let id = r.json()["invocationId"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(svc); // SIGKILL of the Node process mid-sleep
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(get(&format!("{}/restate/invocation/{id}/output", perdure.ingress)).status, 470);
+    let _svc = TsServices::start_on(port, "h2", "v1");
+    let attached = get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress));
+    assert_eq!(attached.status, 200, "{}", attached.body);
+    assert!(attached.json()["slept_ms"].as_u64().unwrap() >= 800);
+}

@@ -206,15 +206,19 @@ pub struct TsServices;
 
 impl TsServices {
     /// `mode`: `h2` (HTTP/2, bidi), `h1` (HTTP/1.1, request/response) or `h1bidi`.
-    #[allow(clippy::new_ret_no_self)]
     pub fn start(mode: &str, tag: &str) -> SdkProcess {
+        Self::start_on(0, mode, tag)
+    }
+
+    /// The same on a given port (0 = any free one).
+    pub fn start_on(port: u16, mode: &str, tag: &str) -> SdkProcess {
         let dir = repo_root().join("tests/services/ts");
         assert!(
             dir.join("node_modules/@restatedev/restate-sdk").exists(),
             "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
         );
         let mut cmd = Command::new(node22());
-        cmd.arg("services.mjs").arg("0").arg(mode).arg(tag).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
+        cmd.arg("services.mjs").arg(port.to_string()).arg(mode).arg(tag).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
         cmd.stderr(Stdio::inherit());
         SdkProcess::spawn(cmd, "TS services")
     }
