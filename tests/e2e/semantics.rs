@@ -148,6 +148,8 @@ fn calls_generic_calls_delayed_sends_and_attach_from_handlers() {
     assert!(started.elapsed() >= Duration::from_millis(700));
 
     assert_eq!(post_json(&format!("{i}/Waiter/callFail"), "\"x\"").body, "\"caught 409: boom: x\"");
+    // Race and all over sleeps, an awakeable and a run: suspensions that wait on several ids.
+    assert_eq!(post_json(&format!("{i}/Waiter/combinators"), "").body, "\"timeout; s100+s150+ran\"");
 
     // Named signals between invocations.
     let waiting = send(&perdure, "Waiter/awaitSignal", "\"sig1\"");

@@ -84,6 +84,9 @@ fn request_response_deployments_over_http1_suspend_and_resume() {
     // Side effects survive the suspension: both run steps are in the result.
     let r = post_json(&format!("{}/Greeter/sideEffect", perdure.ingress), "\"z\"");
     assert_eq!(r.body, "\"a(z)+b(z)\"");
+    // Suspensions waiting on several completions at once (race, all), resumed one by one.
+    let r = post_json(&format!("{}/Waiter/combinators", perdure.ingress), "");
+    assert_eq!(r.body, "\"timeout; s100+s150+ran\"");
 }
 
 #[test]

@@ -30,7 +30,7 @@
 //   Mailbox (virtual object): put(value), take (shared) -> value or null
 //   Waiter (service): awaitAwakeable(box), resolveAwakeable({id, value}), cancellable(box),
 //     parent(box), generic(name), sendDelayed({box, ms}), attachTo(invocationId), callFail(msg),
-//     awaitSignal(box), sendSignal({id, value})
+//     awaitSignal(box), sendSignal({id, value}), combinators()
 //   Approval (workflow): run(what) waits on promise "decision"; decide(v), peek, status (shared)
 import * as restate from "@restatedev/restate-sdk";
 import http from "node:http";
@@ -217,6 +217,18 @@ const waiter = restate.service({
       } catch (e) {
         return `caught ${e.code}: ${e.message}`;
       }
+    },
+    // Combinators: a race between a short sleep and an awakeable nobody resolves, then all of
+    // three concurrent steps.
+    combinators: async (ctx) => {
+      const never = ctx.awakeable();
+      const first = await restate.RestatePromise.race([ctx.sleep(200).map(() => "timeout"), never.promise]);
+      const [a, b, c] = await restate.RestatePromise.all([
+        ctx.sleep(100).map(() => "s100"),
+        ctx.sleep(150).map(() => "s150"),
+        ctx.run("step", () => "ran"),
+      ]);
+      return `${first}; ${a}+${b}+${c}`;
     },
     // Named signals: post our own id to Mailbox/<box>, then wait for signal "go".
     awaitSignal: async (ctx, box) => {
