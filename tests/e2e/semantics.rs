@@ -62,9 +62,9 @@ fn exclusive_handlers_on_one_key_run_one_at_a_time() {
 fn workflows_run_once_and_answer_shared_handlers_meanwhile() {
     let (perdure, _svc) = setup();
     let i = &perdure.ingress;
-    let first = post_json(&format!("{i}/SleepWorkflow/wf1/run/send"), "1000");
+    let first = post_json(&format!("{i}/SleepWorkflow/wf1/run/send"), "2500");
     assert_eq!(first.json()["status"], "Accepted");
-    let again = post_json(&format!("{i}/SleepWorkflow/wf1/run/send"), "1000");
+    let again = post_json(&format!("{i}/SleepWorkflow/wf1/run/send"), "2500");
     assert_eq!(again.json()["status"], "PreviouslyAccepted");
     assert_eq!(again.json()["invocationId"], first.json()["invocationId"]);
     eventually(Duration::from_secs(10), "status sleeping", || {
@@ -142,10 +142,10 @@ fn calls_generic_calls_delayed_sends_and_attach_from_handlers() {
     assert_eq!(post_json(&format!("{i}/Waiter/generic"), "\"gen\"").body, "\"Hello, gen!\"");
 
     let started = Instant::now();
-    assert_eq!(post_json(&format!("{i}/Waiter/sendDelayed"), &json!({ "box": "d1", "ms": 700 }).to_string()).body, "\"scheduled\"");
+    assert_eq!(post_json(&format!("{i}/Waiter/sendDelayed"), &json!({ "box": "d1", "ms": 1500 }).to_string()).body, "\"scheduled\"");
     assert_eq!(get(&format!("{i}/Mailbox/d1/take")).body, "null", "not before the delay");
     assert_eq!(mailbox(&perdure, "d1"), json!("delivered"));
-    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert!(started.elapsed() >= Duration::from_millis(1500));
 
     assert_eq!(post_json(&format!("{i}/Waiter/callFail"), "\"x\"").body, "\"caught 409: boom: x\"");
     // Race and all over sleeps, an awakeable and a run: suspensions that wait on several ids.
