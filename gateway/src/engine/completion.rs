@@ -27,11 +27,16 @@ pub fn complete<S: Store>(
     }
     ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at() });
 
-    if status.retention.journal_ms == 0 {
+    // The result is kept for the completion retention; the journal for the journal
+    // retention, which never outlives the result.
+    let keep = status.retention.completion_ms;
+    let journal = status.retention.journal_ms.min(keep);
+    if journal == 0 {
         ctx.txn.delete_journal(id, status.journal_len);
         status.journal_purged = true;
+    } else if journal < keep {
+        schedule(ctx, Timer { fire_at: ctx.now + journal, invocation: id, kind: TimerKind::JournalCleanup });
     }
-    let keep = status.retention.completion_ms.max(status.retention.journal_ms);
     let lock_taker = status.target.handler_kind.takes_lock().then(|| status.target.object()).flatten();
     if keep == 0 {
         ctx.txn.delete_invocation(id);

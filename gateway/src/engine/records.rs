@@ -309,6 +309,8 @@ pub enum TimerKind {
     Scheduled,
     /// Remove a completed invocation whose retention ended.
     Cleanup,
+    /// Remove the journal of a completed invocation whose journal retention ended.
+    JournalCleanup,
 }
 
 /// A durable timer: fires at `fire_at` (ms since epoch) for an invocation.

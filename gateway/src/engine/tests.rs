@@ -456,3 +456,27 @@ fn awakeable_completion_from_outside_wakes_the_waiter() {
     });
     assert_eq!(invoked(&actions).len(), 1);
 }
+
+#[test]
+fn the_journal_goes_at_its_retention_and_the_result_stays_until_its_own() {
+    let mut e = Engine::new();
+    let id = InvocationId::generate(1);
+    let Command::Invoke(mut req) = invoke(id, service("Greeter", "greet")) else { unreachable!() };
+    req.retention = Retention { completion_ms: 10_000, journal_ms: 1_000 };
+    e.apply(Command::Invoke(req));
+    let actions = e.effects(id, 1, vec![output("\"x\""), Effect::Ended]);
+    let timers: Vec<Timer> =
+        actions.iter().filter_map(|a| if let Action::ScheduleTimer(t) = a { Some(t.clone()) } else { None }).collect();
+    assert_eq!(timers.len(), 2, "{timers:?}");
+    let journal = timers.iter().find(|t| t.kind == TimerKind::JournalCleanup).unwrap().clone();
+    assert_eq!(journal.fire_at, 2_000);
+    e.apply(Command::TimerFired(journal));
+    let status = e.status(&id);
+    assert!(status.journal_purged);
+    assert!(e.txn.journal_entry(&id, 0).unwrap().is_none());
+    assert_eq!(status.result(), Some(&InvocationResult::Success(Bytes::from_static(b"\"x\""))));
+    let cleanup = timers.iter().find(|t| t.kind == TimerKind::Cleanup).unwrap().clone();
+    assert_eq!(cleanup.fire_at, 11_000);
+    e.apply(Command::TimerFired(cleanup));
+    assert!(e.txn.invocation(&id).unwrap().is_none());
+}

@@ -41,5 +41,14 @@ pub fn on_timer<S: Store>(ctx: &mut Ctx<'_, '_, S>, timer: Timer) -> StoreResult
             }
             Ok(())
         }
+        TimerKind::JournalCleanup => {
+            let Some(mut status) = ctx.status(&id)? else { return Ok(()) };
+            if status.is_completed() && !status.journal_purged {
+                ctx.txn.delete_journal(id, status.journal_len);
+                status.journal_purged = true;
+                ctx.save(id, status);
+            }
+            Ok(())
+        }
     }
 }

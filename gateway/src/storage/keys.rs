@@ -78,6 +78,7 @@ pub fn timer(partition: u32, timer: &Timer) -> Vec<u8> {
         }
         TimerKind::Scheduled => k.push(2),
         TimerKind::Cleanup => k.push(3),
+        TimerKind::JournalCleanup => k.push(4),
     }
     k
 }
@@ -91,6 +92,7 @@ pub fn parse_timer(key: &[u8]) -> Option<Timer> {
         1 => TimerKind::Retry { attempt: arg()? },
         2 => TimerKind::Scheduled,
         3 => TimerKind::Cleanup,
+        4 => TimerKind::JournalCleanup,
         _ => return None,
     };
     Some(Timer { fire_at, invocation, kind })
