@@ -30,6 +30,7 @@ pub mod partition;
 pub mod records;
 pub mod router;
 pub mod store;
+pub mod timer_queue;
 mod timers;
 
 #[cfg(test)]

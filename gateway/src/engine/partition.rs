@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::action::{Action, InvokeAttempt};
 use super::command::{Command, LogBatch, LogBatchRef, Outcome};
 use super::machine::{PartitionInfo, apply};
-use super::records::{PartitionMeta, Phase, Timer};
+use super::records::{PartitionMeta, Phase};
 use super::router::{Reply, ReplyMode, Request, Router};
+use super::timer_queue::TimerQueue;
 use super::store::{Store, Txn, Write};
 use crate::durations::now_ms;
 use crate::ids::InvocationId;
@@ -49,8 +50,8 @@ pub struct Partition<L: Log> {
     requests: mpsc::UnboundedReceiver<Request>,
     router: Router,
     invoker: InvokerHandle,
-    /// Armed timers, earliest first.
-    timers: BTreeSet<Timer>,
+    /// Timers due soon; later ones wait in storage.
+    timers: TimerQueue,
     /// Clients waiting for invocations to complete.
     waiters: HashMap<InvocationId, Vec<oneshot::Sender<Reply>>>,
     /// Shipped outbox messages confirmed by their targets, not yet contiguous.
@@ -83,7 +84,7 @@ impl<L: Log> Partition<L> {
             requests,
             router,
             invoker,
-            timers: BTreeSet::new(),
+            timers: TimerQueue::default(),
             waiters: HashMap::new(),
             delivered: BTreeSet::new(),
             applied,
@@ -96,11 +97,7 @@ impl<L: Log> Partition<L> {
         self.lead()?;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
-            let next_timer = self.timers.first().map(|t| t.fire_at);
-            let sleep = match next_timer {
-                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
-                None => Duration::from_secs(3600),
-            };
+            let sleep = Duration::from_millis(self.timers.next_wakeup().saturating_sub(now_ms()));
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
@@ -111,7 +108,7 @@ impl<L: Log> Partition<L> {
                     self.process(std::mem::take(&mut batch)).await?;
                     batch.reserve(MAX_BATCH);
                 }
-                _ = tokio::time::sleep(sleep), if next_timer.is_some() => {
+                _ = tokio::time::sleep(sleep) => {
                     self.process(Vec::new()).await?;
                 }
             }
@@ -144,7 +141,8 @@ impl<L: Log> Partition<L> {
     /// Takes over: arms timers, re-ships undelivered outbox messages, restarts attempts
     /// that were running when the previous leader stopped.
     fn lead(&mut self) -> Result<(), PartitionError> {
-        self.timers.extend(self.storage.timers(self.info.id)?);
+        let (storage, partition) = (&self.storage, self.info.id);
+        self.timers.refill(now_ms(), |from, until, max| storage.timers(partition, from, until, max))?;
         for (seq, message) in self.storage.outbox(self.info.id)? {
             self.perform(Action::Ship { seq, message });
         }
@@ -197,8 +195,11 @@ impl<L: Log> Partition<L> {
                 read @ (Request::Attach { .. } | Request::Output { .. }) => reads.push(read),
             }
         }
-        while let Some(timer) = self.timers.first().filter(|t| t.fire_at <= now).cloned() {
-            self.timers.remove(&timer);
+        if self.timers.needs_refill(now) {
+            let (storage, partition) = (&self.storage, self.info.id);
+            self.timers.refill(now, |from, until, max| storage.timers(partition, from, until, max))?;
+        }
+        while let Some(timer) = self.timers.pop_due(now) {
             commands.push(Command::TimerFired(timer));
             replies.push((ReplyMode::None, None));
         }
@@ -305,9 +306,7 @@ impl<L: Log> Partition<L> {
                     let _ = waiter.send(Reply::NotFound);
                 }
             }
-            Action::ScheduleTimer(timer) => {
-                self.timers.insert(timer);
-            }
+            Action::ScheduleTimer(timer) => self.timers.arm(timer),
             Action::Ship { seq, message } => {
                 let source = self.info.id;
                 let own = self.router.clone();

@@ -110,16 +110,20 @@ impl Storage {
         Ok(out)
     }
 
-    /// Every timer of a partition, in firing order.
-    pub fn timers(&self, partition: u32) -> Result<Vec<Timer>, StorageError> {
-        let prefix = partition.to_be_bytes();
+    /// A partition's timers with `from <= fire_at < until`, in firing order, at most `max`.
+    pub fn timers(&self, partition: u32, from: u64, until: u64, max: usize) -> Result<Vec<Timer>, StorageError> {
+        let bound = |at: u64| {
+            let mut k = partition.to_be_bytes().to_vec();
+            k.extend_from_slice(&at.to_be_bytes());
+            k
+        };
         let mut out = Vec::new();
-        self.scan(CF_TIMER, &prefix, keys::prefix_end(&prefix), |k, _| {
+        self.scan(CF_TIMER, &bound(from), bound(until), |k, _| {
             out.push(keys::parse_timer(k).ok_or_else(|| StorageError::Corrupt {
                 table: CF_TIMER,
                 reason: "unparseable timer key".into(),
             })?);
-            Ok(true)
+            Ok(out.len() < max)
         })?;
         Ok(out)
     }
