@@ -292,3 +292,18 @@ fn lazy_state_everywhere_and_a_small_invocation_limit() {
         assert_eq!(body, &format!("\"Hello, n{n}!\""));
     }
 }
+
+#[test]
+fn invocations_finish_when_idle_streams_are_closed_early() {
+    // A 150 ms inactivity timeout: during a 1 s sleep perdure ends the stream, the SDK
+    // suspends, and the timer resumes it in a new attempt.
+    let perdure = Perdure::start_with(&[("PERDURE_INVOKER__INACTIVITY_TIMEOUT", "150ms")]);
+    let svc = TsServices::start("h2", "v1");
+    let (_, body) = perdure.register(&svc.url(), json!({}));
+    let greeter = body["services"].as_array().unwrap().iter().find(|s| s["name"] == "Greeter").unwrap().clone();
+    assert_eq!(greeter["inactivity_timeout"], "150ms");
+    let r = post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "1000");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["slept_ms"].as_u64().unwrap() >= 1000);
+    assert_eq!(post_json(&format!("{}/Waiter/combinators", perdure.ingress), "").body, "\"timeout; s100+s150+ran\"");
+}
