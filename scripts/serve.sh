@@ -4,6 +4,11 @@
 # Extra arguments go to `perdure serve` (e.g. --data-dir DIR, --config perdure.toml).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# .cargo/config.toml keeps the build under /root/.cache (machines of this kind run as root);
+# anyone else builds under their own home.
+if [ -z "${CARGO_TARGET_DIR:-}" ] && ! { mkdir -p /root/.cache/perdure 2>/dev/null && [ -w /root/.cache/perdure ]; }; then
+  export CARGO_TARGET_DIR="$HOME/.cache/perdure/target"
+fi
 "$repo/scripts/system-deps.sh"
 cd "$repo"
 cargo build --release --locked -p perdure --bin perdure

@@ -3,6 +3,11 @@
 # end-to-end tests), builds everything and runs all tests with cargo-nextest.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# .cargo/config.toml keeps the build under /root/.cache (machines of this kind run as root);
+# anyone else builds under their own home.
+if [ -z "${CARGO_TARGET_DIR:-}" ] && ! { mkdir -p /root/.cache/perdure 2>/dev/null && [ -w /root/.cache/perdure ]; }; then
+  export CARGO_TARGET_DIR="$HOME/.cache/perdure/target"
+fi
 cd "$repo"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 "$repo/scripts/system-deps.sh" --with-nextest
