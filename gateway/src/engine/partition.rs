@@ -59,6 +59,8 @@ pub struct Partition<L: Log> {
     /// The LSN whose state was last written, read by the flusher before trimming.
     applied: Arc<AtomicU64>,
     last_now: u64,
+    /// Batches since waiters whose clients left were last swept.
+    batches_since_sweep: u32,
 }
 
 impl<L: Log> Partition<L> {
@@ -89,6 +91,7 @@ impl<L: Log> Partition<L> {
             delivered: BTreeSet::new(),
             applied,
             last_now: 0,
+            batches_since_sweep: 0,
         })
     }
 
@@ -175,6 +178,15 @@ impl<L: Log> Partition<L> {
     async fn process(&mut self, requests: Vec<Request>) -> Result<(), PartitionError> {
         let now = now_ms().max(self.last_now);
         self.last_now = now;
+        self.batches_since_sweep += 1;
+        if self.batches_since_sweep >= 1024 {
+            // Clients that gave up on long invocations (paused, say) leave closed senders.
+            self.batches_since_sweep = 0;
+            self.waiters.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+        }
 
         let mut commands = Vec::new();
         let mut replies = Vec::new();
