@@ -3,6 +3,7 @@
 //! its own server on free ports and its own data directory, so they run in parallel.
 
 mod admin;
+mod broken;
 mod cli;
 mod crash;
 mod durability;
