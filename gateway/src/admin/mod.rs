@@ -57,7 +57,7 @@ pub fn router(state: State) -> Router {
             .route("/deployments", get(deployments::list).post(deployments::register))
             .route("/deployments/{id}", get(deployments::get_one))
             .route("/services", get(services::list))
-            .route("/services/{name}", get(services::get_one))
+            .route("/services/{name}", get(services::get_one).patch(services::modify))
             .route("/services/{name}/handlers", get(services::handlers))
             .route("/services/{name}/handlers/{handler}", get(services::handler))
             .route("/invocations/{id}", axum::routing::delete(invocations::delete))

@@ -76,7 +76,15 @@ pub fn spec() -> Value {
                 "get": { "summary": "Get deployment", "operationId": "get_deployment", "parameters": [path_param("deployment", "Deployment id (dp_…)")], "responses": with(json!({ "200": ok("The deployment with its services", "DetailedDeploymentResponse") })) }
             },
             "/services": { "get": { "summary": "List services", "operationId": "list_services", "responses": with(json!({ "200": ok("Latest revision of every service", "ListServicesResponse") })) } },
-            "/services/{service}": { "get": { "summary": "Get service", "operationId": "get_service", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("The service", "ServiceMetadata") })) } },
+            "/services/{service}": {
+                "get": { "summary": "Get service", "operationId": "get_service", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("The service", "ServiceMetadata") })) },
+                "patch": { "summary": "Modify a service's settings (null fields stay as they are)", "operationId": "modify_service", "parameters": [path_param("service", "Service name")],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "public": { "type": ["boolean", "null"] }, "idempotency_retention": { "type": ["string", "null"] },
+                        "workflow_completion_retention": { "type": ["string", "null"] }, "journal_retention": { "type": ["string", "null"] },
+                        "inactivity_timeout": { "type": ["string", "null"] }, "abort_timeout": { "type": ["string", "null"] } } } } } },
+                    "responses": with(json!({ "200": ok("The updated service", "ServiceMetadata") })) }
+            },
             "/services/{service}/handlers": { "get": { "summary": "List service handlers", "operationId": "list_service_handlers", "parameters": [path_param("service", "Service name")], "responses": with(json!({ "200": ok("Handlers of the service", "ListServiceHandlersResponse") })) } },
             "/services/{service}/handlers/{handler}": { "get": { "summary": "Get service handler", "operationId": "get_service_handler", "parameters": [path_param("service", "Service name"), path_param("handler", "Handler name")], "responses": with(json!({ "200": ok("The handler", "HandlerMetadata") })) } },
             "/invocations/{invocation_id}": { "delete": { "summary": "Cancel, kill or purge an invocation (deprecated; fire and forget)", "operationId": "delete_invocation", "deprecated": true,

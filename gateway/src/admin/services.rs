@@ -35,3 +35,83 @@ pub async fn handler(
     let h = service.handler(&handler).ok_or(Error::UnknownHandler { service: name, handler: handler.clone() })?;
     Ok(Json(HandlerJson::new(h)))
 }
+
+/// `PATCH /services/{name}` body: every field optional, and JSON `null` means "unchanged"
+/// (the `restate` CLI sends all six).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyServiceRequest {
+    #[serde(default)]
+    public: Option<bool>,
+    #[serde(default)]
+    idempotency_retention: Option<String>,
+    #[serde(default)]
+    workflow_completion_retention: Option<String>,
+    #[serde(default)]
+    journal_retention: Option<String>,
+    #[serde(default)]
+    inactivity_timeout: Option<String>,
+    #[serde(default)]
+    abort_timeout: Option<String>,
+}
+
+fn duration_field(field: &'static str, value: &Option<String>) -> Result<Option<u64>, Error> {
+    value
+        .as_deref()
+        .map(|v| {
+            crate::durations::parse(v)
+                .map(|d| d.as_millis() as u64)
+                .map_err(|reason| Error::InvalidField { field, reason })
+        })
+        .transpose()
+}
+
+pub async fn modify(
+    AxState(state): AxState<State>,
+    Path(name): Path<String>,
+    Json(req): Json<ModifyServiceRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let idempotency = duration_field("idempotency_retention", &req.idempotency_retention)?;
+    let workflow = duration_field("workflow_completion_retention", &req.workflow_completion_retention)?;
+    let journal = duration_field("journal_retention", &req.journal_retention)?;
+    let inactivity = duration_field("inactivity_timeout", &req.inactivity_timeout)?;
+    let abort = duration_field("abort_timeout", &req.abort_timeout)?;
+    let updated = state
+        .schema
+        .update(|schema| {
+            let Some(current) = schema.service(&name) else {
+                return Err(Error::UnknownService(name.clone()));
+            };
+            let mut service = current.clone();
+            if workflow.is_some() && service.workflow_completion_retention.is_none() {
+                return Err(Error::InvalidField {
+                    field: "workflow_completion_retention",
+                    reason: format!("'{name}' is not a workflow"),
+                });
+            }
+            if let Some(p) = req.public {
+                service.public = p;
+            }
+            service.idempotency_retention = idempotency.unwrap_or(service.idempotency_retention);
+            service.journal_retention = journal.unwrap_or(service.journal_retention);
+            service.inactivity_timeout = inactivity.unwrap_or(service.inactivity_timeout);
+            service.abort_timeout = abort.unwrap_or(service.abort_timeout);
+            if workflow.is_some() {
+                service.workflow_completion_retention = workflow;
+            }
+            if &service == current {
+                return Ok((None, service));
+            }
+            // The latest revision lives in the service map and in its deployment.
+            let mut next = schema.clone();
+            if let Some(d) = next.deployments.get_mut(&service.deployment_id)
+                && let Some(s) = d.services.iter_mut().find(|s| s.name == name)
+            {
+                *s = service.clone();
+            }
+            next.services.insert(name.clone(), service.clone());
+            Ok((Some(next), service))
+        })
+        .await?;
+    Ok(Json(ServiceJson::new(&updated)))
+}

@@ -141,3 +141,45 @@ fn an_endpoint_is_immutable_new_code_needs_a_new_deployment() {
     assert_eq!(status, 200, "{dry}");
     assert_ne!(dry["id"], first["id"], "dry runs answer a throw-away id");
 }
+
+#[test]
+fn services_can_be_reconfigured_and_hidden_from_ingress() {
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let a = &perdure.admin;
+    let patch = |body: Value| {
+        let r = crate::harness::http()
+            .patch(format!("{a}/services/Greeter"))
+            .json(&body)
+            .send()
+            .expect("PATCH");
+        (r.status().as_u16(), r.json::<Value>().unwrap_or(Value::Null))
+    };
+    // What the CLI sends: every field, nulls for the untouched ones.
+    let (status, v) = patch(json!({"public":null,"idempotency_retention":null,"workflow_completion_retention":null,
+        "journal_retention":null,"inactivity_timeout":"2m","abort_timeout":null}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["inactivity_timeout"], "2m");
+    assert_eq!(v["abort_timeout"], "10m");
+    assert_eq!(get(&format!("{a}/services/Greeter")).json()["inactivity_timeout"], "2m");
+    let (status, v) = patch(json!({ "idempotency_retention": "5 hours" }));
+    assert_eq!((status, v["idempotency_retention"].clone()), (200, json!("5h")));
+    let (status, v) = patch(json!({ "journal_retention": "banana" }));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("journal_retention"), "{v}");
+    assert_eq!(patch(json!({ "workflow_completion_retention": "1h" })).0, 400, "Greeter is no workflow");
+    // Private: still callable from handlers, no longer from the ingress.
+    assert_eq!(patch(json!({ "public": false })).1["public"], false);
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"x\"");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "the invoked service is not public");
+    assert_eq!(post_json(&format!("{}/Waiter/generic", perdure.ingress), "\"in\"").body, "\"Hello, in!\"");
+    assert_eq!(patch(json!({ "public": true })).0, 200);
+    assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"x\"").body, "\"Hello, x!\"");
+    let (status, _) = {
+        let r = crate::harness::http().patch(format!("{a}/services/NoSuch")).json(&json!({})).send().unwrap();
+        (r.status().as_u16(), ())
+    };
+    assert_eq!(status, 404);
+}

@@ -32,6 +32,9 @@ fn restate_cli_registers_and_lists_deployments() {
     let (ok, out) = restate_cli(&perdure, &["services", "describe", "Greeter"]);
     assert!(ok, "{out}");
     assert!(out.contains("greetAndCount"), "{out}");
+    let (ok, out) = restate_cli(&perdure, &["services", "config", "view", "Greeter"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1d"), "retention shown: {out}");
     let (ok, out) = restate_cli(&perdure, &["deployments", "describe", &id]);
     // Describing also asks SQL for pinned invocations, which is the next milestone: the
     // CLI gets a clear JSON error instead of a protocol error.
