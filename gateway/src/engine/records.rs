@@ -180,6 +180,9 @@ pub enum InvocationResult {
 pub struct PinnedDeployment {
     pub deployment: DeploymentId,
     pub protocol_version: u32,
+    /// For a Lambda alias: the function version that ran the first attempt
+    /// (`X-Amz-Executed-Version`); later attempts invoke exactly it. `None` for HTTP.
+    pub executed_version: Option<String>,
 }
 
 /// What an invocation waits for while suspended.

@@ -128,12 +128,12 @@ fn pinning_is_recorded_from_the_first_attempt_and_kept() {
     let id = InvocationId::generate(5);
     e.apply(invoke(id, service("Greeter", "greet")));
     let dp = crate::ids::DeploymentId(42);
-    let pin = |v| Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v });
+    let pin = |v| Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v, executed_version: None });
     e.effects(id, 1, vec![pin(6), Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(0) }]);
     // A later attempt reporting a different choice does not move the pin.
     e.apply(Command::TimerFired(Timer { fire_at: 1_000, invocation: id, kind: TimerKind::Retry { attempt: 1 } }));
     let status = e.status(&id);
-    assert_eq!(status.deployment, Some(PinnedDeployment { deployment: dp, protocol_version: 6 }));
+    assert_eq!(status.deployment, Some(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None }));
     let actions = e.effects(id, 2, vec![pin(5)]);
     assert!(actions.is_empty());
     assert_eq!(e.status(&id).deployment.unwrap().protocol_version, 6);

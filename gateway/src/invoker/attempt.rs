@@ -130,7 +130,7 @@ fn choose<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, At
                         ),
                     )
                 })?;
-            let pin = PinnedDeployment { deployment: deployment.id, protocol_version: version.as_u32() };
+            let pin = PinnedDeployment { deployment: deployment.id, protocol_version: version.as_u32(), executed_version: None };
             (deployment, version, Some(pin))
         }
     };
