@@ -193,6 +193,37 @@ pub async fn awakeable(
     Ok(response)
 }
 
+/// The JSON target of `POST /restate/{attach,output,lookup}`.
+#[derive(serde::Deserialize)]
+#[serde(tag = "target", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum BodyTarget {
+    Invocation { invocation_id: String },
+    Workflow { workflow_name: String, workflow_key: String, scope: Option<String> },
+    IdempotentInvocation { service: String, key: Option<String>, handler: String, idempotency_key: String, scope: Option<String> },
+}
+
+impl BodyTarget {
+    pub fn invocation_id(&self) -> Result<InvocationId, Error> {
+        let unscoped = |scope: &Option<String>| match scope {
+            Some(_) => Err(Error::BadTarget("scoped invocations require vqueues, which perdure does not have".into())),
+            None => Ok(()),
+        };
+        match self {
+            BodyTarget::Invocation { invocation_id } => invocation_id
+                .parse()
+                .map_err(|reason| Error::BadInvocationId { id: invocation_id.clone(), reason }),
+            BodyTarget::Workflow { workflow_name, workflow_key, scope } => {
+                unscoped(scope)?;
+                Ok(InvocationId::workflow_run(workflow_name, workflow_key))
+            }
+            BodyTarget::IdempotentInvocation { service, key, handler, idempotency_key, scope } => {
+                unscoped(scope)?;
+                Ok(InvocationId::idempotent(service, key.as_deref(), handler, idempotency_key))
+            }
+        }
+    }
+}
+
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("ids and timestamps are visible ascii")
 }

@@ -39,6 +39,8 @@ pub enum Error {
     BadIdempotencyKey(String),
     #[error("bad invocation id '{id}': {reason}")]
     BadInvocationId { id: String, reason: IdError },
+    #[error("bad target: {0}")]
+    BadTarget(String),
     #[error("bad awakeable id '{id}': {reason}")]
     BadAwakeableId { id: String, reason: IdError },
     #[error("invocation not found")]
@@ -72,6 +74,7 @@ impl Error {
             | Error::BadIdempotencyKey(_)
             | Error::BadInvocationId { .. }
             | Error::BadAwakeableId { .. }
+            | Error::BadTarget(_)
             | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
         }
     }

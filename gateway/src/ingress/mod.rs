@@ -24,7 +24,7 @@ use crate::engine::router::{Reply, Request, Router};
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
 use error::Error;
-use path::{Op, Route};
+use path::{BodyAction, Op, Route};
 
 pub type Response = http::Response<Full<Bytes>>;
 
@@ -119,6 +119,28 @@ impl Ingress {
             Route::Workflow { service, key, op } => {
                 only(&req, &[Method::GET])?;
                 self.result(InvocationId::workflow_run(&service, &key), op).await
+            }
+            Route::ByBody { action } => {
+                only(&req, &[Method::POST])?;
+                let body = read_body(req.into_body(), self.request_size_limit).await?;
+                let target: call::BodyTarget =
+                    serde_json::from_slice(&body).map_err(|e| Error::BadTarget(e.to_string()))?;
+                let id = target.invocation_id()?;
+                match action {
+                    BodyAction::Result(op) => self.result(id, op).await,
+                    BodyAction::Lookup => {
+                        // Known (running or retained) invocations only.
+                        let reply = self
+                            .router
+                            .ask(id.partition_key, |reply| Request::Output { id, reply })
+                            .await
+                            .map_err(|_| Error::Unavailable)?;
+                        match reply {
+                            Reply::NotFound => Err(Error::InvocationNotFound),
+                            _ => Ok(json(StatusCode::OK, serde_json::json!({ "invocationId": id.to_string() }).to_string())),
+                        }
+                    }
+                }
             }
             Route::Awakeable { id, resolve } => {
                 only(&req, &[Method::POST])?;

@@ -22,6 +22,14 @@ pub enum Route {
     ByIdempotencyKey { service: String, parts: Vec<String>, idempotency_key: String, op: Op },
     Workflow { service: String, key: String, op: Op },
     Awakeable { id: String, resolve: bool },
+    /// `POST /restate/{attach,output,lookup}` with the target in a JSON body (1.7).
+    ByBody { action: BodyAction },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyAction {
+    Result(Op),
+    Lookup,
 }
 
 fn op(s: &str) -> Option<Op> {
@@ -63,6 +71,9 @@ pub fn parse(path: &str) -> Result<Route, Error> {
     }
     match &s[1..] {
         ["health"] => Ok(Route::Health),
+        ["attach"] => Ok(Route::ByBody { action: BodyAction::Result(Op::Attach) }),
+        ["output"] => Ok(Route::ByBody { action: BodyAction::Result(Op::Output) }),
+        ["lookup"] => Ok(Route::ByBody { action: BodyAction::Lookup }),
         ["call" | "send", service, rest @ ..] if (1..=2).contains(&rest.len()) => Ok(Route::Call {
             service: (*service).to_owned(),
             parts: rest.iter().map(|p| (*p).to_owned()).collect(),

@@ -307,3 +307,33 @@ fn invocations_finish_when_idle_streams_are_closed_early() {
     assert!(r.json()["slept_ms"].as_u64().unwrap() >= 1000);
     assert_eq!(post_json(&format!("{}/Waiter/combinators", perdure.ingress), "").body, "\"timeout; s100+s150+ran\"");
 }
+
+#[test]
+fn attach_output_and_lookup_with_a_json_target() {
+    // Restate 1.7's POST /restate/{attach,output,lookup} forms.
+    let perdure = Perdure::start();
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let i = &perdure.ingress;
+    let post = |path: &str, body: serde_json::Value| post_json(&format!("{i}/restate/{path}"), &body.to_string());
+    let r = post_with(
+        &format!("{i}/Greeter/greet/send"),
+        "\"json\"",
+        &[("content-type", "application/json"), ("idempotency-key", "jk")],
+    );
+    let id = r.json()["invocationId"].as_str().unwrap().to_owned();
+    let attached = post("attach", json!({ "target": "invocation", "invocationId": id }));
+    assert_eq!((attached.status, attached.body.as_str()), (200, "\"Hello, json!\""));
+    let by_key = json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "jk" });
+    assert_eq!(post("output", by_key.clone()).body, "\"Hello, json!\"");
+    assert_eq!(post("lookup", by_key).json(), json!({ "invocationId": id }));
+    let unknown = json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "nope" });
+    assert_eq!(post("lookup", unknown).status, 404);
+    post_json(&format!("{i}/SleepWorkflow/jw/run/send"), "100");
+    let wf = json!({ "target": "workflow", "workflowName": "SleepWorkflow", "workflowKey": "jw" });
+    assert_eq!(post("attach", wf).body, "\"woke up (v1)\"");
+    let bad = post("attach", json!({ "target": "somewhere" }));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("bad target"), "{}", bad.body);
+    assert_eq!(get(&format!("{i}/restate/lookup")).status, 405);
+}
