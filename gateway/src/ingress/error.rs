@@ -39,6 +39,8 @@ pub enum Error {
     BadIdempotencyKey(String),
     #[error("bad invocation id '{id}': {reason}")]
     BadInvocationId { id: String, reason: IdError },
+    #[error("scoped invocations require vqueues to be enabled")]
+    Scoped,
     #[error("bad target: {0}")]
     BadTarget(String),
     #[error("bad awakeable id '{id}': {reason}")]
@@ -75,6 +77,7 @@ impl Error {
             | Error::BadInvocationId { .. }
             | Error::BadAwakeableId { .. }
             | Error::BadTarget(_)
+            | Error::Scoped
             | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
         }
     }

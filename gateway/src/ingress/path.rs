@@ -74,6 +74,7 @@ pub fn parse(path: &str) -> Result<Route, Error> {
         ["attach"] => Ok(Route::ByBody { action: BodyAction::Result(Op::Attach) }),
         ["output"] => Ok(Route::ByBody { action: BodyAction::Result(Op::Output) }),
         ["lookup"] => Ok(Route::ByBody { action: BodyAction::Lookup }),
+        ["scope", ..] => Err(Error::Scoped),
         ["call" | "send", service, rest @ ..] if (1..=2).contains(&rest.len()) => Ok(Route::Call {
             service: (*service).to_owned(),
             parts: rest.iter().map(|p| (*p).to_owned()).collect(),
@@ -163,5 +164,6 @@ mod tests {
         assert!(matches!(parse("/restate/nope"), Err(Error::BadPath(_))));
         assert!(parse("/a/b/c/d/e/f/g/h/i").is_err());
         assert!(parse("/Greeter/%zz").is_err());
+        assert!(matches!(parse("/restate/scope/t1/call/Greeter/greet"), Err(Error::Scoped)));
     }
 }
