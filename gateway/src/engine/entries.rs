@@ -47,15 +47,6 @@ pub fn notification_id(payload: &[u8]) -> Option<NotificationId> {
     })
 }
 
-/// A call's result for the caller's journal.
-pub fn call_result(completion_id: u32, result: InvocationResult) -> Notification {
-    Notification {
-        ty: ty::CALL_COMPLETION_NOTIFICATION,
-        id: NotificationId::Completion(completion_id),
-        result: result.into(),
-    }
-}
-
 pub fn completion(ty: u16, completion_id: u32, result: NotificationResult) -> Notification {
     Notification { ty, id: NotificationId::Completion(completion_id), result }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeploymentId, InvocationId};
+use crate::protocol::messages::ty;
 
 /// What kind of service an invocation targets, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,8 +144,10 @@ impl Sink {
     /// The notification that delivers `result` to this sink, and who receives it.
     pub fn notification(&self, result: InvocationResult) -> (InvocationId, Notification) {
         let (caller, completion_id, ty) = match self {
-            Sink::Caller { caller, completion_id } => (*caller, *completion_id, 0x800D),
-            Sink::Attacher { caller, completion_id } => (*caller, *completion_id, 0x8012),
+            Sink::Caller { caller, completion_id } => (*caller, *completion_id, ty::CALL_COMPLETION_NOTIFICATION),
+            Sink::Attacher { caller, completion_id } => {
+                (*caller, *completion_id, ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION)
+            }
         };
         (caller, Notification { ty, id: NotificationId::Completion(completion_id), result: result.into() })
     }

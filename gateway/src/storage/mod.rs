@@ -167,14 +167,4 @@ impl Storage {
         self.db.flush_cfs_opt(&refs, &fo)?;
         Ok(())
     }
-
-    /// Approximate bytes of live data on disk plus memtables, for operators.
-    pub fn approximate_size(&self) -> u64 {
-        ALL_CFS
-            .iter()
-            .filter_map(|n| {
-                self.db.property_int_value_cf(&self.cf(n), "rocksdb.estimate-live-data-size").ok().flatten()
-            })
-            .sum()
-    }
 }
