@@ -4,7 +4,7 @@
 
 use crate::ids::InvocationId;
 
-use super::records::{InvocationResult, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer};
+use super::records::{InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -36,4 +36,19 @@ pub struct InvokeAttempt {
     pub journal_len: u32,
     pub retry_count: u32,
     pub journal_modified_at: u64,
+}
+
+impl InvokeAttempt {
+    /// The current attempt of an invocation, as its status describes it.
+    pub fn of(id: InvocationId, status: &InvocationStatus) -> Self {
+        Self {
+            id,
+            attempt: status.attempt.attempt,
+            target: status.target.clone(),
+            deployment: status.deployment.clone(),
+            journal_len: status.journal_len,
+            retry_count: status.attempt.retry_count,
+            journal_modified_at: status.journal_modified_at,
+        }
+    }
 }

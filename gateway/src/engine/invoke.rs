@@ -116,15 +116,7 @@ pub fn start_attempt<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, statu
     status.attempt.known_entries = status.journal_len;
     status.attempt.last_start_at_ms = Some(ctx.now);
     status.timestamps.running_at.get_or_insert(ctx.now);
-    ctx.actions.push(Action::Invoke(Box::new(InvokeAttempt {
-        id,
-        attempt: status.attempt.attempt,
-        target: status.target.clone(),
-        deployment: status.deployment.clone(),
-        journal_len: status.journal_len,
-        retry_count: status.attempt.retry_count,
-        journal_modified_at: status.journal_modified_at,
-    })));
+    ctx.actions.push(Action::Invoke(Box::new(InvokeAttempt::of(id, status))));
 }
 
 /// Stores a timer and asks the driver to arm it.

@@ -21,7 +21,7 @@ use super::machine::{PartitionInfo, apply};
 use super::records::{PartitionMeta, Phase};
 use super::router::{Reply, ReplyMode, Request, Router};
 use super::timer_queue::TimerQueue;
-use super::store::{Store, Txn, Write};
+use super::store::{Store, Txn};
 use crate::durations::now_ms;
 use crate::ids::InvocationId;
 use crate::invoker::InvokerHandle;
@@ -135,7 +135,8 @@ impl<L: Log> Partition<L> {
                 }
                 txn.meta.applied_lsn = entry.lsn;
                 let (writes, meta) = txn.into_writes();
-                self.write(writes, meta)?;
+                self.storage.write_partition_state(self.info.id, &writes, &meta)?;
+                self.applied(meta);
                 self.last_now = batch.now;
             }
         }
@@ -144,22 +145,13 @@ impl<L: Log> Partition<L> {
     /// Takes over: arms timers, re-ships undelivered outbox messages, restarts attempts
     /// that were running when the previous leader stopped.
     fn lead(&mut self) -> Result<(), PartitionError> {
-        let (storage, partition) = (&self.storage, self.info.id);
-        self.timers.refill(now_ms(), |from, until, max| storage.timers(partition, from, until, max))?;
+        self.refill_timers(now_ms())?;
         for (seq, message) in self.storage.outbox(self.info.id)? {
             self.perform(Action::Ship { seq, message });
         }
         let mut running = Vec::new();
         self.storage.for_each_running_invocation(&self.info.keys, |id, status| {
-            running.push(InvokeAttempt {
-                id,
-                attempt: status.attempt.attempt,
-                target: status.target,
-                deployment: status.deployment,
-                journal_len: status.journal_len,
-                retry_count: status.attempt.retry_count,
-                journal_modified_at: status.journal_modified_at,
-            });
+            running.push(InvokeAttempt::of(id, &status));
         })?;
         for attempt in running {
             self.perform(Action::Invoke(Box::new(attempt)));
@@ -167,11 +159,15 @@ impl<L: Log> Partition<L> {
         Ok(())
     }
 
-    fn write(&mut self, writes: Vec<Write>, meta: PartitionMeta) -> Result<(), PartitionError> {
-        self.storage.write_state(self.storage.state_batch(self.info.id, &writes, &meta))?;
+    fn refill_timers(&mut self, now: u64) -> Result<(), PartitionError> {
+        let (storage, partition) = (&self.storage, self.info.id);
+        Ok(self.timers.refill(now, |from, until, max| storage.timers(partition, from, until, max))?)
+    }
+
+    /// The derived state of a batch is now in storage: remember where it stands.
+    fn applied(&mut self, meta: PartitionMeta) {
         self.applied.store(meta.applied_lsn, Ordering::Release);
         self.meta = meta;
-        Ok(())
     }
 
     /// Applies one group of requests and commits it.
@@ -208,8 +204,7 @@ impl<L: Log> Partition<L> {
             }
         }
         if self.timers.needs_refill(now) {
-            let (storage, partition) = (&self.storage, self.info.id);
-            self.timers.refill(now, |from, until, max| storage.timers(partition, from, until, max))?;
+            self.refill_timers(now)?;
         }
         while let Some(timer) = self.timers.pop_due(now) {
             commands.push(Command::TimerFired(timer));
@@ -240,13 +235,12 @@ impl<L: Log> Partition<L> {
                 .log
                 .append_then(self.tail, 0, Bytes::from(entry), move |lsn| {
                     meta.applied_lsn = lsn;
-                    storage.write_state(storage.state_batch(partition, &writes, &meta)).map(|()| meta)
+                    storage.write_partition_state(partition, &writes, &meta).map(|()| meta)
                 })
                 .await
                 .map_err(|e| PartitionError::Log(e.to_string()))?;
             self.tail = lsn;
-            self.meta = written?;
-            self.applied.store(lsn, Ordering::Release);
+            self.applied(written?);
             for ((reply, id), outcome) in replies.into_iter().zip(outcomes) {
                 self.answer(reply, id, outcome);
             }

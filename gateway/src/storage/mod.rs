@@ -9,7 +9,7 @@
 //! trimmed up to what a flush has made durable.
 //!
 //! Call order: [`Storage::open`] → per partition [`Storage::partition_meta`], replay with
-//! [`log::RocksLog::read`], then for every batch `Log::append` → [`Storage::write_state`].
+//! [`log::RocksLog::read`], then for every batch `Log::append_then` → [`Storage::write_partition_state`].
 
 pub mod codec;
 pub mod keys;

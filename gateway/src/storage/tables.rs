@@ -49,8 +49,13 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes one partition's batch of derived state and its counters (no WAL).
+    pub fn write_partition_state(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> Result<(), StorageError> {
+        self.write_state(self.state_batch(partition, writes, meta))
+    }
+
     /// Turns writes of one partition's batch into a RocksDB write batch.
-    pub fn state_batch(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> WriteBatch {
+    fn state_batch(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> WriteBatch {
         let mut b = WriteBatch::default();
         for w in writes {
             match w {
@@ -293,7 +298,7 @@ mod tests {
             ),
             Write::PutInvocation(elsewhere, Box::new(status(Phase::Invoked, true))),
         ];
-        storage.write_state(storage.state_batch(0, &writes, &PartitionMeta::default())).unwrap();
+        storage.write_partition_state(0, &writes, &PartitionMeta::default()).unwrap();
         let mut found = Vec::new();
         storage.for_each_running_invocation(&(0..=1000), |id, s| found.push((id, s.attempt.in_flight))).unwrap();
         assert_eq!(found, vec![(running, true)]);
