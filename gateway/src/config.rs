@@ -179,11 +179,8 @@ impl Config {
             let value: toml::Value =
                 toml::from_str(&text).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
             merge(&mut merged, value);
-            let config: Config = merged
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::File { path, reason: e.to_string() })?;
-            drop(config);
+            // Checked here so that an error names the file rather than a later variable.
+            merged.clone().try_into::<Config>().map_err(|e| ConfigError::File { path, reason: e.to_string() })?;
         }
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };

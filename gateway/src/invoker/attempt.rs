@@ -183,8 +183,7 @@ async fn drive(
         .await
         .map_err(|_| AttemptFailure::new(500, "the deployment did not answer within the abort timeout"))?
         .map_err(|e| AttemptFailure::new(500, format!("error when calling the deployment: {}", error_chain(&e))))?;
-    check_head(&response, content_type).await.map_err(|mut f| {
-        // A failed head is worth its body in the message; read it without blocking long.
+    check_head(&response, content_type).map_err(|mut f| {
         f.info.message = format!("deployment answered: {}", f.info.message);
         f
     })?;
@@ -320,7 +319,7 @@ fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>)
 }
 
 /// Checks status and content type of the SDK's response head.
-async fn check_head(response: &http::Response<hyper::body::Incoming>, content_type: &str) -> Result<(), AttemptFailure> {
+fn check_head(response: &http::Response<hyper::body::Incoming>, content_type: &str) -> Result<(), AttemptFailure> {
     let status = response.status();
     let got = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if status.is_success() && got == Some(content_type) {
