@@ -226,6 +226,14 @@ impl Config {
     }
 
     /// The defaults registration applies where a manifest sets nothing.
+    /// RocksDB's memory limits.
+    pub fn storage_options(&self) -> crate::storage::StorageOptions {
+        crate::storage::StorageOptions {
+            memtable_bytes: self.storage.memtable_size as usize,
+            cache_bytes: self.storage.cache_size as usize,
+        }
+    }
+
     pub fn schema_defaults(&self) -> SchemaDefaults {
         let r = &self.retry_policy;
         SchemaDefaults {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use perdure::config::Config;
 use perdure::server::Server;
+use perdure::storage::Database;
 
 #[derive(Parser)]
 #[command(name = "perdure", version, about = "A durable-execution gateway for serverless code, compatible with Restate 1.7")]
@@ -75,6 +76,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     for name in ignored_env {
         tracing::warn!("ignoring environment variable {name}: not a perdure setting");
     }
+    install_panic_log();
+    // The database belongs to this thread: opened before the runtime starts, closed after it
+    // is gone (with every task and blocking thread that held a handle).
+    let database = match Database::open(&config.data_dir, &config.storage_options(), config.partitions) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("perdure: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -82,14 +93,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let server = match Server::start(config.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("perdure: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let served = runtime.block_on(async {
+        let server = Server::start(config.clone(), &database).await?;
         // One line on stdout that scripts and tests can wait for.
         println!(
             "perdure ready: ingress=http://{} admin=http://{} data-dir={}",
@@ -97,14 +102,37 @@ fn serve(args: ServeArgs) -> ExitCode {
             server.admin_addr,
             config.data_dir.display()
         );
-        match server.run_until_signal().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("perdure: {e}");
-                ExitCode::FAILURE
-            }
+        server.run_until_signal().await
+    });
+    drop(runtime);
+    let closed = database.close();
+    match (served, closed) {
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        (Err(e), _) => {
+            eprintln!("perdure: {e}");
+            ExitCode::FAILURE
         }
-    })
+        (Ok(()), Err(e)) => {
+            eprintln!("perdure: closing the database: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Panics go to the log (with the thread and location) as well as to stderr.
+fn install_panic_log() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+            (Some(s), _) => (*s).to_owned(),
+            (_, Some(s)) => s.clone(),
+            _ => "a panic without a message".to_owned(),
+        };
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), %location, "panic: {message}");
+        default(info);
+    }));
 }
 
 fn init_logging(config: &Config) {

@@ -1,6 +1,8 @@
-//! `perdure serve`: wires storage, schema, partitions, the invoker, ingress and admin
-//! together, in that order, and shuts them down in reverse: stop accepting, finish the
-//! current commits, abort attempts (they resume after restart), flush state to disk.
+//! `perdure serve`: wires schema, partitions, the invoker, ingress and admin together over an
+//! open [`Database`], in that order, and shuts them down in reverse: stop accepting, finish
+//! the current commits, abort attempts (they resume after restart). The database itself is
+//! not the server's: whoever opened it closes it (flushing every table) once the runtime and
+//! every task holding a handle are gone, on the thread that opened it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use crate::engine::router::{PartitionHandle, Router, key_range};
 use crate::ingress::{self, Ingress};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;
-use crate::storage::log::{GroupCommit, Log, RocksLog};
-use crate::storage::{Storage, StorageOptions};
+use crate::storage::log::{Log, RocksLog};
+use crate::storage::{Database, Storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -30,6 +32,8 @@ pub enum ServeError {
     Bind { what: &'static str, addr: SocketAddr, reason: String },
     #[error("partition failed: {0}")]
     Partition(#[from] PartitionError),
+    #[error("a server task panicked: {0}")]
+    Panicked(String),
 }
 
 /// A running server.
@@ -38,21 +42,19 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<(), ServeError>>,
-    storage: Storage,
 }
 
-const PARTITIONS_KEY: &[u8] = b"partitions";
-
 impl Server {
-    pub async fn start(config: Config) -> Result<Self, ServeError> {
-        let storage = Storage::open(
-            &config.data_dir,
-            &StorageOptions {
-                memtable_bytes: config.storage.memtable_size as usize,
-                cache_bytes: config.storage.cache_size as usize,
-            },
-        )?;
-        let partitions = partition_count(&storage, config.partitions)?;
+    /// Starts every component over `database` (opened with [`Config::storage_options`]).
+    pub async fn start(config: Config, database: &Database) -> Result<Self, ServeError> {
+        let storage = database.storage();
+        let partitions = storage.partitions();
+        if partitions != config.partitions {
+            tracing::warn!(
+                "the data directory was created with {partitions} partitions; ignoring the configured {}",
+                config.partitions
+            );
+        }
         let schema = SchemaRegistry::load(storage.clone())?;
 
         let bind = |what, addr| async move {
@@ -78,7 +80,7 @@ impl Server {
         }
         let router = Router::new(handles);
         let mut applied = Vec::new();
-        let writer = GroupCommit::start(storage.clone());
+        let writer = database.log_writer();
         for (id, requests) in inboxes.into_iter().enumerate() {
             let id = id as u32;
             let info = PartitionInfo { id, keys: key_range(id, partitions) };
@@ -168,66 +170,74 @@ impl Server {
             }
         });
 
-        Ok(Self { ingress_addr, admin_addr, shutdown, tasks, storage })
+        Ok(Self { ingress_addr, admin_addr, shutdown, tasks })
     }
 
-    /// Runs until a signal or until a component fails; then shuts down in order.
+    /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
+    /// second signal during the shutdown exits at once (everything acknowledged is already
+    /// durable: the next start replays the log). A task that panicked makes the server exit
+    /// with an error naming the panic.
     pub async fn run_until_signal(mut self) -> Result<(), ServeError> {
-        let failure = tokio::select! {
-            _ = shutdown_signal() => None,
-            Some(done) = self.tasks.join_next() => match done {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(e) => {
-                    tracing::error!("a server task panicked: {e}");
-                    None
-                }
-            },
+        let failure = loop {
+            tokio::select! {
+                _ = shutdown_signal() => break None,
+                Some(done) = self.tasks.join_next() => match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Some(e),
+                    Err(e) if e.is_panic() => break Some(ServeError::Panicked(panic_message(e.into_panic()))),
+                    Err(e) => break Some(ServeError::Panicked(e.to_string())),
+                },
+            }
         };
-        if let Some(e) = &failure {
-            tracing::error!("shutting down: {e}");
+        match &failure {
+            Some(e) => tracing::error!("shutting down: {e}"),
+            None => tracing::info!("shutting down (a second signal exits at once)"),
         }
+        tokio::spawn(async {
+            shutdown_signal().await;
+            eprintln!("perdure: second signal, exiting now");
+            // Skip destructors and exit handlers: nothing is closed on the way out, exactly as
+            // after kill -9, which loses nothing acknowledged.
+            // SAFETY: `_exit` ends the process; it touches no Rust state.
+            unsafe { libc::_exit(130) }
+        });
         self.shutdown().await;
         failure.map_or(Ok(()), Err)
     }
 
-    /// Stops accepting, lets partitions finish their batch, aborts attempts, flushes.
+    /// Stops accepting, lets partitions finish their batch (its appends are durable, its
+    /// replies sent), aborts attempts (they resume after a restart), and waits for every task.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                next = self.tasks.join_next() => if next.is_none() { break },
+                next = self.tasks.join_next() => match next {
+                    None => break,
+                    Some(Ok(Err(e))) => tracing::warn!("while shutting down: {e}"),
+                    Some(Err(e)) if e.is_panic() => tracing::error!("a task panicked while shutting down: {}", panic_message(e.into_panic())),
+                    Some(_) => {}
+                },
                 _ = &mut deadline => {
+                    tracing::warn!("tasks still running after 10 s: aborting them");
                     self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
                     break;
                 }
             }
         }
-        let storage = self.storage.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || storage.flush()).await.unwrap_or(Ok(())) {
-            tracing::warn!("final flush failed: {e}");
-        }
     }
 }
 
-/// The partition count is fixed when the data directory is created: keys were routed by it.
-fn partition_count(storage: &Storage, configured: u32) -> Result<u32, ServeError> {
-    match storage.get_meta(PARTITIONS_KEY)? {
-        Some(raw) => {
-            let stored = raw.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(configured);
-            if stored != configured {
-                tracing::warn!(
-                    "the data directory was created with {stored} partitions; ignoring the configured {configured}"
-                );
-            }
-            Ok(stored)
-        }
-        None => {
-            storage.put_meta_sync(PARTITIONS_KEY, &configured.to_be_bytes())?;
-            Ok(configured)
-        }
+/// The message a panic carried.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
     }
 }
 

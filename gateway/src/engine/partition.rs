@@ -150,7 +150,7 @@ impl<L: Log> Partition<L> {
             self.perform(Action::Ship { seq, message });
         }
         let mut running = Vec::new();
-        self.storage.for_each_running_invocation(&self.info.keys, |id, status| {
+        self.storage.for_each_running_invocation(self.info.id, |id, status| {
             running.push(InvokeAttempt::of(id, &status));
         })?;
         for attempt in running {

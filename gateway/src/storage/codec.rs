@@ -1,25 +1,53 @@
-//! Value encoding: a one-byte envelope version followed by the record in `postcard`
-//! (compact varint serde). When a record's shape changes, bump [`VERSION`] and convert
-//! old versions here on read, so the engine only ever sees current types.
+//! Record encoding: a one-byte envelope version, then the record in MessagePack
+//! (`rmp-serde`: structs as arrays of their fields in declaration order, enum variants by
+//! name). The envelope says how the bytes after it are encoded; the data directory's format
+//! ([`super::format`]) says which envelopes may occur.
+//!
+//! How records may change without a new envelope, so that this build reads what earlier
+//! builds of the same envelope wrote:
+//! - **add a field at the end** of a struct or struct variant, with `#[serde(default)]`
+//!   (records written before it decode with the default);
+//! - **add an enum variant** anywhere (variants are stored by name);
+//! - **rename** a field freely (fields are stored by position) or a variant with
+//!   `#[serde(alias = "Old")]`.
+//!
+//! Anything else (removing or reordering fields, changing a field's type) needs a new
+//! envelope version or an upgrade step in [`super::upgrade`]. Every change to a record bumps
+//! the data directory's format, so that an older build refuses data it would misread; the
+//! fixture data directories of every format (`gateway/tests/e2e/fixtures/`) prove the new
+//! build still reads them.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StorageError;
 
-/// Envelope version of every stored record.
-pub const VERSION: u8 = 1;
+/// Envelope of every record written now: MessagePack.
+pub const VERSION: u8 = 2;
+/// Envelope of storage format 1 (postcard); only [`super::upgrade`] reads it.
+pub const VERSION_POSTCARD: u8 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![VERSION];
-    postcard::to_io(value, &mut out).expect("serializing a record into memory cannot fail");
+    let mut out = Vec::with_capacity(64);
+    encode_into(value, &mut out);
     out
+}
+
+/// Appends the envelope and the record to `out`.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    rmp_serde::encode::write(out, value).expect("serializing a record into memory cannot fail");
 }
 
 pub fn decode<T: DeserializeOwned>(raw: &[u8], table: &'static str) -> Result<T, StorageError> {
     match raw.split_first() {
-        Some((&VERSION, body)) => postcard::from_bytes(body)
-            .map_err(|e| StorageError::Corrupt { table, reason: e.to_string() }),
+        Some((&VERSION, body)) => {
+            rmp_serde::from_slice(body).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })
+        }
+        Some((&VERSION_POSTCARD, _)) => Err(StorageError::Corrupt {
+            table,
+            reason: "a storage format 1 record in an upgraded data directory".into(),
+        }),
         Some((v, _)) => Err(StorageError::Corrupt { table, reason: format!("unknown record version {v}") }),
         None => Err(StorageError::Corrupt { table, reason: "empty record".into() }),
     }
@@ -27,6 +55,8 @@ pub fn decode<T: DeserializeOwned>(raw: &[u8], table: &'static str) -> Result<T,
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
     use crate::engine::records::{Notification, NotificationId, NotificationResult};
 
@@ -43,6 +73,52 @@ mod tests {
         let mut bad = raw.clone();
         bad[0] = 99;
         assert!(decode::<Notification>(&bad, "t").is_err());
+        bad[0] = VERSION_POSTCARD;
+        assert!(decode::<Notification>(&bad, "t").is_err());
         assert!(decode::<Notification>(&[], "t").is_err());
+        assert!(decode::<Notification>(&[VERSION, 0xc1], "t").is_err(), "garbage after the envelope");
+    }
+
+    /// The evolution rules of this module's docs, as a test: what an earlier build wrote
+    /// still reads after a field was added at the end and variants were added and renamed.
+    #[test]
+    fn fields_added_at_the_end_and_new_variants_read_old_records() {
+        #[derive(Serialize)]
+        enum KindBefore {
+            Sleep { completion_id: u32 },
+            Cleanup,
+        }
+        #[derive(Serialize)]
+        struct Before {
+            id: u64,
+            kinds: Vec<KindBefore>,
+        }
+        #[derive(Debug, PartialEq, Deserialize)]
+        enum KindAfter {
+            Retry,
+            Sleep {
+                completion_id: u32,
+                #[serde(default)]
+                woken_by: Option<String>,
+            },
+            #[serde(alias = "Cleanup")]
+            Purge,
+        }
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct After {
+            renamed_id: u64,
+            kinds: Vec<KindAfter>,
+            #[serde(default)]
+            pinned_version: Option<String>,
+        }
+        let old = encode(&Before { id: 7, kinds: vec![KindBefore::Sleep { completion_id: 3 }, KindBefore::Cleanup] });
+        assert_eq!(
+            decode::<After>(&old, "t").unwrap(),
+            After {
+                renamed_id: 7,
+                kinds: vec![KindAfter::Sleep { completion_id: 3, woken_by: None }, KindAfter::Purge],
+                pinned_version: None
+            }
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The per-partition command log behind a small trait, so a distributed log (PostgreSQL,
 //! see ARCHITECTURE.md "Beyond one machine") can be a second implementation. The embedded
-//! one keeps entries in the `log` column family, written with the WAL and fsynced.
+//! one keeps each partition's entries in its own `log-N` column family, written with the WAL and fsynced.
 //!
 //! A log entry is one group commit: an encoded [`crate::engine::command::LogBatch`].
 
@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteOptions};
+use rocksdb::{Direction, IteratorMode, WriteOptions};
 
-use super::{CF_LOG, Storage, StorageError, keys};
+use super::{Storage, StorageError, keys};
 
 /// Log sequence number. Only increases; need not be consecutive.
 pub type Lsn = u64;
@@ -76,54 +76,95 @@ pub trait Log: Send + Sync + 'static {
 
 /// One entry to make durable, and what to do once it is (or failed).
 struct Append {
-    key: [u8; 12],
+    partition: u32,
+    lsn: Lsn,
     value: Vec<u8>,
     then: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+enum Job {
+    Append(Append),
+    /// Write what was queued before, then end.
+    Stop,
 }
 
 /// The group commit shared by every partition's log: one thread writes whatever entries are
 /// queued when it wakes, from all partitions, as one write batch with one fsync, then runs
 /// each entry's follow-up. Under load the thread stays busy and batches grow; idle, a lone
-/// entry costs one fsync as before.
+/// entry costs one fsync as before. Owned by [`super::Database`], which stops and joins it
+/// before closing the database.
+pub struct LogWriter {
+    tx: std::sync::mpsc::Sender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A handle to queue entries on the [`LogWriter`].
 #[derive(Clone)]
 pub struct GroupCommit {
-    tx: std::sync::mpsc::Sender<Append>,
+    tx: std::sync::mpsc::Sender<Job>,
 }
 
 /// Most entries in one write batch.
 const MAX_GROUP: usize = 1024;
 
-impl GroupCommit {
-    /// Starts the writer thread; it ends when every handle is dropped.
-    pub fn start(storage: Storage) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Append>();
-        std::thread::Builder::new()
+impl LogWriter {
+    pub(super) fn start(storage: Storage) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
             .name("perdure-log".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(next) => group.push(next),
-                            Err(_) => break,
+                let mut stop = false;
+                while !stop {
+                    let Ok(first) = rx.recv() else { break };
+                    let mut group = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Append(a) => group.push(a),
+                            Job::Stop => {
+                                stop = true;
+                                break;
+                            }
+                        }
+                        if group.len() < MAX_GROUP {
+                            next = rx.try_recv().ok();
                         }
                     }
-                    let mut batch = rocksdb::WriteBatch::default();
-                    let cf = storage.cf(CF_LOG);
-                    for a in &group {
-                        batch.put_cf(&cf, a.key, &a.value);
-                    }
-                    drop(cf);
-                    let mut wo = WriteOptions::default();
-                    wo.set_sync(true);
-                    let result = storage.db().write_opt(batch, &wo).map_err(|e| e.to_string());
-                    for a in group {
-                        (a.then)(result.clone());
+                    if !group.is_empty() {
+                        write_group(&storage, group);
                     }
                 }
             })
             .expect("spawning the log writer thread");
-        Self { tx }
+        Self { tx, thread: Some(thread) }
+    }
+
+    pub fn handle(&self) -> GroupCommit {
+        GroupCommit { tx: self.tx.clone() }
+    }
+
+    /// Writes what is queued, then ends the thread and waits for it. Appends queued later
+    /// fail with [`AppendError::Unavailable`].
+    pub(super) fn stop(mut self) {
+        let _ = self.tx.send(Job::Stop);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the log writer thread panicked");
+        }
+    }
+}
+
+fn write_group(storage: &Storage, group: Vec<Append>) {
+    let mut batch = rocksdb::WriteBatch::default();
+    for a in &group {
+        batch.put_cf(&storage.log_cf(a.partition), keys::log_entry(a.lsn), &a.value);
+    }
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    let result = storage.db().write_opt(batch, &wo).map_err(|e| e.to_string());
+    for a in group {
+        (a.then)(result.clone());
     }
 }
 
@@ -141,14 +182,15 @@ impl RocksLog {
     /// Opens partition `partition`'s log. `applied` is the LSN the partition's state already
     /// contains: the tail never goes below it, even when trimming removed every entry.
     pub fn open(storage: Storage, writer: GroupCommit, partition: u32, applied: Lsn) -> Result<Self, StorageError> {
-        let prefix = partition.to_be_bytes();
-        let handle = storage.cf(CF_LOG);
-        let end = keys::prefix_end(&prefix);
-        let mut iter = storage.db().iterator_cf(&handle, IteratorMode::From(&end, Direction::Reverse));
+        let handle = storage.log_cf(partition);
+        let mut iter = storage.db().iterator_cf(&handle, IteratorMode::End);
         let tail = match iter.next() {
             Some(item) => {
                 let (k, _) = item?;
-                if k.starts_with(&prefix) { keys::parse_sequenced(&k).unwrap_or(0) } else { 0 }
+                keys::parse_log_entry(&k).ok_or_else(|| StorageError::Corrupt {
+                    table: "log",
+                    reason: format!("key of {} bytes", k.len()),
+                })?
             }
             None => 0,
         }
@@ -165,18 +207,17 @@ impl RocksLog {
     }
 
     fn read_blocking(&self, after: Lsn, max: usize) -> Result<Vec<LogEntry>, StorageError> {
-        let prefix = self.partition.to_be_bytes();
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
-        let start = keys::sequenced(self.partition, after.saturating_add(1));
-        let handle = self.storage.cf(CF_LOG);
-        let iter = self.storage.db().iterator_cf_opt(&handle, ro, IteratorMode::From(&start, Direction::Forward));
+        let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let start = keys::log_entry(first);
+        let handle = self.storage.log_cf(self.partition);
+        let iter = self.storage.db().iterator_cf(&handle, IteratorMode::From(&start, Direction::Forward));
         let mut out = Vec::new();
         for item in iter.take(max) {
             let (k, v) = item?;
-            let lsn = keys::parse_sequenced(&k).unwrap_or_default();
+            let lsn = keys::parse_log_entry(&k)
+                .ok_or_else(|| StorageError::Corrupt { table: "log", reason: format!("key of {} bytes", k.len()) })?;
             if v.len() < 8 {
-                return Err(StorageError::Corrupt { table: CF_LOG, reason: format!("entry {lsn} too short") });
+                return Err(StorageError::Corrupt { table: "log", reason: format!("entry {lsn} too short") });
             }
             let epoch = u64::from_be_bytes(v[..8].try_into().expect("checked length"));
             out.push(LogEntry { lsn, epoch, batch: Bytes::copy_from_slice(&v[8..]) });
@@ -205,16 +246,20 @@ impl Log for RocksLog {
         value.extend_from_slice(&batch);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let append = Append {
-            key: keys::sequenced(self.partition, lsn),
+            partition: self.partition,
+            lsn,
             value,
             then: Box::new(move |written| {
                 let _ = tx.send(written.map(|()| then(lsn)));
             }),
         };
-        self.writer.tx.send(append).map_err(|_| AppendError::Unavailable("the log writer stopped".into()))?;
+        self.writer
+            .tx
+            .send(Job::Append(append))
+            .map_err(|_| AppendError::Unavailable("the log writer stopped".into()))?;
         let result = rx
             .await
-            .map_err(|_| AppendError::Indeterminate("the log writer stopped mid-write".into()))?
+            .map_err(|_| AppendError::Unavailable("the log writer stopped before writing".into()))?
             .map_err(AppendError::Unavailable)?;
         self.tail.store(lsn, Ordering::Release);
         self.appended.notify_waiters();
@@ -247,9 +292,9 @@ impl Log for RocksLog {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.storage.db().delete_range_cf(
-                &this.storage.cf(CF_LOG),
-                keys::sequenced(this.partition, 0),
-                keys::sequenced(this.partition, upto.saturating_add(1)),
+                &this.storage.log_cf(this.partition),
+                keys::log_entry(0),
+                keys::log_entry(upto.saturating_add(1)),
             )
         })
         .await
@@ -265,8 +310,8 @@ mod tests {
     #[tokio::test]
     async fn appends_from_partitions_are_durable_ordered_and_trimmable() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &Default::default()).unwrap();
-        let writer = GroupCommit::start(storage.clone());
+        let db = super::super::Database::open(dir.path(), &Default::default(), 2).unwrap();
+        let (storage, writer) = (db.storage(), db.log_writer());
         let a = RocksLog::open(storage.clone(), writer.clone(), 0, 0).unwrap();
         let b = RocksLog::open(storage.clone(), writer.clone(), 1, 0).unwrap();
         // Concurrent appends of two partitions share the writer.
@@ -289,5 +334,8 @@ mod tests {
         assert_eq!(again.tail().await.unwrap(), 2);
         let trimmed = RocksLog::open(storage, writer, 0, 7).unwrap();
         assert_eq!(trimmed.tail().await.unwrap(), 7);
+        // The owner closes the database here, on this thread, after the writer thread ended.
+        drop((a, b, again, trimmed));
+        db.close().unwrap();
     }
 }

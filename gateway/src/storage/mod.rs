@@ -1,26 +1,39 @@
-//! Storage: one embedded RocksDB with a column family per table.
+//! Storage: one embedded RocksDB, owned by one [`Database`] and shared through cheap
+//! [`Storage`] handles.
 //!
-//! Durability model (the same split Restate uses): the per-partition command **log** is
-//! written with the WAL and fsynced (one group commit per batch); the tables the state
-//! machine derives from it are written **without** the WAL and reach disk with memtable
-//! flushes. All column families flush atomically, and each partition's applied LSN is
-//! stored with its state, so after a crash the state on disk is a consistent prefix of the
-//! log and the partition replays the log from there (`engine::partition`). The log is
-//! trimmed up to what a flush has made durable.
+//! Layout (storage format 2, see [`format`]): every partition owns two column families,
+//! `partition-N` (its tables, each under a one-byte key tag, see [`keys`]) and `log-N` (its
+//! command log, keyed by LSN), so one partition's data can be checkpointed, exported or moved
+//! alone; `meta` holds what belongs to the node (schema, partition count).
 //!
-//! Call order: [`Storage::open`] → per partition [`Storage::partition_meta`], replay with
-//! [`log::RocksLog::read`], then for every batch `Log::append_then` → [`Storage::write_partition_state`].
+//! Durability model (the same split Restate uses): the log is written with the WAL and
+//! fsynced (one group commit per batch, [`log::LogWriter`]); the tables the state machine
+//! derives from it are written **without** the WAL and reach disk with memtable flushes. All
+//! column families flush atomically, and each partition's applied LSN is stored with its
+//! state, so after a crash the state on disk is a consistent prefix of the log and the
+//! partition replays the log from there (`engine::partition`). The log is trimmed up to what
+//! a flush has made durable.
+//!
+//! Call order: [`Database::open`] (checks the format, upgrades older ones) → per partition
+//! [`Storage::partition_meta`], replay with [`log::RocksLog::read`], then for every batch
+//! `Log::append_then` → [`Storage::write_partition_state`] → at the end [`Database::close`]
+//! on the thread that opened it: the log writer is joined, memtables flushed and RocksDB
+//! closed there, before the process exits (closing it on another thread while the process
+//! runs its exit-time destructors crashes inside RocksDB).
 
 pub mod codec;
+pub mod format;
 pub mod keys;
 pub mod log;
 mod tables;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
+    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBCompressionType, DBWithThreadMode,
     MultiThreaded, Options, WriteBatch, WriteOptions,
 };
 
@@ -28,19 +41,9 @@ use crate::engine::records::PartitionMeta;
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
 
-pub const CF_LOG: &str = "log";
-pub const CF_INVOCATION: &str = "invocation";
-pub const CF_JOURNAL: &str = "journal";
-pub const CF_STATE: &str = "state";
-pub const CF_INBOX: &str = "inbox";
-pub const CF_LOCK: &str = "lock";
-pub const CF_TIMER: &str = "timer";
-pub const CF_OUTBOX: &str = "outbox";
-pub const CF_PROMISE: &str = "promise";
+/// The node's own records: schema, partition count.
 pub const CF_META: &str = "meta";
-
-const ALL_CFS: [&str; 10] =
-    [CF_LOG, CF_INVOCATION, CF_JOURNAL, CF_STATE, CF_INBOX, CF_LOCK, CF_TIMER, CF_OUTBOX, CF_PROMISE, CF_META];
+const PARTITIONS_KEY: &[u8] = b"partitions";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -50,6 +53,13 @@ pub enum StorageError {
     Corrupt { table: &'static str, reason: String },
     #[error("cannot open data directory {path}: {reason}")]
     DataDir { path: PathBuf, reason: String },
+    #[error(
+        "the data directory {path} has storage format {found}, written by a newer perdure; this perdure ({}) reads formats {} to {}, so it leaves the directory untouched",
+        env!("CARGO_PKG_VERSION"), format::OLDEST, format::CURRENT
+    )]
+    NewerFormat { path: PathBuf, found: u32 },
+    #[error("upgrading the data directory from storage format {from}: {reason}")]
+    Upgrade { from: u32, reason: String },
 }
 
 impl From<StorageError> for crate::engine::store::StoreError {
@@ -73,98 +83,290 @@ impl Default for StorageOptions {
     }
 }
 
-/// The handle every component shares; cheap to clone.
+struct Inner {
+    db: Db,
+    partitions: u32,
+    partition_cfs: Vec<String>,
+    log_cfs: Vec<String>,
+}
+
+/// The handle every component shares; cheap to clone. The database stays open while the
+/// [`Database`] that owns it does; handles must be gone by the time it closes.
 #[derive(Clone)]
 pub struct Storage {
-    db: Arc<Db>,
+    inner: Arc<Inner>,
+}
+
+/// The one owner of the RocksDB instance and of the log writer thread.
+pub struct Database {
+    dir: PathBuf,
+    storage: Option<Storage>,
+    writer: Option<log::LogWriter>,
+}
+
+/// How long [`Database::close`] waits for the last handles (tasks still winding down).
+const HANDLES_GRACE: Duration = Duration::from_secs(5);
+
+impl Database {
+    /// Opens (or creates, with `partitions` partitions) the data directory at `dir`, upgrading
+    /// an older storage format in place and refusing a newer one without writing to it.
+    pub fn open(dir: &Path, opts: &StorageOptions, partitions: u32) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::DataDir { path: dir.to_owned(), reason: e.to_string() })?;
+        let found = format::read(dir)?;
+        format::check(dir, found)?;
+        if found == format::Found::Empty {
+            format::write(dir, format::CURRENT)?;
+        }
+        let db_opts = db_options(opts);
+        let cache = Cache::new_lru_cache(opts.cache_bytes);
+        let existing = if dir.join("CURRENT").exists() { Db::list_cf(&db_opts, dir)? } else { Vec::new() };
+        let mut names: Vec<String> = ["default", CF_META].iter().map(|s| s.to_string()).collect();
+        names.extend(existing.into_iter().filter(|n| n != "default" && n != CF_META));
+        let descriptors: Vec<_> = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, opts, &cache))).collect();
+        let db = Db::open_cf_descriptors(&db_opts, dir, descriptors)?;
+
+        let partitions = match db.get_cf(&db.cf_handle(CF_META).expect("opened above"), PARTITIONS_KEY)? {
+            Some(raw) => u32::from_be_bytes(raw.as_slice().try_into().map_err(|_| StorageError::Corrupt {
+                table: CF_META,
+                reason: "partition count is not 4 bytes".into(),
+            })?),
+            None => {
+                let mut wo = WriteOptions::default();
+                wo.set_sync(true);
+                db.put_cf_opt(&db.cf_handle(CF_META).expect("opened above"), PARTITIONS_KEY, partitions.to_be_bytes(), &wo)?;
+                partitions
+            }
+        };
+        if partitions == 0 {
+            return Err(StorageError::Corrupt { table: CF_META, reason: "partition count is 0".into() });
+        }
+        let partition_cfs: Vec<String> = (0..partitions).map(keys::partition_cf).collect();
+        let log_cfs: Vec<String> = (0..partitions).map(keys::log_cf).collect();
+        for name in partition_cfs.iter().chain(&log_cfs) {
+            if db.cf_handle(name).is_none() {
+                db.create_cf(name, &cf_options(name, opts, &cache))?;
+            }
+        }
+        let storage = Storage { inner: Arc::new(Inner { db, partitions, partition_cfs, log_cfs }) };
+        if let format::Found::Format(from) = found
+            && from < format::CURRENT
+        {
+            upgrade::run(&storage, from)?;
+            format::write(dir, format::CURRENT)?;
+        }
+        upgrade::drop_leftovers(&storage)?;
+        let writer = log::LogWriter::start(storage.clone());
+        Ok(Self { dir: dir.to_owned(), storage: Some(storage), writer: Some(writer) })
+    }
+
+    /// A handle to the open database.
+    pub fn storage(&self) -> Storage {
+        self.storage.clone().expect("open until closed")
+    }
+
+    /// A handle to the group commit every partition's log appends through.
+    pub fn log_writer(&self) -> log::GroupCommit {
+        self.writer.as_ref().expect("open until closed").handle()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the log writer (entries already queued are written), flushes every memtable and
+    /// closes RocksDB on this thread. Handles still held elsewhere get a short grace period to
+    /// go away; if some remain, the database is left open (and never closed implicitly on
+    /// another thread) after stopping its background work: everything is already durable.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.shut()
+    }
+
+    fn shut(&mut self) -> Result<(), StorageError> {
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
+        let Some(storage) = self.storage.take() else { return Ok(()) };
+        let flushed = storage.flush();
+        let mut inner = storage.inner;
+        let deadline = Instant::now() + HANDLES_GRACE;
+        loop {
+            match Arc::try_unwrap(inner) {
+                Ok(inner) => {
+                    drop(inner);
+                    return flushed;
+                }
+                Err(shared) if Instant::now() < deadline => {
+                    inner = shared;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(shared) => {
+                    tracing::error!(
+                        handles = Arc::strong_count(&shared) - 1,
+                        "storage handles outlived the database; leaving RocksDB open (its data is flushed)"
+                    );
+                    shared.db.cancel_all_background_work(true);
+                    std::mem::forget(shared);
+                    return flushed;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut() {
+            tracing::warn!("closing the database: {e}");
+        }
+    }
+}
+
+fn db_options(opts: &StorageOptions) -> Options {
+    let mut db_opts = Options::default();
+    db_opts.create_if_missing(true);
+    db_opts.create_missing_column_families(true);
+    // State is written without the WAL; atomic flushes keep all tables (and each partition's
+    // applied LSN) consistent with each other on disk.
+    db_opts.set_atomic_flush(true);
+    db_opts.set_db_write_buffer_size(opts.memtable_bytes);
+    db_opts.set_max_total_wal_size(opts.memtable_bytes as u64);
+    db_opts.set_max_background_jobs(2);
+    db_opts.set_keep_log_file_num(2);
+    db_opts.set_max_log_file_size(1 << 20);
+    db_opts.set_log_level(rocksdb::LogLevel::Warn);
+    // Little preallocated space: a fresh data directory stays small on disk (RocksDB
+    // preallocates the WAL by the largest memtable size, see below).
+    db_opts.set_manifest_preallocation_size(0);
+    db_opts
+}
+
+/// Options of one column family. Every column family gets them, `default` too, or it gets
+/// stock options (64 MiB memtables), which also sets how much WAL space RocksDB preallocates.
+fn cf_options(name: &str, opts: &StorageOptions, cache: &Cache) -> Options {
+    let mut o = Options::default();
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    o.set_block_based_table_factory(&table);
+    o.set_write_buffer_size((opts.memtable_bytes / 8).max(1 << 20));
+    o.set_max_write_buffer_number(3);
+    if name.starts_with("log") {
+        // Short-lived (trimmed after every flush) and written once: not worth compressing.
+        o.set_compression_type(DBCompressionType::None);
+    } else {
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    }
+    o
 }
 
 impl Storage {
-    pub fn open(dir: &Path, opts: &StorageOptions) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::DataDir { path: dir.to_owned(), reason: e.to_string() })?;
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        // State is written without the WAL; atomic flushes keep all tables (and each
-        // partition's applied LSN) consistent with each other on disk.
-        db_opts.set_atomic_flush(true);
-        db_opts.set_db_write_buffer_size(opts.memtable_bytes);
-        db_opts.set_max_total_wal_size(opts.memtable_bytes as u64);
-        db_opts.set_max_background_jobs(2);
-        db_opts.set_keep_log_file_num(2);
-        db_opts.set_max_log_file_size(1 << 20);
-        db_opts.set_log_level(rocksdb::LogLevel::Warn);
-        // Little preallocated space: a fresh data directory stays small on disk (RocksDB
-        // preallocates the WAL by the largest memtable size, see below).
-        db_opts.set_manifest_preallocation_size(0);
-
-        let cache = Cache::new_lru_cache(opts.cache_bytes);
-        let cf_opts = |name: &str| {
-            let mut o = Options::default();
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
-            o.set_block_based_table_factory(&table);
-            o.set_write_buffer_size((opts.memtable_bytes / 8).max(1 << 20));
-            o.set_max_write_buffer_number(3);
-            o.set_compression_type(DBCompressionType::Lz4);
-            o.set_bottommost_compression_type(DBCompressionType::Zstd);
-            if name == CF_LOG {
-                o.set_compression_type(DBCompressionType::None);
-            }
-            ColumnFamilyDescriptor::new(name, o)
-        };
-        // Name the default column family too, or it gets stock options (64 MiB memtables),
-        // which also sets how much WAL space RocksDB preallocates.
-        let cfs: Vec<_> = std::iter::once("default").chain(ALL_CFS).map(cf_opts).collect();
-        let db = Db::open_cf_descriptors(&db_opts, dir, cfs)?;
-        Ok(Self { db: Arc::new(db) })
+    pub fn partitions(&self) -> u32 {
+        self.inner.partitions
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
     }
 
-    pub(crate) fn cf(&self, name: &str) -> Arc<rocksdb::BoundColumnFamily<'_>> {
-        self.db.cf_handle(name).expect("all column families are created at open")
+    /// The column family of partition `p`'s tables.
+    pub(crate) fn partition_cf(&self, p: u32) -> Arc<BoundColumnFamily<'_>> {
+        self.inner.db.cf_handle(&self.inner.partition_cfs[p as usize]).expect("partition column families exist while open")
+    }
+
+    /// The column family of partition `p`'s log.
+    pub(crate) fn log_cf(&self, p: u32) -> Arc<BoundColumnFamily<'_>> {
+        self.inner.db.cf_handle(&self.inner.log_cfs[p as usize]).expect("log column families exist while open")
+    }
+
+    fn meta_cf(&self) -> Arc<BoundColumnFamily<'_>> {
+        self.inner.db.cf_handle(CF_META).expect("the meta column family exists while open")
+    }
+
+    /// The partition that owns `partition_key`.
+    pub fn partition_of(&self, partition_key: u64) -> u32 {
+        crate::engine::router::partition_of(partition_key, self.inner.partitions)
     }
 
     /// Writes a batch of derived state (no WAL: the log is the durable record).
     pub fn write_state(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.disable_wal(true);
-        self.db.write_opt(batch, &wo)?;
+        self.db().write_opt(batch, &wo)?;
         Ok(())
     }
 
-    /// Writes metadata durably (WAL + fsync): deployments, schema.
+    /// Writes node metadata durably (WAL + fsync): schema, partition count.
     pub fn put_meta_sync(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.put_cf_opt(&self.cf(CF_META), key, value, &wo)?;
+        self.db().put_cf_opt(&self.meta_cf(), key, value, &wo)?;
         Ok(())
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(&self.cf(CF_META), key)?)
+        Ok(self.db().get_cf(&self.meta_cf(), key)?)
     }
 
     pub fn partition_meta(&self, partition: u32) -> Result<PartitionMeta, StorageError> {
-        match self.db.get_cf(&self.cf(CF_META), keys::partition_meta(partition))? {
+        match self.db().get_cf(&self.partition_cf(partition), keys::meta())? {
             Some(raw) => codec::decode(&raw, "partition meta"),
             None => Ok(PartitionMeta::default()),
         }
     }
 
-    /// Flushes every memtable to disk (atomically across tables).
+    /// Flushes every memtable to disk (atomically across column families).
     pub fn flush(&self) -> Result<(), StorageError> {
-        let cfs: Vec<_> = ALL_CFS.iter().map(|n| self.cf(n)).collect();
+        let names = std::iter::once(CF_META).chain(self.inner.partition_cfs.iter().map(String::as_str));
+        let cfs: Vec<_> = names
+            .chain(self.inner.log_cfs.iter().map(String::as_str))
+            .filter_map(|n| self.db().cf_handle(n))
+            .collect();
         let refs: Vec<_> = cfs.iter().collect();
         let mut fo = rocksdb::FlushOptions::default();
         fo.set_wait(true);
-        self.db.flush_cfs_opt(&refs, &fo)?;
+        self.db().flush_cfs_opt(&refs, &fo)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_directory_gets_the_current_format_and_keeps_its_partition_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), &Default::default(), 3).unwrap();
+        assert_eq!(db.storage().partitions(), 3);
+        db.close().unwrap();
+        assert_eq!(format::read(dir.path()).unwrap(), format::Found::Format(format::CURRENT));
+        let again = Database::open(dir.path(), &Default::default(), 5).unwrap();
+        assert_eq!(again.storage().partitions(), 3, "fixed when the directory was created");
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        Database::open(dir.path(), &Default::default(), 1).unwrap().close().unwrap();
+        format::write(dir.path(), format::CURRENT + 1).unwrap();
+        let listing = |p: &Path| {
+            let mut files: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.file_name(), std::fs::read(e.path()).unwrap())
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let before = listing(dir.path());
+        let err = Database::open(dir.path(), &Default::default(), 1).err().expect("refused").to_string();
+        assert!(err.contains(&format!("storage format {}", format::CURRENT + 1)), "{err}");
+        assert!(err.contains(&format!("reads formats {} to {}", format::OLDEST, format::CURRENT)), "{err}");
+        assert!(listing(dir.path()) == before, "not a byte written");
     }
 }

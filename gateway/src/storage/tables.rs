@@ -1,15 +1,11 @@
 //! The engine's tables on RocksDB: reads for the state machine ([`Store`]), the write batch
 //! a group of [`Write`]s becomes, and the scans a partition leader runs when it starts.
 
-use std::ops::RangeInclusive;
-
 use bytes::Bytes;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
-use super::{
-    CF_INBOX, CF_INVOCATION, CF_JOURNAL, CF_LOCK, CF_META, CF_OUTBOX, CF_PROMISE, CF_STATE, CF_TIMER, Storage,
-    StorageError, codec, keys,
-};
+use super::keys::tag;
+use super::{Storage, StorageError, codec, keys};
 use crate::engine::records::{
     InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
 };
@@ -17,28 +13,24 @@ use crate::engine::store::{Store, StoreResult, Write};
 use crate::ids::InvocationId;
 
 impl Storage {
-    fn get_decoded<T: serde::de::DeserializeOwned>(
-        &self,
-        cf: &'static str,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
-        match self.db().get_pinned_cf(&self.cf(cf), key)? {
-            Some(raw) => Ok(Some(codec::decode(&raw, cf)?)),
+    fn get_decoded<T: serde::de::DeserializeOwned>(&self, partition: u32, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.db().get_pinned_cf(&self.partition_cf(partition), key)? {
+            Some(raw) => Ok(Some(codec::decode(&raw, tag::table(key[0]))?)),
             None => Ok(None),
         }
     }
 
-    /// Iterates `[start, end)` of a column family, in key order.
+    /// Iterates `[start, end)` of a partition's column family, in key order.
     fn scan(
         &self,
-        cf: &'static str,
+        partition: u32,
         start: &[u8],
         end: Vec<u8>,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end);
-        let handle = self.cf(cf);
+        let handle = self.partition_cf(partition);
         let iter = self.db().iterator_cf_opt(&handle, ro, IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
@@ -56,60 +48,44 @@ impl Storage {
 
     /// Turns writes of one partition's batch into a RocksDB write batch.
     fn state_batch(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> WriteBatch {
+        let cf = self.partition_cf(partition);
         let mut b = WriteBatch::default();
         for w in writes {
             match w {
-                Write::PutInvocation(id, status) => {
-                    b.put_cf(&self.cf(CF_INVOCATION), keys::invocation(id), encode_status(status))
-                }
-                Write::DeleteInvocation(id) => b.delete_cf(&self.cf(CF_INVOCATION), keys::invocation(id)),
-                Write::PutJournal(id, index, entry) => {
-                    b.put_cf(&self.cf(CF_JOURNAL), keys::journal(id, *index), codec::encode(entry))
-                }
-                Write::DeleteJournal(id, len) => b.delete_range_cf(
-                    &self.cf(CF_JOURNAL),
-                    keys::journal(id, 0),
-                    keys::journal(id, *len),
-                ),
-                Write::PutState(obj, name, value) => {
-                    b.put_cf(&self.cf(CF_STATE), keys::state(obj, name), value)
-                }
-                Write::DeleteState(obj, name) => b.delete_cf(&self.cf(CF_STATE), keys::state(obj, name)),
+                Write::PutInvocation(id, status) => b.put_cf(&cf, keys::invocation(id), encode_status(status)),
+                Write::DeleteInvocation(id) => b.delete_cf(&cf, keys::invocation(id)),
+                Write::PutJournal(id, index, entry) => b.put_cf(&cf, keys::journal(id, *index), codec::encode(entry)),
+                Write::DeleteJournal(id, len) => b.delete_range_cf(&cf, keys::journal(id, 0), keys::journal(id, *len)),
+                Write::PutState(obj, name, value) => b.put_cf(&cf, keys::state(obj, name), value),
+                Write::DeleteState(obj, name) => b.delete_cf(&cf, keys::state(obj, name)),
                 Write::ClearState(obj) => {
-                    let prefix = keys::object(obj);
-                    b.delete_range_cf(&self.cf(CF_STATE), &prefix, &keys::prefix_end(&prefix))
+                    let prefix = keys::object(tag::STATE, obj);
+                    b.delete_range_cf(&cf, &prefix, &keys::prefix_end(&prefix))
                 }
-                Write::PutInbox(obj, seq, id) => b.put_cf(&self.cf(CF_INBOX), keys::inbox(obj, *seq), id.to_bytes()),
-                Write::DeleteInbox(obj, seq) => b.delete_cf(&self.cf(CF_INBOX), keys::inbox(obj, *seq)),
-                Write::PutLock(obj, lock) => b.put_cf(&self.cf(CF_LOCK), keys::object(obj), codec::encode(lock)),
-                Write::PutTimer(t) => b.put_cf(&self.cf(CF_TIMER), keys::timer(partition, t), []),
-                Write::DeleteTimer(t) => b.delete_cf(&self.cf(CF_TIMER), keys::timer(partition, t)),
-                Write::PutPromise(obj, name, promise) => {
-                    b.put_cf(&self.cf(CF_PROMISE), keys::state(obj, name.as_bytes()), codec::encode(promise))
-                }
+                Write::PutInbox(obj, seq, id) => b.put_cf(&cf, keys::inbox(obj, *seq), id.to_bytes()),
+                Write::DeleteInbox(obj, seq) => b.delete_cf(&cf, keys::inbox(obj, *seq)),
+                Write::PutLock(obj, lock) => b.put_cf(&cf, keys::lock(obj), codec::encode(lock)),
+                Write::PutTimer(t) => b.put_cf(&cf, keys::timer(t), []),
+                Write::DeleteTimer(t) => b.delete_cf(&cf, keys::timer(t)),
+                Write::PutPromise(obj, name, promise) => b.put_cf(&cf, keys::promise(obj, name), codec::encode(promise)),
                 Write::ClearPromises(obj) => {
-                    let prefix = keys::object(obj);
-                    b.delete_range_cf(&self.cf(CF_PROMISE), &prefix, &keys::prefix_end(&prefix))
+                    let prefix = keys::object(tag::PROMISE, obj);
+                    b.delete_range_cf(&cf, &prefix, &keys::prefix_end(&prefix))
                 }
-                Write::PutOutbox(seq, m) => {
-                    b.put_cf(&self.cf(CF_OUTBOX), keys::sequenced(partition, *seq), codec::encode(m))
-                }
-                Write::DeleteOutbox { from, to } => b.delete_range_cf(
-                    &self.cf(CF_OUTBOX),
-                    keys::sequenced(partition, *from),
-                    keys::sequenced(partition, *to),
-                ),
+                Write::PutOutbox(seq, m) => b.put_cf(&cf, keys::outbox(*seq), codec::encode(m)),
+                Write::DeleteOutbox { from, to } => b.delete_range_cf(&cf, keys::outbox(*from), keys::outbox(*to)),
             }
         }
-        b.put_cf(&self.cf(CF_META), keys::partition_meta(partition), codec::encode(meta));
+        b.put_cf(&cf, keys::meta(), codec::encode(meta));
         b
     }
 
     /// Journal entries `0..len` of an invocation, for replay to the SDK.
     pub fn journal(&self, id: &InvocationId, len: u32) -> Result<Vec<JournalEntry>, StorageError> {
-        let mut out = Vec::with_capacity(len as usize);
-        self.scan(CF_JOURNAL, &keys::journal(id, 0), keys::journal(id, len).to_vec(), |_, v| {
-            out.push(codec::decode(v, CF_JOURNAL)?);
+        let mut out = Vec::with_capacity(len.min(1024) as usize);
+        let partition = self.partition_of(id.partition_key);
+        self.scan(partition, &keys::journal(id, 0), keys::journal(id, len).to_vec(), |_, v| {
+            out.push(codec::decode(v, "journal")?);
             Ok(true)
         })?;
         Ok(out)
@@ -117,15 +93,10 @@ impl Storage {
 
     /// A partition's timers with `from <= fire_at < until`, in firing order, at most `max`.
     pub fn timers(&self, partition: u32, from: u64, until: u64, max: usize) -> Result<Vec<Timer>, StorageError> {
-        let bound = |at: u64| {
-            let mut k = partition.to_be_bytes().to_vec();
-            k.extend_from_slice(&at.to_be_bytes());
-            k
-        };
         let mut out = Vec::new();
-        self.scan(CF_TIMER, &bound(from), bound(until), |k, _| {
+        self.scan(partition, &keys::timers_from(from), keys::timers_from(until).to_vec(), |k, _| {
             out.push(keys::parse_timer(k).ok_or_else(|| StorageError::Corrupt {
-                table: CF_TIMER,
+                table: "timer",
                 reason: "unparseable timer key".into(),
             })?);
             Ok(out.len() < max)
@@ -135,36 +106,31 @@ impl Storage {
 
     /// Undelivered outbox messages of a partition, in order.
     pub fn outbox(&self, partition: u32) -> Result<Vec<(u64, OutboxMessage)>, StorageError> {
-        let prefix = partition.to_be_bytes();
+        let prefix = [tag::OUTBOX];
         let mut out = Vec::new();
-        self.scan(CF_OUTBOX, &prefix, keys::prefix_end(&prefix), |k, v| {
-            let seq = keys::parse_sequenced(k).unwrap_or_default();
-            out.push((seq, codec::decode(v, CF_OUTBOX)?));
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let seq = keys::parse_outbox(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "outbox", reason: "bad key".into() })?;
+            out.push((seq, codec::decode(v, "outbox")?));
             Ok(true)
         })?;
         Ok(out)
     }
 
-    /// Visits every invocation whose partition key lies in `keys` and whose attempt was
-    /// running (what a new leader restarts). Only those records are decoded.
+    /// Visits every invocation of `partition` whose attempt was running (what a new leader
+    /// restarts). Only those records are decoded.
     pub fn for_each_running_invocation(
         &self,
-        keys: &RangeInclusive<u64>,
+        partition: u32,
         mut f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
-        let start = keys.start().to_be_bytes();
-        let end = match keys.end().checked_add(1) {
-            Some(e) => e.to_be_bytes().to_vec(),
-            None => vec![0xff; 25],
-        };
-        self.scan(CF_INVOCATION, &start, end, |k, v| {
+        let prefix = [tag::INVOCATION];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
             if v.get(1) != Some(&RUNNING) {
                 return Ok(true);
             }
-            let id = InvocationId::from_bytes(k).ok_or_else(|| StorageError::Corrupt {
-                table: CF_INVOCATION,
-                reason: "bad key".into(),
-            })?;
+            let id = keys::parse_invocation(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
             f(id, decode_status(v)?);
             Ok(true)
         })
@@ -176,47 +142,48 @@ impl Storage {
 /// (mostly completed, retained) rest.
 const RUNNING: u8 = 1;
 
-fn encode_status(status: &InvocationStatus) -> Vec<u8> {
-    let body = codec::encode(status);
+pub(super) fn encode_status(status: &InvocationStatus) -> Vec<u8> {
     let running = matches!(status.phase, crate::engine::records::Phase::Invoked) && status.attempt.in_flight;
-    let mut out = Vec::with_capacity(body.len() + 1);
-    out.push(body[0]);
-    out.push(if running { RUNNING } else { 0 });
-    out.extend_from_slice(&body[1..]);
+    let mut out = Vec::with_capacity(128);
+    codec::encode_into(status, &mut out);
+    out.insert(1, if running { RUNNING } else { 0 });
     out
 }
 
 fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
     if raw.len() < 2 {
-        return Err(StorageError::Corrupt { table: CF_INVOCATION, reason: "record too short".into() });
+        return Err(StorageError::Corrupt { table: "invocation", reason: "record too short".into() });
     }
     let mut envelope = Vec::with_capacity(raw.len() - 1);
     envelope.push(raw[0]);
     envelope.extend_from_slice(&raw[2..]);
-    codec::decode(&envelope, CF_INVOCATION)
+    codec::decode(&envelope, "invocation")
 }
 
+/// Reads route by partition key to the partition that owns it.
 impl Store for Storage {
     fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
-        match self.db().get_pinned_cf(&self.cf(CF_INVOCATION), keys::invocation(id)).map_err(StorageError::from)? {
+        let cf = self.partition_cf(self.partition_of(id.partition_key));
+        match self.db().get_pinned_cf(&cf, keys::invocation(id)).map_err(StorageError::from)? {
             Some(raw) => Ok(Some(decode_status(&raw)?)),
             None => Ok(None),
         }
     }
 
     fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>> {
-        Ok(self.get_decoded(CF_JOURNAL, &keys::journal(id, index))?)
+        Ok(self.get_decoded(self.partition_of(id.partition_key), &keys::journal(id, index))?)
     }
 
     fn state(&self, obj: &ObjectKey, name: &[u8]) -> StoreResult<Option<Bytes>> {
-        let v = self.db().get_cf(&self.cf(CF_STATE), keys::state(obj, name)).map_err(StorageError::from)?;
+        let cf = self.partition_cf(self.partition_of(obj.partition_key()));
+        let v = self.db().get_cf(&cf, keys::state(obj, name)).map_err(StorageError::from)?;
         Ok(v.map(Bytes::from))
     }
 
     fn state_all(&self, obj: &ObjectKey) -> StoreResult<Vec<(Bytes, Bytes)>> {
-        let prefix = keys::object(obj);
+        let prefix = keys::object(tag::STATE, obj);
         let mut out = Vec::new();
-        self.scan(CF_STATE, &prefix, keys::prefix_end(&prefix), |k, v| {
+        self.scan(self.partition_of(obj.partition_key()), &prefix, keys::prefix_end(&prefix), |k, v| {
             out.push((Bytes::copy_from_slice(&k[prefix.len()..]), Bytes::copy_from_slice(v)));
             Ok(true)
         })?;
@@ -224,15 +191,15 @@ impl Store for Storage {
     }
 
     fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>> {
-        let prefix = keys::object(obj);
+        let prefix = keys::object(tag::INBOX, obj);
         let mut found = None;
-        self.scan(CF_INBOX, &keys::inbox(obj, from_seq), keys::prefix_end(&prefix), |k, v| {
+        self.scan(self.partition_of(obj.partition_key()), &keys::inbox(obj, from_seq), keys::prefix_end(&prefix), |k, v| {
             let seq = u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| StorageError::Corrupt {
-                table: CF_INBOX,
+                table: "inbox",
                 reason: "bad key".into(),
             })?);
             let id = InvocationId::from_bytes(v).ok_or_else(|| StorageError::Corrupt {
-                table: CF_INBOX,
+                table: "inbox",
                 reason: "bad value".into(),
             })?;
             found = Some((seq, id));
@@ -242,11 +209,11 @@ impl Store for Storage {
     }
 
     fn lock(&self, obj: &ObjectKey) -> StoreResult<Option<Lock>> {
-        Ok(self.get_decoded(CF_LOCK, &keys::object(obj))?)
+        Ok(self.get_decoded(self.partition_of(obj.partition_key()), &keys::lock(obj))?)
     }
 
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {
-        Ok(self.get_decoded(CF_PROMISE, &keys::state(obj, name.as_bytes()))?)
+        Ok(self.get_decoded(self.partition_of(obj.partition_key()), &keys::promise(obj, name))?)
     }
 }
 
@@ -284,11 +251,13 @@ mod tests {
     #[test]
     fn a_starting_leader_finds_running_invocations_only() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path(), &Default::default()).unwrap();
+        let db = crate::storage::Database::open(dir.path(), &Default::default(), 2).unwrap();
+        let storage = db.storage();
         let running = InvocationId::generate(10);
         let backing_off = InvocationId::generate(11);
         let done = InvocationId::generate(12);
         let elsewhere = InvocationId::generate(u64::MAX - 1);
+        assert_eq!((storage.partition_of(10), storage.partition_of(u64::MAX - 1)), (0, 1));
         let writes = vec![
             Write::PutInvocation(running, Box::new(status(Phase::Invoked, true))),
             Write::PutInvocation(backing_off, Box::new(status(Phase::Invoked, false))),
@@ -298,9 +267,10 @@ mod tests {
             ),
             Write::PutInvocation(elsewhere, Box::new(status(Phase::Invoked, true))),
         ];
-        storage.write_partition_state(0, &writes, &PartitionMeta::default()).unwrap();
+        storage.write_partition_state(0, &writes[..3], &PartitionMeta::default()).unwrap();
+        storage.write_partition_state(1, &writes[3..], &PartitionMeta::default()).unwrap();
         let mut found = Vec::new();
-        storage.for_each_running_invocation(&(0..=1000), |id, s| found.push((id, s.attempt.in_flight))).unwrap();
+        storage.for_each_running_invocation(0, |id, s| found.push((id, s.attempt.in_flight))).unwrap();
         assert_eq!(found, vec![(running, true)]);
         // Every record still reads back whole.
         assert!(storage.invocation(&done).unwrap().unwrap().is_completed());

@@ -63,6 +63,20 @@ impl Perdure {
         p
     }
 
+    /// Starts on an existing data directory (a fixture unpacked into `tmp`, say).
+    pub fn start_on_data_dir(tmp: tempfile::TempDir, data_dir: PathBuf) -> Self {
+        let mut p = Self {
+            child: None,
+            ingress: String::new(),
+            admin: String::new(),
+            data_dir,
+            env: Vec::new(),
+            _tmp: Some(tmp),
+        };
+        p.spawn();
+        p
+    }
+
     fn spawn(&mut self) {
         self.spawn_on("127.0.0.1:0", "127.0.0.1:0");
     }

@@ -13,3 +13,4 @@ mod python_sdk;
 mod rust_sdk;
 mod semantics;
 mod typescript;
+mod upgrade;
