@@ -15,9 +15,10 @@ use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::engine::machine::PartitionInfo;
+use crate::engine::partitions::PartitionInfo;
 use crate::engine::partition::{Partition, PartitionError};
-use crate::engine::router::{PartitionHandle, Router, key_range};
+use crate::engine::partitions::key_range;
+use crate::engine::partition::router::{PartitionHandle, Router};
 use crate::ingress::{self, Ingress};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Error, State, bad_path_id};
 use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
-use crate::engine::router::{Reply, ReplyMode, Request};
+use crate::engine::partition::router::{Reply, ReplyMode, Request};
 use crate::ids::InvocationId;
 
 #[derive(Deserialize, Default)]

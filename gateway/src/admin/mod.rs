@@ -38,7 +38,7 @@ pub enum ApiVersion {
 /// What the admin handlers share.
 pub struct AdminState {
     pub schema: SchemaRegistry,
-    pub router: crate::engine::router::Router,
+    pub router: crate::engine::partition::router::Router,
     pub client: DeploymentClient,
     pub defaults: SchemaDefaults,
     pub ingress_url: String,

@@ -3,7 +3,7 @@
 
 use super::action::Action;
 use super::invoke::{schedule, start_attempt};
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{InvocationResult, InvocationStatus, Lock, OutboxMessage, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
@@ -23,7 +23,7 @@ pub fn complete<S: Store>(
 
     for sink in std::mem::take(&mut status.sinks) {
         let (target, notification) = sink.notification(result.clone());
-        ctx.route(OutboxMessage::Notify { target, notification })?;
+        ctx.route(OutboxMessage::Notify { target, notification });
     }
     ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at() });
 

@@ -8,7 +8,7 @@ use super::command::{ControlOutcome, ControlRequest, InvokeRequest, Outcome};
 use super::completion::{complete, purge};
 use super::invoke::{on_invoke, start_attempt};
 use super::journal::append_notification;
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{
     HandlerKind, InvocationResult, InvocationStatus, Notification, NotificationId, NotificationResult, OutboxMessage,
     Phase, Source,
@@ -96,7 +96,7 @@ fn kill<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: Invocation
     }
     complete(ctx, id, status, InvocationResult::Failure { code: 409, message: "killed".into() })?;
     for child in children {
-        ctx.route(OutboxMessage::Kill { target: child })?;
+        ctx.route(OutboxMessage::Kill { target: child });
     }
     Ok(ControlOutcome::Done)
 }

@@ -6,7 +6,7 @@ use super::completion::complete;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::journal::{self, Callee, append_notification, waits_for};
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{
     FailureInfo, InvocationResult, InvocationStatus, OnMaxAttempts, Phase, Timer, TimerKind, WaitSet,
 };

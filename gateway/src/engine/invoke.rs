@@ -4,7 +4,7 @@
 use super::action::{Action, InvokeAttempt};
 use super::command::{InvokeRequest, Outcome};
 use super::entries;
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{
     AttemptState, HandlerKind, Lock, InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, Phase,
     Timer, TimerKind, Timestamps,
@@ -70,7 +70,7 @@ fn attach_to_existing<S: Store>(
     match (&result, &req.sink) {
         (Some(result), Some(sink)) => {
             let (target, notification) = sink.notification(result.clone());
-            ctx.route(OutboxMessage::Notify { target, notification })?;
+            ctx.route(OutboxMessage::Notify { target, notification });
         }
         (None, Some(sink)) => {
             existing.sinks.push(sink.clone());

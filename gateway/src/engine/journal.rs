@@ -7,7 +7,7 @@ use super::action::Action;
 use super::command::InvokeRequest;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{
     HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
     OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
@@ -154,7 +154,7 @@ pub fn on_command<S: Store>(
                 SignalResult::Failure(f) => entries::failure_of(&f),
             };
             let n = Notification { ty: ty::SIGNAL_NOTIFICATION, id: signal, result };
-            route_keeping(ctx, id, status, OutboxMessage::Notify { target, notification: n })?;
+            ctx.route(OutboxMessage::Notify { target, notification: n });
         }
         Command::CompleteAwakeable(c) => {
             if let Ok(awakeable) = c.awakeable_id.parse::<AwakeableId>() {
@@ -164,7 +164,7 @@ pub fn on_command<S: Store>(
                     result: entries::value_or_failure(c.result),
                 };
                 let target = awakeable.invocation;
-                route_keeping(ctx, id, status, OutboxMessage::Notify { target, notification: n })?;
+                ctx.route(OutboxMessage::Notify { target, notification: n });
             }
         }
         // Stored only: the result is inlined (eager state), produced later by a proposal
@@ -211,7 +211,7 @@ pub fn on_command<S: Store>(
                 ctx.txn.put_promise(&obj, &c.key, promise);
                 for (waiter, completion_id) in waiters {
                     let n = entries::completion(ty::GET_PROMISE_COMPLETION_NOTIFICATION, completion_id, result.clone().into());
-                    route_keeping(ctx, id, status, OutboxMessage::Notify { target: waiter, notification: n })?;
+                    ctx.route(OutboxMessage::Notify { target: waiter, notification: n });
                 }
                 NotificationResult::Void
             };
@@ -245,7 +245,10 @@ fn attach<S: Store>(
         None => None,
     };
     match target {
-        Some(target) => route_keeping(ctx, id, status, OutboxMessage::Attach { target, caller: id, completion_id, wait }),
+        Some(target) => {
+            ctx.route(OutboxMessage::Attach { target, caller: id, completion_id, wait });
+            Ok(())
+        }
         None => {
             let ty = if wait { ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION } else { ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION };
             let failure = NotificationResult::Failure { code: 400, message: "bad attach target".into() };
@@ -278,22 +281,7 @@ pub fn on_attach<S: Store>(
             None => NotificationResult::Void,
         },
     };
-    ctx.route(OutboxMessage::Notify { target: caller, notification: entries::completion(ty, completion_id, answer) })
-}
-
-/// Routes a message while `status` (of `self_id`) is being modified: the held copy is saved
-/// first and read back after, in case the message comes back to this same invocation.
-fn route_keeping<S: Store>(
-    ctx: &mut Ctx<'_, '_, S>,
-    self_id: InvocationId,
-    status: &mut InvocationStatus,
-    message: OutboxMessage,
-) -> StoreResult<()> {
-    ctx.save(self_id, status.clone());
-    ctx.route(message)?;
-    if let Some(fresh) = ctx.status(&self_id)? {
-        *status = fresh;
-    }
+    ctx.route(OutboxMessage::Notify { target: caller, notification: entries::completion(ty, completion_id, answer) });
     Ok(())
 }
 
@@ -377,5 +365,6 @@ fn call<S: Store>(
         retry_policy: callee.retry_policy,
         retention: callee.retention,
     };
-    route_keeping(ctx, id, status, OutboxMessage::Invoke(Box::new(request)))
+    ctx.route(OutboxMessage::Invoke(Box::new(request)));
+    Ok(())
 }

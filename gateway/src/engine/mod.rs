@@ -1,11 +1,17 @@
 //! The engine: partitions and their deterministic state machine.
 //!
 //! Owns invocations, journals, state, inboxes and key locks, timers and the outbox between
-//! partitions. Does no I/O of its own beyond `storage/`: HTTP to deployments belongs to
-//! `invoker/`, clients to `ingress/`.
+//! partitions. Two parts, kept apart:
+//! - **the state machine** (every file here but `partition/`): pure and deterministic, no
+//!   tokio, no clock, no I/O; it reads through [`store::Store`] and answers with writes and
+//!   [`action::Action`]s. [`machine`] is its entry point and says who calls whom.
+//! - **its driver**, [`partition`]: the task that owns a partition's log and state, the
+//!   [`partition::router::Router`] between partitions and the timer queue. It uses tokio,
+//!   `storage/` and the invoker's handle; HTTP to deployments belongs to `invoker/`, clients
+//!   to `ingress/`.
 //!
 //! The driving loop, per partition ([`partition::Partition::run`]):
-//! 1. Requests arrive on the partition's channel ([`router::Request`]): commands from
+//! 1. Requests arrive on the partition's channel ([`partition::router::Request`]): commands from
 //!    ingress, the invoker, timers and other partitions' outboxes.
 //! 2. The batch of waiting commands is applied in order by [`machine::apply`] to a
 //!    [`store::Txn`] over storage: pure, deterministic, time passed in as `now`.
@@ -17,21 +23,24 @@
 //! Applying a command only changes state and emits actions, so replaying the log after a
 //! crash rebuilds the same state; the leader then recreates the actions that matter.
 
+// The pure core.
 pub mod action;
 pub mod command;
 mod completion;
 mod control;
+pub mod ctx;
 mod effects;
 pub mod entries;
 mod invoke;
 mod journal;
 pub mod machine;
-pub mod partition;
+pub mod partitions;
 pub mod records;
-pub mod router;
 pub mod store;
-pub mod timer_queue;
 mod timers;
+
+// Its driver.
+pub mod partition;
 
 #[cfg(test)]
 mod tests;

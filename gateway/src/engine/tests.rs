@@ -6,7 +6,8 @@ use prost::Message as _;
 
 use super::action::Action;
 use super::command::{Command, Effect, EffectBatch, InvokeRequest, Outcome};
-use super::machine::{PartitionInfo, apply};
+use super::machine::apply;
+use super::partitions::PartitionInfo;
 use super::records::*;
 use super::store::{EmptyStore, Store, Txn};
 use crate::ids::InvocationId;
@@ -389,8 +390,9 @@ fn messages_for_other_partitions_go_through_the_outbox_exactly_once() {
     let Command::Invoke(req) = invoke(callee_id, service("B", "b")) else { unreachable!() };
     let mut ctx_actions = Vec::new();
     {
-        let mut ctx = super::machine::Ctx { txn: &mut p0.txn, now: 1, partition: &p0.partition, actions: &mut ctx_actions };
-        ctx.route(OutboxMessage::Invoke(req.clone())).unwrap();
+        let mut ctx = super::ctx::Ctx::new(&mut p0.txn, 1, &p0.partition, &mut ctx_actions);
+        ctx.route(OutboxMessage::Invoke(req.clone()));
+        assert!(ctx.next_local().is_none());
     }
     let Action::Ship { seq, message } = &ctx_actions[0] else { panic!("expected Ship, got {ctx_actions:?}") };
     assert_eq!(p0.txn.meta.next_outbox_seq, seq + 1);

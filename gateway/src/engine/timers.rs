@@ -4,7 +4,7 @@ use super::completion::purge;
 use super::entries;
 use super::invoke::{start_attempt, start_or_enqueue};
 use super::journal::on_notify;
-use super::machine::Ctx;
+use super::ctx::Ctx;
 use super::records::{NotificationResult, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::protocol::messages::ty;

@@ -12,7 +12,7 @@ use crate::durations::now_ms;
 use crate::engine::records::{
     HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source,
 };
-use crate::engine::router::{Reply, ReplyMode, Request};
+use crate::engine::partition::router::{Reply, ReplyMode, Request};
 use crate::ids::{AwakeableId, InvocationId, partition_key_of};
 use crate::protocol::messages::ty;
 use crate::schema::{HandlerSchema, InputRules};

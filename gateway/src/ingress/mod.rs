@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::engine::router::{Reply, Request, Router};
+use crate::engine::partition::router::{Reply, Request, Router};
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
 use error::Error;

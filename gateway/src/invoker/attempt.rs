@@ -17,7 +17,7 @@ use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{
     FailureInfo, InvocationResult, JournalEntry, PinnedDeployment, Retention, RetryPolicy, Target, WaitSet,
 };
-use crate::engine::router::{ReplyMode, Request};
+use crate::engine::partition::router::{ReplyMode, Request};
 use crate::durations::now_ms;
 use crate::engine::store::Store;
 use crate::protocol::frame;

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::action::InvokeAttempt;
 use crate::engine::records::JournalEntry;
-use crate::engine::router::Router;
+use crate::engine::partition::router::Router;
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
 use crate::storage::Storage;

@@ -287,7 +287,7 @@ impl Storage {
 
     /// The partition that owns `partition_key`.
     pub fn partition_of(&self, partition_key: u64) -> u32 {
-        crate::engine::router::partition_of(partition_key, self.inner.partitions)
+        crate::engine::partitions::partition_of(partition_key, self.inner.partitions)
     }
 
     /// Writes a batch of derived state (no WAL: the log is the durable record).

@@ -1,25 +1,12 @@
-//! Partitions split the 64-bit partition-key space into equal ranges; the [`Router`] holds
-//! a handle to each and sends requests to the one that owns a key.
-
-use std::ops::RangeInclusive;
+//! The [`Router`] holds a handle to each partition and sends requests to the one that owns a
+//! key ([`partition_of`]).
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::command::{Command, Outcome};
-use super::records::InvocationResult;
+use crate::engine::command::{Command, Outcome};
+use crate::engine::records::InvocationResult;
+use crate::engine::partitions::partition_of;
 use crate::ids::InvocationId;
-
-/// The key range of partition `index` out of `count`.
-pub fn key_range(index: u32, count: u32) -> RangeInclusive<u64> {
-    let start = |i: u32| (((i as u128) << 64).div_ceil(count as u128)) as u64;
-    let end = if index + 1 == count { u64::MAX } else { start(index + 1) - 1 };
-    start(index)..=end
-}
-
-/// The partition that owns `partition_key`.
-pub fn partition_of(partition_key: u64, count: u32) -> u32 {
-    ((partition_key as u128 * count as u128) >> 64) as u32
-}
 
 /// What a partition answers about an invocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,25 +83,5 @@ impl Router {
         let (tx, rx) = oneshot::channel();
         self.send(partition_key, make(tx))?;
         rx.await.map_err(|_| PartitionUnavailable(partition_of(partition_key, self.count())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_cover_the_key_space_and_agree_with_lookup() {
-        for count in [1u32, 2, 3, 4, 7, 24] {
-            let mut next = 0u64;
-            for i in 0..count {
-                let r = key_range(i, count);
-                assert_eq!(*r.start(), next, "partition {i} of {count}");
-                assert_eq!(partition_of(*r.start(), count), i);
-                assert_eq!(partition_of(*r.end(), count), i);
-                next = r.end().wrapping_add(1);
-            }
-            assert_eq!(*key_range(count - 1, count).end(), u64::MAX);
-        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::records::Timer;
+use crate::engine::records::Timer;
 
 /// How far ahead timers are loaded.
 const WINDOW_MS: u64 = 60_000;

@@ -15,13 +15,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::action::{Action, InvokeAttempt};
-use super::command::{Command, LogBatch, LogBatchRef, Outcome};
-use super::machine::{PartitionInfo, apply};
-use super::records::{PartitionMeta, Phase};
-use super::router::{Reply, ReplyMode, Request, Router};
-use super::timer_queue::TimerQueue;
-use super::store::{Store, Txn};
+pub mod router;
+pub mod timer_queue;
+
+use self::router::{Reply, ReplyMode, Request, Router};
+use self::timer_queue::TimerQueue;
+use crate::engine::action::{Action, InvokeAttempt};
+use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
+use crate::engine::machine::apply;
+use crate::engine::partitions::PartitionInfo;
+use crate::engine::records::{PartitionMeta, Phase};
+use crate::engine::store::{Store, Txn};
 use crate::durations::now_ms;
 use crate::ids::InvocationId;
 use crate::invoker::InvokerHandle;
@@ -36,7 +40,7 @@ pub enum PartitionError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Store(#[from] super::store::StoreError),
+    Store(#[from] crate::engine::store::StoreError),
     #[error("log: {0}")]
     Log(String),
 }
