@@ -4,14 +4,37 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest duration perdure accepts from clients, operators, deployments and config
+/// (delays, retentions, timeouts, retry intervals): 100 years. Anything longer is a mistake,
+/// and every time computed from an accepted one stays far inside `u64` milliseconds.
+pub const MAX: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// [`MAX`] in milliseconds.
+pub const MAX_MS: u64 = MAX.as_millis() as u64;
+
 /// Milliseconds since the Unix epoch by the wall clock. Only drivers read the clock; the
 /// engine gets time as input.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Parses a friendly or ISO-8601 duration.
+/// Parses a friendly or ISO-8601 duration of at most [`MAX`].
 pub fn parse(input: &str) -> Result<Duration, String> {
+    let d = parse_unbounded(input)?;
+    if d > MAX {
+        return Err(format!("'{input}' is longer than 36500d, the longest duration perdure accepts"));
+    }
+    Ok(d)
+}
+
+/// Milliseconds of a duration, checked against [`MAX`]: for durations given in ms.
+pub fn check_ms(ms: u64) -> Result<u64, String> {
+    if ms > MAX_MS {
+        return Err(format!("{ms} ms is longer than 36500d, the longest duration perdure accepts"));
+    }
+    Ok(ms)
+}
+
+fn parse_unbounded(input: &str) -> Result<Duration, String> {
     let s = input.trim();
     if s.is_empty() {
         return Err("empty duration".into());
@@ -56,7 +79,10 @@ fn parse_iso(s: &str) -> Option<Duration> {
     if let Some(t) = time {
         take(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
     }
-    (any && total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    if !any {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Restate's compact form: `0s`, `500ms`, `1m`, `1d 12h 4m 2s`.
@@ -133,7 +159,7 @@ pub mod serde_friendly {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Millis(ms) => super::check_ms(ms).map(Duration::from_millis).map_err(serde::de::Error::custom),
             Raw::Text(t) => super::parse(&t).map_err(serde::de::Error::custom),
         }
     }
@@ -158,6 +184,17 @@ mod tests {
     }
 
     #[test]
+    fn durations_beyond_the_limit_are_errors_not_panics() {
+        assert!(parse("36500d").is_ok());
+        for huge in ["36501d", "PT99999999999999H", "P99999999999999999999D", "P1e400D", "99999999999d", "18446744073709551615s"] {
+            let err = parse(huge).expect_err(huge);
+            assert!(err.contains(huge), "{err}");
+        }
+        assert!(check_ms(MAX_MS).is_ok());
+        assert!(check_ms(MAX_MS + 1).is_err());
+    }
+
+    #[test]
     fn formats_like_restate() {
         assert_eq!(format_compact(Duration::from_secs(86_400)), "1d");
         assert_eq!(format_compact(Duration::from_secs(60)), "1m");
@@ -176,4 +213,18 @@ mod tests {
         assert_eq!(rfc3339_millis(ms), "2026-11-22T12:28:06.733Z");
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: crate::fuzz_cases(5000), failure_persistence: None, ..Default::default() })]
+
+        /// Durations come from query strings, admin bodies and config: parsing never panics,
+        /// and nothing above the limit gets through.
+        #[test]
+        fn arbitrary_durations_parse_within_the_limit_or_fail(s in "[Pp]?[Tt]?([0-9]{0,25}(\\.[0-9]{0,5})?[a-zA-Z]{0,3} ?){0,4}|\\PC{0,30}") {
+            if let Ok(d) = parse(&s) {
+                proptest::prop_assert!(d <= MAX);
+            }
+        }
+    }
 }
+

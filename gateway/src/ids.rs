@@ -314,4 +314,22 @@ mod tests {
         assert_eq!(parsed.signal_index, 17);
         assert_eq!(parsed.to_string(), "sign_1wYtDFExRCP9ViG7hTtGIxppJMrJ7YTGGAAAAEQ");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: crate::fuzz_cases(3000), failure_persistence: None, ..Default::default() })]
+
+        /// Ids in paths, bodies and journal entries come from outside: parsing never panics,
+        /// and what parses prints back the same.
+        #[test]
+        fn arbitrary_text_parses_to_ids_or_errors(s in "(inv|dp|sign|prom)?_?1?[0-9a-zA-Z]{0,60}|\\PC{0,40}") {
+            if let Ok(id) = s.parse::<InvocationId>() {
+                proptest::prop_assert_eq!(id.to_string().parse::<InvocationId>().ok(), Some(id));
+            }
+            if let Ok(id) = s.parse::<DeploymentId>() {
+                proptest::prop_assert_eq!(id.to_string().parse::<DeploymentId>().ok(), Some(id));
+            }
+            let _ = s.parse::<AwakeableId>();
+        }
+    }
 }
+

@@ -30,6 +30,13 @@ pub mod schema;
 pub mod server;
 pub mod storage;
 
+/// How many cases a property test runs: `default`, or `PERDURE_FUZZ_CASES` when set (the
+/// test script sets it low while it repeats the unit suite, and high for a long fuzz run).
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PERDURE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// The Restate version whose APIs perdure serves; `/version` reports it so the `restate` CLI
 /// picks its 1.7 code paths.
 pub const RESTATE_COMPATIBLE_VERSION: &str = "1.7.12";

@@ -184,6 +184,11 @@ impl Server {
                 _ = shutdown_signal() => break None,
                 Some(done) = self.tasks.join_next() => match done {
                     Ok(Ok(())) => {}
+                    // A logged command that cannot be applied stops its partition, not the
+                    // server: requests for it get 503, the rest keeps serving.
+                    Ok(Err(ServeError::Partition(e @ PartitionError::Replay { .. }))) => {
+                        tracing::error!("{e}; the other partitions keep serving");
+                    }
                     Ok(Err(e)) => break Some(e),
                     Err(e) if e.is_panic() => break Some(ServeError::Panicked(panic_message(e.into_panic()))),
                     Err(e) => break Some(ServeError::Panicked(e.to_string())),

@@ -31,6 +31,8 @@ pub enum Error {
     Unavailable(String),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("the request could not be applied (the server log has the details): {0}")]
+    Rejected(String),
 }
 
 impl From<RegistrationError> for Error {
@@ -57,7 +59,7 @@ impl Error {
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
             Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-            Error::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            Error::Storage(_) | Error::Rejected(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }
 }

@@ -34,6 +34,7 @@ async fn control(state: &State, id: InvocationId, request: ControlRequest) -> Re
         .map_err(|e| Error::Unavailable(e.to_string()))?;
     match reply {
         Reply::Applied(Outcome::Control(outcome)) => Ok(outcome),
+        Reply::Rejected(reason) => Err(Error::Rejected(reason)),
         other => Err(Error::Unavailable(format!("unexpected answer from the partition: {other:?}"))),
     }
 }

@@ -35,13 +35,13 @@ pub fn complete<S: Store>(
         ctx.txn.delete_journal(id, status.journal_len);
         status.journal_purged = true;
     } else if journal < keep {
-        schedule(ctx, Timer { fire_at: ctx.now + journal, invocation: id, kind: TimerKind::JournalCleanup });
+        schedule(ctx, Timer { fire_at: ctx.now.saturating_add(journal), invocation: id, kind: TimerKind::JournalCleanup });
     }
     let lock_taker = status.target.handler_kind.takes_lock().then(|| status.target.object()).flatten();
     if keep == 0 {
         ctx.txn.delete_invocation(id);
     } else {
-        schedule(ctx, Timer { fire_at: ctx.now + keep, invocation: id, kind: TimerKind::Cleanup });
+        schedule(ctx, Timer { fire_at: ctx.now.saturating_add(keep), invocation: id, kind: TimerKind::Cleanup });
         ctx.save(id, status);
     }
 
@@ -52,7 +52,7 @@ pub fn complete<S: Store>(
             let mut next_lock = Lock { holder: None, inbox_from: lock.inbox_from };
             while let Some((seq, next)) = ctx.txn.inbox_next(&obj, next_lock.inbox_from)? {
                 ctx.txn.delete_inbox(&obj, seq);
-                next_lock.inbox_from = seq + 1;
+                next_lock.inbox_from = seq.saturating_add(1);
                 if let Some(mut next_status) = ctx.status(&next)? {
                     next_lock.holder = Some(next);
                     start_attempt(ctx, next, &mut next_status);

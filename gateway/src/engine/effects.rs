@@ -117,8 +117,8 @@ fn fail<S: Store>(
     next_retry_delay_ms: Option<u64>,
 ) -> StoreResult<bool> {
     status.attempt.in_flight = false;
-    status.attempt.failures += 1;
-    status.attempt.retry_count += 1;
+    status.attempt.failures = status.attempt.failures.saturating_add(1);
+    status.attempt.retry_count = status.attempt.retry_count.saturating_add(1);
     let message = failure.message.clone();
     status.attempt.last_failure = Some(failure);
     if status.retry_policy.exhausted(status.attempt.failures) {
@@ -135,7 +135,7 @@ fn fail<S: Store>(
         }
     }
     let delay = next_retry_delay_ms.unwrap_or_else(|| status.retry_policy.delay_ms(status.attempt.failures));
-    let fire_at = ctx.now + delay;
+    let fire_at = ctx.now.saturating_add(delay);
     status.attempt.next_retry_at_ms = Some(fire_at);
     schedule(ctx, Timer { fire_at, invocation: id, kind: TimerKind::Retry { attempt: status.attempt.attempt } });
     Ok(false)

@@ -110,7 +110,7 @@ pub fn start_or_enqueue<S: Store>(
 /// Starts the next attempt; the caller saves `status`.
 pub fn start_attempt<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus) {
     status.phase = Phase::Invoked;
-    status.attempt.attempt += 1;
+    status.attempt.attempt = status.attempt.attempt.saturating_add(1);
     status.attempt.in_flight = true;
     status.attempt.next_retry_at_ms = None;
     status.attempt.known_entries = status.journal_len;

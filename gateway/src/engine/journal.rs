@@ -22,7 +22,7 @@ use crate::protocol::messages::{
 fn append_entry<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus, ty: u16, payload: Bytes) -> u32 {
     let index = status.journal_len;
     ctx.txn.put_journal(id, index, JournalEntry { ty, payload, appended_at: ctx.now });
-    status.journal_len += 1;
+    status.journal_len = status.journal_len.saturating_add(1);
     status.journal_modified_at = ctx.now;
     index
 }
@@ -88,7 +88,7 @@ pub fn on_command<S: Store>(
     callee: Option<Callee>,
 ) -> StoreResult<()> {
     let index = append_entry(ctx, id, status, ty, payload.clone());
-    status.commands += 1;
+    status.commands = status.commands.saturating_add(1);
     status.attempt.retry_count = 0;
     // The invoker decoded the command before sending it; a command that does not decode
     // here has no effect beyond being journaled.

@@ -43,4 +43,6 @@ mod timers;
 pub mod partition;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

@@ -292,7 +292,7 @@ impl InvocationStatus {
 
     /// When the kept result expires, for the `idempotency-expires` header.
     pub fn expires_at(&self) -> Option<u64> {
-        self.timestamps.completed_at.map(|c| c + self.retention.completion_ms)
+        self.timestamps.completed_at.map(|c| c.saturating_add(self.retention.completion_ms))
     }
 }
 

@@ -172,7 +172,7 @@ impl<'a, S: Store> Txn<'a, S> {
 
     pub fn push_inbox(&mut self, obj: &ObjectKey, id: InvocationId) -> u64 {
         let seq = self.meta.next_inbox_seq;
-        self.meta.next_inbox_seq += 1;
+        self.meta.next_inbox_seq = self.meta.next_inbox_seq.saturating_add(1);
         self.inbox.insert((obj.clone(), seq), Some(id));
         self.writes.push(Write::PutInbox(obj.clone(), seq, id));
         seq
@@ -210,7 +210,7 @@ impl<'a, S: Store> Txn<'a, S> {
     /// Adds a message to the outbox and returns its sequence number.
     pub fn push_outbox(&mut self, message: OutboxMessage) -> u64 {
         let seq = self.meta.next_outbox_seq;
-        self.meta.next_outbox_seq += 1;
+        self.meta.next_outbox_seq = self.meta.next_outbox_seq.saturating_add(1);
         self.writes.push(Write::PutOutbox(seq, message));
         seq
     }
@@ -272,7 +272,7 @@ impl<S: Store> Store for Txn<'_, S> {
         let from_base = loop {
             match self.base.inbox_next(obj, cursor)? {
                 Some((seq, id)) => match self.inbox.get(&(obj.clone(), seq)) {
-                    Some(None) => cursor = seq + 1,
+                    Some(None) => cursor = seq.saturating_add(1),
                     _ => break Some((seq, id)),
                 },
                 None => break None,

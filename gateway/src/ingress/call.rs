@@ -87,7 +87,7 @@ pub async fn call(
             InvocationId::generate(pk)
         }
     };
-    let execute_at = delay.map(|d| now_ms() + d.as_millis() as u64);
+    let execute_at = delay.map(|d| now_ms().saturating_add(d.as_millis() as u64));
     let request = InvokeRequest {
         id,
         target,
@@ -110,6 +110,9 @@ pub async fn call(
         .await
         .map_err(|_| Error::Unavailable)?;
 
+    if let Reply::Rejected(reason) = reply {
+        return Err(Error::Rejected(reason));
+    }
     if send {
         let status = match reply {
             Reply::Applied(Outcome::Accepted) => "Accepted",
@@ -180,7 +183,7 @@ pub async fn awakeable(
     let notification =
         Notification { ty: ty::SIGNAL_NOTIFICATION, id: NotificationId::Signal(awakeable.signal_index), result };
     let target = awakeable.invocation;
-    ingress
+    let reply = ingress
         .router
         .ask(target.partition_key, |tx| Request::Command {
             command: Command::Notify { target, notification },
@@ -188,6 +191,9 @@ pub async fn awakeable(
         })
         .await
         .map_err(|_| Error::Unavailable)?;
+    if let Reply::Rejected(reason) = reply {
+        return Err(Error::Rejected(reason));
+    }
     let mut response = http::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)

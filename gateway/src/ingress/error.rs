@@ -55,6 +55,8 @@ pub enum Error {
     BodyRead(String),
     #[error("the partition owning this invocation is unavailable, try again")]
     Unavailable,
+    #[error("the request could not be applied (the server log has the details): {0}")]
+    Rejected(String),
 }
 
 impl Error {
@@ -65,6 +67,7 @@ impl Error {
             Error::NotReady => StatusCode::from_u16(470).expect("470 is a valid status code"),
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Rejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::BadPath(_)
             | Error::BadCallPath
             | Error::Private

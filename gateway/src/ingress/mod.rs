@@ -162,6 +162,7 @@ impl Ingress {
         match reply {
             Reply::Completed { result, expires_at } => Ok(call::result_response(&id, result, expires_at, None)),
             Reply::NotReady => Err(Error::NotReady),
+            Reply::Rejected(reason) => Err(Error::Rejected(reason)),
             Reply::NotFound | Reply::Applied(_) => Err(Error::InvocationNotFound),
         }
     }

@@ -166,4 +166,21 @@ mod tests {
         assert!(parse("/Greeter/%zz").is_err());
         assert!(matches!(parse("/restate/scope/t1/call/Greeter/greet"), Err(Error::Scoped)));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: crate::fuzz_cases(5000), failure_persistence: None, ..Default::default() })]
+
+        /// Any path a client sends is a route or an error, never a panic.
+        #[test]
+        fn arbitrary_paths_route_or_fail(path in "(/([a-zA-Z0-9_.~-]|%[0-9a-fA-F]{0,2}|%|/|restate|send|call|invocation|workflow|attach|output|awakeables|a){0,4}){0,9}") {
+            let _ = parse(&path);
+        }
+
+        #[test]
+        fn arbitrary_text_routes_or_fails(path in "\\PC{0,64}") {
+            let _ = parse(&path);
+            let _ = percent_decode(&path);
+        }
+    }
 }
+

@@ -330,7 +330,7 @@ fn check_head(response: &http::Response<hyper::body::Incoming>, content_type: &s
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|secs| secs * 1000);
+        .map(|secs| secs.saturating_mul(1000).min(crate::durations::MAX_MS));
     let mut failure = if status.is_success() {
         AttemptFailure::new(
             571,
@@ -403,7 +403,7 @@ fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, Atte
                     related_command_name: e.related_command_name,
                     related_command_type: e.related_command_type.and_then(|t| u16::try_from(t).ok()),
                 },
-                next_retry_delay_ms: e.next_retry_delay,
+                next_retry_delay_ms: e.next_retry_delay.map(|ms| ms.min(crate::durations::MAX_MS)),
             }
         }
         DeploymentMessage::End => Effect::Ended,

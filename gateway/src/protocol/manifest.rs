@@ -356,6 +356,18 @@ pub enum ManifestError {
         /// The handler.
         handler: String,
     },
+    /// A duration or factor outside what perdure accepts.
+    #[error("{field} of {place} is {value}: {reason}")]
+    OutOfRange {
+        /// `service` or `service/handler`.
+        place: String,
+        /// The manifest field, as the manifest names it.
+        field: &'static str,
+        /// The value declared.
+        value: String,
+        /// What the limit is.
+        reason: String,
+    },
     /// A handler type that its service type does not allow.
     #[error(
         "handler {service}/{handler} has type {}, which a {} does not allow{}",
@@ -439,9 +451,52 @@ fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
                 });
             }
             check_handler_type(service, handler)?;
+            let place = format!("{}/{}", service.name, handler.name);
+            check_settings(&place, &handler.settings)?;
+            if let Some(ms) = handler.workflow_completion_retention {
+                check_ms(&place, "workflowCompletionRetention", ms)?;
+            }
         }
+        check_settings(&service.name, &service.settings)?;
     }
     Ok(())
+}
+
+/// Durations (ms) are at most [`crate::durations::MAX`]; the retry factor is at least 1.
+fn check_settings(place: &str, s: &ManifestSettings) -> Result<(), ManifestError> {
+    let durations = [
+        ("inactivityTimeout", s.inactivity_timeout),
+        ("abortTimeout", s.abort_timeout),
+        ("journalRetention", s.journal_retention),
+        ("idempotencyRetention", s.idempotency_retention),
+        ("retryPolicyInitialInterval", s.retry_policy_initial_interval),
+        ("retryPolicyMaxInterval", s.retry_policy_max_interval),
+    ];
+    for (field, value) in durations {
+        if let Some(ms) = value {
+            check_ms(place, field, ms)?;
+        }
+    }
+    if let Some(f) = s.retry_policy_exponentiation_factor
+        && !(f.is_finite() && f >= 1.0)
+    {
+        return Err(ManifestError::OutOfRange {
+            place: place.to_owned(),
+            field: "retryPolicyExponentiationFactor",
+            value: f.to_string(),
+            reason: "it must be a number of at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_ms(place: &str, field: &'static str, ms: u64) -> Result<(), ManifestError> {
+    crate::durations::check_ms(ms).map(|_| ()).map_err(|reason| ManifestError::OutOfRange {
+        place: place.to_owned(),
+        field,
+        value: format!("{ms} ms"),
+        reason,
+    })
 }
 
 /// `^([a-zA-Z]|_[a-zA-Z0-9])<rest>*$`, where `rest` accepts the remaining characters.

@@ -40,6 +40,8 @@ pub mod manifest;
 pub mod messages;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod wire_vectors;
 
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, Frame, FrameError};

@@ -137,6 +137,20 @@ impl Storage {
     }
 }
 
+#[cfg(test)]
+impl Storage {
+    /// Every record of a partition, in key order (tests compare whole states).
+    pub(crate) fn dump_partition(&self, partition: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.scan(partition, &[], vec![0xff; 2], |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })
+        .expect("scan");
+        out
+    }
+}
+
 /// Invocation records carry one byte in front of the record, after the envelope version:
 /// whether the attempt was running, so a starting leader finds those without decoding the
 /// (mostly completed, retained) rest.

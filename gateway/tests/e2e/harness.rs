@@ -39,6 +39,8 @@ pub struct Perdure {
     pub admin: String,
     data_dir: PathBuf,
     env: Vec<(String, String)>,
+    /// Where the server's stderr goes (appended across restarts), when captured.
+    stderr: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -57,6 +59,7 @@ impl Perdure {
             admin: String::new(),
             data_dir,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            stderr: None,
             _tmp: Some(tmp),
         };
         p.spawn();
@@ -71,10 +74,37 @@ impl Perdure {
             admin: String::new(),
             data_dir,
             env: Vec::new(),
+            stderr: None,
             _tmp: Some(tmp),
         };
         p.spawn();
         p
+    }
+
+    /// Like [`Perdure::start_with`], with the server's stderr kept for [`Perdure::log`].
+    pub fn start_capturing(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut p = Self {
+            child: None,
+            ingress: String::new(),
+            admin: String::new(),
+            data_dir: tmp.path().join("data"),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            stderr: Some(tmp.path().join("stderr.log")),
+            _tmp: Some(tmp),
+        };
+        p.spawn();
+        p
+    }
+
+    /// What the server wrote to stderr so far (captured servers only).
+    pub fn log(&self) -> String {
+        self.stderr.as_ref().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     fn spawn(&mut self) {
@@ -95,8 +125,16 @@ impl Perdure {
             .arg("3")
             .env("RUST_LOG", std::env::var("PERDURE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("RUST_BACKTRACE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped());
+        match &self.stderr {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("stderr log");
+                cmd.stderr(file);
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -43,6 +43,10 @@ pub enum PartitionError {
     Store(#[from] crate::engine::store::StoreError),
     #[error("log: {0}")]
     Log(String),
+    /// A command in the log cannot be applied (a bug): the partition stops at it instead of
+    /// crashing at every restart; the rest of the server keeps serving.
+    #[error("partition {partition} stopped: command {index} of log entry {lsn} cannot be applied: {reason}; the command: {command}")]
+    Replay { partition: u32, lsn: Lsn, index: usize, command: String, reason: String },
 }
 
 pub struct Partition<L: Log> {
@@ -65,6 +69,56 @@ pub struct Partition<L: Log> {
     last_now: u64,
     /// Batches since waiters whose clients left were last swept.
     batches_since_sweep: u32,
+}
+
+/// A batch applied to a transaction: the transaction, each command's outcome, the actions.
+type Applied<'s> = (Txn<'s, Storage>, Vec<Outcome>, Vec<Action>);
+
+/// The first command of a batch that could not be applied.
+struct Failed {
+    index: usize,
+    reason: String,
+}
+
+/// Applies a batch of commands in order. A command that panics or fails to read its state
+/// stops the batch: a panic must never escape into the partition task, or a logged command
+/// would crash the server again at every replay.
+fn apply_all<'s>(
+    storage: &'s Storage,
+    meta: PartitionMeta,
+    now: u64,
+    info: &PartitionInfo,
+    commands: Vec<Command>,
+) -> Result<Applied<'s>, Failed> {
+    let mut txn = Txn::new(storage, meta);
+    let mut actions = Vec::new();
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for (index, command) in commands.into_iter().enumerate() {
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&mut txn, now, info, command, &mut actions)
+        }));
+        match applied {
+            Ok(Ok(outcome)) => outcomes.push(outcome),
+            Ok(Err(e)) => return Err(Failed { index, reason: e.to_string() }),
+            Err(panic) => {
+                let reason = format!("applying it panicked: {}", crate::server::panic_message(panic));
+                return Err(Failed { index, reason });
+            }
+        }
+    }
+    Ok((txn, outcomes, actions))
+}
+
+/// A command's `Debug` form, cut to 2000 characters.
+fn describe(command: Option<&Command>) -> String {
+    let Some(command) = command else { return "(not in the entry)".into() };
+    let mut shown = format!("{command:?}");
+    if shown.len() > 2000 {
+        let cut = (0..=2000).rev().find(|&i| shown.is_char_boundary(i)).unwrap_or(0);
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    shown
 }
 
 impl<L: Log> Partition<L> {
@@ -132,11 +186,17 @@ impl<L: Log> Partition<L> {
             }
             for entry in entries {
                 let batch: LogBatch = codec::decode(&entry.batch, "log")?;
-                let mut txn = Txn::new(&self.storage, self.meta.clone());
-                let mut discarded = Vec::new();
-                for command in batch.commands {
-                    apply(&mut txn, batch.now, &self.info, command, &mut discarded)?;
-                }
+                let (txn, _, _) = apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands)
+                    .map_err(|failed| PartitionError::Replay {
+                        partition: self.info.id,
+                        lsn: entry.lsn,
+                        index: failed.index,
+                        command: codec::decode::<LogBatch>(&entry.batch, "log")
+                            .map(|b| describe(b.commands.get(failed.index)))
+                            .unwrap_or_default(),
+                        reason: failed.reason,
+                    })?;
+                let mut txn = txn;
                 txn.meta.applied_lsn = entry.lsn;
                 let (writes, meta) = txn.into_writes();
                 self.storage.write_partition_state(self.info.id, &writes, &meta)?;
@@ -225,12 +285,17 @@ impl<L: Log> Partition<L> {
 
         let mut actions = Vec::new();
         if !commands.is_empty() {
-            let entry = codec::encode(&LogBatchRef { now, commands: &commands });
-            let mut txn = Txn::new(&self.storage, self.meta.clone());
-            let mut outcomes = Vec::with_capacity(commands.len());
-            for command in commands {
-                outcomes.push(apply(&mut txn, now, &self.info, command, &mut actions)?);
-            }
+            let mut entry = codec::encode(&LogBatchRef { now, commands: &commands });
+            let (txn, outcomes, applied_actions) =
+                match apply_all(&self.storage, self.meta.clone(), now, &self.info, commands) {
+                    Ok(applied) => applied,
+                    Err(failed) => {
+                        let (applied, kept) = self.reject(now, &entry, failed, &mut replies)?;
+                        entry = codec::encode(&LogBatchRef { now, commands: &kept });
+                        applied
+                    }
+                };
+            actions = applied_actions;
             // Once the entry is durable, the derived state follows on the same thread.
             let (writes, mut meta) = txn.into_writes();
             let storage = self.storage.clone();
@@ -256,6 +321,39 @@ impl<L: Log> Partition<L> {
             self.read(read)?;
         }
         Ok(())
+    }
+
+    /// Some command of a batch could not be applied (it panicked, or a read failed): it is
+    /// left out of the log, its submitter is told why, and the rest of the batch is applied
+    /// again from the encoded entry (applying is deterministic, so it gives what it gave).
+    fn reject(
+        &self,
+        now: u64,
+        entry: &[u8],
+        mut failed: Failed,
+        replies: &mut Vec<(ReplyMode, Option<InvocationId>)>,
+    ) -> Result<(Applied<'_>, Vec<Command>), PartitionError> {
+        let mut commands = codec::decode::<LogBatch>(entry, "log")?.commands;
+        loop {
+            tracing::error!(
+                partition = self.info.id,
+                command = %describe(commands.get(failed.index)),
+                "rejected a command that cannot be applied: {}",
+                failed.reason
+            );
+            commands.remove(failed.index);
+            let (reply, _) = replies.remove(failed.index);
+            match reply {
+                ReplyMode::Applied(tx) | ReplyMode::Completion(tx) => {
+                    let _ = tx.send(Reply::Rejected(failed.reason.clone()));
+                }
+                ReplyMode::None => {}
+            }
+            match apply_all(&self.storage, self.meta.clone(), now, &self.info, commands.clone()) {
+                Ok(applied) => return Ok((applied, commands)),
+                Err(next) => failed = next,
+            }
+        }
     }
 
     fn answer(&mut self, reply: ReplyMode, id: Option<InvocationId>, outcome: Outcome) {

@@ -19,6 +19,8 @@ pub enum Reply {
     NotFound,
     /// The invocation exists but has not finished.
     NotReady,
+    /// The command could not be applied (a bug, reported in the log) and was not logged.
+    Rejected(String),
 }
 
 /// How a caller wants to hear back about a command.
