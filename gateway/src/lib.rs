@@ -6,9 +6,12 @@
 //! - [`server`]: `perdure serve`, wiring everything below and shutting it down in order.
 //! - [`protocol`]: the Restate service protocol (frames, messages, discovery manifest); no I/O.
 //! - [`schema`]: deployments, services, revisions; registration rules.
-//! - [`storage`]: RocksDB tables, key layouts, the per-partition log and its group commit.
-//! - [`engine`]: partitions and their deterministic state machine (invocations, journals,
-//!   state, inboxes, timers, outbox); side effects leave it as actions.
+//! - [`storage`]: the one RocksDB a [`storage::Database`] owns: a column family set per
+//!   partition, record encoding, the per-partition log and its group commit, the storage
+//!   format and upgrades from older ones.
+//! - [`engine`]: the deterministic state machine (invocations, journals, state, inboxes,
+//!   timers, outbox; side effects leave it as actions) and, in `engine::partition`, the task
+//!   that drives it for each partition.
 //! - [`invoker`]: attempts against deployments over HTTP/2 (bidi) or HTTP/1.1
 //!   (request/response), discovery.
 //! - [`ingress`]: the Restate-compatible HTTP ingress.

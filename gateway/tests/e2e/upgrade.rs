@@ -85,3 +85,35 @@ fn a_format_1_data_directory_opens_and_everything_in_it_carries_on() {
     assert_eq!(post_json(&format!("{}/Counter/carol/add", perdure.ingress), "1").body, "12");
     assert_eq!(post_json(&format!("{}/Counter/alice/get", perdure.ingress), "null").body, "5");
 }
+
+/// A data directory written by a newer perdure (a format this build does not know) is
+/// refused with both versions named, and not a byte of it changes.
+#[test]
+fn a_data_directory_of_a_newer_format_is_refused_and_left_untouched() {
+    let mut perdure = Perdure::start();
+    assert!(perdure.stop().success());
+    let data = perdure.data_dir().to_owned();
+    let newer = "perdure data directory: do not edit\nformat 99\n";
+    std::fs::write(data.join("perdure-format"), newer).unwrap();
+    let snapshot = |dir: &Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&data);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run perdure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(stderr.contains("storage format 99") && stderr.contains("reads formats 1 to 2"), "{stderr}");
+    assert!(snapshot(&data) == before, "the directory is untouched");
+}
