@@ -29,23 +29,53 @@ fn format_of(data: &Path) -> String {
     std::fs::read_to_string(data.join("perdure-format")).unwrap_or_default()
 }
 
+/// Every fixture, oldest first: `datadir-vN.tar.gz` with its notes in `datadir-vN.json`.
+fn fixtures() -> Vec<u32> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures");
+    let mut formats: Vec<u32> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("datadir-v")?.strip_suffix(".tar.gz")?.parse().ok()
+        })
+        .collect();
+    formats.sort_unstable();
+    formats
+}
+
+/// One test for all fixtures, one after the other: each registered its deployment on the
+/// same fixed port.
 #[test]
-fn a_format_1_data_directory_opens_and_everything_in_it_carries_on() {
-    let made: Value = serde_json::from_str(include_str!("fixtures/datadir-v1.json")).expect("fixture notes");
+fn every_earlier_format_opens_and_everything_in_it_carries_on() {
+    let formats = fixtures();
+    assert!(formats.starts_with(&[1, 2]), "the fixtures of formats 1 and 2 are kept: {formats:?}");
+    for format in formats {
+        carries_on(format);
+    }
+}
+
+fn carries_on(format: u32) {
+    let notes = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/e2e/fixtures/datadir-v{format}.json")),
+    )
+    .expect("fixture notes");
+    let made: Value = serde_json::from_str(&notes).expect("fixture notes are JSON");
     let id = |name: &str| made[name].as_str().expect("id in the fixture notes").to_owned();
-    let (tmp, data) = unpack("datadir-v1.tar.gz");
-    assert_eq!(format_of(&data), "", "format 1 had no format file");
+    let (tmp, data) = unpack(&format!("datadir-v{format}.tar.gz"));
+    if format == 1 {
+        assert_eq!(format_of(&data), "", "format 1 had no format file");
+    }
     // The deployment the fixture registered, on the address it was registered with.
     let _svc = TsServices::start_on(made["deployment_port"].as_u64().unwrap() as u16, "h2", "v1");
     let mut perdure = Perdure::start_on_data_dir(tmp, data.clone());
-    assert!(format_of(&data).contains("format 2"), "upgraded: {}", format_of(&data));
+    assert!(format_of(&data).contains("format 2"), "format {format} upgraded: {}", format_of(&data));
     let ingress = perdure.ingress.clone();
     let call = |path: &str, body: &str| post_json(&format!("{ingress}/{path}"), body);
 
     // Invocations that were suspended in a sleep (two of them only in the format 1 log,
     // replayed at the first start) finish on the deployment they were pinned to.
     let sleepy = get(&format!("{ingress}/restate/invocation/{}/attach", id("sleepy_id")));
-    assert_eq!(sleepy.status, 200, "{}", sleepy.body);
+    assert_eq!(sleepy.status, 200, "format {format}: {}", sleepy.body);
     assert_eq!(sleepy.json()["finished_on"], "v1");
     assert!(sleepy.json()["slept_ms"].as_u64().unwrap() >= 4000);
     let slept = get(&format!("{ingress}/restate/workflow/SleepWorkflow/wf-s/attach"));
