@@ -82,7 +82,8 @@ fn parse_iso(s: &str) -> Option<Duration> {
     if !any {
         return None;
     }
-    Duration::try_from_secs_f64(total).ok()
+    // Too long for a Duration is too long for perdure: [`parse`] says so.
+    Some(Duration::try_from_secs_f64(total).unwrap_or(Duration::MAX))
 }
 
 /// Restate's compact form: `0s`, `500ms`, `1m`, `1d 12h 4m 2s`.

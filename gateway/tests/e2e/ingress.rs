@@ -38,6 +38,19 @@ fn bad_requests_get_restates_status_codes() {
     ingress_error(&post_json(&format!("{i}/Counter/add"), "1"), 400, "bad path, expected either");
     ingress_error(&post_json(&format!("{i}/Greeter/somekey/greet"), "\"x\""), 400, "bad path, expected either");
     ingress_error(&post_json(&format!("{i}/Greeter/greet/send?delay=banana"), "\"x\""), 400, "bad delay query parameter");
+    // Out of range: refused before anything is logged, naming the value and the limit.
+    for huge in ["PT99999999999999H", "P99999999999999999999D", "36501d"] {
+        let r = post_json(&format!("{i}/Greeter/greet/send?delay={huge}"), "\"x\"");
+        ingress_error(&r, 400, &format!("bad delay query parameter, must be a ISO8601 duration: '{huge}' is longer than 36500d"));
+    }
+    let r = http()
+        .patch(format!("{}/services/Greeter", perdure.admin))
+        .json(&json!({ "idempotency_retention": "99999999999d" }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body = r.text().unwrap();
+    assert!(body.contains("idempotency_retention") && body.contains("36500d"), "{body}");
     ingress_error(&post_json(&format!("{i}/Greeter/greet?delay=1s"), "\"x\""), 400, "delay");
     ingress_error(
         &post_with(
