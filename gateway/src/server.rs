@@ -276,3 +276,22 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task that panics takes the server down with an error naming the panic, which
+    /// `main` turns into a non-zero exit.
+    #[tokio::test]
+    async fn a_panicked_task_is_a_failure_naming_the_panic() {
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async { panic!("the invoker lost its marbles") });
+        let server = Server { ingress_addr: ([127, 0, 0, 1], 0).into(), admin_addr: ([127, 0, 0, 1], 0).into(), shutdown, tasks };
+        match server.run_until_signal().await {
+            Err(ServeError::Panicked(message)) => assert!(message.contains("lost its marbles"), "{message}"),
+            other => panic!("expected a panic failure, got {other:?}"),
+        }
+    }
+}
