@@ -44,6 +44,8 @@ fn targets() -> Vec<Target> {
         t("O", "get", Some("k1"), ServiceKind::VirtualObject, HandlerKind::Shared),
         t("W", "run", Some("w1"), ServiceKind::Workflow, HandlerKind::Workflow),
         t("W", "status", Some("w1"), ServiceKind::Workflow, HandlerKind::Shared),
+        // Not what ingress or the invoker make, but what a damaged or hand-written log could hold.
+        t("O", "add", None, ServiceKind::VirtualObject, HandlerKind::Exclusive),
     ]
 }
 

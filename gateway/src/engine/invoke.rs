@@ -14,6 +14,16 @@ use crate::ids::InvocationId;
 
 pub fn on_invoke<S: Store>(ctx: &mut Ctx<'_, '_, S>, req: InvokeRequest) -> StoreResult<Outcome> {
     let id = req.id;
+    if req.target.handler_kind.takes_lock() && req.target.key.is_none() {
+        // Ingress and the invoker give keyed handlers their key; a request without one could
+        // not take the key's lock, so it ends here and the caller (if any) hears why.
+        let result = InvocationResult::Failure { code: 400, message: format!("{} needs a key", req.target.display()) };
+        if let Some(sink) = &req.sink {
+            let (target, notification) = sink.notification(result.clone());
+            ctx.route(OutboxMessage::Notify { target, notification });
+        }
+        return Ok(Outcome::Completed { result, expires_at: None });
+    }
     if let Some(mut existing) = ctx.status(&id)? {
         return attach_to_existing(ctx, id, &mut existing, &req);
     }
@@ -91,7 +101,7 @@ pub fn start_or_enqueue<S: Store>(
     mut status: InvocationStatus,
 ) -> StoreResult<()> {
     if status.target.handler_kind.takes_lock() {
-        let obj = status.target.object().expect("keyed handlers have a key");
+        let obj = status.target.object().expect("on_invoke refuses keyed targets without a key");
         let lock = ctx.txn.lock(&obj)?.unwrap_or_default();
         if lock.holder.is_some() {
             let seq = ctx.txn.push_inbox(&obj, id);

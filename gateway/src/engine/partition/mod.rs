@@ -186,7 +186,7 @@ impl<L: Log> Partition<L> {
             }
             for entry in entries {
                 let batch: LogBatch = codec::decode(&entry.batch, "log")?;
-                let (txn, _, _) = apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands)
+                let (mut txn, _, _) = apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands)
                     .map_err(|failed| PartitionError::Replay {
                         partition: self.info.id,
                         lsn: entry.lsn,
@@ -196,7 +196,6 @@ impl<L: Log> Partition<L> {
                             .unwrap_or_default(),
                         reason: failed.reason,
                     })?;
-                let mut txn = txn;
                 txn.meta.applied_lsn = entry.lsn;
                 let (writes, meta) = txn.into_writes();
                 self.storage.write_partition_state(self.info.id, &writes, &meta)?;
