@@ -22,7 +22,7 @@ use crate::engine::partition::router::{PartitionHandle, Router};
 use crate::ingress::{self, Ingress};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;
-use crate::storage::log::{Log, RocksLog};
+use crate::storage::log::{Log, LogId, RocksLog};
 use crate::storage::{Database, Storage};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,9 @@ impl Server {
                 config.partitions
             );
         }
-        let schema = SchemaRegistry::load(storage.clone())?;
+        let writer = database.log_writer();
+        let schema_log = RocksLog::open(storage.clone(), writer.clone(), LogId::Schema, 0)?;
+        let schema = SchemaRegistry::load(storage.clone(), schema_log).await?;
 
         let bind = |what, addr| async move {
             TcpListener::bind(addr)
@@ -81,13 +83,12 @@ impl Server {
         }
         let router = Router::new(handles);
         let mut applied = Vec::new();
-        let writer = database.log_writer();
         for (id, requests) in inboxes.into_iter().enumerate() {
             let id = id as u32;
             let info = PartitionInfo { id, keys: key_range(id, partitions) };
             let applied_lsn = Arc::new(AtomicU64::new(0));
             let meta = storage.partition_meta(id)?;
-            let log = RocksLog::open(storage.clone(), writer.clone(), id, meta.applied_lsn)?;
+            let log = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(id), meta.applied_lsn)?;
             let tail = log.tail().await.map_err(|e| PartitionError::Log(e.0))?;
             let partition = Partition::new(
                 info,

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 
 use super::render::{HandlerJson, ServiceJson};
 use super::{Error, State};
+use crate::schema::SchemaChange;
 
 pub async fn list(AxState(state): AxState<State>) -> impl IntoResponse {
     let schema = state.schema.snapshot();
@@ -102,15 +103,7 @@ pub async fn modify(
             if &service == current {
                 return Ok((None, service));
             }
-            // The latest revision lives in the service map and in its deployment.
-            let mut next = schema.clone();
-            if let Some(d) = next.deployments.get_mut(&service.deployment_id)
-                && let Some(s) = d.services.iter_mut().find(|s| s.name == name)
-            {
-                *s = service.clone();
-            }
-            next.services.insert(name.clone(), service.clone());
-            Ok((Some(next), service))
+            Ok((Some(SchemaChange::PutService { service: Box::new(service.clone()) }), service))
         })
         .await?;
     Ok(Json(ServiceJson::new(&updated)))

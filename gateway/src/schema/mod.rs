@@ -4,7 +4,9 @@
 //! new service *revisions*; new invocations go to the latest revision, while running ones
 //! stay pinned to the deployment they started on (the engine records the pin). The schema
 //! is small and changes rarely: it is kept in memory as one immutable snapshot, swapped on
-//! every change and persisted durably in the `meta` table.
+//! every change. Every change is first appended to the schema's own log ([`SchemaChange`]s,
+//! behind the same `Log` trait as partitions, so a replicated log can take its place), then
+//! applied and stored with the LSN it reached; a start replays what the stored schema misses.
 //!
 //! Owns: the data model, registration rules (`register`), lookups for ingress and the
 //! invoker. Does not own: discovery I/O (`invoker::discovery`) or HTTP (`admin/`).
@@ -17,30 +19,96 @@ pub use register::{RegisterOutcome, RegisterRequest, RegistrationError, register
 
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
 use crate::ids::DeploymentId;
+use crate::storage::log::{Log, Lsn, RocksLog};
 use crate::storage::{Storage, StorageError};
 
+/// The schema as of [`APPLIED_KEY`]'s LSN of the schema log (JSON).
 const SCHEMA_KEY: &[u8] = b"schema";
+/// The last schema log entry [`SCHEMA_KEY`] contains (8 bytes, big endian).
+const APPLIED_KEY: &[u8] = b"schema-applied";
+
+/// One change to the schema, with everything it needs resolved (ids, revisions, times), so
+/// that applying the same changes in order rebuilds the same schema: what the schema log
+/// holds, and what a replica would replay.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SchemaChange {
+    /// A deployment was registered, or overwritten in place; the services named in `latest`
+    /// now have their newest revision on it.
+    PutDeployment { deployment: Box<Deployment>, latest: Vec<String> },
+    /// A service's settings changed (`PATCH /services`): its latest revision as it is now.
+    PutService { service: Box<ServiceRevision> },
+}
+
+impl Schema {
+    /// Applies one change.
+    pub fn apply(&mut self, change: SchemaChange) {
+        match change {
+            SchemaChange::PutDeployment { deployment, latest } => {
+                for name in &latest {
+                    if let Some(s) = deployment.services.iter().find(|s| &s.name == name) {
+                        self.services.insert(name.clone(), s.clone());
+                    }
+                }
+                self.deployments.insert(deployment.id, *deployment);
+            }
+            SchemaChange::PutService { service } => {
+                if let Some(d) = self.deployments.get_mut(&service.deployment_id)
+                    && let Some(s) = d.services.iter_mut().find(|s| s.name == service.name)
+                {
+                    *s = (*service).clone();
+                }
+                self.services.insert(service.name.clone(), *service);
+            }
+        }
+    }
+}
 
 /// The shared, swappable schema. Cheap to clone.
 #[derive(Clone)]
 pub struct SchemaRegistry {
     current: Arc<RwLock<Arc<Schema>>>,
-    /// Serializes changes (registration) so each one builds on the latest schema.
-    changes: Arc<tokio::sync::Mutex<()>>,
+    /// Serializes changes, so each one builds on the latest schema; holds the log's tail.
+    changes: Arc<tokio::sync::Mutex<Lsn>>,
+    log: RocksLog,
     storage: Storage,
 }
 
 impl SchemaRegistry {
-    pub fn load(storage: Storage) -> Result<Self, StorageError> {
-        let schema = match storage.get_meta(SCHEMA_KEY)? {
+    /// Loads the stored schema and applies the log entries it does not contain yet.
+    pub async fn load(storage: Storage, log: RocksLog) -> Result<Self, StorageError> {
+        let mut schema = match storage.get_meta(SCHEMA_KEY)? {
             Some(raw) => serde_json::from_slice(&raw)
                 .map_err(|e| StorageError::Corrupt { table: "meta", reason: format!("schema: {e}") })?,
             None => Schema::default(),
         };
+        let mut applied = match storage.get_meta(APPLIED_KEY)? {
+            Some(raw) => u64::from_be_bytes(raw.as_slice().try_into().map_err(|_| StorageError::Corrupt {
+                table: "meta",
+                reason: "schema-applied is not 8 bytes".into(),
+            })?),
+            None => 0,
+        };
+        let replayed = applied;
+        loop {
+            let entries = log.read(applied, 256).await.map_err(|e| StorageError::Log(e.0))?;
+            let Some(last) = entries.last().map(|e| e.lsn) else { break };
+            for entry in entries {
+                schema.apply(decode_change(&entry.batch)?);
+            }
+            applied = last;
+        }
+        if applied != replayed {
+            persist(&storage, &schema, applied)?;
+        }
+        let tail = log.tail().await.map_err(|e| StorageError::Log(e.0))?;
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(schema))),
-            changes: Arc::new(tokio::sync::Mutex::new(())),
+            changes: Arc::new(tokio::sync::Mutex::new(tail)),
+            log,
             storage,
         })
     }
@@ -50,17 +118,22 @@ impl SchemaRegistry {
         self.current.read().expect("schema lock is never poisoned: writers do not panic").clone()
     }
 
-    /// Applies a change computed from the current schema, persisting it before anyone sees it.
+    /// Applies a change computed from the current schema: it is appended to the schema log
+    /// (durable) before anyone sees it, then stored with the schema.
     pub async fn update<T, E: From<StorageError>>(
         &self,
-        change: impl FnOnce(&Schema) -> Result<(Option<Schema>, T), E>,
+        change: impl FnOnce(&Schema) -> Result<(Option<SchemaChange>, T), E>,
     ) -> Result<T, E> {
-        let _guard = self.changes.lock().await;
+        let mut tail = self.changes.lock().await;
         let current = self.snapshot();
-        let (next, answer) = change(&current)?;
-        if let Some(next) = next {
-            let raw = serde_json::to_vec(&next).expect("schema serializes to JSON");
-            self.storage.put_meta_sync(SCHEMA_KEY, &raw)?;
+        let (change, answer) = change(&current)?;
+        if let Some(change) = change {
+            let entry = serde_json::to_vec(&change).expect("schema changes serialize to JSON");
+            let lsn = self.log.append(*tail, 0, Bytes::from(entry)).await.map_err(|e| StorageError::Log(e.to_string()))?;
+            *tail = lsn;
+            let mut next = (*current).clone();
+            next.apply(change);
+            persist(&self.storage, &next, lsn)?;
             *self.current.write().expect("schema lock is never poisoned") = Arc::new(next);
         }
         Ok(answer)
@@ -70,3 +143,16 @@ impl SchemaRegistry {
         self.snapshot().deployments.get(id).cloned()
     }
 }
+
+fn decode_change(raw: &[u8]) -> Result<SchemaChange, StorageError> {
+    serde_json::from_slice(raw).map_err(|e| StorageError::Corrupt { table: "schema log", reason: e.to_string() })
+}
+
+/// Stores the schema with the LSN of the last change it contains.
+fn persist(storage: &Storage, schema: &Schema, applied: Lsn) -> Result<(), StorageError> {
+    let raw = serde_json::to_vec(schema).expect("the schema serializes to JSON");
+    storage.put_meta(&[(SCHEMA_KEY, &raw), (APPLIED_KEY, &applied.to_be_bytes())])
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

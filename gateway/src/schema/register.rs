@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::SchemaChange;
 use super::model::*;
 use crate::ids::DeploymentId;
 use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ManifestSettings, ProtocolMode};
@@ -47,13 +48,13 @@ pub enum RegistrationError {
     Storage(#[from] StorageError),
 }
 
-/// Computes the schema after registering `req`; `None` when nothing changes (unchanged or
+/// Computes the change registering `req` makes; `None` when nothing changes (unchanged or
 /// dry run).
 pub fn register(
     schema: &Schema,
     req: RegisterRequest,
     defaults: &SchemaDefaults,
-) -> Result<(Option<Schema>, RegisterOutcome), RegistrationError> {
+) -> Result<(Option<SchemaChange>, RegisterOutcome), RegistrationError> {
     let existing = schema
         .deployments
         .values()
@@ -133,12 +134,8 @@ pub fn register(
     if req.dry_run {
         return Ok((None, outcome));
     }
-    let mut next = schema.clone();
-    for s in services {
-        next.services.insert(s.name.clone(), s);
-    }
-    next.deployments.insert(id, deployment);
-    Ok((Some(next), outcome))
+    let latest = services.into_iter().map(|s| s.name).collect();
+    Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest }), outcome))
 }
 
 /// What differs between two manifests of one endpoint, in words.

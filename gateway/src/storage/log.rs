@@ -14,6 +14,13 @@ use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 use super::{Storage, StorageError, keys};
 
+/// Which log: a partition's, or the schema's (deployments and services; see `schema/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogId {
+    Partition(u32),
+    Schema,
+}
+
 /// Log sequence number. Only increases; need not be consecutive.
 pub type Lsn = u64;
 /// Leadership term. The embedded log has one leader forever (epoch 0).
@@ -76,7 +83,7 @@ pub trait Log: Send + Sync + 'static {
 
 /// One entry to make durable, and what to do once it is (or failed).
 struct Append {
-    partition: u32,
+    log: LogId,
     lsn: Lsn,
     value: Vec<u8>,
     then: Box<dyn FnOnce(Result<(), String>) + Send>,
@@ -158,7 +165,7 @@ impl LogWriter {
 fn write_group(storage: &Storage, group: Vec<Append>) {
     let mut batch = rocksdb::WriteBatch::default();
     for a in &group {
-        batch.put_cf(&storage.log_cf(a.partition), keys::log_entry(a.lsn), &a.value);
+        batch.put_cf(&storage.log_cf(a.log), keys::log_entry(a.lsn), &a.value);
     }
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
@@ -168,21 +175,21 @@ fn write_group(storage: &Storage, group: Vec<Append>) {
     }
 }
 
-/// The embedded log of one partition.
+/// The embedded log of one partition (or of the schema).
 #[derive(Clone)]
 pub struct RocksLog {
     storage: Storage,
     writer: GroupCommit,
-    partition: u32,
+    id: LogId,
     tail: Arc<AtomicU64>,
     appended: Arc<tokio::sync::Notify>,
 }
 
 impl RocksLog {
-    /// Opens partition `partition`'s log. `applied` is the LSN the partition's state already
-    /// contains: the tail never goes below it, even when trimming removed every entry.
-    pub fn open(storage: Storage, writer: GroupCommit, partition: u32, applied: Lsn) -> Result<Self, StorageError> {
-        let handle = storage.log_cf(partition);
+    /// Opens log `id`. `applied` is the LSN the state derived from it already contains: the
+    /// tail never goes below it, even when trimming removed every entry.
+    pub fn open(storage: Storage, writer: GroupCommit, id: LogId, applied: Lsn) -> Result<Self, StorageError> {
+        let handle = storage.log_cf(id);
         let mut iter = storage.db().iterator_cf(&handle, IteratorMode::End);
         let tail = match iter.next() {
             Some(item) => {
@@ -200,7 +207,7 @@ impl RocksLog {
         Ok(Self {
             storage,
             writer,
-            partition,
+            id,
             tail: Arc::new(AtomicU64::new(tail)),
             appended: Arc::new(tokio::sync::Notify::new()),
         })
@@ -209,7 +216,7 @@ impl RocksLog {
     fn read_blocking(&self, after: Lsn, max: usize) -> Result<Vec<LogEntry>, StorageError> {
         let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
         let start = keys::log_entry(first);
-        let handle = self.storage.log_cf(self.partition);
+        let handle = self.storage.log_cf(self.id);
         let iter = self.storage.db().iterator_cf(&handle, IteratorMode::From(&start, Direction::Forward));
         let mut out = Vec::new();
         for item in iter.take(max) {
@@ -246,7 +253,7 @@ impl Log for RocksLog {
         value.extend_from_slice(&batch);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let append = Append {
-            partition: self.partition,
+            log: self.id,
             lsn,
             value,
             then: Box::new(move |written| {
@@ -292,7 +299,7 @@ impl Log for RocksLog {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.storage.db().delete_range_cf(
-                &this.storage.log_cf(this.partition),
+                &this.storage.log_cf(this.id),
                 keys::log_entry(0),
                 keys::log_entry(upto.saturating_add(1)),
             )
@@ -312,8 +319,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = super::super::Database::open(dir.path(), &Default::default(), 2).unwrap();
         let (storage, writer) = (db.storage(), db.log_writer());
-        let a = RocksLog::open(storage.clone(), writer.clone(), 0, 0).unwrap();
-        let b = RocksLog::open(storage.clone(), writer.clone(), 1, 0).unwrap();
+        let a = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(0), 0).unwrap();
+        let b = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(1), 0).unwrap();
         // Concurrent appends of two partitions share the writer.
         let (ra, rb) = tokio::join!(
             a.append_then(0, 0, Bytes::from_static(b"a1"), |lsn| lsn * 10),
@@ -330,9 +337,9 @@ mod tests {
         a.trim(1).await.unwrap();
         assert_eq!(a.read(0, 10).await.unwrap().len(), 1);
         // Reopened: the tail survives, and never goes below the applied LSN.
-        let again = RocksLog::open(storage.clone(), writer.clone(), 0, 0).unwrap();
+        let again = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(0), 0).unwrap();
         assert_eq!(again.tail().await.unwrap(), 2);
-        let trimmed = RocksLog::open(storage, writer, 0, 7).unwrap();
+        let trimmed = RocksLog::open(storage, writer, LogId::Partition(0), 7).unwrap();
         assert_eq!(trimmed.tail().await.unwrap(), 7);
         // The owner closes the database here, on this thread, after the writer thread ended.
         drop((a, b, again, trimmed));

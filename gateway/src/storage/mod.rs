@@ -4,7 +4,8 @@
 //! Layout (storage format 2, see [`format`]): every partition owns two column families,
 //! `partition-N` (its tables, each under a one-byte key tag, see [`keys`]) and `log-N` (its
 //! command log, keyed by LSN), so one partition's data can be checkpointed, exported or moved
-//! alone; `meta` holds what belongs to the node (schema, partition count).
+//! alone; `meta` holds what belongs to the node (the schema as of its log's applied LSN, the
+//! partition count) and `log-schema` the log of schema changes.
 //!
 //! Durability model (the same split Restate uses): the log is written with the WAL and
 //! fsynced (one group commit per batch, [`log::LogWriter`]); the tables the state machine
@@ -58,6 +59,8 @@ pub enum StorageError {
         env!("CARGO_PKG_VERSION"), format::OLDEST, format::CURRENT
     )]
     NewerFormat { path: PathBuf, found: u32 },
+    #[error("log: {0}")]
+    Log(String),
     #[error("upgrading the data directory from storage format {from}: {reason}")]
     Upgrade { from: u32, reason: String },
 }
@@ -89,6 +92,9 @@ struct Inner {
     partition_cfs: Vec<String>,
     log_cfs: Vec<String>,
 }
+
+/// The column family of the schema's log.
+const SCHEMA_LOG_CF: &str = "log-schema";
 
 /// The handle every component shares; cheap to clone. The database stays open while the
 /// [`Database`] that owns it does; handles must be gone by the time it closes.
@@ -143,7 +149,7 @@ impl Database {
         }
         let partition_cfs: Vec<String> = (0..partitions).map(keys::partition_cf).collect();
         let log_cfs: Vec<String> = (0..partitions).map(keys::log_cf).collect();
-        for name in partition_cfs.iter().chain(&log_cfs) {
+        for name in partition_cfs.iter().chain(&log_cfs).map(String::as_str).chain([SCHEMA_LOG_CF]) {
             if db.cf_handle(name).is_none() {
                 db.create_cf(name, &cf_options(name, opts, &cache))?;
             }
@@ -276,9 +282,13 @@ impl Storage {
         self.inner.db.cf_handle(&self.inner.partition_cfs[p as usize]).expect("partition column families exist while open")
     }
 
-    /// The column family of partition `p`'s log.
-    pub(crate) fn log_cf(&self, p: u32) -> Arc<BoundColumnFamily<'_>> {
-        self.inner.db.cf_handle(&self.inner.log_cfs[p as usize]).expect("log column families exist while open")
+    /// The column family of a log.
+    pub(crate) fn log_cf(&self, log: log::LogId) -> Arc<BoundColumnFamily<'_>> {
+        let name = match log {
+            log::LogId::Partition(p) => &self.inner.log_cfs[p as usize],
+            log::LogId::Schema => SCHEMA_LOG_CF,
+        };
+        self.inner.db.cf_handle(name).expect("log column families exist while open")
     }
 
     fn meta_cf(&self) -> Arc<BoundColumnFamily<'_>> {
@@ -306,6 +316,17 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes node metadata derived from a log (the schema): with the WAL, not synced.
+    pub fn put_meta(&self, entries: &[(&[u8], &[u8])]) -> Result<(), StorageError> {
+        let meta = self.meta_cf();
+        let mut batch = WriteBatch::default();
+        for (k, v) in entries {
+            batch.put_cf(&meta, k, v);
+        }
+        self.db().write(batch)?;
+        Ok(())
+    }
+
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.db().get_cf(&self.meta_cf(), key)?)
     }
@@ -322,6 +343,7 @@ impl Storage {
         let names = std::iter::once(CF_META).chain(self.inner.partition_cfs.iter().map(String::as_str));
         let cfs: Vec<_> = names
             .chain(self.inner.log_cfs.iter().map(String::as_str))
+            .chain([SCHEMA_LOG_CF])
             .filter_map(|n| self.db().cf_handle(n))
             .collect();
         let refs: Vec<_> = cfs.iter().collect();

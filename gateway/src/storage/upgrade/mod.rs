@@ -95,7 +95,7 @@ impl<'a> Writer<'a> {
         if partition >= self.storage.partitions() {
             return Err(StorageError::Corrupt { table: "log", reason: format!("partition {partition} out of range") });
         }
-        self.batch.put_cf(&self.storage.log_cf(partition), keys::log_entry(lsn), value);
+        self.batch.put_cf(&self.storage.log_cf(super::log::LogId::Partition(partition)), keys::log_entry(lsn), value);
         self.flush_if_full()
     }
 
