@@ -1,10 +1,9 @@
-//! Key layouts inside a partition's column family (`partition-N`). Every key starts with a
-//! one-byte table tag, then a fixed big-endian layout that starts with what a scan narrows
-//! on: tables of invocations and objects continue with the 8-byte partition key, so one
-//! object's (or one key range's) data is contiguous for the engine and for SQL.
-//!
-//! Everything a partition owns lives in its own two column families (state here, the log in
-//! `log-N`, keyed by LSN), so one partition can be checkpointed, exported or dropped alone.
+//! Key layouts. Every partition owns a column family per table (`pN-invocation`,
+//! `pN-journal`, … and `pN-log`), so one partition can be checkpointed, exported or dropped
+//! alone. Every key starts with its table's one-byte tag (so a key says what it is, wherever
+//! it is copied), then a fixed big-endian layout that starts with what a scan narrows on:
+//! tables of invocations and objects continue with the 8-byte partition key, so one object's
+//! (or one key range's) data is contiguous for the engine and for SQL. Logs are keyed by LSN.
 
 use crate::engine::records::{ObjectKey, Timer, TimerKind};
 use crate::ids::InvocationId;
@@ -21,6 +20,25 @@ pub mod tag {
     pub const TIMER: u8 = 6;
     pub const OUTBOX: u8 = 7;
     pub const PROMISE: u8 = 8;
+
+    /// Every table, by tag.
+    pub const ALL: [u8; 9] = [META, INVOCATION, JOURNAL, STATE, INBOX, LOCK, TIMER, OUTBOX, PROMISE];
+
+    /// The name a table's column family carries.
+    pub fn cf_name(tag: u8) -> &'static str {
+        match tag {
+            META => "meta",
+            INVOCATION => "invocation",
+            JOURNAL => "journal",
+            STATE => "state",
+            INBOX => "inbox",
+            LOCK => "lock",
+            TIMER => "timer",
+            OUTBOX => "outbox",
+            PROMISE => "promise",
+            _ => "unknown",
+        }
+    }
 
     /// The table a tag names, for error messages.
     pub fn table(tag: u8) -> &'static str {
@@ -39,14 +57,16 @@ pub mod tag {
     }
 }
 
-/// The column family holding partition `p`'s state.
-pub fn partition_cf(partition: u32) -> String {
-    format!("partition-{partition}")
+/// Partition `p`'s column family for table `tag`: `p0-invocation`, `p0-journal`, … Each
+/// table of each partition has its own, so a table's compactions never rewrite another's
+/// data (journals are written once, locks and statuses rewritten all the time).
+pub fn table_cf(partition: u32, tag: u8) -> String {
+    format!("p{partition}-{}", tag::cf_name(tag))
 }
 
-/// The column family holding partition `p`'s log.
+/// Partition `p`'s log column family.
 pub fn log_cf(partition: u32) -> String {
-    format!("log-{partition}")
+    format!("p{partition}-log")
 }
 
 fn push_str(out: &mut Vec<u8>, s: &str) {

@@ -1,10 +1,10 @@
 //! Storage: one embedded RocksDB, owned by one [`Database`] and shared through cheap
 //! [`Storage`] handles.
 //!
-//! Layout (storage format 2, see [`format`]): every partition owns two column families,
-//! `partition-N` (its tables, each under a one-byte key tag, see [`keys`]) and `log-N` (its
-//! command log, keyed by LSN), so one partition's data can be checkpointed, exported or moved
-//! alone; `meta` holds what belongs to the node (the schema as of its log's applied LSN, the
+//! Layout (storage format 2, see [`format`]): every partition owns a column family per table
+//! (`pN-invocation`, `pN-journal`, `pN-state`, …, see [`keys`]) and one for its command log
+//! (`pN-log`, keyed by LSN), so one partition's data can be checkpointed, exported or moved
+//! alone, and one table's compactions never rewrite another's data; `meta` holds what belongs to the node (the schema as of its log's applied LSN, the
 //! partition count) and `log-schema` the log of schema changes.
 //!
 //! Durability model (the same split Restate uses): the log is written with the WAL and
@@ -89,7 +89,8 @@ impl Default for StorageOptions {
 struct Inner {
     db: Db,
     partitions: u32,
-    partition_cfs: Vec<String>,
+    /// Column family names, by partition and table tag.
+    table_cfs: Vec<Vec<String>>,
     log_cfs: Vec<String>,
 }
 
@@ -147,14 +148,16 @@ impl Database {
         if partitions == 0 {
             return Err(StorageError::Corrupt { table: CF_META, reason: "partition count is 0".into() });
         }
-        let partition_cfs: Vec<String> = (0..partitions).map(keys::partition_cf).collect();
+        let table_cfs: Vec<Vec<String>> =
+            (0..partitions).map(|p| keys::tag::ALL.iter().map(|&t| keys::table_cf(p, t)).collect()).collect();
         let log_cfs: Vec<String> = (0..partitions).map(keys::log_cf).collect();
-        for name in partition_cfs.iter().chain(&log_cfs).map(String::as_str).chain([SCHEMA_LOG_CF]) {
+        let ours = table_cfs.iter().flatten().chain(&log_cfs).map(String::as_str);
+        for name in ours.chain([SCHEMA_LOG_CF]) {
             if db.cf_handle(name).is_none() {
                 db.create_cf(name, &cf_options(name, opts, &cache))?;
             }
         }
-        let storage = Storage { inner: Arc::new(Inner { db, partitions, partition_cfs, log_cfs }) };
+        let storage = Storage { inner: Arc::new(Inner { db, partitions, table_cfs, log_cfs }) };
         if let format::Found::Format(from) = found
             && from < format::CURRENT
         {
@@ -258,7 +261,7 @@ fn cf_options(name: &str, opts: &StorageOptions, cache: &Cache) -> Options {
     o.set_block_based_table_factory(&table);
     o.set_write_buffer_size((opts.memtable_bytes / 8).max(1 << 20));
     o.set_max_write_buffer_number(3);
-    if name.starts_with("log") {
+    if name.ends_with("-log") || name.starts_with("log") {
         // Short-lived (trimmed after every flush) and written once: not worth compressing.
         o.set_compression_type(DBCompressionType::None);
     } else {
@@ -277,9 +280,10 @@ impl Storage {
         &self.inner.db
     }
 
-    /// The column family of partition `p`'s tables.
-    pub(crate) fn partition_cf(&self, p: u32) -> Arc<BoundColumnFamily<'_>> {
-        self.inner.db.cf_handle(&self.inner.partition_cfs[p as usize]).expect("partition column families exist while open")
+    /// The column family that holds table `tag` of partition `p`.
+    pub(crate) fn table_cf(&self, p: u32, tag: u8) -> Arc<BoundColumnFamily<'_>> {
+        let name = self.inner.table_cfs[p as usize].get(tag as usize).expect("a known table tag");
+        self.inner.db.cf_handle(name).expect("table column families exist while open")
     }
 
     /// The column family of a log.
@@ -332,7 +336,7 @@ impl Storage {
     }
 
     pub fn partition_meta(&self, partition: u32) -> Result<PartitionMeta, StorageError> {
-        match self.db().get_cf(&self.partition_cf(partition), keys::meta())? {
+        match self.db().get_cf(&self.table_cf(partition, keys::tag::META), keys::meta())? {
             Some(raw) => codec::decode(&raw, "partition meta"),
             None => Ok(PartitionMeta::default()),
         }
@@ -340,7 +344,7 @@ impl Storage {
 
     /// Flushes every memtable to disk (atomically across column families).
     pub fn flush(&self) -> Result<(), StorageError> {
-        let names = std::iter::once(CF_META).chain(self.inner.partition_cfs.iter().map(String::as_str));
+        let names = std::iter::once(CF_META).chain(self.inner.table_cfs.iter().flatten().map(String::as_str));
         let cfs: Vec<_> = names
             .chain(self.inner.log_cfs.iter().map(String::as_str))
             .chain([SCHEMA_LOG_CF])

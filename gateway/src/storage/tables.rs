@@ -14,13 +14,14 @@ use crate::ids::InvocationId;
 
 impl Storage {
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, partition: u32, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.db().get_pinned_cf(&self.partition_cf(partition), key)? {
+        match self.db().get_pinned_cf(&self.table_cf(partition, key[0]), key)? {
             Some(raw) => Ok(Some(codec::decode(&raw, tag::table(key[0]))?)),
             None => Ok(None),
         }
     }
 
-    /// Iterates `[start, end)` of a partition's column family, in key order.
+    /// Iterates `[start, end)` of one table of a partition (the table of `start`'s tag), in
+    /// key order.
     fn scan(
         &self,
         partition: u32,
@@ -30,7 +31,7 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end);
-        let handle = self.partition_cf(partition);
+        let handle = self.table_cf(partition, start.first().copied().unwrap_or(tag::META));
         let iter = self.db().iterator_cf_opt(&handle, ro, IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
@@ -48,35 +49,44 @@ impl Storage {
 
     /// Turns writes of one partition's batch into a RocksDB write batch.
     fn state_batch(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> WriteBatch {
-        let cf = self.partition_cf(partition);
+        let cfs: Vec<_> = tag::ALL.iter().map(|&t| self.table_cf(partition, t)).collect();
+        let cf = |t: u8| &cfs[t as usize];
         let mut b = WriteBatch::default();
         for w in writes {
             match w {
-                Write::PutInvocation(id, status) => b.put_cf(&cf, keys::invocation(id), encode_status(status)),
-                Write::DeleteInvocation(id) => b.delete_cf(&cf, keys::invocation(id)),
-                Write::PutJournal(id, index, entry) => b.put_cf(&cf, keys::journal(id, *index), codec::encode(entry)),
-                Write::DeleteJournal(id, len) => b.delete_range_cf(&cf, keys::journal(id, 0), keys::journal(id, *len)),
-                Write::PutState(obj, name, value) => b.put_cf(&cf, keys::state(obj, name), value),
-                Write::DeleteState(obj, name) => b.delete_cf(&cf, keys::state(obj, name)),
+                Write::PutInvocation(id, status) => b.put_cf(cf(tag::INVOCATION), keys::invocation(id), encode_status(status)),
+                Write::DeleteInvocation(id) => b.delete_cf(cf(tag::INVOCATION), keys::invocation(id)),
+                Write::PutJournal(id, index, entry) => {
+                    b.put_cf(cf(tag::JOURNAL), keys::journal(id, *index), codec::encode(entry))
+                }
+                Write::DeleteJournal(id, len) => {
+                    b.delete_range_cf(cf(tag::JOURNAL), keys::journal(id, 0), keys::journal(id, *len))
+                }
+                Write::PutState(obj, name, value) => b.put_cf(cf(tag::STATE), keys::state(obj, name), value),
+                Write::DeleteState(obj, name) => b.delete_cf(cf(tag::STATE), keys::state(obj, name)),
                 Write::ClearState(obj) => {
                     let prefix = keys::object(tag::STATE, obj);
-                    b.delete_range_cf(&cf, &prefix, &keys::prefix_end(&prefix))
+                    b.delete_range_cf(cf(tag::STATE), &prefix, &keys::prefix_end(&prefix))
                 }
-                Write::PutInbox(obj, seq, id) => b.put_cf(&cf, keys::inbox(obj, *seq), id.to_bytes()),
-                Write::DeleteInbox(obj, seq) => b.delete_cf(&cf, keys::inbox(obj, *seq)),
-                Write::PutLock(obj, lock) => b.put_cf(&cf, keys::lock(obj), codec::encode(lock)),
-                Write::PutTimer(t) => b.put_cf(&cf, keys::timer(t), []),
-                Write::DeleteTimer(t) => b.delete_cf(&cf, keys::timer(t)),
-                Write::PutPromise(obj, name, promise) => b.put_cf(&cf, keys::promise(obj, name), codec::encode(promise)),
+                Write::PutInbox(obj, seq, id) => b.put_cf(cf(tag::INBOX), keys::inbox(obj, *seq), id.to_bytes()),
+                Write::DeleteInbox(obj, seq) => b.delete_cf(cf(tag::INBOX), keys::inbox(obj, *seq)),
+                Write::PutLock(obj, lock) => b.put_cf(cf(tag::LOCK), keys::lock(obj), codec::encode(lock)),
+                Write::PutTimer(t) => b.put_cf(cf(tag::TIMER), keys::timer(t), []),
+                Write::DeleteTimer(t) => b.delete_cf(cf(tag::TIMER), keys::timer(t)),
+                Write::PutPromise(obj, name, promise) => {
+                    b.put_cf(cf(tag::PROMISE), keys::promise(obj, name), codec::encode(promise))
+                }
                 Write::ClearPromises(obj) => {
                     let prefix = keys::object(tag::PROMISE, obj);
-                    b.delete_range_cf(&cf, &prefix, &keys::prefix_end(&prefix))
+                    b.delete_range_cf(cf(tag::PROMISE), &prefix, &keys::prefix_end(&prefix))
                 }
-                Write::PutOutbox(seq, m) => b.put_cf(&cf, keys::outbox(*seq), codec::encode(m)),
-                Write::DeleteOutbox { from, to } => b.delete_range_cf(&cf, keys::outbox(*from), keys::outbox(*to)),
+                Write::PutOutbox(seq, m) => b.put_cf(cf(tag::OUTBOX), keys::outbox(*seq), codec::encode(m)),
+                Write::DeleteOutbox { from, to } => {
+                    b.delete_range_cf(cf(tag::OUTBOX), keys::outbox(*from), keys::outbox(*to))
+                }
             }
         }
-        b.put_cf(&cf, keys::meta(), codec::encode(meta));
+        b.put_cf(cf(tag::META), keys::meta(), codec::encode(meta));
         b
     }
 
@@ -142,11 +152,14 @@ impl Storage {
     /// Every record of a partition, in key order (tests compare whole states).
     pub(crate) fn dump_partition(&self, partition: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
-        self.scan(partition, &[], vec![0xff; 2], |k, v| {
-            out.push((k.to_vec(), v.to_vec()));
-            Ok(true)
-        })
-        .expect("scan");
+        for start in tag::ALL.map(|t| [t]) {
+            self.scan(partition, &start, vec![0xff; 2], |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            })
+            .expect("scan");
+        }
+        out.sort();
         out
     }
 }
@@ -177,7 +190,7 @@ fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
 /// Reads route by partition key to the partition that owns it.
 impl Store for Storage {
     fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
-        let cf = self.partition_cf(self.partition_of(id.partition_key));
+        let cf = self.table_cf(self.partition_of(id.partition_key), tag::INVOCATION);
         match self.db().get_pinned_cf(&cf, keys::invocation(id)).map_err(StorageError::from)? {
             Some(raw) => Ok(Some(decode_status(&raw)?)),
             None => Ok(None),
@@ -189,7 +202,7 @@ impl Store for Storage {
     }
 
     fn state(&self, obj: &ObjectKey, name: &[u8]) -> StoreResult<Option<Bytes>> {
-        let cf = self.partition_cf(self.partition_of(obj.partition_key()));
+        let cf = self.table_cf(self.partition_of(obj.partition_key()), tag::STATE);
         let v = self.db().get_cf(&cf, keys::state(obj, name)).map_err(StorageError::from)?;
         Ok(v.map(Bytes::from))
     }

@@ -32,13 +32,14 @@ fn damage(data: &std::path::Path, id: InvocationId, log: Option<Command>) {
     let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), data).unwrap();
     let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), data, &names).unwrap();
     let partition = partition_of(id.partition_key, PARTITIONS);
-    let state = db.cf_handle(&format!("partition-{partition}")).unwrap();
+    let state = db.cf_handle(&format!("p{partition}-meta")).unwrap();
+    let records = db.cf_handle(&format!("p{partition}-invocation")).unwrap();
     let mut key = vec![1u8];
     key.extend_from_slice(&id.to_bytes());
-    db.put_cf(&state, key, [2u8, 0, 0xc1]).unwrap();
+    db.put_cf(&records, key, [2u8, 0, 0xc1]).unwrap();
     if let Some(command) = log {
         let meta: PartitionMeta = codec::decode(&db.get_cf(&state, [0u8]).unwrap().unwrap(), "meta").unwrap();
-        let log_cf = db.cf_handle(&format!("log-{partition}")).unwrap();
+        let log_cf = db.cf_handle(&format!("p{partition}-log")).unwrap();
         let last = db
             .iterator_cf(&log_cf, rocksdb::IteratorMode::End)
             .next()

@@ -87,7 +87,7 @@ impl<'a> Writer<'a> {
         if partition >= self.storage.partitions() {
             return Err(StorageError::Corrupt { table: "log", reason: format!("partition {partition} out of range") });
         }
-        self.batch.put_cf(&self.storage.partition_cf(partition), key, value);
+        self.batch.put_cf(&self.storage.table_cf(partition, key[0]), key, value);
         self.flush_if_full()
     }
 
