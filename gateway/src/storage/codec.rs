@@ -1,18 +1,17 @@
-//! Record encoding: a one-byte envelope version, then the record in MessagePack
-//! (`rmp-serde`: structs as arrays of their fields in declaration order, enum variants by
-//! name). The envelope says how the bytes after it are encoded; the data directory's format
-//! ([`super::format`]) says which envelopes may occur.
+//! Record encoding: a one-byte envelope version, then the record in [`super::pack`]
+//! (postcard-like varints; structs as a field count and their fields in declaration order;
+//! enum variants by index). The envelope says how the bytes after it are encoded; the data
+//! directory's format ([`super::format`]) says which envelopes may occur.
 //!
 //! How records may change without a new envelope, so that this build reads what earlier
 //! builds of the same envelope wrote:
 //! - **add a field at the end** of a struct or struct variant, with `#[serde(default)]`
 //!   (records written before it decode with the default);
-//! - **add an enum variant** anywhere (variants are stored by name);
-//! - **rename** a field freely (fields are stored by position) or a variant with
-//!   `#[serde(alias = "Old")]`.
+//! - **add an enum variant at the end** of its enum (variants are stored by index);
+//! - **rename** fields and variants freely (neither is stored by name).
 //!
-//! Anything else (removing or reordering fields, changing a field's type) needs a new
-//! envelope version or an upgrade step in [`super::upgrade`]. Every change to a record bumps
+//! Anything else (removing or reordering fields or variants, changing a field's type) needs a
+//! new envelope version or an upgrade step in [`super::upgrade`]. Every change to a record bumps
 //! the data directory's format, so that an older build refuses data it would misread; the
 //! fixture data directories of every format (`gateway/tests/e2e/fixtures/`) prove the new
 //! build still reads them.
@@ -22,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::StorageError;
 
-/// Envelope of every record written now: MessagePack.
+/// Envelope of every record written now: [`super::pack`].
 pub const VERSION: u8 = 2;
 /// Envelope of storage format 1 (postcard); only [`super::upgrade`] reads it.
 pub const VERSION_POSTCARD: u8 = 1;
@@ -36,13 +35,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Appends the envelope and the record to `out`.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     out.push(VERSION);
-    rmp_serde::encode::write(out, value).expect("serializing a record into memory cannot fail");
+    super::pack::to_writer(value, out).expect("records have known lengths and no skipped fields");
 }
 
 pub fn decode<T: DeserializeOwned>(raw: &[u8], table: &'static str) -> Result<T, StorageError> {
     match raw.split_first() {
         Some((&VERSION, body)) => {
-            rmp_serde::from_slice(body).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })
+            super::pack::from_slice(body).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })
         }
         Some((&VERSION_POSTCARD, _)) => Err(StorageError::Corrupt {
             table,
@@ -77,10 +76,13 @@ mod tests {
         assert!(decode::<Notification>(&bad, "t").is_err());
         assert!(decode::<Notification>(&[], "t").is_err());
         assert!(decode::<Notification>(&[VERSION, 0xc1], "t").is_err(), "garbage after the envelope");
+        let mut long = raw.clone();
+        long.push(0);
+        assert!(decode::<Notification>(&long, "t").is_err(), "bytes after the record");
     }
 
     /// The evolution rules of this module's docs, as a test: what an earlier build wrote
-    /// still reads after a field was added at the end and variants were added and renamed.
+    /// still reads after fields and variants were added at the end and renamed.
     #[test]
     fn fields_added_at_the_end_and_new_variants_read_old_records() {
         #[derive(Serialize)]
@@ -95,14 +97,13 @@ mod tests {
         }
         #[derive(Debug, PartialEq, Deserialize)]
         enum KindAfter {
-            Retry,
             Sleep {
                 completion_id: u32,
                 #[serde(default)]
                 woken_by: Option<String>,
             },
-            #[serde(alias = "Cleanup")]
             Purge,
+            Retry,
         }
         #[derive(Debug, PartialEq, Deserialize)]
         struct After {

@@ -5,7 +5,7 @@
 //! | format | written by | layout |
 //! |---|---|---|
 //! | 1 | perdure up to commit 3d2a799 (no format file) | a column family per table, records in postcard |
-//! | 2 | this perdure | a column family set per partition (`partition-N`, `log-N`), records in MessagePack |
+//! | 2 | this perdure | a column family per table per partition (`pN-invocation`, …, `pN-log`), tagged keys, records in `pack` with field counts |
 //!
 //! Older formats are upgraded in place at open by [`super::upgrade`].
 

@@ -298,11 +298,13 @@ impl Log for RocksLog {
     async fn trim(&self, upto: Lsn) -> Result<(), LogError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            this.storage.db().delete_range_cf(
-                &this.storage.log_cf(this.id),
-                keys::log_entry(0),
-                keys::log_entry(upto.saturating_add(1)),
-            )
+            let cf = this.storage.log_cf(this.id);
+            let end = keys::log_entry(upto.saturating_add(1));
+            this.storage.db().delete_range_cf(&cf, keys::log_entry(0), end)?;
+            // Drop the trimmed entries' files now rather than at some later compaction: the
+            // log is most of what the data directory writes.
+            this.storage.db().compact_range_cf(&cf, None::<&[u8]>, Some(&end[..]));
+            Ok::<(), rocksdb::Error>(())
         })
         .await
         .map_err(|e| LogError(e.to_string()))?

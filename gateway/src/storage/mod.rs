@@ -26,6 +26,7 @@ pub mod codec;
 pub mod format;
 pub mod keys;
 pub mod log;
+pub mod pack;
 mod tables;
 mod upgrade;
 

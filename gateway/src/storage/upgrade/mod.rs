@@ -6,7 +6,8 @@
 //! recorded ([`drop_leftovers`]).
 //!
 //! Format 1 → 2: a column family per table (keys led by partition id or partition key),
-//! postcard records → a column family set per partition, tagged keys, MessagePack records.
+//! postcard records → a column family per table per partition, tagged keys, records in
+//! `pack` (which counts each struct's fields, so they can grow).
 
 mod v1;
 

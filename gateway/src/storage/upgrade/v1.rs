@@ -1,9 +1,10 @@
 //! Storage format 1, frozen: the records exactly as perdure wrote them up to commit 3d2a799,
 //! in postcard (which stores neither field names nor counts, and variants by index, so these
 //! definitions must never change). An upgrade decodes a record with these types and
-//! re-encodes it as MessagePack ([`super::super::codec`]), whose field order and variant
-//! names are those of the current records: the current build then reads it like any record
-//! it wrote itself, including fields added since (they take their defaults).
+//! re-encodes it in today's envelope ([`super::super::codec`]), whose fields and variants
+//! line up with these (the current records only ever add fields and variants at the end):
+//! the current build then reads it like any record it wrote itself, including fields added
+//! since (they take their defaults).
 
 use std::collections::BTreeMap;
 
