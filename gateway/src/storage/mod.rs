@@ -129,8 +129,13 @@ impl Database {
         let db_opts = db_options(opts);
         let cache = Cache::new_lru_cache(opts.cache_bytes);
         let existing = if dir.join("CURRENT").exists() { Db::list_cf(&db_opts, dir)? } else { Vec::new() };
+        let fresh = existing.is_empty();
         let mut names: Vec<String> = ["default", CF_META].iter().map(|s| s.to_string()).collect();
         names.extend(existing.into_iter().filter(|n| n != "default" && n != CF_META));
+        if fresh {
+            // Every column family in one go (one MANIFEST and OPTIONS write, not one per family).
+            names.extend(cf_names(partitions));
+        }
         let descriptors: Vec<_> = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, opts, &cache))).collect();
         let db = Db::open_cf_descriptors(&db_opts, dir, descriptors)?;
 
@@ -152,8 +157,7 @@ impl Database {
         let table_cfs: Vec<Vec<String>> =
             (0..partitions).map(|p| keys::tag::ALL.iter().map(|&t| keys::table_cf(p, t)).collect()).collect();
         let log_cfs: Vec<String> = (0..partitions).map(keys::log_cf).collect();
-        let ours = table_cfs.iter().flatten().chain(&log_cfs).map(String::as_str);
-        for name in ours.chain([SCHEMA_LOG_CF]) {
+        for name in &cf_names(partitions) {
             if db.cf_handle(name).is_none() {
                 db.create_cf(name, &cf_options(name, opts, &cache))?;
             }
@@ -230,6 +234,16 @@ impl Drop for Database {
             tracing::warn!("closing the database: {e}");
         }
     }
+}
+
+/// The column families of a data directory with `partitions` partitions (besides `default`
+/// and `meta`).
+fn cf_names(partitions: u32) -> Vec<String> {
+    let mut names: Vec<String> =
+        (0..partitions).flat_map(|p| keys::tag::ALL.iter().map(move |&t| keys::table_cf(p, t))).collect();
+    names.extend((0..partitions).map(keys::log_cf));
+    names.push(SCHEMA_LOG_CF.to_owned());
+    names
 }
 
 fn db_options(opts: &StorageOptions) -> Options {
