@@ -35,6 +35,8 @@ pub enum ServeError {
     Partition(#[from] PartitionError),
     #[error("a server task panicked: {0}")]
     Panicked(String),
+    #[error("cannot listen for signals: {0}")]
+    Signals(String),
 }
 
 /// A running server.
@@ -43,6 +45,8 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<(), ServeError>>,
+    /// Taken by [`Server::run_until_signal`].
+    signals: Option<Signals>,
 }
 
 impl Server {
@@ -172,7 +176,8 @@ impl Server {
             }
         });
 
-        Ok(Self { ingress_addr, admin_addr, shutdown, tasks })
+        let signals = Signals::listen().map_err(|e| ServeError::Signals(e.to_string()))?;
+        Ok(Self { ingress_addr, admin_addr, shutdown, tasks, signals: Some(signals) })
     }
 
     /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
@@ -180,9 +185,10 @@ impl Server {
     /// durable: the next start replays the log). A task that panicked makes the server exit
     /// with an error naming the panic.
     pub async fn run_until_signal(mut self) -> Result<(), ServeError> {
+        let mut signals = self.signals.take().expect("listening since the server started");
         let failure = loop {
             tokio::select! {
-                _ = shutdown_signal() => break None,
+                _ = signals.next() => break None,
                 Some(done) = self.tasks.join_next() => match done {
                     Ok(Ok(())) => {}
                     // A logged command that cannot be applied stops its partition, not the
@@ -200,8 +206,8 @@ impl Server {
             Some(e) => tracing::error!("shutting down: {e}"),
             None => tracing::info!("shutting down (a second signal exits at once)"),
         }
-        tokio::spawn(async {
-            shutdown_signal().await;
+        tokio::spawn(async move {
+            signals.next().await;
             eprintln!("perdure: second signal, exiting now");
             // Skip destructors and exit handlers: nothing is closed on the way out, exactly as
             // after kill -9, which loses nothing acknowledged.
@@ -261,20 +267,24 @@ async fn flush_and_trim(storage: &Storage, partitions: &[(RocksLog, Arc<AtomicU6
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds on unix");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+/// SIGTERM and SIGINT, listened to from the moment the server starts (before it says it is
+/// ready), so that a signal sent right after that is never missed.
+pub struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 
@@ -289,7 +299,13 @@ mod tests {
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(async { panic!("the invoker lost its marbles") });
-        let server = Server { ingress_addr: ([127, 0, 0, 1], 0).into(), admin_addr: ([127, 0, 0, 1], 0).into(), shutdown, tasks };
+        let server = Server {
+            ingress_addr: ([127, 0, 0, 1], 0).into(),
+            admin_addr: ([127, 0, 0, 1], 0).into(),
+            shutdown,
+            tasks,
+            signals: Some(Signals::listen().unwrap()),
+        };
         match server.run_until_signal().await {
             Err(ServeError::Panicked(message)) => assert!(message.contains("lost its marbles"), "{message}"),
             other => panic!("expected a panic failure, got {other:?}"),

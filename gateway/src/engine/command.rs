@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::InvocationId;
+use crate::ids::{DeploymentId, InvocationId};
 
 pub use super::records::InvokeRequest;
 use super::records::{
@@ -45,6 +45,9 @@ pub enum Command {
     Notify { target: InvocationId, notification: Notification },
     /// An operator's request about one invocation (admin API).
     Control { id: InvocationId, request: ControlRequest },
+    /// A deployment was removed with `force`: the invocations of this partition still pinned
+    /// to it end with a terminal error naming it.
+    DeploymentRemoved { deployment: DeploymentId },
 }
 
 /// What operators can do to an invocation.
@@ -93,8 +96,17 @@ pub enum Effect {
     Suspended(WaitSet),
     /// The SDK ended the invocation (its Output command is already in the journal).
     Ended,
-    /// The attempt failed and should be retried (or paused/killed by policy).
-    Failed { failure: FailureInfo, next_retry_delay_ms: Option<u64> },
+    /// The attempt failed and should be retried (or paused/killed by policy); a `terminal`
+    /// failure ends the invocation at once (its handler or deployment is gone).
+    Failed {
+        failure: FailureInfo,
+        next_retry_delay_ms: Option<u64>,
+        #[serde(default)]
+        terminal: bool,
+    },
+    /// The first attempt chose a revision: the invocation takes its retry policy and
+    /// retention from it (not from the revision that was latest when it was created).
+    Settings { retry_policy: RetryPolicy, retention: Retention },
 }
 
 /// What a control request did.

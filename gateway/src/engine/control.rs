@@ -14,7 +14,7 @@ use super::records::{
     Phase, Source,
 };
 use super::store::{Store, StoreResult};
-use crate::ids::InvocationId;
+use crate::ids::{DeploymentId, InvocationId};
 use crate::protocol::messages::{InputCommandMessage, NotificationMessage, NotificationResult as WireResult, ty};
 
 /// The signal index of cancellation (spec §8: 1 = CANCEL).
@@ -46,6 +46,27 @@ pub fn on_control<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, request:
         ControlRequest::Resume => resume(ctx, id, status),
     };
     Ok(Outcome::Control(outcome))
+}
+
+/// A deployment was removed with `force`: every not-completed invocation of this partition
+/// pinned to it ends with a terminal error naming it (nothing can run its journal any more).
+pub fn on_deployment_removed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: DeploymentId) -> StoreResult<()> {
+    for id in ctx.txn.pinned_to(&deployment, usize::MAX)? {
+        if !ctx.partition.owns(id.partition_key) {
+            continue;
+        }
+        let Some(status) = ctx.status(&id)? else { continue };
+        let pinned_here = status.deployment.as_ref().is_some_and(|p| p.deployment == deployment);
+        if !pinned_here || status.is_completed() {
+            continue;
+        }
+        let message = format!(
+            "the deployment {deployment} that {} was pinned to was removed (force) before it completed",
+            status.target.display()
+        );
+        complete(ctx, id, status, InvocationResult::Failure { code: 410, message })?;
+    }
+    Ok(())
 }
 
 /// Not started yet: finish it as canceled. Started: deliver the cancel signal.

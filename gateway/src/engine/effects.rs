@@ -48,11 +48,23 @@ pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> Sto
                 end(ctx, id, status)?;
                 return Ok(());
             }
-            Effect::Failed { failure, next_retry_delay_ms } => {
+            Effect::Failed { failure, terminal: true, .. } => {
+                // Nothing can run it any more (its deployment or handler is gone): no retry.
+                status.attempt.in_flight = false;
+                let result = InvocationResult::Failure { code: failure.code, message: failure.message.clone() };
+                status.attempt.last_failure = Some(failure);
+                complete(ctx, id, status, result)?;
+                return Ok(());
+            }
+            Effect::Failed { failure, next_retry_delay_ms, terminal: false } => {
                 if fail(ctx, id, &mut status, failure, next_retry_delay_ms)? {
                     return Ok(());
                 }
                 break;
+            }
+            Effect::Settings { retry_policy, retention } => {
+                status.retry_policy = retry_policy;
+                status.retention = retention;
             }
         }
     }

@@ -272,15 +272,17 @@ fn effect() -> impl Strategy<Value = Effect> {
     prop_oneof![
         3 => sdk_command(),
         1 => (0u128..3, 5u32..8, proptest::option::of("[0-9]")).prop_map(|(d, protocol_version, executed_version)| {
-            Effect::Pinned(PinnedDeployment { deployment: DeploymentId(d), protocol_version, executed_version })
+            Effect::Pinned(PinnedDeployment { deployment: DeploymentId(d), protocol_version, executed_version, revision: 1 })
         }),
         1 => (small(), result()).prop_map(|(completion_id, result)| Effect::ProposeRun { completion_id, result }),
         1 => (proptest::collection::vec(small(), 0..3), proptest::collection::vec(small(), 0..2), proptest::collection::vec("[a-c]", 0..2))
             .prop_map(|(completions, signals, named_signals)| Effect::Suspended(WaitSet { completions, signals, named_signals })),
         1 => Just(Effect::Ended),
+        1 => (retry_policy(), retention()).prop_map(|(retry_policy, retention)| Effect::Settings { retry_policy, retention }),
         1 => (any::<u16>(), proptest::option::of(time())).prop_map(|(code, next_retry_delay_ms)| Effect::Failed {
             failure: FailureInfo { code, message: "boom".into(), ..Default::default() },
             next_retry_delay_ms,
+            terminal: code % 7 == 0,
         }),
     ]
 }
@@ -325,6 +327,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (id(), notification()).prop_map(|(target, notification)| Command::Notify { target, notification }),
         1 => (0u32..3, 0u64..6, outbox_message()).prop_map(|(source, seq, message)| Command::Shuffle { source, seq, message }),
         1 => (0u64..8).prop_map(|upto| Command::OutboxDelivered { upto }),
+        1 => (0u128..3).prop_map(|d| Command::DeploymentRemoved { deployment: DeploymentId(d) }),
     ]
 }
 
@@ -348,7 +351,7 @@ fn apply_batch(storage: &Storage, partition: &PartitionInfo, now: u64, commands:
             Err(p) => return Err(format!("{shown}: panicked: {}", crate::server::panic_message(p))),
         }
     }
-    let (writes, meta) = txn.into_writes();
+    let (writes, meta) = txn.into_writes().map_err(|e| e.to_string())?;
     storage.write_partition_state(partition.id, &writes, &meta).map_err(|e| e.to_string())?;
     Ok(actions)
 }
@@ -383,7 +386,36 @@ proptest! {
         }
         let (a, b) = (live.storage().dump_partition(0), replayed.storage().dump_partition(0));
         prop_assert!(a == b, "replayed state differs from live state: {} vs {} records", a.len(), b.len());
+        // The drain counters and the pinned index say what the invocation records say.
+        let (counted, indexed) = recount(&live.storage());
+        let meta = live.storage().partition_meta(0).unwrap();
+        prop_assert_eq!(&meta.deployments, &counted.deployments);
+        prop_assert_eq!(&meta.handlers, &counted.handlers);
+        for (d, counts) in &counted.deployments {
+            prop_assert_eq!(indexed.get(d).map_or(0, Vec::len) as u64, counts.total());
+        }
     }
+}
+
+/// Counts from scratch what the partition's counters should hold: every invocation record,
+/// and the pinned index as the storage lists it.
+fn recount(storage: &Storage) -> (PartitionMeta, std::collections::BTreeMap<DeploymentId, Vec<InvocationId>>) {
+    use super::store::Store as _;
+    let mut meta = PartitionMeta::default();
+    let mut indexed = std::collections::BTreeMap::new();
+    let stored = storage.dump_partition(0).into_iter().filter(|(k, _)| k[0] == crate::storage::keys::tag::INVOCATION);
+    for (key, _) in stored {
+        let id = crate::storage::keys::parse_invocation(&key).unwrap();
+        let status = storage.invocation(&id).unwrap();
+        meta.recount(&Census::default(), &Census::of(status.as_ref()));
+    }
+    for d in 0..3 {
+        let listed = storage.pinned_to(&DeploymentId(d), usize::MAX).unwrap();
+        if !listed.is_empty() {
+            indexed.insert(DeploymentId(d), listed);
+        }
+    }
+    (meta, indexed)
 }
 
 /// The strategy makes invocations run, suspend and complete, not just bounce off.

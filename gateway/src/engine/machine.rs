@@ -49,6 +49,10 @@ pub fn apply<S: Store>(
             super::journal::on_notify(&mut ctx, target, notification)?;
             Outcome::None
         }
+        Command::DeploymentRemoved { deployment } => {
+            super::control::on_deployment_removed(&mut ctx, deployment)?;
+            Outcome::None
+        }
         Command::OutboxDelivered { upto } => {
             let from = ctx.txn.meta.outbox_delivered;
             if upto > from {

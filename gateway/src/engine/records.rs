@@ -186,6 +186,9 @@ pub struct PinnedDeployment {
     /// For a Lambda alias: the function version that ran the first attempt
     /// (`X-Amz-Executed-Version`); later attempts invoke exactly it. `None` for HTTP.
     pub executed_version: Option<String>,
+    /// The revision of the service the first attempt ran (0 when recorded before format 3).
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// What an invocation waits for while suspended.
@@ -276,6 +279,88 @@ pub struct InvocationStatus {
     pub timestamps: Timestamps,
     /// Set once the journal has been removed after completion.
     pub journal_purged: bool,
+}
+
+/// Where a not-completed invocation stands, as the drain counters of its deployment count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DrainClass {
+    /// An attempt is running.
+    Running,
+    /// Waiting for a completion (sleep, call, awakeable, promise).
+    Suspended,
+    /// Waiting for its next attempt after a failure.
+    BackingOff,
+    /// Stopped after its retries, until an operator resumes it.
+    Paused,
+}
+
+/// What one partition holds for one deployment: its pinned, not-completed invocations by
+/// where they stand.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainCounts {
+    pub running: u64,
+    pub suspended: u64,
+    pub backing_off: u64,
+    pub paused: u64,
+}
+
+impl DrainCounts {
+    pub fn total(&self) -> u64 {
+        self.running + self.suspended + self.backing_off + self.paused
+    }
+
+    fn slot(&mut self, class: DrainClass) -> &mut u64 {
+        match class {
+            DrainClass::Running => &mut self.running,
+            DrainClass::Suspended => &mut self.suspended,
+            DrainClass::BackingOff => &mut self.backing_off,
+            DrainClass::Paused => &mut self.paused,
+        }
+    }
+
+    /// Counts one more (`up`) or one fewer invocation in `class`.
+    pub fn adjust(&mut self, class: DrainClass, up: bool) {
+        let slot = self.slot(class);
+        *slot = if up { slot.saturating_add(1) } else { slot.saturating_sub(1) };
+    }
+
+    pub fn add(&mut self, other: &DrainCounts) {
+        self.running += other.running;
+        self.suspended += other.suspended;
+        self.backing_off += other.backing_off;
+        self.paused += other.paused;
+    }
+}
+
+/// What the counters a partition keeps about one invocation are made of: the deployment it
+/// is pinned to and where it stands, and the handler it runs, while it is not completed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub pinned: Option<(DeploymentId, DrainClass)>,
+    /// `service/handler` of a not-completed invocation, pinned or not yet started.
+    pub handler: Option<String>,
+}
+
+impl Census {
+    pub fn of(status: Option<&InvocationStatus>) -> Self {
+        let Some(s) = status.filter(|s| !s.is_completed()) else { return Self::default() };
+        let class = match &s.phase {
+            Phase::Invoked if s.attempt.in_flight => Some(DrainClass::Running),
+            Phase::Invoked => Some(DrainClass::BackingOff),
+            Phase::Suspended { .. } => Some(DrainClass::Suspended),
+            Phase::Paused => Some(DrainClass::Paused),
+            Phase::Scheduled { .. } | Phase::Inboxed { .. } | Phase::Completed { .. } => None,
+        };
+        Census {
+            pinned: s.deployment.as_ref().zip(class).map(|(d, c)| (d.deployment, c)),
+            handler: Some(handler_key(&s.target.service, &s.target.handler)),
+        }
+    }
+}
+
+/// The key of a handler in [`PartitionMeta::handlers`].
+pub fn handler_key(service: &str, handler: &str) -> String {
+    format!("{service}/{handler}")
 }
 
 impl InvocationStatus {
@@ -414,4 +499,45 @@ pub struct PartitionMeta {
     pub outbox_delivered: u64,
     /// Highest outbox sequence seen from each source partition (deduplication).
     pub dedup: std::collections::BTreeMap<u32, u64>,
+    /// Not-completed invocations pinned to each deployment, by where they stand (the drain
+    /// status of deployments; kept exact in the same write batch as the invocations).
+    #[serde(default)]
+    pub deployments: std::collections::BTreeMap<DeploymentId, DrainCounts>,
+    /// Not-completed invocations of each `service/handler`, started or not.
+    #[serde(default)]
+    pub handlers: std::collections::BTreeMap<String, u64>,
+}
+
+impl PartitionMeta {
+    /// Moves one invocation's counts from what it was to what it is.
+    pub fn recount(&mut self, before: &Census, after: &Census) {
+        if before == after {
+            return;
+        }
+        if before.pinned != after.pinned {
+            if let Some((d, class)) = before.pinned {
+                let counts = self.deployments.entry(d).or_default();
+                counts.adjust(class, false);
+                if counts.total() == 0 {
+                    self.deployments.remove(&d);
+                }
+            }
+            if let Some((d, class)) = after.pinned {
+                self.deployments.entry(d).or_default().adjust(class, true);
+            }
+        }
+        if before.handler != after.handler {
+            if let Some(h) = &before.handler
+                && let Some(n) = self.handlers.get_mut(h)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.handlers.remove(h);
+                }
+            }
+            if let Some(h) = &after.handler {
+                *self.handlers.entry(h.clone()).or_default() += 1;
+            }
+        }
+    }
 }

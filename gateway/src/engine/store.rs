@@ -8,9 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
-use crate::ids::InvocationId;
+use std::cell::RefCell;
 
-use super::records::{InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer};
+use crate::ids::{DeploymentId, InvocationId};
+
+use super::records::{
+    Census, InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
+};
 
 /// A storage failure while reading. The partition cannot continue past it.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,9 @@ pub trait Store {
     fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>>;
     fn lock(&self, obj: &ObjectKey) -> StoreResult<Option<Lock>>;
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>>;
+    /// Up to `limit` invocations the pinned index lists under `deployment`, of any partition
+    /// (check their status: the index can include ones the batch being applied changed).
+    fn pinned_to(&self, deployment: &DeploymentId, limit: usize) -> StoreResult<Vec<InvocationId>>;
 }
 
 /// One change to stored state.
@@ -54,6 +61,9 @@ pub enum Write {
     PutOutbox(u64, OutboxMessage),
     /// Remove outbox entries `from..to`.
     DeleteOutbox { from: u64, to: u64 },
+    /// The pinned index: this invocation is pinned to this deployment and not completed.
+    PutPinned(DeploymentId, InvocationId),
+    DeletePinned(DeploymentId, InvocationId),
 }
 
 /// A store with nothing in it.
@@ -81,6 +91,9 @@ impl Store for EmptyStore {
     fn promise(&self, _: &ObjectKey, _: &str) -> StoreResult<Option<Promise>> {
         Ok(None)
     }
+    fn pinned_to(&self, _: &DeploymentId, _: usize) -> StoreResult<Vec<InvocationId>> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Default)]
@@ -103,6 +116,9 @@ pub struct Txn<'a, S: Store> {
     /// The partition's counters; written back by the driver with the batch.
     pub meta: PartitionMeta,
     writes: Vec<Write>,
+    /// What the counters held for each invocation read from the base store, before this
+    /// batch changed it.
+    originals: RefCell<HashMap<InvocationId, Census>>,
 }
 
 impl<'a, S: Store> Txn<'a, S> {
@@ -118,19 +134,37 @@ impl<'a, S: Store> Txn<'a, S> {
             promises_cleared: Default::default(),
             meta,
             writes: Vec::new(),
+            originals: RefCell::new(HashMap::new()),
         }
     }
 
     /// The writes collected, and the partition counters. Invocation statuses are written
-    /// once each, in their final form for the batch.
-    pub fn into_writes(mut self) -> (Vec<Write>, PartitionMeta) {
-        for (id, status) in self.invocations.drain() {
+    /// once each, in their final form for the batch; the drain counters and the pinned index
+    /// move from what each invocation was to what it is, in the same batch.
+    pub fn into_writes(mut self) -> StoreResult<(Vec<Write>, PartitionMeta)> {
+        let originals = std::mem::take(self.originals.get_mut());
+        for (id, status) in std::mem::take(&mut self.invocations) {
+            let before = match originals.get(&id) {
+                Some(census) => census.clone(),
+                None => Census::of(self.base.invocation(&id)?.as_ref()),
+            };
+            let after = Census::of(status.as_ref());
+            self.meta.recount(&before, &after);
+            let (was, is) = (before.pinned.map(|p| p.0), after.pinned.map(|p| p.0));
+            if was != is {
+                if let Some(d) = was {
+                    self.writes.push(Write::DeletePinned(d, id));
+                }
+                if let Some(d) = is {
+                    self.writes.push(Write::PutPinned(d, id));
+                }
+            }
             self.writes.push(match status {
                 Some(status) => Write::PutInvocation(id, Box::new(status)),
                 None => Write::DeleteInvocation(id),
             });
         }
-        (self.writes, self.meta)
+        Ok((self.writes, self.meta))
     }
 
     pub fn put_invocation(&mut self, id: InvocationId, status: InvocationStatus) {
@@ -226,8 +260,23 @@ impl<S: Store> Store for Txn<'_, S> {
     fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
         match self.invocations.get(id) {
             Some(v) => Ok(v.clone()),
-            None => self.base.invocation(id),
+            None => {
+                let stored = self.base.invocation(id)?;
+                self.originals.borrow_mut().entry(*id).or_insert_with(|| Census::of(stored.as_ref()));
+                Ok(stored)
+            }
         }
+    }
+
+    fn pinned_to(&self, deployment: &DeploymentId, limit: usize) -> StoreResult<Vec<InvocationId>> {
+        let mut ids: std::collections::BTreeSet<InvocationId> =
+            self.base.pinned_to(deployment, limit)?.into_iter().collect();
+        for (id, status) in &self.invocations {
+            if status.as_ref().and_then(|s| s.deployment.as_ref()).is_some_and(|p| &p.deployment == deployment) {
+                ids.insert(*id);
+            }
+        }
+        Ok(ids.into_iter().take(limit).collect())
     }
 
     fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>> {

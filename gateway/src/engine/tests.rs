@@ -129,12 +129,12 @@ fn pinning_is_recorded_from_the_first_attempt_and_kept() {
     let id = InvocationId::generate(5);
     e.apply(invoke(id, service("Greeter", "greet")));
     let dp = crate::ids::DeploymentId(42);
-    let pin = |v| Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v, executed_version: None });
-    e.effects(id, 1, vec![pin(6), Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(0) }]);
+    let pin = |v| Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v, executed_version: None, revision: 0 });
+    e.effects(id, 1, vec![pin(6), Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(0), terminal: false }]);
     // A later attempt reporting a different choice does not move the pin.
     e.apply(Command::TimerFired(Timer { fire_at: 1_000, invocation: id, kind: TimerKind::Retry { attempt: 1 } }));
     let status = e.status(&id);
-    assert_eq!(status.deployment, Some(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None }));
+    assert_eq!(status.deployment, Some(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 0 }));
     let actions = e.effects(id, 2, vec![pin(5)]);
     assert!(actions.is_empty());
     assert_eq!(e.status(&id).deployment.unwrap().protocol_version, 6);
@@ -199,7 +199,7 @@ fn failures_back_off_exponentially_then_pause() {
     let Command::Invoke(mut req) = invoke(id, service("Greeter", "flaky")) else { unreachable!() };
     req.retry_policy.max_attempts = Some(3);
     e.apply(Command::Invoke(req));
-    let fail = || Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None };
+    let fail = || Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None, terminal: false };
     let mut delays = Vec::new();
     for attempt in 1..=2 {
         let actions = e.effects(id, attempt, vec![fail()]);
@@ -225,7 +225,7 @@ fn kill_on_max_attempts_completes_with_the_last_error() {
     let actions = e.effects(
         id,
         1,
-        vec![Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None }],
+        vec![Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None, terminal: false }],
     );
     assert_eq!(completed(&actions), Some(&InvocationResult::Failure { code: 500, message: "boom".into() }));
 }
@@ -235,7 +235,7 @@ fn effects_of_a_superseded_attempt_are_ignored() {
     let mut e = Engine::new();
     let id = InvocationId::generate(1);
     e.apply(invoke(id, service("Greeter", "greet")));
-    e.effects(id, 1, vec![Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(10) }]);
+    e.effects(id, 1, vec![Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(10), terminal: false }]);
     let actions = e.effects(id, 1, vec![output("\"late\""), Effect::Ended]);
     assert!(actions.is_empty());
     assert!(!e.status(&id).is_completed());

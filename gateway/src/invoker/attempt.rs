@@ -33,11 +33,21 @@ use crate::schema::{Deployment, Endpoint, Schema, ServiceRevision};
 pub struct AttemptFailure {
     pub info: FailureInfo,
     pub next_retry_delay_ms: Option<u64>,
+    /// Retrying cannot help (the deployment or handler is gone): the invocation ends.
+    pub terminal: bool,
 }
 
 impl AttemptFailure {
     fn new(code: u16, message: impl Into<String>) -> Self {
-        Self { info: FailureInfo { code, message: message.into(), ..Default::default() }, next_retry_delay_ms: None }
+        Self {
+            info: FailureInfo { code, message: message.into(), ..Default::default() },
+            next_retry_delay_ms: None,
+            terminal: false,
+        }
+    }
+
+    fn terminal(code: u16, message: impl Into<String>) -> Self {
+        Self { terminal: true, ..Self::new(code, message) }
     }
 }
 
@@ -73,7 +83,11 @@ impl Reporter<'_> {
     }
 
     fn fail(&mut self, failure: AttemptFailure) {
-        self.pending.push(Effect::Failed { failure: failure.info, next_retry_delay_ms: failure.next_retry_delay_ms });
+        self.pending.push(Effect::Failed {
+            failure: failure.info,
+            next_retry_delay_ms: failure.next_retry_delay_ms,
+            terminal: failure.terminal,
+        });
         self.flush();
     }
 }
@@ -94,50 +108,89 @@ struct Chosen<'s> {
     deployment: &'s Deployment,
     version: ServiceProtocolVersion,
     service: &'s ServiceRevision,
-    newly_pinned: Option<PinnedDeployment>,
+    /// For a first attempt: the pin to record, and the settings of the revision it starts on.
+    newly_pinned: Option<(PinnedDeployment, RetryPolicy, Retention)>,
 }
 
+/// The deployment an attempt runs on: the one it is pinned to, or for a first attempt the
+/// latest revision of its service, re-validated against what the invocation was created for
+/// (its handler must still exist, with the same kind).
 fn choose<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, AttemptFailure> {
-    let service_name = &spec.target.service;
-    let (deployment, version, newly_pinned) = match &spec.deployment {
-        Some(pinned) => {
-            let deployment = schema.deployments.get(&pinned.deployment).ok_or_else(|| {
-                AttemptFailure::new(
-                    500,
-                    format!("the invocation is pinned to deployment {}, which is not registered", pinned.deployment),
-                )
-            })?;
-            let version = ServiceProtocolVersion::from_u32(pinned.protocol_version).ok_or_else(|| {
-                AttemptFailure::new(500, format!("unsupported pinned protocol version {}", pinned.protocol_version))
-            })?;
-            (deployment, version, None)
-        }
-        None => {
-            let deployment = schema.deployment_of(service_name).ok_or_else(|| {
-                AttemptFailure::new(500, format!("service '{service_name}' is not registered"))
-            })?;
-            let version =
-                choose_version(deployment.min_protocol_version, deployment.max_protocol_version).ok_or_else(|| {
-                    AttemptFailure::new(
-                        500,
-                        format!(
-                            "deployment {} speaks protocol versions {}..{}, this server {}..{}",
-                            deployment.id,
-                            deployment.min_protocol_version,
-                            deployment.max_protocol_version,
-                            crate::protocol::MIN_SERVICE_PROTOCOL_VERSION,
-                            crate::protocol::MAX_SERVICE_PROTOCOL_VERSION
-                        ),
-                    )
-                })?;
-            let pin = PinnedDeployment { deployment: deployment.id, protocol_version: version.as_u32(), executed_version: None };
-            (deployment, version, Some(pin))
-        }
-    };
-    let service = deployment.services.iter().find(|s| &s.name == service_name).ok_or_else(|| {
-        AttemptFailure::new(500, format!("deployment {} does not serve '{service_name}'", deployment.id))
+    let (service_name, handler_name) = (&spec.target.service, &spec.target.handler);
+    let Some(pinned) = &spec.deployment else { return choose_latest(schema, spec) };
+    let deployment = schema.deployments.get(&pinned.deployment).ok_or_else(|| {
+        AttemptFailure::terminal(
+            410,
+            format!(
+                "the deployment {} that {} was pinned to was removed (force) before it completed",
+                pinned.deployment,
+                spec.target.display()
+            ),
+        )
     })?;
-    Ok(Chosen { deployment, version, service, newly_pinned })
+    let version = ServiceProtocolVersion::from_u32(pinned.protocol_version).ok_or_else(|| {
+        AttemptFailure::terminal(500, format!("unsupported pinned protocol version {}", pinned.protocol_version))
+    })?;
+    let service = deployment.services.iter().find(|s| &s.name == service_name).ok_or_else(|| {
+        AttemptFailure::terminal(
+            500,
+            format!("deployment {} does not serve '{service_name}' ({service_name}/{handler_name} is pinned to it)", deployment.id),
+        )
+    })?;
+    Ok(Chosen { deployment, version, service, newly_pinned: None })
+}
+
+fn choose_latest<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, AttemptFailure> {
+    let (service_name, handler_name) = (&spec.target.service, &spec.target.handler);
+    let service = schema.service(service_name).ok_or_else(|| {
+        AttemptFailure::terminal(404, format!("the service '{service_name}' is no longer registered"))
+    })?;
+    let deployment = schema.deployments.get(&service.deployment_id).ok_or_else(|| {
+        AttemptFailure::terminal(
+            410,
+            format!("the latest revision of '{service_name}' is on deployment {}, which is gone", service.deployment_id),
+        )
+    })?;
+    let handler = service.handler(handler_name).ok_or_else(|| {
+        AttemptFailure::terminal(
+            404,
+            format!(
+                "the handler '{handler_name}' of '{service_name}' is gone: revision {} (deployment {}) does not serve it",
+                service.revision, deployment.id
+            ),
+        )
+    })?;
+    let kind = service.target(handler, None).handler_kind;
+    if kind != spec.target.handler_kind {
+        return Err(AttemptFailure::terminal(
+            409,
+            format!(
+                "the handler {service_name}/{handler_name} was called as {:?} but revision {} (deployment {}) serves it as {:?}",
+                spec.target.handler_kind, service.revision, deployment.id, kind
+            ),
+        ));
+    }
+    let version = choose_version(deployment.min_protocol_version, deployment.max_protocol_version).ok_or_else(|| {
+        AttemptFailure::new(
+            500,
+            format!(
+                "deployment {} speaks protocol versions {}..{}, this server {}..{}",
+                deployment.id,
+                deployment.min_protocol_version,
+                deployment.max_protocol_version,
+                crate::protocol::MIN_SERVICE_PROTOCOL_VERSION,
+                crate::protocol::MAX_SERVICE_PROTOCOL_VERSION
+            ),
+        )
+    })?;
+    let pin = PinnedDeployment {
+        deployment: deployment.id,
+        protocol_version: version.as_u32(),
+        executed_version: None,
+        revision: service.revision,
+    };
+    let settings = (service.retry_policy(handler), service.retention(handler));
+    Ok(Chosen { deployment, version, service, newly_pinned: Some((pin, settings.0, settings.1)) })
 }
 
 async fn drive(
@@ -187,8 +240,9 @@ async fn drive(
         f.info.message = format!("deployment answered: {}", f.info.message);
         f
     })?;
-    if let Some(pin) = chosen.newly_pinned {
+    if let Some((pin, retry_policy, retention)) = chosen.newly_pinned {
         reporter.pending.push(Effect::Pinned(pin));
+        reporter.pending.push(Effect::Settings { retry_policy, retention });
     }
 
     let mut body = response.into_body();
@@ -367,6 +421,7 @@ fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, Atte
                                 ..Default::default()
                             },
                             next_retry_delay_ms: None,
+                            terminal: false,
                         })?;
                     (Some(target), Some((policy, retention)))
                 }
@@ -404,6 +459,7 @@ fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, Atte
                     related_command_type: e.related_command_type.and_then(|t| u16::try_from(t).ok()),
                 },
                 next_retry_delay_ms: e.next_retry_delay.map(|ms| ms.min(crate::durations::MAX_MS)),
+                terminal: false,
             }
         }
         DeploymentMessage::End => Effect::Ended,

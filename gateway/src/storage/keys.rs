@@ -6,7 +6,7 @@
 //! (or one key range's) data is contiguous for the engine and for SQL. Logs are keyed by LSN.
 
 use crate::engine::records::{ObjectKey, Timer, TimerKind};
-use crate::ids::InvocationId;
+use crate::ids::{DeploymentId, InvocationId};
 
 /// Table tags: the first byte of every key in a partition's column family.
 pub mod tag {
@@ -20,9 +20,11 @@ pub mod tag {
     pub const TIMER: u8 = 6;
     pub const OUTBOX: u8 = 7;
     pub const PROMISE: u8 = 8;
+    /// Not-completed invocations by the deployment they are pinned to.
+    pub const PINNED: u8 = 9;
 
     /// Every table, by tag.
-    pub const ALL: [u8; 9] = [META, INVOCATION, JOURNAL, STATE, INBOX, LOCK, TIMER, OUTBOX, PROMISE];
+    pub const ALL: [u8; 10] = [META, INVOCATION, JOURNAL, STATE, INBOX, LOCK, TIMER, OUTBOX, PROMISE, PINNED];
 
     /// The name a table's column family carries.
     pub fn cf_name(tag: u8) -> &'static str {
@@ -36,6 +38,7 @@ pub mod tag {
             TIMER => "timer",
             OUTBOX => "outbox",
             PROMISE => "promise",
+            PINNED => "pinned",
             _ => "unknown",
         }
     }
@@ -52,6 +55,7 @@ pub mod tag {
             TIMER => "timer",
             OUTBOX => "outbox",
             PROMISE => "promise",
+            PINNED => "pinned",
             _ => "unknown table",
         }
     }
@@ -216,6 +220,22 @@ pub fn outbox(seq: u64) -> [u8; 9] {
 
 pub fn parse_outbox(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+/// `pinned`: deployment ‖ invocation.
+pub fn pinned(deployment: &DeploymentId, id: &InvocationId) -> [u8; 41] {
+    let mut k = [0u8; 41];
+    k[..17].copy_from_slice(&pinned_to(deployment));
+    k[17..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+/// The prefix of every `pinned` key of one deployment.
+pub fn pinned_to(deployment: &DeploymentId) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = tag::PINNED;
+    k[1..].copy_from_slice(&deployment.0.to_be_bytes());
+    k
 }
 
 /// A log entry's key in `log-N`: its LSN.

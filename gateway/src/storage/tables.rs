@@ -10,7 +10,7 @@ use crate::engine::records::{
     InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
 };
 use crate::engine::store::{Store, StoreResult, Write};
-use crate::ids::InvocationId;
+use crate::ids::{DeploymentId, InvocationId};
 
 impl Storage {
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, partition: u32, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -84,6 +84,8 @@ impl Storage {
                 Write::DeleteOutbox { from, to } => {
                     b.delete_range_cf(cf(tag::OUTBOX), keys::outbox(*from), keys::outbox(*to))
                 }
+                Write::PutPinned(d, id) => b.put_cf(cf(tag::PINNED), keys::pinned(d, id), []),
+                Write::DeletePinned(d, id) => b.delete_cf(cf(tag::PINNED), keys::pinned(d, id)),
             }
         }
         b.put_cf(cf(tag::META), keys::meta(), codec::encode(meta));
@@ -177,7 +179,7 @@ pub(super) fn encode_status(status: &InvocationStatus) -> Vec<u8> {
     out
 }
 
-fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
+pub(super) fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
     if raw.len() < 2 {
         return Err(StorageError::Corrupt { table: "invocation", reason: "record too short".into() });
     }
@@ -241,6 +243,24 @@ impl Store for Storage {
 
     fn promise(&self, obj: &ObjectKey, name: &str) -> StoreResult<Option<Promise>> {
         Ok(self.get_decoded(self.partition_of(obj.partition_key()), &keys::promise(obj, name))?)
+    }
+
+    fn pinned_to(&self, deployment: &DeploymentId, limit: usize) -> StoreResult<Vec<InvocationId>> {
+        let prefix = keys::pinned_to(deployment);
+        let mut out = Vec::new();
+        for partition in 0..self.partitions() {
+            self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, _| {
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+                out.push(InvocationId::from_bytes(&k[prefix.len()..]).ok_or_else(|| StorageError::Corrupt {
+                    table: "pinned",
+                    reason: "bad key".into(),
+                })?);
+                Ok(true)
+            })?;
+        }
+        Ok(out)
     }
 }
 

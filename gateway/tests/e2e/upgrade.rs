@@ -68,7 +68,8 @@ fn carries_on(format: u32) {
     // The deployment the fixture registered, on the address it was registered with.
     let _svc = TsServices::start_on(made["deployment_port"].as_u64().unwrap() as u16, "h2", "v1");
     let mut perdure = Perdure::start_on_data_dir(tmp, data.clone());
-    assert!(format_of(&data).contains("format 2"), "format {format} upgraded: {}", format_of(&data));
+    let current = format!("format {}", perdure::storage::format::CURRENT);
+    assert!(format_of(&data).contains(&current), "format {format} upgraded: {}", format_of(&data));
     let ingress = perdure.ingress.clone();
     let call = |path: &str, body: &str| post_json(&format!("{ingress}/{path}"), body);
 
@@ -144,6 +145,7 @@ fn a_data_directory_of_a_newer_format_is_refused_and_left_untouched() {
         .expect("run perdure");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "refused: {stderr}");
-    assert!(stderr.contains("storage format 99") && stderr.contains("reads formats 1 to 2"), "{stderr}");
+    let supported = format!("reads formats 1 to {}", perdure::storage::format::CURRENT);
+    assert!(stderr.contains("storage format 99") && stderr.contains(&supported), "{stderr}");
     assert!(snapshot(&data) == before, "the directory is untouched");
 }

@@ -197,7 +197,7 @@ impl<L: Log> Partition<L> {
                         reason: failed.reason,
                     })?;
                 txn.meta.applied_lsn = entry.lsn;
-                let (writes, meta) = txn.into_writes();
+                let (writes, meta) = txn.into_writes()?;
                 self.storage.write_partition_state(self.info.id, &writes, &meta)?;
                 self.applied(meta);
                 self.last_now = batch.now;
@@ -296,7 +296,7 @@ impl<L: Log> Partition<L> {
                 };
             actions = applied_actions;
             // Once the entry is durable, the derived state follows on the same thread.
-            let (writes, mut meta) = txn.into_writes();
+            let (writes, mut meta) = txn.into_writes()?;
             let storage = self.storage.clone();
             let partition = self.info.id;
             let (lsn, written) = self

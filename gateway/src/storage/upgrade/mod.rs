@@ -8,6 +8,9 @@
 //! Format 1 → 2: a column family per table (keys led by partition id or partition key),
 //! postcard records → a column family per table per partition, tagged keys, records in
 //! `pack` (which counts each struct's fields, so they can grow).
+//!
+//! Format 2 → 3: records only gained fields (they read as they are); each partition's drain
+//! counters and pinned index are counted from its invocation records.
 
 mod v1;
 
@@ -27,12 +30,15 @@ const V1_PARTITION_META: &[u8] = b"partition/";
 /// Puts per write batch while upgrading.
 const CHUNK: usize = 1024;
 
-/// Upgrades from format `from` to the current one.
+/// Upgrades from format `from` to the current one, one format at a time.
 pub fn run(storage: &Storage, from: u32) -> Result<(), StorageError> {
-    if from == 1 {
-        tracing::info!("upgrading the data directory from storage format 1 to 2");
-        from_v1(storage).map_err(|e| StorageError::Upgrade { from, reason: e.to_string() })?;
-        storage.flush()?;
+    let steps: [(u32, fn(&Storage) -> Result<(), StorageError>); 2] = [(1, from_v1), (2, from_v2)];
+    for (format, step) in steps {
+        if from <= format {
+            tracing::info!("upgrading the data directory from storage format {format} to {}", format + 1);
+            step(storage).map_err(|e| StorageError::Upgrade { from: format, reason: e.to_string() })?;
+            storage.flush()?;
+        }
     }
     Ok(())
 }
@@ -200,4 +206,30 @@ fn from_v1(storage: &Storage) -> Result<(), StorageError> {
         out.put_partition(partition, &keys::meta(), &record)?;
     }
     out.write()
+}
+
+/// Counts every partition's not-completed invocations into its drain counters and pinned
+/// index (format 3 keeps them with every batch; format 2 had neither).
+fn from_v2(storage: &Storage) -> Result<(), StorageError> {
+    for partition in 0..storage.partitions() {
+        let mut meta = storage.partition_meta(partition)?;
+        meta.deployments.clear();
+        meta.handlers.clear();
+        let mut out = Writer::new(storage);
+        let invocations = storage.table_cf(partition, tag::INVOCATION);
+        for item in storage.db().iterator_cf(&invocations, IteratorMode::Start) {
+            let (key, value) = item?;
+            let id = keys::parse_invocation(&key)
+                .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
+            let status = super::tables::decode_status(&value)?;
+            let census = records::Census::of(Some(&status));
+            meta.recount(&records::Census::default(), &census);
+            if let Some((deployment, _)) = census.pinned {
+                out.put_partition(partition, &keys::pinned(&deployment, &id), &[])?;
+            }
+        }
+        out.put_partition(partition, &keys::meta(), &codec::encode(&meta))?;
+        out.write()?;
+    }
+    Ok(())
 }
