@@ -149,6 +149,7 @@ impl Server {
                 None => format!("http://{ingress_addr}/"),
             },
             discovery_timeout: Duration::from_secs(10),
+            storage: storage.clone(),
         });
         let mut rx = shutdown_rx.clone();
         tasks.spawn(async move {

@@ -1,19 +1,22 @@
-//! `/deployments`: register (discover, validate, store), list, describe.
+//! `/deployments`: register (discover, validate, store), list, describe with drain status,
+//! change the address or headers, and remove (guarded by the drain status).
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Extension, Path, State as AxState};
+use axum::extract::{Extension, Path, Query, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::render::{RegisterResponse, deployment_detail, deployment_summary};
+use super::render::{Drain, RegisterResponse, deployment_detail, deployment_summary};
 use super::{ApiVersion, Error, State, bad_path_id};
 use crate::durations::now_ms;
 use crate::ids::DeploymentId;
 use crate::invoker::discovery::discover;
-use crate::schema::{Endpoint, HttpVersion, RegisterOutcome, RegisterRequest, register as register_deployment};
+use crate::engine::command::Command;
+use crate::engine::partition::router::{ReplyMode, Request};
+use crate::schema::{Endpoint, HttpVersion, RegisterOutcome, RegisterRequest, SchemaChange, register as register_deployment};
 
 /// `POST /deployments` body: the HTTP form or the Lambda form.
 #[derive(Deserialize)]
@@ -38,21 +41,181 @@ pub enum RegisterDeploymentRequest {
     Lambda { arn: String },
 }
 
-pub async fn list(AxState(state): AxState<State>) -> impl IntoResponse {
+pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
     let schema = state.schema.snapshot();
-    let deployments: Vec<_> = schema.deployments.values().map(deployment_summary).collect();
-    Json(serde_json::json!({ "deployments": deployments }))
+    let counts = state.storage.drain_counts()?;
+    let deployments: Vec<_> = schema
+        .deployments
+        .values()
+        .map(|d| deployment_summary(d, Drain::of(schema.latest_on(&d.id), &counts.get(&d.id).cloned().unwrap_or_default())))
+        .collect();
+    Ok(Json(serde_json::json!({ "deployments": deployments })).into_response())
 }
 
-pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Response {
-    let parsed: DeploymentId = match id.parse() {
+/// A deployment id from the path, or the answer to give instead.
+fn parse_id(id: &str) -> Result<DeploymentId, Response> {
+    id.parse().map_err(|e| bad_path_id("deployment", id, e))
+}
+
+/// The drain status of one deployment, as of now.
+fn drain_of(state: &State, schema: &crate::schema::Schema, id: &DeploymentId) -> Result<Drain, Error> {
+    let counts = state.storage.drain_counts()?.remove(id).unwrap_or_default();
+    Ok(Drain::of(schema.latest_on(id), &counts))
+}
+
+pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
+    let parsed = match parse_id(&id) {
         Ok(d) => d,
-        Err(e) => return bad_path_id("deployment", &id, e),
+        Err(r) => return Ok(r),
     };
-    match state.schema.deployment(&parsed) {
-        Some(d) => Json(deployment_detail(&d)).into_response(),
-        None => Error::UnknownDeployment(id).into_response(),
+    let schema = state.schema.snapshot();
+    match schema.deployments.get(&parsed) {
+        Some(d) => Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed)?)).into_response()),
+        None => Err(Error::UnknownDeployment(id)),
     }
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Invocation ids a refused removal lists, at most.
+const LISTED: usize = 20;
+
+/// `DELETE /deployments/{id}`: without `force`, only a drained deployment (latest for no
+/// service, nothing pinned) goes; otherwise 409 with what holds it. With `force` it goes at
+/// once, with the services whose latest revision it served, and every invocation still
+/// pinned to it ends with a terminal error naming it.
+pub async fn remove(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    Query(query): Query<RemoveQuery>,
+) -> Result<Response, Error> {
+    let parsed = match parse_id(&id) {
+        Ok(d) => d,
+        Err(r) => return Ok(r),
+    };
+    let storage = state.storage.clone();
+    let removed = state
+        .schema
+        .update(|schema| {
+            if !schema.deployments.contains_key(&parsed) {
+                return Err(Error::UnknownDeployment(id.clone()));
+            }
+            let latest = schema.latest_on(&parsed);
+            let counts = storage.drain_counts()?.remove(&parsed).unwrap_or_default();
+            let drain = Drain::of(latest.clone(), &counts);
+            if !query.force && !drain.is_drained() {
+                use crate::engine::store::Store as _;
+                let pinned = storage.pinned_to(&parsed, LISTED).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
+                return Err(Error::Held { id: parsed, drain, invocations: pinned });
+            }
+            Ok((Some(SchemaChange::RemoveDeployment { id: parsed, services: latest }), drain))
+        })
+        .await?;
+    if removed.pinned_invocations.total > 0 || query.force {
+        // The schema no longer has it (no new attempt can start there); now every partition
+        // ends what is still pinned to it. Answered once each partition has it in its log.
+        for partition in 0..state.router.count() {
+            let key = *crate::engine::partitions::key_range(partition, state.router.count()).start();
+            let command = Command::DeploymentRemoved { deployment: parsed };
+            state
+                .router
+                .ask(key, |tx| Request::Command { command, reply: ReplyMode::Applied(tx) })
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `PATCH /deployments/{id}` body (Restate's `UpdateDeploymentRequest`, HTTP form).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeploymentRequest {
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    additional_headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    use_http_11: Option<bool>,
+    #[serde(default)]
+    arn: Option<String>,
+    #[serde(default)]
+    assume_role_arn: Option<String>,
+    #[serde(default)]
+    overwrite: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `PATCH /deployments/{id}`: new headers, or a new address that serves the same code (its
+/// discovery returns the identical manifest). New code is a new deployment.
+pub async fn update(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateDeploymentRequest>,
+) -> Result<Response, Error> {
+    let parsed = match parse_id(&id) {
+        Ok(d) => d,
+        Err(r) => return Ok(r),
+    };
+    let Some(current) = state.schema.deployment(&parsed) else { return Err(Error::UnknownDeployment(id)) };
+    if req.overwrite {
+        return Err(Error::Conflict {
+            message: format!(
+                "deployment {parsed} cannot be overwritten: a deployment is immutable. Register the new code \
+                 as a new deployment (a new URL or Lambda version); its services get new revisions"
+            ),
+            code: None,
+        });
+    }
+    let Endpoint::Http { uri: old_uri, http_version: old_version } = &current.endpoint else {
+        return Err(Error::NotImplemented("Lambda deployments are not supported yet".into()));
+    };
+    if req.arn.is_some() || req.assume_role_arn.is_some() {
+        return Err(Error::InvalidField {
+            field: "arn",
+            reason: format!("deployment {parsed} is an HTTP deployment; change its 'uri' instead"),
+        });
+    }
+    let uri = match &req.uri {
+        Some(u) => normalize_uri(u)?,
+        None => old_uri.clone(),
+    };
+    let http_version = match req.use_http_11 {
+        Some(true) => HttpVersion::Http11,
+        Some(false) => HttpVersion::Http2,
+        None => old_version.clone(),
+    };
+    let headers = req.additional_headers.clone().unwrap_or_else(|| current.additional_headers.clone());
+    let moved = uri != *old_uri || http_version != *old_version;
+    if moved {
+        // The same code at a new address: discovery there must answer the same manifest.
+        let discovered = discover(&state.client, &uri, &http_version, &headers, state.discovery_timeout).await?;
+        if discovered.manifest != current.manifest {
+            return Err(Error::Conflict {
+                message: format!(
+                    "'{uri}' serves different code than deployment {parsed} (its manifest differs): a deployment is \
+                     immutable, so register '{uri}' as a new deployment instead"
+                ),
+                code: None,
+            });
+        }
+    }
+    let mut next = current.clone();
+    next.endpoint = Endpoint::Http { uri, http_version };
+    next.additional_headers = headers;
+    let schema = state.schema.snapshot();
+    let drain = drain_of(&state, &schema, &parsed)?;
+    if req.dry_run || (next.endpoint == current.endpoint && next.additional_headers == current.additional_headers) {
+        return Ok(Json(deployment_detail(&next, drain)).into_response());
+    }
+    let change = SchemaChange::UpdateDeployment { deployment: Box::new(next.clone()) };
+    state.schema.update(|_| Ok::<_, Error>((Some(change), ()))).await?;
+    Ok(Json(deployment_detail(&next, drain)).into_response())
 }
 
 /// Normalises an HTTP deployment URI as Restate stores it (an empty path becomes `/`).

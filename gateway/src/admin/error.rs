@@ -33,6 +33,28 @@ pub enum Error {
     Storage(#[from] crate::storage::StorageError),
     #[error("the request could not be applied (the server log has the details): {0}")]
     Rejected(String),
+    /// A deployment that is not drained, removed without `force`.
+    #[error("{}", held_message(.id, .drain))]
+    Held { id: crate::ids::DeploymentId, drain: super::render::Drain, invocations: Vec<crate::ids::InvocationId> },
+}
+
+fn held_message(id: &crate::ids::DeploymentId, drain: &super::render::Drain) -> String {
+    let mut why = Vec::new();
+    if !drain.latest_for.is_empty() {
+        why.push(format!("it serves the latest revision of {}", drain.latest_for.join(", ")));
+    }
+    let p = &drain.pinned_invocations;
+    if p.total > 0 {
+        why.push(format!(
+            "{} invocations are pinned to it ({} running, {} suspended, {} backing off, {} paused)",
+            p.total, p.running, p.suspended, p.backing_off, p.paused
+        ));
+    }
+    format!(
+        "deployment {id} is {} and cannot be removed: {}. Register its successor and wait for it to drain, or pass force=true (its pinned invocations then fail)",
+        drain.drain_status,
+        why.join("; ")
+    )
 }
 
 impl From<RegistrationError> for Error {
@@ -54,7 +76,7 @@ impl Error {
                 (StatusCode::NOT_FOUND, None)
             }
             Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
-            Error::AlreadyExists(_) => (StatusCode::CONFLICT, None),
+            Error::AlreadyExists(_) | Error::Held { .. } => (StatusCode::CONFLICT, None),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
             Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
@@ -75,6 +97,13 @@ impl IntoResponse for Error {
             (Error::Discovery(d), Some(code)) => format!("[{code}] {d}"),
             _ => self.to_string(),
         };
-        (status, axum::Json(serde_json::json!({ "message": message, "restate_code": code }))).into_response()
+        let mut body = serde_json::json!({ "message": message, "restate_code": code });
+        if let Error::Held { drain, invocations, .. } = &self {
+            body["drain_status"] = drain.drain_status.into();
+            body["latest_for"] = serde_json::json!(drain.latest_for);
+            body["pinned_invocations"] = serde_json::to_value(&drain.pinned_invocations).unwrap_or_default();
+            body["invocations"] = invocations.iter().map(|i| i.to_string()).collect();
+        }
+        (status, axum::Json(body)).into_response()
     }
 }

@@ -43,6 +43,8 @@ pub struct AdminState {
     pub defaults: SchemaDefaults,
     pub ingress_url: String,
     pub discovery_timeout: Duration,
+    /// Read for drain counts and the pinned index.
+    pub storage: crate::storage::Storage,
 }
 
 pub type State = Arc<AdminState>;
@@ -55,7 +57,10 @@ pub fn router(state: State) -> Router {
             .route("/openapi", get(openapi::document))
             .route("/cluster-health", get(cluster_health))
             .route("/deployments", get(deployments::list).post(deployments::register))
-            .route("/deployments/{id}", get(deployments::get_one))
+            .route(
+                "/deployments/{id}",
+                get(deployments::get_one).delete(deployments::remove).patch(deployments::update),
+            )
             .route("/services", get(services::list))
             .route("/services/{name}", get(services::get_one).patch(services::modify))
             .route("/services/{name}/handlers", get(services::handlers))

@@ -73,7 +73,15 @@ pub fn spec() -> Value {
                 }
             },
             "/deployments/{deployment}": {
-                "get": { "summary": "Get deployment", "operationId": "get_deployment", "parameters": [path_param("deployment", "Deployment id (dp_…)")], "responses": with(json!({ "200": ok("The deployment with its services", "DetailedDeploymentResponse") })) }
+                "get": { "summary": "Get deployment", "operationId": "get_deployment", "parameters": [path_param("deployment", "Deployment id (dp_…)")], "responses": with(json!({ "200": ok("The deployment with its services and drain status", "DetailedDeploymentResponse") })) },
+                "patch": { "summary": "Change a deployment's headers, or its address when discovery there returns the same manifest", "operationId": "update_deployment", "parameters": [path_param("deployment", "Deployment id (dp_…)")],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": {
+                        "uri": { "type": "string" }, "additional_headers": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "use_http_11": { "type": "boolean" }, "overwrite": { "type": "boolean", "description": "refused: a deployment is immutable" }, "dry_run": { "type": "boolean" } } } } } },
+                    "responses": with(json!({ "200": ok("The deployment as it is now", "DetailedDeploymentResponse"), "409": { "description": "The new address serves different code" } })) },
+                "delete": { "summary": "Remove a deployment: when drained, or with force=true (its pinned invocations end with an error)", "operationId": "delete_deployment",
+                    "parameters": [path_param("deployment", "Deployment id (dp_…)"), { "name": "force", "in": "query", "required": false, "schema": { "type": "boolean" } }],
+                    "responses": with(json!({ "202": { "description": "Removed" }, "409": { "description": "Not drained: serves a latest revision or has pinned invocations (listed, at most 20)" } })) }
             },
             "/services": { "get": { "summary": "List services", "operationId": "list_services", "responses": with(json!({ "200": ok("Latest revision of every service", "ListServicesResponse") })) } },
             "/services/{service}": {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::durations::{format_compact, rfc3339_nanos};
 use crate::engine::records::OnMaxAttempts;
 use crate::protocol::manifest::{HandlerType, ProtocolMode, ServiceType};
+use crate::engine::records::DrainCounts;
 use crate::schema::{Deployment, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision};
 
 fn friendly(ms: u64) -> String {
@@ -130,6 +131,8 @@ pub struct ServiceJson {
     #[serde(skip_serializing_if = "is_empty_map")]
     pub metadata: BTreeMap<String, String>,
     pub deployment_id: String,
+    /// The older name of `deployment_id` (Restate's versioning docs still show it).
+    pub endpoint_id: String,
     pub revision: u32,
     pub public: bool,
     pub idempotency_retention: String,
@@ -155,6 +158,7 @@ impl ServiceJson {
             documentation: s.documentation.clone(),
             metadata: s.metadata.clone(),
             deployment_id: s.deployment_id.to_string(),
+            endpoint_id: s.deployment_id.to_string(),
             revision: s.revision,
             public: s.public,
             idempotency_retention: friendly(s.idempotency_retention),
@@ -198,9 +202,59 @@ pub struct DeploymentJson<S: Serialize> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sdk_version: Option<String>,
     pub services: Vec<S>,
+    /// perdure's own fields (the `restate` CLI ignores them).
+    #[serde(flatten)]
+    pub drain: Drain,
 }
 
-pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>) -> DeploymentJson<S> {
+/// Whether a deployment can go: perdure's own fields on every deployment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Drain {
+    /// `active`: it serves the latest revision of some service (`latest_for`); `draining`:
+    /// not any more, but invocations are still pinned to it; `drained`: neither, it can go.
+    pub drain_status: &'static str,
+    pub latest_for: Vec<String>,
+    pub pinned_invocations: PinnedCounts,
+}
+
+/// Not-completed invocations pinned to a deployment, by where they stand.
+#[derive(Clone, Debug, Serialize)]
+pub struct PinnedCounts {
+    pub total: u64,
+    pub running: u64,
+    pub suspended: u64,
+    pub backing_off: u64,
+    pub paused: u64,
+}
+
+impl Drain {
+    pub fn of(latest_for: Vec<String>, counts: &DrainCounts) -> Self {
+        let drain_status = if !latest_for.is_empty() {
+            "active"
+        } else if counts.total() > 0 {
+            "draining"
+        } else {
+            "drained"
+        };
+        Drain {
+            drain_status,
+            latest_for,
+            pinned_invocations: PinnedCounts {
+                total: counts.total(),
+                running: counts.running,
+                suspended: counts.suspended,
+                backing_off: counts.backing_off,
+                paused: counts.paused,
+            },
+        }
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drain_status == "drained"
+    }
+}
+
+pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) -> DeploymentJson<S> {
     let (uri, protocol_type, http_version, arn, assume_role_arn) = match &d.endpoint {
         Endpoint::Http { uri, http_version } => (
             Some(uri.clone()),
@@ -228,15 +282,17 @@ pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>) -> DeploymentJ
         max_protocol_version: d.max_protocol_version,
         sdk_version: d.sdk_version.clone(),
         services,
+        drain,
     }
 }
 
-pub fn deployment_summary(d: &Deployment) -> DeploymentJson<ServiceNameRevision> {
-    deployment(d, d.services.iter().map(|s| ServiceNameRevision { name: s.name.clone(), revision: s.revision }).collect())
+pub fn deployment_summary(d: &Deployment, drain: Drain) -> DeploymentJson<ServiceNameRevision> {
+    let services = d.services.iter().map(|s| ServiceNameRevision { name: s.name.clone(), revision: s.revision });
+    deployment(d, services.collect(), drain)
 }
 
-pub fn deployment_detail(d: &Deployment) -> DeploymentJson<ServiceJson> {
-    deployment(d, d.services.iter().map(ServiceJson::new).collect())
+pub fn deployment_detail(d: &Deployment, drain: Drain) -> DeploymentJson<ServiceJson> {
+    deployment(d, d.services.iter().map(ServiceJson::new).collect(), drain)
 }
 
 #[derive(Serialize)]

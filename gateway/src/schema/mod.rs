@@ -41,6 +41,10 @@ pub enum SchemaChange {
     PutDeployment { deployment: Box<Deployment>, latest: Vec<String> },
     /// A service's settings changed (`PATCH /services`): its latest revision as it is now.
     PutService { service: Box<ServiceRevision> },
+    /// A deployment was removed, and with it the services whose latest revision it served.
+    RemoveDeployment { id: DeploymentId, services: Vec<String> },
+    /// A deployment's address or headers changed (`PATCH /deployments`); its code did not.
+    UpdateDeployment { deployment: Box<Deployment> },
 }
 
 impl Schema {
@@ -63,7 +67,25 @@ impl Schema {
                 }
                 self.services.insert(service.name.clone(), *service);
             }
+            SchemaChange::RemoveDeployment { id, services } => {
+                self.deployments.remove(&id);
+                for name in services {
+                    if self.services.get(&name).is_some_and(|s| s.deployment_id == id) {
+                        self.services.remove(&name);
+                    }
+                }
+            }
+            SchemaChange::UpdateDeployment { deployment } => {
+                if let Some(d) = self.deployments.get_mut(&deployment.id) {
+                    *d = *deployment;
+                }
+            }
         }
+    }
+
+    /// The services whose latest revision deployment `id` serves.
+    pub fn latest_on(&self, id: &DeploymentId) -> Vec<String> {
+        self.services.values().filter(|s| &s.deployment_id == id).map(|s| s.name.clone()).collect()
     }
 }
 

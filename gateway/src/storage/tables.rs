@@ -166,6 +166,31 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Every partition's drain counters, summed: not-completed invocations pinned to each
+    /// deployment, by where they stand.
+    pub fn drain_counts(&self) -> Result<std::collections::BTreeMap<DeploymentId, crate::engine::records::DrainCounts>, StorageError> {
+        let mut out: std::collections::BTreeMap<DeploymentId, crate::engine::records::DrainCounts> = Default::default();
+        for partition in 0..self.partitions() {
+            for (d, counts) in self.partition_meta(partition)?.deployments {
+                out.entry(d).or_default().add(&counts);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every partition's count of not-completed invocations per `service/handler`, summed.
+    pub fn pending_by_handler(&self) -> Result<std::collections::BTreeMap<String, u64>, StorageError> {
+        let mut out: std::collections::BTreeMap<String, u64> = Default::default();
+        for partition in 0..self.partitions() {
+            for (h, n) in self.partition_meta(partition)?.handlers {
+                *out.entry(h).or_default() += n;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Invocation records carry one byte in front of the record, after the envelope version:
 /// whether the attempt was running, so a starting leader finds those without decoding the
 /// (mostly completed, retained) rest.

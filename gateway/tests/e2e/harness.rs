@@ -264,13 +264,20 @@ impl TsServices {
 
     /// The same on a given port (0 = any free one).
     pub fn start_on(port: u16, mode: &str, tag: &str) -> SdkProcess {
+        Self::start_variant(port, mode, tag, "")
+    }
+
+    /// A changed revision of the services: `variant` lists edits such as `drop:Greeter.sleepy`
+    /// (a handler is gone), `drop:Mailbox` (a service is gone) or `flip:Counter.get`
+    /// (exclusive <-> shared); see `services.mjs`.
+    pub fn start_variant(port: u16, mode: &str, tag: &str, variant: &str) -> SdkProcess {
         let dir = repo_root().join("tests/services/ts");
         assert!(
             dir.join("node_modules/@restatedev/restate-sdk").exists(),
             "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
         );
         let mut cmd = Command::new(node22());
-        cmd.arg("services.mjs").arg(port.to_string()).arg(mode).arg(tag).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
+        cmd.arg("services.mjs").arg(port.to_string()).arg(mode).arg(tag).arg(variant).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
         cmd.stderr(Stdio::inherit());
         SdkProcess::spawn(cmd, "TS services")
     }

@@ -16,3 +16,4 @@ mod rust_sdk;
 mod semantics;
 mod typescript;
 mod upgrade;
+mod versioning;

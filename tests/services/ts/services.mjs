@@ -1,12 +1,15 @@
 // perdure's TypeScript test services, built on @restatedev/restate-sdk 1.17.2 (needs Node >= 22).
 //
-// Usage: node services.mjs [port=9080] [mode=h2|h1|h1bidi] [tag=v1]
+// Usage: node services.mjs [port=9080] [mode=h2|h1|h1bidi] [tag=v1] [variant]
 //   h2     endpoint.listen(port): HTTP/2 cleartext, bidirectional streaming (the SDK's default path)
 //   h1     http.createServer(endpoint.http1Handler()) on 127.0.0.1: HTTP/1.1 request/response
 //   h1bidi the same with { bidirectional: true }
 //   port 0 picks a free port. Once listening, exactly one line `listening <port>` is printed to stdout;
 //   the SDK's own log lines go to stderr (level from RESTATE_LOGGING, default INFO).
 //   tag is echoed by some handlers, so a test can tell which deployment revision answered.
+//   variant changes the code the way a new revision might, as comma-separated edits:
+//     drop:Greeter.sleepy   the handler is gone      drop:Mailbox   the service is gone
+//     flip:Counter.get      a Counter handler turns exclusive <-> shared
 //
 // Services (names and behaviour follow the services used in Restate's docs):
 //   Greeter (service)
@@ -43,7 +46,27 @@ if (nodeMajor < 22) {
   process.exit(1);
 }
 
-const [portArg = "9080", mode = "h2", tag = "v1"] = process.argv.slice(2);
+const [portArg = "9080", mode = "h2", tag = "v1", variantArg = ""] = process.argv.slice(2);
+const edits = variantArg.split(",").filter(Boolean).map((e) => e.split(":"));
+const dropped = new Set(edits.filter(([op]) => op === "drop").map(([, what]) => what));
+const flipped = new Set(edits.filter(([op]) => op === "flip").map(([, what]) => what));
+for (const [op] of edits) {
+  if (op !== "drop" && op !== "flip") {
+    process.stderr.write(`invalid variant edit: ${op} (expected drop:... or flip:...)\n`);
+    process.exit(2);
+  }
+}
+// The handlers of `service` that this variant keeps; `shared` names the object handlers that
+// are shared (before any flip).
+function handlersOf(service, handlers, shared = []) {
+  const out = {};
+  for (const [name, fn] of Object.entries(handlers)) {
+    const full = `${service}.${name}`;
+    if (dropped.has(full)) continue;
+    out[name] = shared.includes(name) !== flipped.has(full) ? restate.handlers.object.shared(fn) : fn;
+  }
+  return out;
+}
 const port = Number(portArg);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`invalid port: ${portArg}\n`);
@@ -62,7 +85,7 @@ const attemptsByKey = new Map();
 
 const greeter = restate.service({
   name: "Greeter",
-  handlers: {
+  handlers: handlersOf("Greeter", {
     greet: async (_ctx, name) => `Hello, ${name}!`,
 
     greetAndCount: async (ctx, name) => {
@@ -103,7 +126,7 @@ const greeter = restate.service({
       }
       return `ok after ${attempt} attempts`;
     },
-  },
+  }),
 });
 
 // --- Counter -------------------------------------------------------------------------------------
@@ -112,14 +135,14 @@ const readCount = async (ctx) => (await ctx.get("count")) ?? 0;
 
 const counter = restate.object({
   name: "Counter",
-  handlers: {
+  handlers: handlersOf("Counter", {
     add: async (ctx, n) => {
       const count = (await readCount(ctx)) + withDefault(n, 1);
       ctx.set("count", count);
       return count;
     },
 
-    get: restate.handlers.object.shared(async (ctx) => readCount(ctx)),
+    get: async (ctx) => readCount(ctx),
 
     slowAdd: async (ctx, ms) => {
       await ctx.sleep(withDefault(ms, 3000));
@@ -131,7 +154,7 @@ const counter = restate.object({
     reset: async (ctx) => {
       ctx.clearAll();
     },
-  },
+  }, ["get"]),
 });
 
 // --- SleepWorkflow -------------------------------------------------------------------------------
@@ -278,15 +301,10 @@ function stderrLogger(meta, message, ...rest) {
   );
 }
 
-const endpoint = restate
-  .endpoint()
-  .setLogger(stderrLogger)
-  .bind(greeter)
-  .bind(counter)
-  .bind(sleepWorkflow)
-  .bind(mailbox)
-  .bind(waiter)
-  .bind(approval);
+const endpoint = restate.endpoint().setLogger(stderrLogger);
+for (const service of [greeter, counter, sleepWorkflow, mailbox, waiter, approval]) {
+  if (!dropped.has(service.name)) endpoint.bind(service);
+}
 
 function announce(actualPort) {
   process.stdout.write(`listening ${actualPort}\n`);

@@ -1,0 +1,138 @@
+//! Versioning and the deployment lifecycle (ARCHITECTURE.md, "Deployments, revisions,
+//! pinning"): a new deployment of a service takes new invocations while running ones finish
+//! on the deployment they started on; a deployment shows whether it is active, draining or
+//! drained, and goes only once drained unless forced; work that had not started runs on the
+//! revision that is latest when it starts, re-validated then.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn deployment(perdure: &Perdure, id: &str) -> Reply {
+    get(&format!("{}/deployments/{id}", perdure.admin))
+}
+
+fn delete(perdure: &Perdure, id: &str, force: bool) -> Reply {
+    request("DELETE", &format!("{}/deployments/{id}{}", perdure.admin, if force { "?force=true" } else { "" }))
+}
+
+fn send(perdure: &Perdure, path: &str, body: &str) -> String {
+    let r = post_json(&format!("{}/{path}/send", perdure.ingress), body);
+    assert_eq!(r.status, 202, "{path}: {}", r.body);
+    r.json()["invocationId"].as_str().unwrap().to_owned()
+}
+
+fn attach(perdure: &Perdure, id: &str) -> Reply {
+    get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress))
+}
+
+fn register(perdure: &Perdure, svc: &SdkProcess, extra: Value) -> String {
+    let (status, body) = perdure.register(&svc.url(), extra);
+    assert!(status == 201 || status == 200, "{status}: {body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_new_revision_takes_new_calls_while_running_ones_finish_on_theirs_and_the_old_one_drains() {
+    let mut perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let sleeping: Vec<String> = (0..3).map(|_| send(&perdure, "Greeter/sleepy", "3000")).collect();
+    eventually(Duration::from_secs(10), "the sleepers to be pinned", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 3).then_some(())
+    });
+    let d1 = deployment(&perdure, &dp1).json();
+    assert_eq!(d1["drain_status"], "active");
+    assert!(d1["latest_for"].as_array().unwrap().contains(&json!("Greeter")), "{d1}");
+
+    // v2: revision 2 of every service, new calls go there.
+    let v2 = TsServices::start("h2", "v2");
+    let dp2 = register(&perdure, &v2, json!({}));
+    let greeter = get(&format!("{}/services/Greeter", perdure.admin)).json();
+    assert_eq!((greeter["revision"].as_u64(), greeter["deployment_id"].as_str()), (Some(2), Some(dp2.as_str())));
+    assert_eq!(greeter["endpoint_id"], greeter["deployment_id"], "the seed's older field name");
+    let listed = deployment(&perdure, &dp2).json();
+    assert!(listed["services"].as_array().unwrap().iter().all(|s| s["revision"] == 2), "{listed}");
+    let d1 = deployment(&perdure, &dp1).json();
+    assert_eq!((d1["drain_status"].as_str(), d1["pinned_invocations"]["total"].as_u64()), (Some("draining"), Some(3)));
+    assert_eq!(post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "10").json()["finished_on"], "v2");
+
+    // Still in use: not removed, and the answer says by whom.
+    let refused = delete(&perdure, &dp1, false);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let why = refused.json();
+    assert_eq!(why["pinned_invocations"]["total"], 3);
+    let ids: Vec<&str> = why["invocations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for id in &sleeping {
+        assert!(ids.contains(&id.as_str()), "{id} listed in {why}");
+    }
+    assert!(why["message"].as_str().unwrap().contains("3 invocations are pinned"), "{why}");
+    // The active one refuses too: it serves the latest revisions.
+    assert_eq!(delete(&perdure, &dp2, false).status, 409);
+
+    // A restart in the middle changes nothing.
+    assert!(perdure.stop().success());
+    perdure.restart();
+    for id in &sleeping {
+        let done = attach(&perdure, id);
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_eq!(done.json()["finished_on"], "v1", "pinned to the deployment it started on");
+    }
+    let d1 = deployment(&perdure, &dp1).json();
+    assert_eq!((d1["drain_status"].as_str(), d1["pinned_invocations"]["total"].as_u64()), (Some("drained"), Some(0)));
+    assert_eq!(delete(&perdure, &dp1, false).status, 202);
+    assert_eq!(deployment(&perdure, &dp1).status, 404);
+    assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"again\"").body, "\"Hello, again!\"");
+}
+
+#[test]
+fn a_forced_removal_ends_the_invocations_pinned_to_it_with_an_error_naming_it() {
+    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "100ms")]);
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let sleeping = send(&perdure, "Greeter/sleepy", "60000");
+    eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 1).then_some(())
+    });
+    let v2 = TsServices::start("h2", "v2");
+    register(&perdure, &v2, json!({}));
+    assert_eq!(delete(&perdure, &dp1, true).status, 202);
+    let ended = attach(&perdure, &sleeping);
+    assert_eq!(ended.status, 410, "{}", ended.body);
+    assert!(ended.body.contains(&dp1) && ended.body.contains("removed"), "{}", ended.body);
+    assert_eq!(post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "10").json()["finished_on"], "v2");
+}
+
+#[test]
+fn work_that_had_not_started_starts_on_the_latest_revision_and_fails_at_once_if_its_handler_went() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    register(&perdure, &v1, json!({}));
+    // Delayed: not started when v2 arrives.
+    let gone = {
+        let r = post_json(&format!("{}/Greeter/sleepy/send?delay=1500ms", perdure.ingress), "10");
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    let flipped = {
+        let r = post_json(&format!("{}/Counter/k1/get/send?delay=1500ms", perdure.ingress), "null");
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    let moved = {
+        let r = post_json(&format!("{}/Greeter/greet/send?delay=1500ms", perdure.ingress), "\"later\"");
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    // v2 drops Greeter.sleepy and makes Counter.get exclusive (a breaking change).
+    let v2 = TsServices::start_variant(0, "h2", "v2", "drop:Greeter.sleepy,flip:Counter.get");
+    let dp2 = register(&perdure, &v2, json!({ "breaking": true }));
+
+    let r = attach(&perdure, &gone);
+    assert_eq!(r.status, 404, "no retry loop, an error at once: {}", r.body);
+    assert!(r.body.contains("sleepy") && r.body.contains(&dp2), "{}", r.body);
+    let r = attach(&perdure, &flipped);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("Counter/get") && r.body.contains(&dp2), "{}", r.body);
+    // What still exists runs on the revision that was latest when it started.
+    assert_eq!(attach(&perdure, &moved).body, "\"Hello, later!\"");
+}
