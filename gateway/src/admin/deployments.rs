@@ -16,7 +16,11 @@ use crate::ids::DeploymentId;
 use crate::invoker::discovery::discover;
 use crate::engine::command::Command;
 use crate::engine::partition::router::{ReplyMode, Request};
-use crate::schema::{Endpoint, HttpVersion, RegisterOutcome, RegisterRequest, SchemaChange, register as register_deployment};
+use crate::ids::InvocationId;
+use crate::schema::{
+    Endpoint, HttpVersion, InFlight, RegisterOutcome, RegisterRequest, SchemaChange, register as register_deployment,
+};
+use crate::storage::StorageError;
 
 /// `POST /deployments` body: the HTTP form or the Lambda form.
 #[derive(Deserialize)]
@@ -81,8 +85,7 @@ pub struct RemoveQuery {
     force: bool,
 }
 
-/// Invocation ids a refused removal lists, at most.
-const LISTED: usize = 20;
+use crate::schema::LISTED;
 
 /// `DELETE /deployments/{id}`: without `force`, only a drained deployment (latest for no
 /// service, nothing pinned) goes; otherwise 409 with what holds it. With `force` it goes at
@@ -291,19 +294,37 @@ pub async fn register(
         now: now_ms(),
     };
     let defaults = state.defaults.clone();
-    let outcome = state.schema.update(|schema| register_deployment(schema, request, &defaults)).await?;
+    let in_flight = Counters(&state.storage);
+    let outcome = state.schema.update(|schema| register_deployment(schema, request, &defaults, &in_flight)).await?;
     let status = match &outcome {
-        RegisterOutcome::Created(_) => StatusCode::CREATED,
+        RegisterOutcome::Created(..) => StatusCode::CREATED,
         RegisterOutcome::Unchanged(d) if version == ApiVersion::V2 => {
             return Err(Error::AlreadyExists(d.id.to_string()));
         }
         RegisterOutcome::Unchanged(_) => StatusCode::OK,
-        RegisterOutcome::Overwritten(_) if version == ApiVersion::V2 => StatusCode::CREATED,
-        RegisterOutcome::Overwritten(_) => StatusCode::OK,
+        RegisterOutcome::Overwritten(..) if version == ApiVersion::V2 => StatusCode::CREATED,
+        RegisterOutcome::Overwritten(..) => StatusCode::OK,
     };
     let deployment = outcome.deployment();
     let location = format!("deployments/{}", deployment.id);
-    Ok((status, [(header::LOCATION, location)], Json(RegisterResponse::new(deployment))).into_response())
+    let body = RegisterResponse::new(deployment).with_changes(outcome.changes());
+    Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// What the partitions have in flight, for the registration checks.
+struct Counters<'a>(&'a crate::storage::Storage);
+
+impl InFlight for Counters<'_> {
+    fn pending(&self) -> Result<BTreeMap<String, u64>, StorageError> {
+        self.0.pending_by_handler()
+    }
+
+    fn pinned(&self, deployment: &DeploymentId, limit: usize) -> Result<(u64, Vec<InvocationId>), StorageError> {
+        use crate::engine::store::Store as _;
+        let total = self.0.drain_counts()?.get(deployment).map_or(0, |c| c.total());
+        let sample = self.0.pinned_to(deployment, limit).map_err(|e| StorageError::Log(e.0))?;
+        Ok((total, sample))
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,15 @@ pub enum Error {
     Storage(#[from] crate::storage::StorageError),
     #[error("the request could not be applied (the server log has the details): {0}")]
     Rejected(String),
+    /// A registration refused for what it would break: every change it makes, and some of
+    /// the invocations it would break.
+    #[error("{message}")]
+    Refused {
+        message: String,
+        code: Option<&'static str>,
+        changes: Vec<crate::schema::Change>,
+        invocations: Vec<crate::ids::InvocationId>,
+    },
     /// A deployment that is not drained, removed without `force`.
     #[error("{}", held_message(.id, .drain))]
     Held { id: crate::ids::DeploymentId, drain: super::render::Drain, invocations: Vec<crate::ids::InvocationId> },
@@ -60,7 +69,9 @@ fn held_message(id: &crate::ids::DeploymentId, drain: &super::render::Drain) -> 
 impl From<RegistrationError> for Error {
     fn from(e: RegistrationError) -> Self {
         match e {
-            RegistrationError::Conflict { message, code } => Error::Conflict { message, code },
+            RegistrationError::Conflict { message, code, changes, invocations } => {
+                Error::Refused { message, code, changes, invocations }
+            }
             RegistrationError::Storage(s) => Error::Storage(s),
         }
     }
@@ -77,7 +88,7 @@ impl Error {
             }
             Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
             Error::AlreadyExists(_) | Error::Held { .. } => (StatusCode::CONFLICT, None),
-            Error::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            Error::Conflict { code, .. } | Error::Refused { code, .. } => (StatusCode::CONFLICT, *code),
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
             Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
@@ -103,6 +114,14 @@ impl IntoResponse for Error {
             body["latest_for"] = serde_json::json!(drain.latest_for);
             body["pinned_invocations"] = serde_json::to_value(&drain.pinned_invocations).unwrap_or_default();
             body["invocations"] = invocations.iter().map(|i| i.to_string()).collect();
+        }
+        if let Error::Refused { changes, invocations, .. } = &self {
+            if !changes.is_empty() {
+                body["changes"] = serde_json::to_value(changes).unwrap_or_default();
+            }
+            if !invocations.is_empty() {
+                body["invocations"] = invocations.iter().map(|i| i.to_string()).collect();
+            }
         }
         (status, axum::Json(body)).into_response()
     }

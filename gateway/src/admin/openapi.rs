@@ -62,7 +62,7 @@ pub fn spec() -> Value {
                 "get": { "summary": "List deployments", "operationId": "list_deployments", "responses": with(json!({ "200": ok("Registered deployments", "ListDeploymentsResponse") })) },
                 "post": {
                     "summary": "Register deployment",
-                    "description": "Discovers the services of an HTTP endpoint and registers them. The same endpoint with the same manifest answers 200 with the existing deployment; with a different manifest 409 unless `force` is set.",
+                    "description": "Discovers the services of an HTTP endpoint and registers them. The same endpoint with the same manifest answers 200 with the existing deployment; with a different manifest 409 unless `force` is set, and `force` over a deployment with pinned invocations 409 unless `breaking` is set too. Each new revision is checked against the latest one (service type, handler kind, removed handlers with pending work, content types, JSON schemas): a breaking change answers 409 naming service, handler and change, with `changes` listing every change, unless `breaking` (or `force`) is set. `changes` in the answer lists what the registration changed; a `dry_run` answers the same without storing anything.",
                     "operationId": "create_deployment",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RegisterDeploymentRequest" } } } },
                     "responses": with(json!({
@@ -131,7 +131,11 @@ pub fn spec() -> Value {
             ] },
             "RegisterDeploymentResponse": { "type": "object", "required": ["id", "services"], "properties": {
                 "id": { "type": "string" }, "services": { "type": "array", "items": { "$ref": "#/components/schemas/ServiceMetadata" } },
-                "min_protocol_version": { "type": "integer" }, "max_protocol_version": { "type": "integer" }, "sdk_version": { "type": "string" } } },
+                "min_protocol_version": { "type": "integer" }, "max_protocol_version": { "type": "integer" }, "sdk_version": { "type": "string" },
+                "changes": { "type": "array", "description": "perdure: what the registration changes", "items": { "$ref": "#/components/schemas/SchemaChange" } } } },
+            "SchemaChange": { "type": "object", "required": ["service", "change", "breaking"], "properties": {
+                "service": { "type": "string" }, "handler": { "type": "string" }, "change": { "type": "string" },
+                "breaking": { "type": "boolean", "description": "refused without `breaking`" } } },
             "DeploymentResponse": { "type": "object", "required": ["id", "created_at", "services"], "properties": {
                 "id": { "type": "string" }, "uri": { "type": "string" }, "protocol_type": { "enum": ["BidiStream", "RequestResponse"] },
                 "http_version": { "enum": ["HTTP/1.1", "HTTP/2.0"] }, "additional_headers": { "type": "object" }, "metadata": { "type": "object" },

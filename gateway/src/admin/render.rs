@@ -303,9 +303,17 @@ pub struct RegisterResponse {
     pub max_protocol_version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sdk_version: Option<String>,
+    /// perdure: what the registration changed (or would, in a dry run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<crate::schema::Change>,
 }
 
 impl RegisterResponse {
+    pub fn with_changes(mut self, changes: &[crate::schema::Change]) -> Self {
+        self.changes = changes.to_vec();
+        self
+    }
+
     pub fn new(d: &Deployment) -> Self {
         Self {
             id: d.id.to_string(),
@@ -313,6 +321,7 @@ impl RegisterResponse {
             min_protocol_version: d.min_protocol_version,
             max_protocol_version: d.max_protocol_version,
             sdk_version: d.sdk_version.clone(),
+            changes: Vec::new(),
         }
     }
 }

@@ -11,11 +11,13 @@
 //! Owns: the data model, registration rules (`register`), lookups for ingress and the
 //! invoker. Does not own: discovery I/O (`invoker::discovery`) or HTTP (`admin/`).
 
+mod compat;
 mod model;
 mod register;
 
 pub use model::*;
-pub use register::{RegisterOutcome, RegisterRequest, RegistrationError, register};
+pub use compat::Change;
+pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, register};
 
 use std::sync::{Arc, RwLock};
 
@@ -37,8 +39,14 @@ const APPLIED_KEY: &[u8] = b"schema-applied";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SchemaChange {
     /// A deployment was registered, or overwritten in place; the services named in `latest`
-    /// now have their newest revision on it.
-    PutDeployment { deployment: Box<Deployment>, latest: Vec<String> },
+    /// now have their newest revision on it, and those in `dropped` (which the overwritten
+    /// manifest had and the new one lacks) are gone where it served their latest revision.
+    PutDeployment {
+        deployment: Box<Deployment>,
+        latest: Vec<String>,
+        #[serde(default)]
+        dropped: Vec<String>,
+    },
     /// A service's settings changed (`PATCH /services`): its latest revision as it is now.
     PutService { service: Box<ServiceRevision> },
     /// A deployment was removed, and with it the services whose latest revision it served.
@@ -51,7 +59,12 @@ impl Schema {
     /// Applies one change.
     pub fn apply(&mut self, change: SchemaChange) {
         match change {
-            SchemaChange::PutDeployment { deployment, latest } => {
+            SchemaChange::PutDeployment { deployment, latest, dropped } => {
+                for name in dropped {
+                    if self.services.get(&name).is_some_and(|s| s.deployment_id == deployment.id) {
+                        self.services.remove(&name);
+                    }
+                }
                 for name in &latest {
                     if let Some(s) = deployment.services.iter().find(|s| &s.name == name) {
                         self.services.insert(name.clone(), s.clone());

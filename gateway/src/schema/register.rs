@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::SchemaChange;
+use super::compat::{self, Change};
 use super::model::*;
-use crate::ids::DeploymentId;
+use crate::engine::records::handler_key;
+use crate::ids::{DeploymentId, InvocationId};
 use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ManifestSettings, ProtocolMode};
 use crate::storage::StorageError;
 
@@ -21,39 +23,67 @@ pub struct RegisterRequest {
     pub now: u64,
 }
 
+/// What is in flight, as the checks need it: read from the partitions' counters and the
+/// pinned index (O(partitions), not O(invocations)).
+pub trait InFlight {
+    /// Not-completed invocations (started or not) per `service/handler`.
+    fn pending(&self) -> Result<BTreeMap<String, u64>, StorageError>;
+    /// How many not-completed invocations are pinned to `deployment`, and up to `limit` of them.
+    fn pinned(&self, deployment: &DeploymentId, limit: usize) -> Result<(u64, Vec<InvocationId>), StorageError>;
+}
+
+/// Invocation ids a refused registration lists, at most.
+pub const LISTED: usize = 20;
+
 #[derive(Debug)]
 pub enum RegisterOutcome {
     /// A new deployment (201).
-    Created(Deployment),
+    Created(Deployment, Vec<Change>),
     /// The same endpoint with the same manifest is registered already (200).
     Unchanged(Deployment),
     /// `force`: the existing deployment was overwritten in place (200).
-    Overwritten(Deployment),
+    Overwritten(Deployment, Vec<Change>),
 }
 
 impl RegisterOutcome {
     pub fn deployment(&self) -> &Deployment {
         match self {
-            RegisterOutcome::Created(d) | RegisterOutcome::Unchanged(d) | RegisterOutcome::Overwritten(d) => d,
+            RegisterOutcome::Created(d, _) | RegisterOutcome::Unchanged(d) | RegisterOutcome::Overwritten(d, _) => d,
+        }
+    }
+
+    /// What the registration changes (or would, in a dry run).
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            RegisterOutcome::Created(_, c) | RegisterOutcome::Overwritten(_, c) => c,
+            RegisterOutcome::Unchanged(_) => &[],
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
-    /// A breaking change or an immutable endpoint with new code (409).
+    /// A breaking change or an immutable endpoint with new code (409). `changes` lists every
+    /// change the registration would make; `invocations` some of those it would break.
     #[error("{message}")]
-    Conflict { message: String, code: Option<&'static str> },
+    Conflict { message: String, code: Option<&'static str>, changes: Vec<Change>, invocations: Vec<InvocationId> },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
+impl RegistrationError {
+    fn conflict(message: String) -> Self {
+        RegistrationError::Conflict { message, code: None, changes: Vec::new(), invocations: Vec::new() }
+    }
+}
+
 /// Computes the change registering `req` makes; `None` when nothing changes (unchanged or
-/// dry run).
+/// dry run). A dry run is checked exactly like the real thing.
 pub fn register(
     schema: &Schema,
     req: RegisterRequest,
     defaults: &SchemaDefaults,
+    in_flight: &dyn InFlight,
 ) -> Result<(Option<SchemaChange>, RegisterOutcome), RegistrationError> {
     let existing = schema
         .deployments
@@ -68,17 +98,14 @@ pub fn register(
         if changes.is_empty() {
             return Ok((None, RegisterOutcome::Unchanged(existing.clone())));
         }
-        return Err(RegistrationError::Conflict {
-            message: format!(
-                "deployment {} at '{}' is already registered with a different manifest ({}). \
-                 A deployment is immutable: serve the new code at a new URL (or Lambda version) and register that, \
-                 or pass force=true to overwrite it",
-                existing.id,
-                existing.endpoint.address(),
-                changes.join("; ")
-            ),
-            code: None,
-        });
+        return Err(RegistrationError::conflict(format!(
+            "deployment {} at '{}' is already registered with a different manifest ({}). \
+             A deployment is immutable: serve the new code at a new URL (or Lambda version) and register that, \
+             or pass force=true to overwrite it",
+            existing.id,
+            existing.endpoint.address(),
+            changes.join("; ")
+        )));
     }
 
     let id = match (existing, req.dry_run) {
@@ -86,30 +113,83 @@ pub fn register(
         _ => DeploymentId::generate(),
     };
 
+    let pending = in_flight.pending()?;
     let mut services = Vec::with_capacity(req.manifest.services.len());
-    let mut breaking = Vec::new();
+    let mut changes = Vec::new();
     for m in &req.manifest.services {
         let previous = schema.services.get(&m.name);
-        if let Some(prev) = previous
-            && prev.ty != m.ty
-        {
-            breaking.push(format!(
-                "the service '{}' changes type from {} to {}",
-                m.name,
-                prev.ty.as_str(),
-                m.ty.as_str()
-            ));
-        }
         let revision = previous.map_or(1, |p| p.revision + 1);
-        services.push(service_revision(m, revision, id, req.manifest.protocol_mode, defaults));
+        let service = service_revision(m, revision, id, req.manifest.protocol_mode, defaults);
+        changes.extend(compat::changes(previous, &service, &pending));
+        services.push(service);
     }
-    if !breaking.is_empty() && !(req.breaking || req.force) {
+
+    // Overwriting in place: the services the old manifest had and the new one lacks go with
+    // it, and the invocations pinned to it would run the new code.
+    let mut dropped = Vec::new();
+    if let Some(existing) = existing {
+        for old in &existing.services {
+            if req.manifest.service(&old.name).is_some()
+                || schema.services.get(&old.name).is_none_or(|s| s.deployment_id != existing.id)
+            {
+                continue;
+            }
+            let waiting: u64 = old.handlers.iter().map(|h| pending.get(&handler_key(&old.name, &h.name)).copied().unwrap_or(0)).sum();
+            let change = if waiting > 0 {
+                format!("removed by the overwrite, while {waiting} invocations of it are not completed")
+            } else {
+                "removed by the overwrite".into()
+            };
+            changes.push(Change::new(&old.name, None, change, waiting > 0));
+            dropped.push(old.name.clone());
+        }
+        let (pinned, sample) = in_flight.pinned(&existing.id, LISTED)?;
+        if pinned > 0 {
+            let range = |min: u32, max: u32| format!("{min}..{max}");
+            let mut what = format!(
+                "{pinned} invocations are pinned to deployment {}, and overwriting it changes the code under them",
+                existing.id
+            );
+            if (existing.min_protocol_version, existing.max_protocol_version)
+                != (req.manifest.min_protocol_version, req.manifest.max_protocol_version)
+            {
+                what.push_str(&format!(
+                    " (and its protocol versions, {} -> {})",
+                    range(existing.min_protocol_version, existing.max_protocol_version),
+                    range(req.manifest.min_protocol_version, req.manifest.max_protocol_version)
+                ));
+            }
+            if !req.breaking {
+                return Err(RegistrationError::Conflict {
+                    message: format!(
+                        "{what}. Register the new code at a new URL (or Lambda version) so they finish on theirs, \
+                         or pass breaking=true as well as force=true to overwrite it anyway"
+                    ),
+                    code: None,
+                    changes,
+                    invocations: sample,
+                });
+            }
+            changes.push(Change::new("", None, what, true));
+        }
+    }
+
+    let refused: Vec<&Change> = changes.iter().filter(|c| c.breaking).collect();
+    if !refused.is_empty() && !(req.breaking || req.force) {
+        let type_change = refused.iter().any(|c| c.handler.is_none() && c.change.contains("service type"));
+        let listed = refused.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ");
+        let message = if type_change {
+            format!("[META0006] Cannot update the schema: {listed}. Pass breaking=true (the CLI's --breaking) to accept it")
+        } else {
+            format!(
+                "Breaking changes: {listed}. Work that is pending or pinned may fail. Pass breaking=true (the CLI's --breaking) to accept them"
+            )
+        };
         return Err(RegistrationError::Conflict {
-            message: format!(
-                "[META0006] Cannot update the schema: {}. Pass breaking=true (the CLI's --breaking) to accept it",
-                breaking.join("; ")
-            ),
-            code: Some("META0006"),
+            message,
+            code: type_change.then_some("META0006"),
+            changes,
+            invocations: Vec::new(),
         });
     }
 
@@ -127,15 +207,15 @@ pub fn register(
         manifest: req.manifest,
     };
     let outcome = if existing.is_some() {
-        RegisterOutcome::Overwritten(deployment.clone())
+        RegisterOutcome::Overwritten(deployment.clone(), changes)
     } else {
-        RegisterOutcome::Created(deployment.clone())
+        RegisterOutcome::Created(deployment.clone(), changes)
     };
     if req.dry_run {
         return Ok((None, outcome));
     }
     let latest = services.into_iter().map(|s| s.name).collect();
-    Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest }), outcome))
+    Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest, dropped }), outcome))
 }
 
 /// What differs between two manifests of one endpoint, in words.

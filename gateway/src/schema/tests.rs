@@ -31,6 +31,24 @@ pub fn registration(uri: &str, manifest: crate::protocol::Manifest) -> RegisterR
     }
 }
 
+/// What a test says is in flight.
+#[derive(Default)]
+pub struct Pending {
+    pub handlers: BTreeMap<String, u64>,
+    pub pinned: BTreeMap<DeploymentId, Vec<crate::ids::InvocationId>>,
+}
+
+impl InFlight for Pending {
+    fn pending(&self) -> Result<BTreeMap<String, u64>, StorageError> {
+        Ok(self.handlers.clone())
+    }
+
+    fn pinned(&self, d: &DeploymentId, limit: usize) -> Result<(u64, Vec<crate::ids::InvocationId>), StorageError> {
+        let ids = self.pinned.get(d).cloned().unwrap_or_default();
+        Ok((ids.len() as u64, ids.into_iter().take(limit).collect()))
+    }
+}
+
 fn json(schema: &Schema) -> String {
     serde_json::to_string(schema).unwrap()
 }
@@ -44,12 +62,12 @@ async fn the_schema_log_rebuilds_the_schema_when_the_stored_one_is_behind() {
     let registry = SchemaRegistry::load(db.storage(), log()).await.unwrap();
     let before = registry.snapshot();
     registry
-        .update(|s| register(s, registration("http://v1/", manifest("")), &defaults))
+        .update(|s| register(s, registration("http://v1/", manifest("")), &defaults, &Pending::default()))
         .await
         .unwrap();
     let stored_after_one = db.storage().get_meta(SCHEMA_KEY).unwrap();
     registry
-        .update(|s| register(s, registration("http://v2/", manifest(r#",{"name":"wave"}"#)), &defaults))
+        .update(|s| register(s, registration("http://v2/", manifest(r#",{"name":"wave"}"#)), &defaults, &Pending::default()))
         .await
         .unwrap();
     let expected = json(&registry.snapshot());
@@ -63,6 +81,166 @@ async fn the_schema_log_rebuilds_the_schema_when_the_stored_one_is_behind() {
     let rebuilt = SchemaRegistry::load(db.storage(), log()).await.unwrap();
     assert_eq!(json(&rebuilt.snapshot()), expected);
     // And changes continue after the replayed tail.
-    rebuilt.update(|s| register(s, registration("http://v3/", manifest("")), &defaults)).await.unwrap();
+    rebuilt.update(|s| register(s, registration("http://v3/", manifest("")), &defaults, &Pending::default())).await.unwrap();
     assert_eq!(rebuilt.snapshot().services["Greeter"].revision, 3);
+}
+
+/// A manifest with exactly these services (JSON array text).
+fn services(json: &str) -> crate::protocol::Manifest {
+    let json = format!(r#"{{"protocolMode":"BIDI_STREAM","minProtocolVersion":5,"maxProtocolVersion":7,"services":{json}}}"#);
+    parse_manifest(Some("application/vnd.restate.endpointmanifest.v3+json"), json.as_bytes()).expect("test manifest")
+}
+
+/// Registers and stores `req` on `schema`; the outcome's changes, or the refusal.
+fn put(schema: &mut Schema, req: RegisterRequest, in_flight: &Pending) -> Result<RegisterOutcome, RegistrationError> {
+    let (change, outcome) = register(schema, req, &SchemaDefaults::default(), in_flight)?;
+    if let Some(change) = change {
+        schema.apply(change);
+    }
+    Ok(outcome)
+}
+
+fn refusal(r: Result<RegisterOutcome, RegistrationError>) -> (String, Option<&'static str>, Vec<Change>, usize) {
+    match r {
+        Err(RegistrationError::Conflict { message, code, changes, invocations }) => (message, code, changes, invocations.len()),
+        other => panic!("expected a 409, got {other:?}"),
+    }
+}
+
+fn breaking(req: RegisterRequest) -> RegisterRequest {
+    RegisterRequest { breaking: true, ..req }
+}
+
+const COUNTER: &str = r#"{"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"SHARED"}]}"#;
+
+#[test]
+fn a_service_type_change_is_refused_with_meta0006_unless_breaking_or_force() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    put(&mut schema, registration("http://v1/", services(&format!("[{COUNTER}]"))), &none).unwrap();
+    let as_service = services(r#"[{"name":"Counter","ty":"SERVICE","handlers":[{"name":"add"},{"name":"get"}]}]"#);
+    let (message, code, _, _) = refusal(put(&mut schema, registration("http://v2/", as_service.clone()), &none));
+    assert_eq!(code, Some("META0006"));
+    assert!(message.starts_with("[META0006] Cannot update the schema: Counter: the service type changes from VIRTUAL_OBJECT to SERVICE"), "{message}");
+    assert_eq!(schema.services["Counter"].revision, 1, "nothing stored");
+    let forced = RegisterRequest { force: true, ..registration("http://v2/", as_service.clone()) };
+    put(&mut schema, forced, &none).unwrap();
+    assert_eq!(schema.services["Counter"].revision, 2);
+    put(&mut schema, breaking(registration("http://v3/", services(&format!("[{COUNTER}]")))), &none).unwrap();
+    assert_eq!(schema.services["Counter"].revision, 3);
+}
+
+#[test]
+fn a_handler_that_changes_kind_is_refused_naming_service_handler_and_change() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    put(&mut schema, registration("http://v1/", services(&format!("[{COUNTER}]"))), &none).unwrap();
+    let flipped = services(r#"[{"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"EXCLUSIVE"}]}]"#);
+    let (message, code, changes, _) = refusal(put(&mut schema, registration("http://v2/", flipped.clone()), &none));
+    assert_eq!(code, None);
+    assert!(message.contains("Counter/get: turns from SHARED into EXCLUSIVE"), "{message}");
+    assert!(changes.iter().any(|c| c.handler.as_deref() == Some("get") && c.breaking));
+    let accepted = put(&mut schema, breaking(registration("http://v2/", flipped)), &none).unwrap();
+    assert!(accepted.changes().iter().any(|c| c.describe() == "Counter/get: turns from SHARED into EXCLUSIVE"));
+    assert_eq!(schema.services["Counter"].revision, 2);
+}
+
+#[test]
+fn a_removed_handler_is_refused_only_while_invocations_of_it_are_pending() {
+    let mut schema = Schema::default();
+    put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &Pending::default()).unwrap();
+    let busy = Pending { handlers: [("Greeter/wave".to_owned(), 3)].into(), ..Default::default() };
+    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", manifest("")), &busy));
+    assert!(message.contains("Greeter/wave: removed, while 3 invocations of it are not completed"), "{message}");
+    // Without pending work the removal is fine, as in Restate, and reported.
+    let outcome = put(&mut schema, registration("http://v2/", manifest("")), &Pending::default()).unwrap();
+    assert!(outcome.changes().iter().any(|c| c.describe() == "Greeter/wave: removed" && !c.breaking));
+    assert!(outcome.changes().iter().any(|c| c.describe() == "Greeter: revision 1 -> 2"));
+}
+
+#[test]
+fn content_type_and_json_schema_changes_are_checked() {
+    let with = |input: &str, output: &str| {
+        services(&format!(r#"[{{"name":"Shop","ty":"SERVICE","handlers":[{{"name":"buy","input":{input},"output":{output}}}]}}]"#))
+    };
+    let item = r#"{"contentType":"application/json","jsonSchema":{"type":"object","properties":{"sku":{"type":"string"},"qty":{"type":"integer"}},"required":["sku"]}}"#;
+    let receipt = r#"{"contentType":"application/json","jsonSchema":{"type":"object","properties":{"ok":{"type":"boolean"}}}}"#;
+    let none = Pending::default();
+    let mut schema = Schema::default();
+    put(&mut schema, registration("http://v1/", with(item, receipt)), &none).unwrap();
+
+    let text = r#"{"contentType":"text/plain"}"#;
+    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(text, receipt)), &none));
+    assert!(message.contains("Shop/buy: input content type application/json -> text/plain"), "{message}");
+    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(item, r#"{"contentType":"text/plain"}"#)), &none));
+    assert!(message.contains("Shop/buy: output content type application/json -> text/plain"), "{message}");
+
+    let stricter = item.replace(r#""required":["sku"]"#, r#""required":["sku","qty"]"#);
+    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(&stricter, receipt)), &none));
+    assert!(message.contains("Shop/buy: the input schema no longer accepts what it did: qty becomes required"), "{message}");
+    let looser_output = receipt.replace(r#""type":"boolean""#, r#""type":["boolean","string"]"#);
+    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(item, &looser_output)), &none));
+    assert!(message.contains("the output schema allows what it did not: 'ok' may no longer be of type string"), "{message}");
+
+    // Widening the input and narrowing the output are compatible, and reported.
+    let wider = item.replace(r#""required":["sku"]"#, r#""required":[]"#);
+    let outcome = put(&mut schema, registration("http://v2/", with(&wider, receipt)), &none).unwrap();
+    assert!(outcome.changes().iter().any(|c| c.change.contains("still accepts what it did")), "{:?}", outcome.changes());
+    assert_eq!(schema.services["Shop"].revision, 2);
+}
+
+#[test]
+fn an_endpoint_is_immutable_and_force_overwrites_only_what_nothing_is_pinned_to() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    let first = put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap();
+    let id = first.deployment().id;
+    // Same endpoint, same manifest: the same deployment.
+    assert!(matches!(put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap(), RegisterOutcome::Unchanged(d) if d.id == id));
+    // Different manifest: refused, naming what differs.
+    let (message, ..) = refusal(put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none));
+    assert!(message.contains(&format!("deployment {id} at 'http://v1/' is already registered with a different manifest (service 'Greeter' changed)")), "{message}");
+
+    // With invocations pinned to it, force alone is refused and lists them.
+    let pinned: Vec<_> = (0..25).map(crate::ids::InvocationId::generate).collect();
+    let held = Pending { pinned: [(id, pinned)].into(), ..Default::default() };
+    let only_greeter = services(r#"[{"name":"Greeter","ty":"SERVICE","handlers":[{"name":"greet"},{"name":"wave"}]}]"#);
+    let forced = || RegisterRequest { force: true, ..registration("http://v1/", only_greeter.clone()) };
+    let (message, _, _, listed) = refusal(put(&mut schema, forced(), &held));
+    assert!(message.starts_with(&format!("25 invocations are pinned to deployment {id}")), "{message}");
+    assert_eq!(listed, LISTED);
+    // force + breaking overwrites it anyway.
+    put(&mut schema, breaking(forced()), &held).unwrap();
+    assert_eq!(schema.services["Greeter"].revision, 2);
+
+    // Nothing pinned: force overwrites in place, and the service the new manifest lacks goes.
+    let mut schema = Schema::default();
+    put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap();
+    let id = schema.deployments.keys().next().copied().unwrap();
+    let outcome = put(&mut schema, forced(), &none).unwrap();
+    assert!(matches!(&outcome, RegisterOutcome::Overwritten(d, _) if d.id == id));
+    assert!(outcome.changes().iter().any(|c| c.describe() == "Counter: removed by the overwrite"), "{:?}", outcome.changes());
+    assert!(!schema.services.contains_key("Counter"), "a dropped service no longer points at the overwritten deployment");
+    assert_eq!(schema.deployments.len(), 1);
+}
+
+#[test]
+fn a_dry_run_reports_every_change_and_stores_nothing() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none).unwrap();
+    let before = json(&schema);
+    let next = services(&format!(r#"[{{"name":"Greeter","ty":"SERVICE","handlers":[{{"name":"greet"}},{{"name":"hello"}}]}},{COUNTER},{{"name":"New","ty":"SERVICE","handlers":[{{"name":"x"}}]}}]"#));
+    let dry = RegisterRequest { dry_run: true, ..registration("http://v2/", next) };
+    let (change, outcome) = register(&schema, dry, &SchemaDefaults::default(), &none).unwrap();
+    assert!(change.is_none());
+    assert_eq!(json(&schema), before);
+    let described: Vec<String> = outcome.changes().iter().map(Change::describe).collect();
+    for expected in ["Greeter: revision 1 -> 2", "Greeter/wave: removed", "Greeter/hello: added", "Counter: revision 1 -> 2", "New: new service"] {
+        assert!(described.iter().any(|d| d == expected), "{expected} in {described:?}");
+    }
+    // A dry run is refused exactly like the real registration (the CLI relies on the 409).
+    let busy = Pending { handlers: [("Greeter/wave".to_owned(), 1)].into(), ..Default::default() };
+    let dry = RegisterRequest { dry_run: true, ..registration("http://v2/", manifest("")) };
+    refusal(register(&schema, dry, &SchemaDefaults::default(), &busy).map(|(_, o)| o));
 }

@@ -136,3 +136,70 @@ fn work_that_had_not_started_starts_on_the_latest_revision_and_fails_at_once_if_
     // What still exists runs on the revision that was latest when it started.
     assert_eq!(attach(&perdure, &moved).body, "\"Hello, later!\"");
 }
+
+#[test]
+fn a_breaking_revision_is_refused_with_409_naming_each_change_unless_breaking() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    // Pending work for the handler v2 drops.
+    send(&perdure, "Greeter/sleepy", "60000");
+    let v2 = TsServices::start_variant(0, "h2", "v2", "drop:Greeter.sleepy,flip:Counter.get");
+
+    for dry_run in [true, false] {
+        let (status, body) = perdure.register(&v2.url(), json!({ "dry_run": dry_run }));
+        assert_eq!(status, 409, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("Greeter/sleepy: removed, while 1 invocations of it are not completed"), "{message}");
+        assert!(message.contains("Counter/get: turns from SHARED into EXCLUSIVE"), "{message}");
+        let changes = body["changes"].as_array().unwrap();
+        assert!(changes.iter().any(|c| c["service"] == "Greeter" && c["handler"] == "sleepy" && c["breaking"] == true), "{body}");
+        assert!(changes.iter().any(|c| c["change"] == "revision 1 -> 2" && c["breaking"] == false), "{body}");
+    }
+    let greeter = || get(&format!("{}/services/Greeter", perdure.admin)).json();
+    assert_eq!(greeter()["revision"], 1, "nothing was stored");
+    assert_eq!(greeter()["deployment_id"], dp1.as_str());
+
+    // A dry run with breaking reports what it would do, and still stores nothing.
+    let (status, body) = perdure.register(&v2.url(), json!({ "dry_run": true, "breaking": true }));
+    assert_eq!(status, 201, "{body}");
+    assert!(body["changes"].as_array().unwrap().iter().any(|c| c["handler"] == "get"), "{body}");
+    assert_eq!(greeter()["revision"], 1);
+
+    // The real restate CLI stops at the 409 of its dry run, and registers with --breaking.
+    let (ok, out) = restate_cli(&perdure, &["-y", "deployments", "register", &v2.url()]);
+    assert!(!ok && out.contains("Counter/get: turns from SHARED into EXCLUSIVE"), "{out}");
+    assert_eq!(greeter()["revision"], 1);
+    let (ok, out) = restate_cli(&perdure, &["-y", "deployments", "register", "--breaking", &v2.url()]);
+    assert!(ok, "{out}");
+    let dp2 = out.split("Deployment ID:").nth(1).and_then(|r| r.split_whitespace().next()).expect("the new id").to_owned();
+    assert_eq!(greeter()["revision"], 2);
+    assert_eq!(greeter()["deployment_id"], dp2.as_str());
+    // The same endpoint with the same manifest is the same deployment.
+    let (status, body) = perdure.register(&v2.url(), json!({}));
+    assert_eq!((status, body["id"].as_str().unwrap()), (200, dp2.as_str()));
+}
+
+#[test]
+fn force_does_not_overwrite_a_deployment_invocations_are_pinned_to_unless_breaking_too() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let port = v1.port;
+    let dp1 = register(&perdure, &v1, json!({}));
+    let sleeping = send(&perdure, "Greeter/sleepy", "3000");
+    eventually(Duration::from_secs(10), "the invocation runs", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 1).then_some(())
+    });
+    drop(v1);
+    // New code at the same address: force alone is refused, listing what is pinned.
+    let v1b = TsServices::start_variant(port, "h2", "v1b", "drop:Mailbox");
+    let (status, body) = perdure.register(&v1b.url(), json!({ "force": true }));
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with(&format!("1 invocations are pinned to deployment {dp1}")), "{body}");
+    assert_eq!(body["invocations"], json!([sleeping]));
+    // force + breaking overwrites it in place; the service it no longer has is gone.
+    let (status, body) = perdure.register(&v1b.url(), json!({ "force": true, "breaking": true }));
+    assert_eq!((status, body["id"].as_str().unwrap()), (200, dp1.as_str()), "{body}");
+    assert!(body["changes"].as_array().unwrap().iter().any(|c| c["service"] == "Mailbox" && c["change"] == "removed by the overwrite"), "{body}");
+    assert_eq!(get(&format!("{}/services/Mailbox", perdure.admin)).status, 404);
+}
