@@ -40,6 +40,9 @@ pub enum RegisterDeploymentRequest {
         force: Option<bool>,
         #[serde(default)]
         dry_run: bool,
+        /// perdure: false registers it without sending new invocations there.
+        #[serde(default)]
+        promote: Option<bool>,
     },
     /// Lambda: the other keys (`assume_role_arn`, …) are read once Lambda is supported.
     Lambda { arn: String },
@@ -51,7 +54,7 @@ pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
     let deployments: Vec<_> = schema
         .deployments
         .values()
-        .map(|d| deployment_summary(d, Drain::of(schema.latest_on(&d.id), &counts.get(&d.id).cloned().unwrap_or_default())))
+        .map(|d| deployment_summary(d, Drain::of(schema.routed_to(&d.id), &counts.get(&d.id).cloned().unwrap_or_default())))
         .collect();
     Ok(Json(serde_json::json!({ "deployments": deployments })).into_response())
 }
@@ -64,7 +67,7 @@ fn parse_id(id: &str) -> Result<DeploymentId, Response> {
 /// The drain status of one deployment, as of now.
 fn drain_of(state: &State, schema: &crate::schema::Schema, id: &DeploymentId) -> Result<Drain, Error> {
     let counts = state.storage.drain_counts()?.remove(id).unwrap_or_default();
-    Ok(Drain::of(schema.latest_on(id), &counts))
+    Ok(Drain::of(schema.routed_to(id), &counts))
 }
 
 pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
@@ -109,7 +112,7 @@ pub async fn remove(
             }
             let latest = schema.latest_on(&parsed);
             let counts = storage.drain_counts()?.remove(&parsed).unwrap_or_default();
-            let drain = Drain::of(latest.clone(), &counts);
+            let drain = Drain::of(schema.routed_to(&parsed), &counts);
             if !query.force && !drain.is_drained() {
                 use crate::engine::store::Store as _;
                 let pinned = storage.pinned_to(&parsed, LISTED).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
@@ -265,10 +268,17 @@ pub async fn register(
     Extension(version): Extension<ApiVersion>,
     Json(body): Json<RegisterDeploymentRequest>,
 ) -> Result<Response, Error> {
-    let (uri, use_http_11, headers, metadata, breaking, force, dry_run) = match body {
-        RegisterDeploymentRequest::Http { uri, additional_headers, metadata, use_http_11, breaking, force, dry_run } => {
-            (uri, use_http_11, additional_headers, metadata, breaking, force, dry_run)
-        }
+    let (uri, use_http_11, headers, metadata, breaking, force, dry_run, promote) = match body {
+        RegisterDeploymentRequest::Http {
+            uri,
+            additional_headers,
+            metadata,
+            use_http_11,
+            breaking,
+            force,
+            dry_run,
+            promote,
+        } => (uri, use_http_11, additional_headers, metadata, breaking, force, dry_run, promote.unwrap_or(true)),
         RegisterDeploymentRequest::Lambda { arn, .. } => {
             check_arn(&arn)?;
             return Err(Error::NotImplemented(format!(
@@ -289,6 +299,7 @@ pub async fn register(
         force,
         breaking,
         dry_run,
+        promote,
         manifest: discovered.manifest,
         sdk_version: discovered.sdk_version,
         now: now_ms(),

@@ -77,6 +77,20 @@ impl From<RegistrationError> for Error {
     }
 }
 
+impl From<crate::schema::RoutingError> for Error {
+    fn from(e: crate::schema::RoutingError) -> Self {
+        use crate::schema::RoutingError as R;
+        match e {
+            R::UnknownService(name) => Error::UnknownService(name),
+            R::UnknownDeployment(id) => Error::UnknownDeployment(id.to_string()),
+            e @ R::NotServed { .. } => Error::Conflict { message: e.to_string(), code: None },
+            R::Invalid(reason) => Error::Conflict { message: reason, code: None },
+            e @ R::BadPercent(_) => Error::InvalidField { field: "percent", reason: e.to_string() },
+            R::Refused(r) => r.into(),
+        }
+    }
+}
+
 impl Error {
     fn status_and_code(&self) -> (StatusCode, Option<&'static str>) {
         match self {

@@ -31,6 +31,20 @@ fn with(mut responses: Value) -> Value {
     responses
 }
 
+/// A POST that moves a service's new invocations (perdure: promote, rollback, ramp).
+fn routing(summary: &str, operation: &str, body: Value) -> Value {
+    json!({ "post": {
+        "summary": summary,
+        "operationId": operation,
+        "parameters": [path_param("service", "Service name")],
+        "requestBody": { "content": { "application/json": { "schema": body } } },
+        "responses": with(json!({
+            "200": ok("The service's latest revision afterwards (with its ramp), and what changed", "RoutingResponse"),
+            "409": { "description": "A breaking change (without breaking=true), a deployment that does not serve the service, or nothing to roll back to", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } }
+        }))
+    } })
+}
+
 /// A PATCH on one invocation.
 fn control(summary: &str, operation: &str, ok_description: &str) -> Value {
     json!({ "patch": {
@@ -45,6 +59,47 @@ fn control(summary: &str, operation: &str, ok_description: &str) -> Value {
 }
 
 pub fn spec() -> Value {
+    let mut doc = document_base();
+    for (path, item) in routing_paths() {
+        doc["paths"][path] = item;
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["ServiceMetadata"]["properties"]["ramp"] = json!({
+        "type": "object", "description": "perdure: a share of new invocations going to another deployment",
+        "properties": { "deployment_id": { "type": "string" }, "percent": { "type": "integer" } } });
+    schemas["RoutingResponse"] = json!({ "type": "object", "required": ["service", "changes"], "properties": {
+        "service": { "$ref": "#/components/schemas/ServiceMetadata" },
+        "changes": { "type": "array", "items": { "$ref": "#/components/schemas/SchemaChange" } },
+        "dry_run": { "type": "boolean" } } });
+    doc
+}
+
+/// perdure's own service routes: promote, rollback and ramp.
+fn routing_paths() -> Vec<(&'static str, Value)> {
+    vec![
+            ("/services/{service}/promote", routing(
+                "perdure: send the service's new invocations to a registered deployment (an unpromoted newer one, or an earlier one), as a new revision checked like a registration",
+                "promote_service",
+                json!({ "type": "object", "required": ["deployment"], "properties": {
+                    "deployment": { "type": "string", "description": "Deployment id (dp_…)" },
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
+            ("/services/{service}/rollback", routing(
+                "perdure: send the service's new invocations back to the deployment they went to before (or the one named)",
+                "rollback_service",
+                json!({ "type": "object", "properties": {
+                    "deployment": { "type": "string", "description": "Deployment id (dp_…); default: the previous one" },
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
+            ("/services/{service}/ramp", routing(
+                "perdure: send a percentage of the service's new invocations to another deployment (by key for objects and workflows); 0 ends the ramp, 100 promotes",
+                "ramp_service",
+                json!({ "type": "object", "required": ["deployment", "percent"], "properties": {
+                    "deployment": { "type": "string", "description": "Deployment id (dp_…)" },
+                    "percent": { "type": "integer", "minimum": 0, "maximum": 100 },
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
+    ]
+}
+
+fn document_base() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -125,7 +180,8 @@ pub fn spec() -> Value {
                     "use_http_11": { "type": "boolean", "default": false },
                     "breaking": { "type": "boolean", "default": false },
                     "force": { "type": "boolean" },
-                    "dry_run": { "type": "boolean", "default": false } } },
+                    "dry_run": { "type": "boolean", "default": false },
+                    "promote": { "type": "boolean", "default": true, "description": "perdure: false registers and checks it, but new invocations keep going where they went (the ingress header x-perdure-deployment reaches it)" } } },
                 { "type": "object", "required": ["arn"], "description": "Lambda deployments: not supported yet (501)", "properties": {
                     "arn": { "type": "string" }, "assume_role_arn": { "type": ["string", "null"] } } }
             ] },
@@ -177,7 +233,8 @@ mod tests {
         let paths = spec["paths"].as_object().unwrap();
         for route in [
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
-            "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/handlers/{handler}",
+            "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/promote",
+            "/services/{service}/rollback", "/services/{service}/ramp", "/services/{service}/handlers/{handler}",
             "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
             "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
             "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",

@@ -143,9 +143,30 @@ pub struct ServiceJson {
     pub abort_timeout: String,
     pub enable_lazy_state: bool,
     pub retry_policy: RetryPolicyJson,
+    /// perdure: a share of new invocations going to another deployment (a canary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<RampJson>,
+}
+
+#[derive(Serialize)]
+pub struct RampJson {
+    pub deployment_id: String,
+    pub percent: u8,
+}
+
+impl RampJson {
+    pub fn new(r: &crate::schema::Ramp) -> Self {
+        Self { deployment_id: r.deployment.to_string(), percent: r.percent }
+    }
 }
 
 impl ServiceJson {
+    /// With the service's ramp, if one is running.
+    pub fn with_ramp(mut self, ramp: Option<&crate::schema::Ramp>) -> Self {
+        self.ramp = ramp.map(RampJson::new);
+        self
+    }
+
     pub fn new(s: &ServiceRevision) -> Self {
         Self {
             name: s.name.clone(),
@@ -168,6 +189,7 @@ impl ServiceJson {
             abort_timeout: friendly(s.abort_timeout),
             enable_lazy_state: s.enable_lazy_state,
             retry_policy: RetryPolicyJson::service(&s.retry_policy),
+            ramp: None,
         }
     }
 }

@@ -6,18 +6,20 @@ use axum::response::IntoResponse;
 
 use super::render::{HandlerJson, ServiceJson};
 use super::{Error, State};
-use crate::schema::SchemaChange;
+use crate::ids::DeploymentId;
+use crate::schema::{Routed, Schema, SchemaChange};
 
 pub async fn list(AxState(state): AxState<State>) -> impl IntoResponse {
     let schema = state.schema.snapshot();
-    let services: Vec<_> = schema.services.values().map(ServiceJson::new).collect();
+    let services: Vec<_> =
+        schema.services.values().map(|s| ServiceJson::new(s).with_ramp(schema.ramps.get(&s.name))).collect();
     Json(serde_json::json!({ "services": services }))
 }
 
 pub async fn get_one(AxState(state): AxState<State>, Path(name): Path<String>) -> Result<impl IntoResponse, Error> {
     let schema = state.schema.snapshot();
-    let service = schema.service(&name).ok_or(Error::UnknownService(name))?;
-    Ok(Json(ServiceJson::new(service)))
+    let service = schema.service(&name).ok_or_else(|| Error::UnknownService(name.clone()))?;
+    Ok(Json(ServiceJson::new(service).with_ramp(schema.ramps.get(&name))))
 }
 
 pub async fn handlers(AxState(state): AxState<State>, Path(name): Path<String>) -> Result<impl IntoResponse, Error> {
@@ -107,4 +109,114 @@ pub async fn modify(
         })
         .await?;
     Ok(Json(ServiceJson::new(&updated)))
+}
+
+/// `POST /services/{name}/promote` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    deployment: String,
+    #[serde(default)]
+    breaking: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /services/{name}/rollback` body (may be empty).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    deployment: Option<String>,
+    #[serde(default)]
+    breaking: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /services/{name}/ramp` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RampRequest {
+    deployment: String,
+    percent: u32,
+    #[serde(default)]
+    breaking: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn deployment_field(raw: &str) -> Result<DeploymentId, Error> {
+    raw.parse().map_err(|e| Error::InvalidField { field: "deployment", reason: format!("'{raw}': {e}") })
+}
+
+/// Applies a routing move (unless a dry run) and answers what it did.
+async fn route(
+    state: &State,
+    dry_run: bool,
+    decide: impl FnOnce(&Schema, &std::collections::BTreeMap<String, u64>) -> Result<(Option<SchemaChange>, Routed), Error>,
+) -> Result<Json<serde_json::Value>, Error> {
+    let pending = state.storage.pending_by_handler()?;
+    let routed = state
+        .schema
+        .update(|schema| {
+            let (change, routed) = decide(schema, &pending)?;
+            Ok::<_, Error>((if dry_run { None } else { change }, routed))
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "service": ServiceJson::new(&routed.service).with_ramp(routed.ramp.as_ref()),
+        "changes": routed.changes,
+        "dry_run": dry_run,
+    })))
+}
+
+/// Points the service's new invocations at a registered deployment (perdure).
+pub async fn promote(
+    AxState(state): AxState<State>,
+    Path(name): Path<String>,
+    Json(req): Json<PromoteRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let to = deployment_field(&req.deployment)?;
+    route(&state, req.dry_run, |schema, pending| {
+        if schema.service(&name).is_none() && !schema.deployments.values().any(|d| d.services.iter().any(|s| s.name == name)) {
+            return Err(Error::UnknownService(name.clone()));
+        }
+        Ok(crate::schema::promote(schema, &name, to, req.breaking, pending)?)
+    })
+    .await
+}
+
+/// Goes back to the deployment the service was on before (or the one named) (perdure).
+pub async fn rollback(
+    AxState(state): AxState<State>,
+    Path(name): Path<String>,
+    body: Option<Json<RollbackRequest>>,
+) -> Result<impl IntoResponse, Error> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let named = req.deployment.as_deref().map(deployment_field).transpose()?;
+    route(&state, req.dry_run, |schema, pending| {
+        if schema.service(&name).is_none() {
+            return Err(Error::UnknownService(name.clone()));
+        }
+        let to = match named {
+            Some(d) => d,
+            None => crate::schema::rollback_target(schema, &name)?,
+        };
+        Ok(crate::schema::promote(schema, &name, to, req.breaking, pending)?)
+    })
+    .await
+}
+
+/// Sends a percentage of the service's new invocations to another deployment (perdure).
+pub async fn ramp(
+    AxState(state): AxState<State>,
+    Path(name): Path<String>,
+    Json(req): Json<RampRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let to = deployment_field(&req.deployment)?;
+    route(&state, req.dry_run, |schema, pending| {
+        Ok(crate::schema::ramp(schema, &name, to, req.percent, req.breaking, pending)?)
+    })
+    .await
 }

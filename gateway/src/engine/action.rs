@@ -2,7 +2,7 @@
 //! after the batch that produced them is durable (commit, then act), each in one arm of
 //! `Partition::perform`.
 
-use crate::ids::InvocationId;
+use crate::ids::{DeploymentId, InvocationId};
 
 use super::records::{InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer};
 
@@ -33,6 +33,8 @@ pub struct InvokeAttempt {
     pub attempt: u32,
     pub target: Target,
     pub deployment: Option<PinnedDeployment>,
+    /// Not pinned yet: the deployment the first attempt goes to instead of the latest.
+    pub requested_deployment: Option<DeploymentId>,
     pub journal_len: u32,
     pub retry_count: u32,
     pub journal_modified_at: u64,
@@ -46,6 +48,7 @@ impl InvokeAttempt {
             attempt: status.attempt.attempt,
             target: status.target.clone(),
             deployment: status.deployment.clone(),
+            requested_deployment: status.requested_deployment,
             journal_len: status.journal_len,
             retry_count: status.attempt.retry_count,
             journal_modified_at: status.journal_modified_at,

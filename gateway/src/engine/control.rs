@@ -158,6 +158,7 @@ fn restart_as_new<S: Store>(
         sink: None,
         retry_policy: status.retry_policy.clone(),
         retention: status.retention.clone(),
+        deployment: None,
     };
     on_invoke(ctx, request)?;
     Ok(ControlOutcome::Restarted(new_id))

@@ -148,6 +148,7 @@ fn invoke_request() -> impl Strategy<Value = InvokeRequest> {
             sink,
             retry_policy,
             retention,
+            deployment: None,
         })
 }
 

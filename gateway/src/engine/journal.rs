@@ -364,6 +364,7 @@ fn call<S: Store>(
         sink: req.result_completion.map(|completion_id| Sink::Caller { caller: id, completion_id }),
         retry_policy: callee.retry_policy,
         retention: callee.retention,
+        deployment: None,
     };
     ctx.route(OutboxMessage::Invoke(Box::new(request)));
     Ok(())

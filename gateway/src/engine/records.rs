@@ -279,6 +279,10 @@ pub struct InvocationStatus {
     pub timestamps: Timestamps,
     /// Set once the journal has been removed after completion.
     pub journal_purged: bool,
+    /// Where the first attempt goes instead of the latest revision (the ingress's
+    /// `x-perdure-deployment`), until it is pinned.
+    #[serde(default)]
+    pub requested_deployment: Option<DeploymentId>,
 }
 
 /// Where a not-completed invocation stands, as the drain counters of its deployment count it.
@@ -428,6 +432,9 @@ pub struct InvokeRequest {
     pub sink: Option<Sink>,
     pub retry_policy: RetryPolicy,
     pub retention: Retention,
+    /// The deployment its first attempt goes to, instead of the latest revision.
+    #[serde(default)]
+    pub deployment: Option<DeploymentId>,
 }
 
 /// A message from one partition to another, kept in the sender's outbox until delivered.

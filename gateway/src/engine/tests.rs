@@ -80,6 +80,7 @@ fn invoke(id: InvocationId, target: Target) -> Command {
         sink: None,
         retry_policy: RetryPolicy::default(),
         retention: Retention { completion_ms: 86_400_000, journal_ms: 86_400_000 },
+        deployment: None,
     }))
 }
 

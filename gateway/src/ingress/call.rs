@@ -18,7 +18,25 @@ use crate::protocol::messages::ty;
 use crate::schema::{HandlerSchema, InputRules};
 
 /// Headers that stay with the HTTP exchange instead of going to the handler.
-const NOT_FORWARDED: [&str; 4] = ["connection", "host", "idempotency-key", "idempotency-expires"];
+const NOT_FORWARDED: [&str; 5] =
+    ["connection", "host", "idempotency-key", "idempotency-expires", DEPLOYMENT_HEADER];
+
+/// Sends one new invocation to a registered deployment instead of the service's latest
+/// revision (a smoke test of an unpromoted deployment, a pinned retry).
+pub const DEPLOYMENT_HEADER: &str = "x-perdure-deployment";
+
+/// The deployment `x-perdure-deployment` names, if the request carries it.
+fn requested_deployment(headers: &http::HeaderMap) -> Result<Option<crate::ids::DeploymentId>, Error> {
+    let Some(value) = headers.get(DEPLOYMENT_HEADER) else { return Ok(None) };
+    let raw = value.to_str().map_err(|_| Error::BadDeploymentHeader {
+        value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        reason: "not ASCII".into(),
+    })?;
+    raw.trim()
+        .parse()
+        .map(Some)
+        .map_err(|e: crate::ids::IdError| Error::BadDeploymentHeader { value: raw.to_owned(), reason: e.to_string() })
+}
 
 pub async fn call(
     ingress: &Ingress,
@@ -28,7 +46,19 @@ pub async fn call(
     send: bool,
 ) -> Result<Response, Error> {
     let schema = ingress.schema.snapshot();
-    let svc = schema.service(&service).ok_or_else(|| Error::UnknownService(service.clone()))?;
+    let requested = requested_deployment(req.headers())?;
+    let latest = schema.service(&service);
+    let svc = match &requested {
+        None => latest.ok_or_else(|| Error::UnknownService(service.clone()))?,
+        Some(d) => {
+            if !schema.deployments.contains_key(d) {
+                return Err(Error::UnknownDeployment(d.to_string()));
+            }
+            schema
+                .revision_on(d, &service)
+                .ok_or_else(|| Error::NotOnDeployment { deployment: d.to_string(), service: service.clone() })?
+        }
+    };
     let (key, handler_name) = match (svc.is_keyed(), parts.as_slice()) {
         (false, [handler]) => (None, handler),
         (true, [key, handler]) => (Some(key.clone()), handler),
@@ -37,7 +67,8 @@ pub async fn call(
     let handler = svc
         .handler(handler_name)
         .ok_or_else(|| Error::UnknownHandler { service: service.clone(), handler: handler_name.clone() })?;
-    if !svc.public || !handler.public {
+    // Hiding a service (PATCH /services) changes its latest revision: it hides every one.
+    if !latest.unwrap_or(svc).public || !svc.public || !handler.public {
         return Err(Error::Private);
     }
     let delay = match query_param(req.uri().query(), "delay") {
@@ -99,6 +130,7 @@ pub async fn call(
         sink: None,
         retry_policy: svc.retry_policy(handler),
         retention: svc.retention(handler),
+        deployment: requested,
     };
     let command = Command::Invoke(Box::new(request));
     let reply = ingress

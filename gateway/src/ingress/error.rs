@@ -55,6 +55,12 @@ pub enum Error {
     BodyRead(String),
     #[error("the partition owning this invocation is unavailable, try again")]
     Unavailable,
+    #[error("bad x-perdure-deployment header '{value}': {reason}")]
+    BadDeploymentHeader { value: String, reason: String },
+    #[error("deployment {0} (x-perdure-deployment) is not registered")]
+    UnknownDeployment(String),
+    #[error("deployment {deployment} (x-perdure-deployment) does not serve the service '{service}'")]
+    NotOnDeployment { deployment: String, service: String },
     #[error("the request could not be applied (the server log has the details): {0}")]
     Rejected(String),
 }
@@ -62,7 +68,11 @@ pub enum Error {
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::UnknownService(_) | Error::UnknownHandler { .. } | Error::InvocationNotFound => StatusCode::NOT_FOUND,
+            Error::UnknownService(_)
+            | Error::UnknownHandler { .. }
+            | Error::InvocationNotFound
+            | Error::UnknownDeployment(_)
+            | Error::NotOnDeployment { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotReady => StatusCode::from_u16(470).expect("470 is a valid status code"),
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,6 +90,7 @@ impl Error {
             | Error::BadInvocationId { .. }
             | Error::BadAwakeableId { .. }
             | Error::BadTarget(_)
+            | Error::BadDeploymentHeader { .. }
             | Error::Scoped
             | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
         }

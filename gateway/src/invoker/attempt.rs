@@ -142,9 +142,25 @@ fn choose<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, At
 
 fn choose_latest<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, AttemptFailure> {
     let (service_name, handler_name) = (&spec.target.service, &spec.target.handler);
-    let service = schema.service(service_name).ok_or_else(|| {
-        AttemptFailure::terminal(404, format!("the service '{service_name}' is no longer registered"))
-    })?;
+    let service = match &spec.requested_deployment {
+        Some(requested) => {
+            if !schema.deployments.contains_key(requested) {
+                return Err(AttemptFailure::terminal(
+                    410,
+                    format!(
+                        "the deployment {requested} that {} was sent to (x-perdure-deployment) was removed before it started",
+                        spec.target.display()
+                    ),
+                ));
+            }
+            schema.revision_on(requested, service_name).ok_or_else(|| {
+                AttemptFailure::terminal(404, format!("the deployment {requested} does not serve '{service_name}'"))
+            })?
+        }
+        None => schema.route(service_name, spec.target.key.as_deref(), &spec.id).ok_or_else(|| {
+            AttemptFailure::terminal(404, format!("the service '{service_name}' is no longer registered"))
+        })?,
+    };
     let deployment = schema.deployments.get(&service.deployment_id).ok_or_else(|| {
         AttemptFailure::terminal(
             410,

@@ -14,10 +14,12 @@
 mod compat;
 mod model;
 mod register;
+mod routing;
 
 pub use model::*;
 pub use compat::Change;
 pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, register};
+pub use routing::{Routed, RoutingError, previous as rollback_target, promote, ramp};
 
 use std::sync::{Arc, RwLock};
 
@@ -53,6 +55,11 @@ pub enum SchemaChange {
     RemoveDeployment { id: DeploymentId, services: Vec<String> },
     /// A deployment's address or headers changed (`PATCH /deployments`); its code did not.
     UpdateDeployment { deployment: Box<Deployment> },
+    /// A service's new invocations go to another registered deployment (promote, rollback):
+    /// its revision there, renumbered as the service's newest.
+    Route { service: Box<ServiceRevision> },
+    /// A share of a service's new invocations goes to another deployment, or (None) none.
+    Ramp { service: String, ramp: Option<Ramp> },
 }
 
 impl Schema {
@@ -68,10 +75,28 @@ impl Schema {
                 for name in &latest {
                     if let Some(s) = deployment.services.iter().find(|s| &s.name == name) {
                         self.services.insert(name.clone(), s.clone());
+                        self.routed(name, deployment.id);
                     }
                 }
                 self.deployments.insert(deployment.id, *deployment);
             }
+            SchemaChange::Route { service } => {
+                if let Some(d) = self.deployments.get_mut(&service.deployment_id)
+                    && let Some(s) = d.services.iter_mut().find(|s| s.name == service.name)
+                {
+                    s.revision = service.revision;
+                }
+                self.routed(&service.name, service.deployment_id);
+                self.services.insert(service.name.clone(), *service);
+            }
+            SchemaChange::Ramp { service, ramp } => match ramp {
+                Some(r) => {
+                    self.ramps.insert(service, r);
+                }
+                None => {
+                    self.ramps.remove(&service);
+                }
+            },
             SchemaChange::PutService { service } => {
                 if let Some(d) = self.deployments.get_mut(&service.deployment_id)
                     && let Some(s) = d.services.iter_mut().find(|s| s.name == service.name)
@@ -82,6 +107,10 @@ impl Schema {
             }
             SchemaChange::RemoveDeployment { id, services } => {
                 self.deployments.remove(&id);
+                self.ramps.retain(|_, r| r.deployment != id);
+                for h in self.history.values_mut() {
+                    h.retain(|d| d != &id);
+                }
                 for name in services {
                     if self.services.get(&name).is_some_and(|s| s.deployment_id == id) {
                         self.services.remove(&name);
@@ -94,6 +123,14 @@ impl Schema {
                 }
             }
         }
+    }
+
+    /// `service`'s new invocations now go to `deployment`: remember it, end any ramp.
+    fn routed(&mut self, service: &str, deployment: DeploymentId) {
+        let h = self.history.entry(service.to_owned()).or_default();
+        h.retain(|d| d != &deployment);
+        h.push(deployment);
+        self.ramps.remove(service);
     }
 
     /// The services whose latest revision deployment `id` serves.

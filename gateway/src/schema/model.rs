@@ -13,8 +13,23 @@ use crate::protocol::manifest::{HandlerType, Manifest, ProtocolMode, ServiceType
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Schema {
     pub deployments: BTreeMap<DeploymentId, Deployment>,
-    /// The latest revision of every service.
+    /// The latest revision of every service: where its new invocations go.
     pub services: BTreeMap<String, ServiceRevision>,
+    /// Services of which a share of new invocations goes to another deployment (a canary).
+    #[serde(default)]
+    pub ramps: BTreeMap<String, Ramp>,
+    /// The deployments each service's latest revision was on, oldest first (for rollback).
+    #[serde(default)]
+    pub history: BTreeMap<String, Vec<DeploymentId>>,
+}
+
+/// A share of a service's new invocations that goes to another deployment than its latest
+/// revision's: chosen once per invocation (per key for objects and workflows), then pinned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ramp {
+    pub deployment: DeploymentId,
+    /// 1..=99.
+    pub percent: u8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +300,47 @@ impl Schema {
 
     pub fn deployment_of(&self, service: &str) -> Option<&Deployment> {
         self.services.get(service).and_then(|s| self.deployments.get(&s.deployment_id))
+    }
+
+    /// The revision of `service` that `deployment` serves, if it does.
+    pub fn revision_on(&self, deployment: &DeploymentId, service: &str) -> Option<&ServiceRevision> {
+        self.deployments.get(deployment)?.services.iter().find(|s| s.name == service)
+    }
+
+    /// The revision a new invocation of `service` goes to: the latest, or the ramp's
+    /// deployment for its share. Objects and workflows split by key, so one key's calls stay
+    /// on one deployment during a ramp; other services by invocation.
+    pub fn route(&self, service: &str, key: Option<&str>, id: &crate::ids::InvocationId) -> Option<&ServiceRevision> {
+        let latest = self.services.get(service)?;
+        let Some(ramp) = self.ramps.get(service) else { return Some(latest) };
+        let bucket = match key {
+            Some(key) => crate::ids::partition_key_of(format!("ramp\0{service}\0{key}").as_bytes()),
+            None => crate::ids::partition_key_of(id.to_string().as_bytes()),
+        } % 100;
+        if bucket < u64::from(ramp.percent) {
+            self.revision_on(&ramp.deployment, service).or(Some(latest))
+        } else {
+            Some(latest)
+        }
+    }
+
+    /// The revision number the next revision of `service` gets: past every one any
+    /// deployment carries (an unpromoted registration takes one too).
+    pub fn next_revision(&self, service: &str) -> u32 {
+        let on_deployments = self.deployments.values().flat_map(|d| d.services.iter()).filter(|s| s.name == service);
+        on_deployments.chain(self.services.get(service)).map(|s| s.revision).max().unwrap_or(0) + 1
+    }
+
+    /// The services whose new invocations (all, or a ramp's share) go to `deployment`.
+    pub fn routed_to(&self, deployment: &DeploymentId) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.services.values().filter(|s| &s.deployment_id == deployment).map(|s| s.name.clone()).collect();
+        for (name, ramp) in &self.ramps {
+            if &ramp.deployment == deployment && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     /// Names of services users can call through ingress.

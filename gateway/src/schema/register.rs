@@ -18,6 +18,9 @@ pub struct RegisterRequest {
     pub force: bool,
     pub breaking: bool,
     pub dry_run: bool,
+    /// New invocations go to the new revisions (false: registered and checked, but only the
+    /// `x-perdure-deployment` header or a later promote sends work there).
+    pub promote: bool,
     pub manifest: Manifest,
     pub sdk_version: Option<String>,
     pub now: u64,
@@ -118,7 +121,7 @@ pub fn register(
     let mut changes = Vec::new();
     for m in &req.manifest.services {
         let previous = schema.services.get(&m.name);
-        let revision = previous.map_or(1, |p| p.revision + 1);
+        let revision = schema.next_revision(&m.name);
         let service = service_revision(m, revision, id, req.manifest.protocol_mode, defaults);
         changes.extend(compat::changes(previous, &service, &pending));
         services.push(service);
@@ -214,7 +217,13 @@ pub fn register(
     if req.dry_run {
         return Ok((None, outcome));
     }
-    let latest = services.into_iter().map(|s| s.name).collect();
+    // Unpromoted, a service stays where it is, except where it is on this very deployment
+    // (an overwrite): its latest revision must be the code the deployment now serves.
+    let latest = services
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|name| req.promote || existing.is_some_and(|e| schema.services.get(name).is_some_and(|s| s.deployment_id == e.id)))
+        .collect();
     Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest, dropped }), outcome))
 }
 

@@ -25,6 +25,7 @@ pub fn registration(uri: &str, manifest: crate::protocol::Manifest) -> RegisterR
         force: false,
         breaking: false,
         dry_run: false,
+        promote: true,
         manifest,
         sdk_version: None,
         now: 1_000,
@@ -243,4 +244,111 @@ fn a_dry_run_reports_every_change_and_stores_nothing() {
     let busy = Pending { handlers: [("Greeter/wave".to_owned(), 1)].into(), ..Default::default() };
     let dry = RegisterRequest { dry_run: true, ..registration("http://v2/", manifest("")) };
     refusal(register(&schema, dry, &SchemaDefaults::default(), &busy).map(|(_, o)| o));
+}
+
+/// Applies a routing move to `schema`; what it did.
+fn moved(schema: &mut Schema, r: impl FnOnce(&Schema) -> Result<(Option<SchemaChange>, Routed), RoutingError>) -> Routed {
+    let (change, routed) = r(schema).expect("the move is allowed");
+    if let Some(change) = change {
+        schema.apply(change);
+    }
+    routed
+}
+
+#[test]
+fn an_unpromoted_registration_takes_a_revision_but_no_traffic_until_promoted() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    let v1 = put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap().deployment().id;
+    let unpromoted = RegisterRequest { promote: false, ..registration("http://v2/", manifest(r#",{"name":"wave"}"#)) };
+    let v2 = put(&mut schema, unpromoted, &none).unwrap().deployment().id;
+    assert_eq!(schema.services["Greeter"].deployment_id, v1, "new invocations stay on v1");
+    assert_eq!(schema.services["Greeter"].revision, 1);
+    assert_eq!(schema.revision_on(&v2, "Greeter").unwrap().revision, 2, "v2 took revision 2");
+    assert_eq!(schema.routed_to(&v2), Vec::<String>::new());
+
+    let routed = moved(&mut schema, |schema| promote(schema, "Greeter", v2, false, &BTreeMap::new()));
+    assert_eq!(routed.service.deployment_id, v2);
+    assert!(routed.changes.iter().any(|c| c.handler.as_deref() == Some("wave") && c.change == "added"), "{:?}", routed.changes);
+    assert_eq!(schema.services["Greeter"].deployment_id, v2);
+    assert_eq!(schema.services["Greeter"].revision, 3, "a promotion is a new revision");
+    assert_eq!(schema.services["Counter"].deployment_id, v1, "promoting one service moves only that one");
+    // Promoting where it is already: nothing changes.
+    let (change, _) = promote(&schema, "Greeter", v2, false, &BTreeMap::new()).unwrap();
+    assert!(change.is_none());
+
+    // Rolling back goes to the deployment before, as revision 4.
+    let back = moved(&mut schema, |s| rollback_target(s, "Greeter").and_then(|to| promote(s, "Greeter", to, false, &BTreeMap::new())));
+    assert_eq!(back.service.deployment_id, v1);
+    assert_eq!(schema.services["Greeter"].revision, 4);
+    // And again goes forward to v2, the one before that.
+    assert_eq!(rollback_target(&schema, "Greeter").unwrap(), v2);
+}
+
+#[test]
+fn a_promotion_is_checked_like_a_registration_and_hiding_survives_it() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    let v1 = put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none).unwrap().deployment().id;
+    let v2 = put(&mut schema, registration("http://v2/", manifest("")), &none).unwrap().deployment().id;
+    // Back to v1 adds 'wave' again: fine. Forward to v2 with 'wave' invocations pending: refused.
+    moved(&mut schema, |schema| promote(schema, "Greeter", v1, false, &BTreeMap::new()));
+    let mut hidden = schema.services["Greeter"].clone();
+    hidden.public = false;
+    schema.apply(SchemaChange::PutService { service: Box::new(hidden) });
+    let pending = BTreeMap::from([("Greeter/wave".to_owned(), 3u64)]);
+    match promote(&schema, "Greeter", v2, false, &pending) {
+        Err(RoutingError::Refused(RegistrationError::Conflict { message, .. })) => {
+            assert!(message.contains("Greeter/wave: removed, while 3 invocations of it are not completed"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let routed = moved(&mut schema, |schema| promote(schema, "Greeter", v2, true, &pending));
+    assert!(!routed.service.public, "the operator's hiding carries over");
+    assert!(matches!(promote(&schema, "Nope", v2, false, &none.handlers), Err(RoutingError::NotServed { .. })));
+    assert!(matches!(promote(&schema, "Greeter", DeploymentId::generate(), false, &none.handlers), Err(RoutingError::UnknownDeployment(_))));
+    let mut only = Schema::default();
+    put(&mut only, registration("http://v1/", manifest("")), &none).unwrap();
+    assert!(matches!(rollback_target(&only, "Greeter"), Err(RoutingError::Invalid(_))));
+}
+
+#[test]
+fn a_ramp_splits_new_invocations_by_percent_and_objects_by_key() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    let v1 = put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap().deployment().id;
+    let v2 = put(&mut schema, RegisterRequest { promote: false, ..registration("http://v2/", manifest("")) }, &none)
+        .unwrap()
+        .deployment()
+        .id;
+    assert!(matches!(ramp(&schema, "Greeter", v2, 101, false, &BTreeMap::new()), Err(RoutingError::BadPercent(101))));
+    assert!(matches!(ramp(&schema, "Greeter", v1, 10, false, &BTreeMap::new()), Err(RoutingError::Invalid(_))));
+    moved(&mut schema, |schema| ramp(schema, "Greeter", v2, 10, false, &BTreeMap::new()));
+    moved(&mut schema, |schema| ramp(schema, "Counter", v2, 30, false, &BTreeMap::new()));
+    assert_eq!(schema.routed_to(&v2), vec!["Counter".to_owned(), "Greeter".to_owned()]);
+
+    let on_v2 = (0..10_000u64)
+        .filter(|i| schema.route("Greeter", None, &crate::ids::InvocationId::generate(*i)).unwrap().deployment_id == v2)
+        .count();
+    assert!((800..1200).contains(&on_v2), "10% of 10000 went to v2: {on_v2}");
+    let keys: Vec<String> = (0..2000).map(|i| format!("key-{i}")).collect();
+    let key_on_v2 = |key: &str| {
+        schema.route("Counter", Some(key), &crate::ids::InvocationId::generate(rand::random())).unwrap().deployment_id == v2
+    };
+    let share = keys.iter().filter(|k| key_on_v2(k)).count();
+    assert!((500..700).contains(&share), "30% of 2000 keys went to v2: {share}");
+    for k in keys.iter().take(200) {
+        let first = key_on_v2(k);
+        assert!((0..5).all(|_| key_on_v2(k) == first), "key {k} moved");
+    }
+
+    // 0 ends a ramp; 100 promotes; removing the ramped deployment ends it too.
+    moved(&mut schema, |schema| ramp(schema, "Greeter", v2, 0, false, &BTreeMap::new()));
+    assert!(!schema.ramps.contains_key("Greeter"));
+    moved(&mut schema, |schema| ramp(schema, "Greeter", v2, 100, false, &BTreeMap::new()));
+    assert_eq!(schema.services["Greeter"].deployment_id, v2);
+    schema.apply(SchemaChange::RemoveDeployment { id: v2, services: schema.latest_on(&v2) });
+    assert!(schema.ramps.is_empty());
+    assert!(!schema.services.contains_key("Greeter"));
+    assert_eq!(schema.services["Counter"].deployment_id, v1);
 }

@@ -317,6 +317,7 @@ mod tests {
             retention: Retention::default(),
             timestamps: Timestamps::default(),
             journal_purged: false,
+            requested_deployment: None,
         }
     }
 

@@ -203,3 +203,117 @@ fn force_does_not_overwrite_a_deployment_invocations_are_pinned_to_unless_breaki
     assert!(body["changes"].as_array().unwrap().iter().any(|c| c["service"] == "Mailbox" && c["change"] == "removed by the overwrite"), "{body}");
     assert_eq!(get(&format!("{}/services/Mailbox", perdure.admin)).status, 404);
 }
+
+fn greet_tag(perdure: &Perdure, headers: &[(&str, &str)]) -> Reply {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    post_with(&format!("{}/Greeter/sleepy", perdure.ingress), "1", &all)
+}
+
+fn finished_on(r: &Reply) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["finished_on"].as_str().unwrap().to_owned()
+}
+
+fn move_service(perdure: &Perdure, service: &str, action: &str, body: Value) -> Reply {
+    post_json(&format!("{}/services/{service}/{action}", perdure.admin), &body.to_string())
+}
+
+#[test]
+fn an_unpromoted_deployment_takes_only_header_calls_until_promoted_and_a_rollback_goes_back() {
+    let mut perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let v2 = TsServices::start("h2", "v2");
+    let dp2 = register(&perdure, &v2, json!({ "promote": false }));
+    let admin = perdure.admin.clone();
+    let greeter = || get(&format!("{admin}/services/Greeter")).json();
+    assert_eq!((greeter()["deployment_id"].as_str(), greeter()["revision"].as_u64()), (Some(dp1.as_str()), Some(1)));
+    assert_eq!(finished_on(&greet_tag(&perdure, &[])), "v1", "new calls stay on the promoted one");
+
+    // The smoke test: one call with the header runs on v2, and stays pinned there.
+    assert_eq!(finished_on(&greet_tag(&perdure, &[("x-perdure-deployment", &dp2)])), "v2");
+    let bad = greet_tag(&perdure, &[("x-perdure-deployment", "dp_nope!")]);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("x-perdure-deployment"), "{}", bad.body);
+    let unknown = greet_tag(&perdure, &[("x-perdure-deployment", "dp_10GKVmXu6PJuXYCGpQrMA6J")]);
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(deployment(&perdure, &dp2).json()["drain_status"] == "drained", "not promoted, nothing pinned");
+
+    // Promote: new calls go to v2, as a new revision.
+    let promoted = move_service(&perdure, "Greeter", "promote", json!({ "deployment": dp2 }));
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    assert_eq!(promoted.json()["service"]["deployment_id"], dp2.as_str());
+    assert_eq!((greeter()["deployment_id"].as_str(), greeter()["revision"].as_u64()), (Some(dp2.as_str()), Some(3)));
+    assert_eq!(finished_on(&greet_tag(&perdure, &[])), "v2");
+    assert_eq!(get(&format!("{}/services/Counter", perdure.admin)).json()["deployment_id"], dp1.as_str());
+    assert_eq!(deployment(&perdure, &dp2).json()["drain_status"], "active");
+
+    // Roll back: the previous one, as revision 4; the answer survives a restart.
+    let back = move_service(&perdure, "Greeter", "rollback", json!({}));
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(greeter()["deployment_id"], dp1.as_str());
+    assert_eq!(greeter()["revision"], 4);
+    assert_eq!(finished_on(&greet_tag(&perdure, &[])), "v1");
+    assert!(perdure.stop().success());
+    perdure.restart();
+    let greeter = get(&format!("{}/services/Greeter", perdure.admin)).json();
+    assert_eq!((greeter["deployment_id"].as_str(), greeter["revision"].as_u64()), (Some(dp1.as_str()), Some(4)));
+
+    // Bad moves are refused, naming what is wrong.
+    let r = move_service(&perdure, "Greeter", "promote", json!({ "deployment": "nope" }));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = move_service(&perdure, "Nope", "rollback", json!({}));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = move_service(&perdure, "Greeter", "ramp", json!({ "deployment": dp2, "percent": 250 }));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("percent"), "{}", r.body);
+    let r = move_service(&perdure, "Greeter", "ramp", json!({ "deployment": dp1, "percent": 10 }));
+    assert_eq!(r.status, 409, "ramping the current one: {}", r.body);
+}
+
+#[test]
+fn a_ramp_sends_its_share_of_new_calls_to_the_canary_and_a_key_never_moves() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let v2 = TsServices::start("h2", "v2");
+    let dp2 = register(&perdure, &v2, json!({ "promote": false }));
+    for service in ["Greeter", "Counter"] {
+        let r = move_service(&perdure, service, "ramp", json!({ "deployment": dp2, "percent": 20 }));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["service"]["ramp"], json!({ "deployment_id": dp2, "percent": 20 }));
+    }
+    let d2 = deployment(&perdure, &dp2).json();
+    assert_eq!(d2["drain_status"], "active", "a canary is in use: {d2}");
+    assert_eq!(delete(&perdure, &dp2, false).status, 409);
+
+    // 1000 calls: about 20% on v2 (binomial: 3 sigma is 38).
+    let on_v2 = (0..1000)
+        .filter(|_| post_json(&format!("{}/Greeter/greetAndCount", perdure.ingress), "\"ramp\"").body.contains("(v2)"))
+        .count();
+    assert!((140..=260).contains(&on_v2), "{on_v2} of 1000 went to v2");
+
+    // Objects split by key: each key stays on one deployment.
+    let whoami = |key: &str| post_json(&format!("{}/Counter/{key}/whoami", perdure.ingress), "null").json();
+    let mut on_canary = 0;
+    for k in 0..200 {
+        let key = format!("k{k}");
+        let first = whoami(&key);
+        for _ in 0..3 {
+            assert_eq!(whoami(&key), first, "key {key} moved");
+        }
+        on_canary += usize::from(first == "v2");
+    }
+    assert!((15..=70).contains(&on_canary), "{on_canary} of 200 keys on v2");
+
+    // 0 ends it; 100 promotes.
+    assert_eq!(move_service(&perdure, "Counter", "ramp", json!({ "deployment": dp2, "percent": 0 })).status, 200);
+    assert!((0..20).all(|k| whoami(&format!("k{k}")) == "v1"));
+    assert_eq!(move_service(&perdure, "Counter", "ramp", json!({ "deployment": dp2, "percent": 100 })).status, 200);
+    assert!((0..20).all(|k| whoami(&format!("k{k}")) == "v2"));
+    let counter = get(&format!("{}/services/Counter", perdure.admin)).json();
+    assert_eq!(counter["deployment_id"], dp2.as_str());
+    assert!(counter.get("ramp").is_none(), "{counter}");
+    assert!(deployment(&perdure, &dp1).json()["latest_for"].as_array().unwrap().contains(&json!("Greeter")));
+}

@@ -27,6 +27,7 @@
 //     get shared           -> count or 0
 //     slowAdd(ms=3000)     -> durable sleep while holding the key, then count += 1
 //     reset                -> clears all state
+//     whoami shared        -> tag (which deployment serves this key)
 //   SleepWorkflow (workflow)
 //     run(ms=2000)         -> status "sleeping", durable sleep, status "done", returns "woke up (<tag>)"
 //     status shared        -> status or "unknown"
@@ -154,7 +155,9 @@ const counter = restate.object({
     reset: async (ctx) => {
       ctx.clearAll();
     },
-  }, ["get"]),
+
+    whoami: async (_ctx) => tag,
+  }, ["get", "whoami"]),
 });
 
 // --- SleepWorkflow -------------------------------------------------------------------------------
