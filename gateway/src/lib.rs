@@ -16,12 +16,14 @@
 //!   (request/response), discovery.
 //! - [`ingress`]: the Restate-compatible HTTP ingress.
 //! - [`admin`]: the admin REST API.
+//! - [`cli`]: `perdure dp|services|invocations`, a client of the admin API.
 //! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
 //!
 //! A request's path: ingress → partition (append, apply, commit) → invoker → deployment →
 //! effects → partition → reply to the waiting client.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod durations;
 pub mod engine;

@@ -1,4 +1,5 @@
-//! The `perdure` binary: `perdure serve` runs the server; other subcommands come later.
+//! The `perdure` binary: `perdure serve` runs the server; `dp`, `services` and
+//! `invocations` talk to a running server's admin API (`perdure::cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,8 @@ use perdure::storage::Database;
 #[derive(Parser)]
 #[command(name = "perdure", version, about = "A durable-execution gateway for serverless code, compatible with Restate 1.7")]
 struct Cli {
+    #[command(flatten)]
+    global: perdure::cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,6 +23,8 @@ enum Command {
     /// Run the server (ingress, admin API, partitions) on an embedded RocksDB.
     #[command(alias = "server")]
     Serve(ServeArgs),
+    #[command(flatten)]
+    Admin(perdure::cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Admin(command) => perdure::cli::run(cli.global, command),
     }
 }
 

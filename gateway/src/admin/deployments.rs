@@ -54,7 +54,7 @@ pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
     let deployments: Vec<_> = schema
         .deployments
         .values()
-        .map(|d| deployment_summary(d, Drain::of(schema.routed_to(&d.id), &counts.get(&d.id).cloned().unwrap_or_default())))
+        .map(|d| deployment_summary(d, Drain::of(&schema, &d.id, &counts.get(&d.id).cloned().unwrap_or_default())))
         .collect();
     Ok(Json(serde_json::json!({ "deployments": deployments })).into_response())
 }
@@ -67,7 +67,7 @@ fn parse_id(id: &str) -> Result<DeploymentId, Response> {
 /// The drain status of one deployment, as of now.
 fn drain_of(state: &State, schema: &crate::schema::Schema, id: &DeploymentId) -> Result<Drain, Error> {
     let counts = state.storage.drain_counts()?.remove(id).unwrap_or_default();
-    Ok(Drain::of(schema.routed_to(id), &counts))
+    Ok(Drain::of(schema, id, &counts))
 }
 
 pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
@@ -112,7 +112,7 @@ pub async fn remove(
             }
             let latest = schema.latest_on(&parsed);
             let counts = storage.drain_counts()?.remove(&parsed).unwrap_or_default();
-            let drain = Drain::of(schema.routed_to(&parsed), &counts);
+            let drain = Drain::of(schema, &parsed, &counts);
             if !query.force && !drain.is_drained() {
                 use crate::engine::store::Store as _;
                 let pinned = storage.pinned_to(&parsed, LISTED).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;

@@ -232,8 +232,10 @@ pub struct DeploymentJson<S: Serialize> {
 /// Whether a deployment can go: perdure's own fields on every deployment.
 #[derive(Clone, Debug, Serialize)]
 pub struct Drain {
-    /// `active`: it serves the latest revision of some service (`latest_for`); `draining`:
-    /// not any more, but invocations are still pinned to it; `drained`: neither, it can go.
+    /// `active`: new invocations of some service go to it (`latest_for`: its latest revision
+    /// or a ramp); `draining`: not any more, but invocations are still pinned to it;
+    /// `drained`: neither, it can go; `inactive`: registered without promotion and never
+    /// routed to (nothing pinned either: it can go, but `dp prune` leaves it).
     pub drain_status: &'static str,
     pub latest_for: Vec<String>,
     pub pinned_invocations: PinnedCounts,
@@ -250,13 +252,16 @@ pub struct PinnedCounts {
 }
 
 impl Drain {
-    pub fn of(latest_for: Vec<String>, counts: &DrainCounts) -> Self {
+    pub fn of(schema: &crate::schema::Schema, id: &crate::ids::DeploymentId, counts: &DrainCounts) -> Self {
+        let latest_for = schema.routed_to(id);
         let drain_status = if !latest_for.is_empty() {
             "active"
         } else if counts.total() > 0 {
             "draining"
-        } else {
+        } else if schema.ever_routed(id) {
             "drained"
+        } else {
+            "inactive"
         };
         Drain {
             drain_status,
@@ -271,8 +276,9 @@ impl Drain {
         }
     }
 
+    /// Nothing routes to it and nothing is pinned to it: it can go.
     pub fn is_drained(&self) -> bool {
-        self.drain_status == "drained"
+        matches!(self.drain_status, "drained" | "inactive")
     }
 }
 

@@ -153,8 +153,7 @@ impl SchemaRegistry {
     /// Loads the stored schema and applies the log entries it does not contain yet.
     pub async fn load(storage: Storage, log: RocksLog) -> Result<Self, StorageError> {
         let mut schema = match storage.get_meta(SCHEMA_KEY)? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| StorageError::Corrupt { table: "meta", reason: format!("schema: {e}") })?,
+            Some(raw) => decode_schema(&raw)?,
             None => Schema::default(),
         };
         let mut applied = match storage.get_meta(APPLIED_KEY)? {
@@ -214,6 +213,36 @@ impl SchemaRegistry {
     pub fn deployment(&self, id: &DeploymentId) -> Option<Deployment> {
         self.snapshot().deployments.get(id).cloned()
     }
+}
+
+/// The stored schema. One written before routing history was kept (perdure 0.1 before
+/// promotion existed) gets it rebuilt: every registration was promoted then, so each
+/// deployment of a service was its latest once, in the order they were created.
+fn decode_schema(raw: &[u8]) -> Result<Schema, StorageError> {
+    let corrupt = |e: serde_json::Error| StorageError::Corrupt { table: "meta", reason: format!("schema: {e}") };
+    #[derive(Deserialize)]
+    struct Probe {
+        history: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_slice(raw).map_err(corrupt)?;
+    let mut schema: Schema = serde_json::from_slice(raw).map_err(corrupt)?;
+    if probe.history.is_none() {
+        let mut by_age: Vec<&Deployment> = schema.deployments.values().collect();
+        by_age.sort_by_key(|d| d.created_at);
+        let mut history: std::collections::BTreeMap<String, Vec<DeploymentId>> = Default::default();
+        for d in by_age {
+            for s in &d.services {
+                history.entry(s.name.clone()).or_default().push(d.id);
+            }
+        }
+        for (name, latest) in &schema.services {
+            let h = history.entry(name.clone()).or_default();
+            h.retain(|d| d != &latest.deployment_id);
+            h.push(latest.deployment_id);
+        }
+        schema.history = history;
+    }
+    Ok(schema)
 }
 
 fn decode_change(raw: &[u8]) -> Result<SchemaChange, StorageError> {

@@ -343,6 +343,12 @@ impl Schema {
         names
     }
 
+    /// Whether new invocations of some service ever went to `deployment` (registered and
+    /// promoted, promoted later, or rolled back to), as far as the routing history goes.
+    pub fn ever_routed(&self, deployment: &DeploymentId) -> bool {
+        self.history.values().any(|h| h.contains(deployment))
+    }
+
     /// Names of services users can call through ingress.
     pub fn public_services(&self) -> impl Iterator<Item = &str> {
         self.services.values().filter(|s| s.public).map(|s| s.name.as_str())

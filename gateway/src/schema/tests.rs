@@ -352,3 +352,21 @@ fn a_ramp_splits_new_invocations_by_percent_and_objects_by_key() {
     assert!(!schema.services.contains_key("Greeter"));
     assert_eq!(schema.services["Counter"].deployment_id, v1);
 }
+
+#[test]
+fn a_schema_stored_before_routing_history_gets_it_rebuilt_so_old_deployments_read_as_drained() {
+    let mut schema = Schema::default();
+    let none = Pending::default();
+    let v1 = put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap().deployment().id;
+    let v2 = put(&mut schema, RegisterRequest { now: 2_000, ..registration("http://v2/", manifest("")) }, &none)
+        .unwrap()
+        .deployment()
+        .id;
+    let json = serde_json::to_string(&schema).unwrap();
+    let start = json.find(r#","ramps":"#).expect("ramps and history are stored last");
+    let old = format!("{}}}", &json[..start]);
+    let loaded = decode_schema(old.as_bytes()).unwrap();
+    assert!(loaded.ever_routed(&v1) && loaded.ever_routed(&v2));
+    assert_eq!(loaded.history["Greeter"], vec![v1, v2]);
+    assert_eq!(rollback_target(&loaded, "Greeter").unwrap(), v1);
+}

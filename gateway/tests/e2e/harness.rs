@@ -375,3 +375,14 @@ pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
+
+/// The `perdure` CLI of this build, pointed at `perdure`'s admin API: (exit code, stdout, stderr).
+pub fn perdure_cli(perdure: &Perdure, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(args)
+        .env("PERDURE_ADMIN_URL", &perdure.admin)
+        .output()
+        .expect("run the perdure CLI");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}

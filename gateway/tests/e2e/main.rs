@@ -10,6 +10,7 @@ mod durability;
 mod fuzz;
 mod harness;
 mod ingress;
+mod lifecycle;
 mod poison;
 mod python_sdk;
 mod rust_sdk;

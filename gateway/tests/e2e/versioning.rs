@@ -238,7 +238,7 @@ fn an_unpromoted_deployment_takes_only_header_calls_until_promoted_and_a_rollbac
     assert!(bad.body.contains("x-perdure-deployment"), "{}", bad.body);
     let unknown = greet_tag(&perdure, &[("x-perdure-deployment", "dp_10GKVmXu6PJuXYCGpQrMA6J")]);
     assert_eq!(unknown.status, 404, "{}", unknown.body);
-    assert!(deployment(&perdure, &dp2).json()["drain_status"] == "drained", "not promoted, nothing pinned");
+    assert_eq!(deployment(&perdure, &dp2).json()["drain_status"], "inactive", "not promoted, nothing pinned");
 
     // Promote: new calls go to v2, as a new revision.
     let promoted = move_service(&perdure, "Greeter", "promote", json!({ "deployment": dp2 }));

@@ -1,0 +1,109 @@
+//! The admin API client: JSON in, JSON out, the server's error message kept whole.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why a command did not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The server answered with an error: its message (and the status code).
+    #[error("{message} ({status})")]
+    Refused { status: u16, message: String, body: Value },
+    #[error("cannot reach the admin API at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// Something the CLI itself decided (a timeout, an answer it cannot use).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Refused { .. } | Failure::Other(_) => 1,
+            Failure::Unreachable { .. } => 3,
+        }
+    }
+}
+
+pub struct Admin {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Admin {
+    pub fn new(url: &str) -> Self {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("a client with a timeout only always builds");
+        Self { base: url.trim_end_matches('/').to_owned(), client }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, Failure> {
+        self.send(reqwest::Method::GET, path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Result<Value, Failure> {
+        self.send(reqwest::Method::POST, path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+        self.send(reqwest::Method::PATCH, path, body)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Value, Failure> {
+        self.send(reqwest::Method::DELETE, path, None)
+    }
+
+    /// One request; a 2xx answer's JSON (or null for an empty body), else a [`Failure`].
+    fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response =
+            request.send().map_err(|e| Failure::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
+        let status = response.status().as_u16();
+        let text = response.text().map_err(|e| Failure::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+        };
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let message = match &value {
+            Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| text.clone()),
+            Value::String(s) => s.clone(),
+            _ => format!("HTTP {status}"),
+        };
+        Err(Failure::Refused { status, message, body: value })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Percent-encodes a path segment (service names and ids are plain, but keys may not be).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,267 @@
+//! `perdure dp`: register, list, describe, remove and prune deployments.
+
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::Output;
+use super::admin::{Admin, Failure, segment};
+use super::table::{address, changes, list, pinned, table, text};
+
+#[derive(Subcommand, Debug)]
+pub enum DpCommand {
+    /// Register a deployment: discover its services and check them against the latest revisions.
+    #[command(alias = "register")]
+    Add {
+        /// http:// URL of the SDK endpoint.
+        uri: String,
+        /// Overwrite a deployment registered at the same address (refused while invocations are pinned to it, unless --breaking).
+        #[arg(long)]
+        force: bool,
+        /// Accept breaking changes (removed handlers with pending work, kind or type changes).
+        #[arg(long)]
+        breaking: bool,
+        /// Check and report what would change, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Register and check it, but keep new invocations where they go (promote it later).
+        #[arg(long)]
+        no_promote: bool,
+        /// A header sent with every request to the deployment, as `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H', value_name = "K:V")]
+        headers: Vec<String>,
+        /// Talk HTTP/1.1 to it (request/response) instead of HTTP/2.
+        #[arg(long)]
+        http1: bool,
+    },
+    /// List deployments with their drain status.
+    #[command(alias = "ls")]
+    List,
+    /// A deployment's services, revisions, drain status and pinned invocations.
+    #[command(alias = "get")]
+    Describe { id: String },
+    /// Remove a deployment: only when drained unless --force.
+    #[command(alias = "remove")]
+    Rm {
+        id: String,
+        /// Remove it even though invocations are pinned to it: they end with an error.
+        #[arg(long, conflicts_with = "wait")]
+        force: bool,
+        /// Print the drain progress until it is drained, then remove it.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits at most (e.g. 10m); default: until drained.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Option<Duration>,
+        /// How often --wait checks.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        interval: Duration,
+    },
+    /// Remove drained deployments that no service routes to, keeping the newest N of them.
+    Prune {
+        /// Drained deployments to keep (newest first).
+        #[arg(long, default_value_t = 0)]
+        keep: usize,
+        /// List what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failure> {
+    match command {
+        DpCommand::Add { uri, force, breaking, dry_run, no_promote, headers, http1 } => {
+            let mut additional = serde_json::Map::new();
+            for h in &headers {
+                let (k, v) = h
+                    .split_once(':')
+                    .ok_or_else(|| Failure::Other(format!("--header '{h}' is not of the form Name: value")))?;
+                additional.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
+            }
+            let body = json!({
+                "uri": uri, "force": force, "breaking": breaking, "dry_run": dry_run,
+                "promote": !no_promote, "use_http_11": http1, "additional_headers": additional,
+            });
+            let answer = admin.post("/deployments", body)?;
+            out.show(&answer, |a| {
+                let verb = match (dry_run, no_promote) {
+                    (true, _) => "Would register",
+                    (false, true) => "Registered (not promoted)",
+                    (false, false) => "Registered",
+                };
+                let mut s = format!("{verb} deployment {}\n", text(&a["id"]));
+                let rows = a["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|svc| vec![text(&svc["name"]), text(&svc["revision"]), text(&svc["ty"])])
+                    .collect();
+                s.push_str(&table(&["SERVICE", "REVISION", "TYPE"], rows));
+                let c = changes(&a["changes"]);
+                if !c.is_empty() {
+                    s.push_str("\n\nChanges:\n");
+                    s.push_str(&c);
+                }
+                s
+            });
+            Ok(())
+        }
+        DpCommand::List => {
+            let answer = admin.get("/deployments")?;
+            out.show(&answer, |a| {
+                let rows = a["deployments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            text(&d["id"]),
+                            address(d),
+                            text(&d["drain_status"]),
+                            list(&d["latest_for"]),
+                            pinned(&d["pinned_invocations"]),
+                            text(&d["created_at"]),
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "ADDRESS", "STATUS", "LATEST FOR", "PINNED", "CREATED"], rows)
+            });
+            Ok(())
+        }
+        DpCommand::Describe { id } => {
+            let answer = admin.get(&format!("/deployments/{}", segment(&id)))?;
+            out.show(&answer, describe);
+            Ok(())
+        }
+        DpCommand::Rm { id, force, wait, timeout, interval } => {
+            let path = format!("/deployments/{}", segment(&id));
+            if wait {
+                wait_for_drain(admin, out, &path, &id, timeout, interval)?;
+            }
+            admin.delete(&format!("{path}{}", if force { "?force=true" } else { "" }))?;
+            out.show(&json!({ "removed": id }), |_| {
+                if force { format!("Removed deployment {id} (forced)") } else { format!("Removed deployment {id}") }
+            });
+            Ok(())
+        }
+        DpCommand::Prune { keep, dry_run } => {
+            let answer = admin.get("/deployments")?;
+            let mut drained: Vec<&Value> = answer["deployments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["drain_status"] == "drained")
+                .collect();
+            // RFC 3339 timestamps of one server sort as text.
+            drained.sort_by(|a, b| text(&b["created_at"]).cmp(&text(&a["created_at"])));
+            let mut removed = Vec::new();
+            for d in drained.into_iter().skip(keep) {
+                let id = text(&d["id"]);
+                if !dry_run {
+                    // The server checks again: something may have been pinned in between.
+                    match admin.delete(&format!("/deployments/{}", segment(&id))) {
+                        Ok(_) => {}
+                        Err(Failure::Refused { status: 409 | 404, message, .. }) => {
+                            eprintln!("perdure: kept {id}: {message}");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                removed.push(json!({ "id": id, "address": address(d) }));
+            }
+            let report = json!({ "dry_run": dry_run, "removed": removed });
+            out.show(&report, |r| {
+                let rows: Vec<Vec<String>> = r["removed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| vec![text(&d["id"]), text(&d["address"])])
+                    .collect();
+                if rows.is_empty() {
+                    return "Nothing to prune".into();
+                }
+                let verb = if dry_run { "Would remove" } else { "Removed" };
+                format!("{verb} {} drained deployments:\n{}", rows.len(), table(&["ID", "ADDRESS"], rows))
+            });
+            Ok(())
+        }
+    }
+}
+
+fn describe(d: &Value) -> String {
+    let mut s = format!(
+        "ID:           {}\nAddress:      {}\nStatus:       {}\nLatest for:   {}\nPinned:       {}\nCreated:      {}\nSDK:          {}\n",
+        text(&d["id"]),
+        address(d),
+        text(&d["drain_status"]),
+        list(&d["latest_for"]),
+        pinned(&d["pinned_invocations"]),
+        text(&d["created_at"]),
+        text(&d["sdk_version"]),
+    );
+    let latest: Vec<&str> = d["latest_for"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let rows = d["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|svc| {
+            let name = text(&svc["name"]);
+            let handlers = svc["handlers"].as_array().into_iter().flatten().map(|h| text(&h["name"])).collect::<Vec<_>>();
+            vec![
+                name.clone(),
+                text(&svc["revision"]),
+                text(&svc["ty"]),
+                handlers.join(", "),
+                if latest.contains(&name.as_str()) { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    s.push('\n');
+    s.push_str(&table(&["SERVICE", "REVISION", "TYPE", "HANDLERS", "ROUTED HERE"], rows));
+    s
+}
+
+/// Polls the deployment until it is drained, printing each change of its counts.
+fn wait_for_drain(
+    admin: &Admin,
+    out: &Output,
+    path: &str,
+    id: &str,
+    timeout: Option<Duration>,
+    interval: Duration,
+) -> Result<(), Failure> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let d = admin.get(path)?;
+        let status = text(&d["drain_status"]);
+        if status == "drained" {
+            if !out.json {
+                println!("{id}: drained");
+            }
+            return Ok(());
+        }
+        if status == "active" {
+            return Err(Failure::Other(format!(
+                "{id} is active: new invocations of {} go to it. Promote another deployment first \
+                 (perdure services promote NAME --to ID), then wait for it to drain",
+                list(&d["latest_for"])
+            )));
+        }
+        let line = format!("{id}: draining, {} pinned", pinned(&d["pinned_invocations"]));
+        if line != last && !out.json {
+            println!("{line}");
+        }
+        last = line;
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            return Err(Failure::Other(format!(
+                "{id} did not drain within {}: {}",
+                humantime::format_duration(timeout.unwrap_or_default()),
+                last
+            )));
+        }
+        std::thread::sleep(interval);
+    }
+}

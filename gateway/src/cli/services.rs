@@ -1,0 +1,151 @@
+//! `perdure services`: list, describe, hide and show, promote, roll back, ramp.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::Output;
+use super::admin::{Admin, Failure, segment};
+use super::table::{changes, table, text};
+
+#[derive(Subcommand, Debug)]
+pub enum ServicesCommand {
+    /// Every service's latest revision: where its new invocations go.
+    #[command(alias = "ls")]
+    List,
+    /// A service's latest revision, its handlers and any ramp.
+    #[command(alias = "get")]
+    Describe { name: String },
+    /// Refuse the service at the ingress (calls from other services still work).
+    Hide { name: String },
+    /// Accept the service at the ingress again.
+    Show { name: String },
+    /// Send the service's new invocations to a registered deployment.
+    Promote {
+        name: String,
+        /// Deployment id (dp_…).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        breaking: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send the service's new invocations back to the deployment before (or --to one).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        breaking: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send a percentage of the service's new invocations to a deployment (by key for objects).
+    Ramp {
+        name: String,
+        #[arg(long)]
+        to: String,
+        /// 0 ends the ramp, 100 promotes.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        percent: u32,
+        #[arg(long)]
+        breaking: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn run(admin: &Admin, out: &Output, command: ServicesCommand) -> Result<(), Failure> {
+    match command {
+        ServicesCommand::List => {
+            let answer = admin.get("/services")?;
+            out.show(&answer, |a| {
+                let rows = a["services"].as_array().into_iter().flatten().map(row).collect();
+                table(&["NAME", "TYPE", "REVISION", "DEPLOYMENT", "PUBLIC", "RAMP"], rows)
+            });
+        }
+        ServicesCommand::Describe { name } => {
+            let answer = admin.get(&format!("/services/{}", segment(&name)))?;
+            out.show(&answer, describe);
+        }
+        ServicesCommand::Hide { name } => visibility(admin, out, &name, false)?,
+        ServicesCommand::Show { name } => visibility(admin, out, &name, true)?,
+        ServicesCommand::Promote { name, to, breaking, dry_run } => {
+            let body = json!({ "deployment": to, "breaking": breaking, "dry_run": dry_run });
+            moved(admin, out, &name, "promote", body)?;
+        }
+        ServicesCommand::Rollback { name, to, breaking, dry_run } => {
+            let body = json!({ "deployment": to, "breaking": breaking, "dry_run": dry_run });
+            moved(admin, out, &name, "rollback", body)?;
+        }
+        ServicesCommand::Ramp { name, to, percent, breaking, dry_run } => {
+            let body = json!({ "deployment": to, "percent": percent, "breaking": breaking, "dry_run": dry_run });
+            moved(admin, out, &name, "ramp", body)?;
+        }
+    }
+    Ok(())
+}
+
+fn ramp(s: &Value) -> String {
+    match s.get("ramp") {
+        Some(r) if !r.is_null() => format!("{}% -> {}", text(&r["percent"]), text(&r["deployment_id"])),
+        _ => "-".into(),
+    }
+}
+
+fn row(s: &Value) -> Vec<String> {
+    vec![text(&s["name"]), text(&s["ty"]), text(&s["revision"]), text(&s["deployment_id"]), text(&s["public"]), ramp(s)]
+}
+
+fn describe(s: &Value) -> String {
+    let mut out = format!(
+        "Name:         {}\nType:         {}\nRevision:     {}\nDeployment:   {}\nPublic:       {}\nRamp:         {}\n\n",
+        text(&s["name"]),
+        text(&s["ty"]),
+        text(&s["revision"]),
+        text(&s["deployment_id"]),
+        text(&s["public"]),
+        ramp(s)
+    );
+    let rows = s["handlers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| vec![text(&h["name"]), text(&h["ty"]), text(&h["public"]), text(&h["input_description"]), text(&h["output_description"])])
+        .collect();
+    out.push_str(&table(&["HANDLER", "KIND", "PUBLIC", "INPUT", "OUTPUT"], rows));
+    out
+}
+
+fn visibility(admin: &Admin, out: &Output, name: &str, public: bool) -> Result<(), Failure> {
+    let answer = admin.patch(&format!("/services/{}", segment(name)), Some(json!({ "public": public })))?;
+    out.show(&answer, |s| {
+        format!("{} is {} at the ingress", text(&s["name"]), if public { "public" } else { "hidden" })
+    });
+    Ok(())
+}
+
+fn moved(admin: &Admin, out: &Output, name: &str, action: &str, body: Value) -> Result<(), Failure> {
+    let answer = admin.post(&format!("/services/{}/{action}", segment(name)), body)?;
+    out.show(&answer, |a| {
+        let s = &a["service"];
+        let prefix = if a["dry_run"] == true { "Dry run: " } else { "" };
+        let mut line = format!(
+            "{prefix}{} revision {} on {}{}",
+            text(&s["name"]),
+            text(&s["revision"]),
+            text(&s["deployment_id"]),
+            match ramp(s).as_str() {
+                "-" => String::new(),
+                r => format!(", ramp {r}"),
+            }
+        );
+        let c = changes(&a["changes"]);
+        if !c.is_empty() {
+            line.push_str("\n\nChanges:\n");
+            line.push_str(&c);
+        }
+        line
+    });
+    Ok(())
+}
