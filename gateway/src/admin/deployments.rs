@@ -124,17 +124,57 @@ pub async fn remove(
     if removed.pinned_invocations.total > 0 || query.force {
         // The schema no longer has it (no new attempt can start there); now every partition
         // ends what is still pinned to it. Answered once each partition has it in its log.
-        for partition in 0..state.router.count() {
-            let key = *crate::engine::partitions::key_range(partition, state.router.count()).start();
-            let command = Command::DeploymentRemoved { deployment: parsed };
-            state
-                .router
-                .ask(key, |tx| Request::Command { command, reply: ReplyMode::Applied(tx) })
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-        }
+        broadcast(&state, || Command::DeploymentRemoved { deployment: parsed }).await?;
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST /deployments/{id}/pause`: an emergency stop. Attempts already running go on; no new
+/// one starts there, and its invocations (and new ones routed to it) wait as paused.
+pub async fn pause(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
+    set_paused(state, id, true).await
+}
+
+/// `POST /deployments/{id}/resume`: attempts start there again, and every invocation its
+/// pause held goes on.
+pub async fn resume(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
+    set_paused(state, id, false).await
+}
+
+async fn set_paused(state: State, id: String, paused: bool) -> Result<Response, Error> {
+    let parsed = match parse_id(&id) {
+        Ok(d) => d,
+        Err(r) => return Ok(r),
+    };
+    state
+        .schema
+        .update(|schema| {
+            let Some(d) = schema.deployments.get(&parsed) else { return Err(Error::UnknownDeployment(id.clone())) };
+            let change = (d.paused != paused).then_some(SchemaChange::PauseDeployment { id: parsed, paused });
+            Ok((change, ()))
+        })
+        .await?;
+    if !paused {
+        // Also when it was not paused: an invocation held just as it was resumed goes on.
+        broadcast(&state, || Command::DeploymentResumed { deployment: parsed }).await?;
+    }
+    let schema = state.schema.snapshot();
+    let d = schema.deployments.get(&parsed).ok_or_else(|| Error::UnknownDeployment(id.clone()))?;
+    Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed)?)).into_response())
+}
+
+/// Appends a command to every partition; answers once each has it in its log.
+async fn broadcast(state: &State, command: impl Fn() -> Command) -> Result<(), Error> {
+    for partition in 0..state.router.count() {
+        let key = *crate::engine::partitions::key_range(partition, state.router.count()).start();
+        let command = command();
+        state
+            .router
+            .ask(key, |tx| Request::Command { command, reply: ReplyMode::Applied(tx) })
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `PATCH /deployments/{id}` body (Restate's `UpdateDeploymentRequest`, HTTP form).

@@ -61,6 +61,8 @@ pub fn router(state: State) -> Router {
                 "/deployments/{id}",
                 get(deployments::get_one).delete(deployments::remove).patch(deployments::update),
             )
+            .route("/deployments/{id}/pause", axum::routing::post(deployments::pause))
+            .route("/deployments/{id}/resume", axum::routing::post(deployments::resume))
             .route("/services", get(services::list))
             .route("/services/{name}", get(services::get_one).patch(services::modify))
             .route("/services/{name}/handlers", get(services::handlers))

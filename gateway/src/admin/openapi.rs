@@ -63,6 +63,16 @@ pub fn spec() -> Value {
     for (path, item) in routing_paths() {
         doc["paths"][path] = item;
     }
+    for (path, summary, operation) in [
+        ("/deployments/{deployment}/pause", "perdure: an emergency stop: no new attempt starts on the deployment; its invocations (and new ones routed to it) wait as paused", "pause_deployment"),
+        ("/deployments/{deployment}/resume", "perdure: attempts start on the deployment again; the invocations its pause held go on", "resume_deployment"),
+    ] {
+        doc["paths"][path] = json!({ "post": {
+            "summary": summary, "operationId": operation,
+            "parameters": [path_param("deployment", "Deployment id (dp_…)")],
+            "responses": with(json!({ "200": ok("The deployment as it is now (paused: true|false)", "DetailedDeploymentResponse") }))
+        } });
+    }
     let schemas = &mut doc["components"]["schemas"];
     schemas["ServiceMetadata"]["properties"]["ramp"] = json!({
         "type": "object", "description": "perdure: a share of new invocations going to another deployment",
@@ -234,7 +244,8 @@ mod tests {
         for route in [
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
             "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/promote",
-            "/services/{service}/rollback", "/services/{service}/ramp", "/services/{service}/handlers/{handler}",
+            "/services/{service}/rollback", "/services/{service}/ramp", "/deployments/{deployment}/pause",
+            "/deployments/{deployment}/resume", "/services/{service}/handlers/{handler}",
             "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
             "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
             "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",

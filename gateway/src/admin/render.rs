@@ -227,6 +227,8 @@ pub struct DeploymentJson<S: Serialize> {
     /// perdure's own fields (the `restate` CLI ignores them).
     #[serde(flatten)]
     pub drain: Drain,
+    /// perdure: no attempt starts on it until it is resumed.
+    pub paused: bool,
 }
 
 /// Whether a deployment can go: perdure's own fields on every deployment.
@@ -311,6 +313,7 @@ pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) 
         sdk_version: d.sdk_version.clone(),
         services,
         drain,
+        paused: d.paused,
     }
 }
 

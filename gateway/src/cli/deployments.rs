@@ -58,6 +58,10 @@ pub enum DpCommand {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
         interval: Duration,
     },
+    /// An emergency stop: no new attempt starts on it; its invocations wait as paused.
+    Pause { id: String },
+    /// Attempts start on it again; the invocations its pause held go on.
+    Resume { id: String },
     /// Remove drained deployments that no service routes to, keeping the newest N of them.
     Prune {
         /// Drained deployments to keep (newest first).
@@ -118,7 +122,7 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
                         vec![
                             text(&d["id"]),
                             address(d),
-                            text(&d["drain_status"]),
+                            format!("{}{}", text(&d["drain_status"]), if d["paused"] == true { ", paused" } else { "" }),
                             list(&d["latest_for"]),
                             pinned(&d["pinned_invocations"]),
                             text(&d["created_at"]),
@@ -143,6 +147,16 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             out.show(&json!({ "removed": id }), |_| {
                 if force { format!("Removed deployment {id} (forced)") } else { format!("Removed deployment {id}") }
             });
+            Ok(())
+        }
+        DpCommand::Pause { id } => {
+            let answer = admin.post(&format!("/deployments/{}/pause", segment(&id)), json!({}))?;
+            out.show(&answer, |d| format!("Paused deployment {}: no new attempt starts on it", text(&d["id"])));
+            Ok(())
+        }
+        DpCommand::Resume { id } => {
+            let answer = admin.post(&format!("/deployments/{}/resume", segment(&id)), json!({}))?;
+            out.show(&answer, |d| format!("Resumed deployment {}", text(&d["id"])));
             Ok(())
         }
         DpCommand::Prune { keep, dry_run } => {
@@ -192,10 +206,11 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
 
 fn describe(d: &Value) -> String {
     let mut s = format!(
-        "ID:           {}\nAddress:      {}\nStatus:       {}\nLatest for:   {}\nPinned:       {}\nCreated:      {}\nSDK:          {}\n",
+        "ID:           {}\nAddress:      {}\nStatus:       {}{}\nLatest for:   {}\nPinned:       {}\nCreated:      {}\nSDK:          {}\n",
         text(&d["id"]),
         address(d),
         text(&d["drain_status"]),
+        if d["paused"] == true { " (paused)" } else { "" },
         list(&d["latest_for"]),
         pinned(&d["pinned_invocations"]),
         text(&d["created_at"]),

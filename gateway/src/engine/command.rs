@@ -48,6 +48,8 @@ pub enum Command {
     /// A deployment was removed with `force`: the invocations of this partition still pinned
     /// to it end with a terminal error naming it.
     DeploymentRemoved { deployment: DeploymentId },
+    /// A paused deployment was resumed: the invocations it held go on.
+    DeploymentResumed { deployment: DeploymentId },
 }
 
 /// What operators can do to an invocation.
@@ -107,6 +109,9 @@ pub enum Effect {
     /// The first attempt chose a revision: the invocation takes its retry policy and
     /// retention from it (not from the revision that was latest when it was created).
     Settings { retry_policy: RetryPolicy, retention: Retention },
+    /// The deployment it runs on is paused: the invocation waits as paused, held by it,
+    /// until the deployment is resumed (or the invocation is).
+    Held { message: String },
 }
 
 /// What a control request did.

@@ -69,6 +69,23 @@ pub fn on_deployment_removed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: Dep
     Ok(())
 }
 
+/// Every invocation of this partition that `deployment`'s pause held goes on.
+pub fn on_deployment_resumed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: DeploymentId) -> StoreResult<()> {
+    for id in ctx.txn.pinned_to(&deployment, usize::MAX)? {
+        if !ctx.partition.owns(id.partition_key) {
+            continue;
+        }
+        let Some(mut status) = ctx.status(&id)? else { continue };
+        if status.phase != Phase::Paused || !status.held {
+            continue;
+        }
+        status.held = false;
+        start_attempt(ctx, id, &mut status);
+        ctx.save(id, status);
+    }
+    Ok(())
+}
+
 /// Not started yet: finish it as canceled. Started: deliver the cancel signal.
 fn cancel<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: InvocationStatus) -> StoreResult<ControlOutcome> {
     let canceled = InvocationResult::Failure { code: 409, message: "canceled".into() };
@@ -194,6 +211,7 @@ fn resume<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: Invo
             if status.phase == Phase::Paused {
                 status.attempt.failures = 0;
             }
+            status.held = false;
             start_attempt(ctx, id, &mut status);
             ctx.save(id, status);
             ControlOutcome::Done

@@ -66,6 +66,14 @@ pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> Sto
                 status.retry_policy = retry_policy;
                 status.retention = retention;
             }
+            Effect::Held { message } => {
+                status.attempt.in_flight = false;
+                status.attempt.next_retry_at_ms = None;
+                status.attempt.last_failure = Some(FailureInfo { code: 503, message, ..Default::default() });
+                status.phase = Phase::Paused;
+                status.held = true;
+                break;
+            }
         }
     }
     ctx.save(id, status);

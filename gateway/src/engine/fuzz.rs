@@ -285,6 +285,7 @@ fn effect() -> impl Strategy<Value = Effect> {
             next_retry_delay_ms,
             terminal: code % 7 == 0,
         }),
+        1 => Just(Effect::Held { message: "paused".into() }),
     ]
 }
 
@@ -329,6 +330,7 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (0u32..3, 0u64..6, outbox_message()).prop_map(|(source, seq, message)| Command::Shuffle { source, seq, message }),
         1 => (0u64..8).prop_map(|upto| Command::OutboxDelivered { upto }),
         1 => (0u128..3).prop_map(|d| Command::DeploymentRemoved { deployment: DeploymentId(d) }),
+        1 => (0u128..3).prop_map(|d| Command::DeploymentResumed { deployment: DeploymentId(d) }),
     ]
 }
 

@@ -53,6 +53,10 @@ pub fn apply<S: Store>(
             super::control::on_deployment_removed(&mut ctx, deployment)?;
             Outcome::None
         }
+        Command::DeploymentResumed { deployment } => {
+            super::control::on_deployment_resumed(&mut ctx, deployment)?;
+            Outcome::None
+        }
         Command::OutboxDelivered { upto } => {
             let from = ctx.txn.meta.outbox_delivered;
             if upto > from {

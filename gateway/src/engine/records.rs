@@ -283,6 +283,10 @@ pub struct InvocationStatus {
     /// `x-perdure-deployment`), until it is pinned.
     #[serde(default)]
     pub requested_deployment: Option<DeploymentId>,
+    /// Paused because its deployment is (not by a user or the retry policy): resuming the
+    /// deployment resumes it.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Where a not-completed invocation stands, as the drain counters of its deployment count it.

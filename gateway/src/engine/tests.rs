@@ -483,3 +483,30 @@ fn the_journal_goes_at_its_retention_and_the_result_stays_until_its_own() {
     e.apply(Command::TimerFired(cleanup));
     assert!(e.txn.invocation(&id).unwrap().is_none());
 }
+
+#[test]
+fn a_paused_deployment_holds_its_invocations_until_it_is_resumed_but_not_those_a_user_paused() {
+    let mut e = Engine::new();
+    let dp = crate::ids::DeploymentId(42);
+    let pin = Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 1 });
+    let held = InvocationId::generate(1);
+    let by_user = InvocationId::generate(2);
+    for id in [held, by_user] {
+        e.apply(invoke(id, service("Greeter", "greet")));
+    }
+    e.effects(held, 1, vec![pin.clone(), Effect::Held { message: "deployment dp_x is paused".into() }]);
+    let status = e.status(&held);
+    assert_eq!((status.phase.clone(), status.held, status.attempt.in_flight), (Phase::Paused, true, false));
+    assert_eq!(status.attempt.last_failure.as_ref().unwrap().code, 503);
+    e.effects(by_user, 1, vec![pin]);
+    e.apply(Command::Control { id: by_user, request: super::command::ControlRequest::Pause });
+    assert_eq!(e.status(&by_user).phase, Phase::Paused);
+
+    let (_, actions) = e.apply(Command::DeploymentResumed { deployment: crate::ids::DeploymentId(7) });
+    assert!(invoked(&actions).is_empty(), "another deployment's resume changes nothing");
+    let (_, actions) = e.apply(Command::DeploymentResumed { deployment: dp });
+    assert_eq!(invoked(&actions).len(), 1, "only the held one goes on");
+    assert!(!e.status(&held).held);
+    assert_eq!(e.status(&held).phase, Phase::Invoked);
+    assert_eq!(e.status(&by_user).phase, Phase::Paused, "a user's pause stays");
+}

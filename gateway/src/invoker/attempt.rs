@@ -217,6 +217,23 @@ async fn drive(
 ) -> Result<(), AttemptFailure> {
     let schema = ctx.schema.snapshot();
     let chosen = choose(&schema, spec)?;
+    if chosen.deployment.paused {
+        // An emergency stop: nothing starts there. The invocation waits as paused (pinned
+        // to it, if this was its first attempt) until the deployment is resumed.
+        if let Some((pin, retry_policy, retention)) = chosen.newly_pinned {
+            reporter.pending.push(Effect::Pinned(pin));
+            reporter.pending.push(Effect::Settings { retry_policy, retention });
+        }
+        let message = format!(
+            "deployment {} is paused: {} waits until it is resumed (POST /deployments/{}/resume)",
+            chosen.deployment.id,
+            spec.target.display(),
+            chosen.deployment.id
+        );
+        reporter.pending.push(Effect::Held { message });
+        reporter.flush();
+        return Ok(());
+    }
     let Endpoint::Http { uri, http_version } = &chosen.deployment.endpoint else {
         return Err(AttemptFailure::new(500, "Lambda deployments are not supported yet"));
     };

@@ -60,6 +60,8 @@ pub enum SchemaChange {
     Route { service: Box<ServiceRevision> },
     /// A share of a service's new invocations goes to another deployment, or (None) none.
     Ramp { service: String, ramp: Option<Ramp> },
+    /// No attempt starts on a deployment (paused), or they may again.
+    PauseDeployment { id: DeploymentId, paused: bool },
 }
 
 impl Schema {
@@ -88,6 +90,11 @@ impl Schema {
                 }
                 self.routed(&service.name, service.deployment_id);
                 self.services.insert(service.name.clone(), *service);
+            }
+            SchemaChange::PauseDeployment { id, paused } => {
+                if let Some(d) = self.deployments.get_mut(&id) {
+                    d.paused = paused;
+                }
             }
             SchemaChange::Ramp { service, ramp } => match ramp {
                 Some(r) => {

@@ -81,6 +81,10 @@ pub struct Deployment {
     pub services: Vec<ServiceRevision>,
     /// The manifest discovery returned, to tell whether the same endpoint changed.
     pub manifest: Manifest,
+    /// An emergency stop: no attempt starts on it; its invocations wait as paused until it
+    /// is resumed.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Retry policy settings as users see them (durations in ms).

@@ -208,6 +208,8 @@ pub fn register(
         sdk_version: req.sdk_version,
         services: services.clone(),
         manifest: req.manifest,
+        // An overwrite keeps an emergency stop in place.
+        paused: existing.is_some_and(|e| e.paused),
     };
     let outcome = if existing.is_some() {
         RegisterOutcome::Overwritten(deployment.clone(), changes)

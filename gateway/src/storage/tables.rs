@@ -318,6 +318,7 @@ mod tests {
             timestamps: Timestamps::default(),
             journal_purged: false,
             requested_deployment: None,
+            held: false,
         }
     }
 

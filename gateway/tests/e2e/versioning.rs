@@ -317,3 +317,36 @@ fn a_ramp_sends_its_share_of_new_calls_to_the_canary_and_a_key_never_moves() {
     assert!(counter.get("ramp").is_none(), "{counter}");
     assert!(deployment(&perdure, &dp1).json()["latest_for"].as_array().unwrap().contains(&json!("Greeter")));
 }
+
+#[test]
+fn a_paused_deployment_starts_nothing_and_its_invocations_go_on_when_it_is_resumed() {
+    let mut perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "pause", &dp1]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Paused deployment"), "{out}");
+    assert_eq!(deployment(&perdure, &dp1).json()["paused"], true);
+
+    // New work routed to it waits as paused, pinned to it; across a restart too.
+    let waiting: Vec<String> = (0..3).map(|i| send(&perdure, "Greeter/greet", &format!("\"p{i}\""))).collect();
+    eventually(Duration::from_secs(10), "the calls to wait as paused", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["paused"] == 3).then_some(())
+    });
+    assert!(perdure.stop().success());
+    perdure.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    let d1 = deployment(&perdure, &dp1).json();
+    assert_eq!((d1["paused"].as_bool(), d1["pinned_invocations"]["paused"].as_u64()), (Some(true), Some(3)), "{d1}");
+
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "resume", &dp1]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (i, id) in waiting.iter().enumerate() {
+        assert_eq!(attach(&perdure, id).body, format!("\"Hello, p{i}!\""));
+    }
+    assert_eq!(deployment(&perdure, &dp1).json()["paused"], false);
+    assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"now\"").body, "\"Hello, now!\"");
+    let (code, _, err) = perdure_cli(&perdure, &["dp", "pause", "dp_10GKVmXu6PJuXYCGpQrMA6J"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+}
