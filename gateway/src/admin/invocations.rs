@@ -148,3 +148,63 @@ pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Quer
         Err(e) => Error::Unavailable(e.to_string()).into_response(),
     }
 }
+
+/// `GET /invocations/{id}` (perdure): where one invocation stands and where it is pinned.
+pub async fn get_one(AxState(state): AxState<State>, Path(raw): Path<String>) -> Response {
+    use crate::engine::store::Store as _;
+    let id = match parse(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.storage.invocation(&id) {
+        Ok(Some(status)) => Json(super::render::invocation(&id, &status)).into_response(),
+        Ok(None) => Error::UnknownInvocation(raw).into_response(),
+        Err(e) => Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PinnedParams {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// `GET /deployments/{id}/invocations?limit=N` (perdure): the not-completed invocations pinned
+/// to a deployment, from its index (at most `limit`, 1..=10000).
+pub async fn pinned(
+    AxState(state): AxState<State>,
+    Path(raw): Path<String>,
+    Query(params): Query<PinnedParams>,
+) -> Response {
+    use crate::engine::store::Store as _;
+    let deployment: crate::ids::DeploymentId = match raw.parse() {
+        Ok(d) => d,
+        Err(e) => return bad_path_id("deployment", &raw, e),
+    };
+    if !(1..=10_000).contains(&params.limit) {
+        return Error::InvalidField { field: "limit", reason: format!("must be between 1 and 10000, not {}", params.limit) }
+            .into_response();
+    }
+    if !state.schema.snapshot().deployments.contains_key(&deployment) {
+        return Error::UnknownDeployment(raw).into_response();
+    }
+    let listed = state.storage.pinned_to(&deployment, params.limit).and_then(|ids| {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(status) = state.storage.invocation(&id)?
+                && !status.is_completed()
+            {
+                out.push(super::render::invocation(&id, &status));
+            }
+        }
+        Ok(out)
+    });
+    match listed {
+        Ok(invocations) => Json(serde_json::json!({ "invocations": invocations })).into_response(),
+        Err(e) => Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+    }
+}

@@ -61,6 +61,7 @@ pub fn router(state: State) -> Router {
                 "/deployments/{id}",
                 get(deployments::get_one).delete(deployments::remove).patch(deployments::update),
             )
+            .route("/deployments/{id}/invocations", get(invocations::pinned))
             .route("/deployments/{id}/pause", axum::routing::post(deployments::pause))
             .route("/deployments/{id}/resume", axum::routing::post(deployments::resume))
             .route("/services", get(services::list))
@@ -70,7 +71,7 @@ pub fn router(state: State) -> Router {
             .route("/services/{name}/rollback", axum::routing::post(services::rollback))
             .route("/services/{name}/ramp", axum::routing::post(services::ramp))
             .route("/services/{name}/handlers/{handler}", get(services::handler))
-            .route("/invocations/{id}", axum::routing::delete(invocations::delete))
+            .route("/invocations/{id}", get(invocations::get_one).delete(invocations::delete))
             .route("/invocations/{id}/cancel", axum::routing::patch(invocations::cancel))
             .route("/invocations/{id}/kill", axum::routing::patch(invocations::kill))
             .route("/invocations/{id}/purge", axum::routing::patch(invocations::purge))

@@ -73,6 +73,15 @@ pub fn spec() -> Value {
             "responses": with(json!({ "200": ok("The deployment as it is now (paused: true|false)", "DetailedDeploymentResponse") }))
         } });
     }
+    doc["paths"]["/invocations/{invocation_id}"]["get"] = json!({
+        "summary": "perdure: where an invocation stands (status, pinned deployment and revision, attempts, last failure)",
+        "operationId": "get_invocation", "parameters": [path_param("invocation_id", "Invocation id (inv_…)")],
+        "responses": with(json!({ "200": { "description": "The invocation", "content": { "application/json": {} } } })) });
+    doc["paths"]["/deployments/{deployment}/invocations"] = json!({ "get": {
+        "summary": "perdure: the not-completed invocations pinned to a deployment (from its index)",
+        "operationId": "list_pinned_invocations",
+        "parameters": [path_param("deployment", "Deployment id (dp_…)"), { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 100 } }],
+        "responses": with(json!({ "200": { "description": "{\"invocations\": [...]}", "content": { "application/json": {} } } })) } });
     let schemas = &mut doc["components"]["schemas"];
     schemas["ServiceMetadata"]["properties"]["ramp"] = json!({
         "type": "object", "description": "perdure: a share of new invocations going to another deployment",
@@ -245,7 +254,7 @@ mod tests {
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
             "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/promote",
             "/services/{service}/rollback", "/services/{service}/ramp", "/deployments/{deployment}/pause",
-            "/deployments/{deployment}/resume", "/services/{service}/handlers/{handler}",
+            "/deployments/{deployment}/resume", "/deployments/{deployment}/invocations", "/services/{service}/handlers/{handler}",
             "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
             "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
             "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",

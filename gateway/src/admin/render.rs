@@ -356,3 +356,59 @@ impl RegisterResponse {
         }
     }
 }
+
+/// One invocation as `GET /invocations/{id}` shows it (perdure; the same facts SQL's
+/// `sys_invocation` will carry).
+pub fn invocation(id: &crate::ids::InvocationId, s: &crate::engine::records::InvocationStatus) -> serde_json::Value {
+    use crate::engine::records::{InvocationResult, Phase};
+    let status = match &s.phase {
+        Phase::Scheduled { .. } => "scheduled",
+        Phase::Inboxed { .. } => "inboxed",
+        Phase::Invoked if s.attempt.in_flight => "running",
+        Phase::Invoked if s.attempt.next_retry_at_ms.is_some() => "backing-off",
+        Phase::Invoked => "ready",
+        Phase::Suspended { .. } => "suspended",
+        Phase::Paused => "paused",
+        Phase::Completed { .. } => "completed",
+    };
+    let t = &s.target;
+    let target = match &t.key {
+        Some(k) => format!("{}/{k}/{}", t.service, t.handler),
+        None => format!("{}/{}", t.service, t.handler),
+    };
+    let time = |ms: Option<u64>| ms.map(rfc3339_nanos);
+    let mut v = serde_json::json!({
+        "id": id.to_string(),
+        "target": target,
+        "target_service_name": t.service,
+        "target_service_key": t.key,
+        "target_handler_name": t.handler,
+        "status": status,
+        "pinned_deployment_id": s.deployment.as_ref().map(|p| p.deployment.to_string()),
+        "pinned_service_revision": s.deployment.as_ref().map(|p| p.revision),
+        "pinned_service_protocol_version": s.deployment.as_ref().map(|p| p.protocol_version),
+        "requested_deployment_id": s.requested_deployment.map(|d| d.to_string()),
+        "held_by_paused_deployment": s.held,
+        "idempotency_key": s.idempotency_key,
+        "journal_length": s.journal_len,
+        "retry_count": s.attempt.retry_count,
+        "attempts": s.attempt.attempt,
+        "last_failure": s.attempt.last_failure.as_ref().map(|f| serde_json::json!({ "code": f.code, "message": f.message })),
+        "next_retry_at": time(s.attempt.next_retry_at_ms),
+        "created_at": rfc3339_nanos(s.timestamps.created_at),
+        "modified_at": rfc3339_nanos(s.timestamps.modified_at),
+        "scheduled_start_at": match s.phase { Phase::Scheduled { at_ms } => time(Some(at_ms)), _ => None },
+        "running_at": time(s.timestamps.running_at),
+        "completed_at": time(s.timestamps.completed_at),
+    });
+    if let Phase::Completed { result } = &s.phase {
+        v["completion_result"] = match result {
+            InvocationResult::Success(_) => "success".into(),
+            InvocationResult::Failure { .. } => "failure".into(),
+        };
+        if let InvocationResult::Failure { code, message } = result {
+            v["completion_failure"] = serde_json::json!({ "code": code, "message": message });
+        }
+    }
+    v
+}

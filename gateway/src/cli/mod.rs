@@ -47,7 +47,7 @@ pub enum Command {
         #[command(subcommand)]
         command: services::ServicesCommand,
     },
-    /// Invocations: cancel, kill, pause, resume, purge.
+    /// Invocations: describe, list those pinned to a deployment, cancel, kill, pause, resume, purge.
     #[command(alias = "inv", alias = "invocation")]
     Invocations {
         #[command(subcommand)]

@@ -44,6 +44,15 @@ fn the_versioning_walkthrough_with_both_clis() {
         (json_of(&perdure, &["dp", "describe", &dp1])["pinned_invocations"]["total"] == 3).then_some(())
     });
 
+    // Where each one is pinned.
+    let out = ok(&perdure, &["invocations", "list", "--deployment", &dp1]);
+    assert!(sleeping.iter().all(|id| out.contains(id.as_str())), "{out}");
+    let one = json_of(&perdure, &["invocations", "describe", &sleeping[0]]);
+    assert_eq!((one["pinned_deployment_id"].as_str(), one["pinned_service_revision"].as_u64()), (Some(dp1.as_str()), Some(1)));
+    assert_eq!(one["target"], "Greeter/sleepy");
+    let (code, _, err) = perdure_cli(&perdure, &["invocations", "describe", "inv_1eQpfttTKbrh082u08pGYlH3ECEDMLrk3v"]);
+    assert_eq!(code, 1, "{err}");
+
     // v2: a dry run first, then for real; revision 2 everywhere.
     let v2 = TsServices::start("h2", "v2");
     let out = ok(&perdure, &["dp", "add", "--dry-run", &v2.url()]);
