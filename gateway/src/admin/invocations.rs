@@ -94,7 +94,54 @@ simple!(kill, ControlRequest::Kill, StatusCode::OK);
 simple!(purge, ControlRequest::Purge, StatusCode::OK);
 simple!(purge_journal, ControlRequest::PurgeJournal, StatusCode::OK);
 simple!(pause, ControlRequest::Pause, StatusCode::OK);
-simple!(resume, ControlRequest::Resume, StatusCode::OK);
+
+#[derive(Deserialize, Default)]
+pub struct ResumeParams {
+    deployment: Option<String>,
+}
+
+/// `PATCH /invocations/{id}/resume[?deployment=keep|latest|dp_…]`: resume where it is pinned,
+/// or move it (its next attempt replays the journal on the deployment named, or on the one
+/// its service's latest revision is on).
+pub async fn resume(AxState(state): AxState<State>, Path(raw): Path<String>, Query(params): Query<ResumeParams>) -> Response {
+    use crate::engine::store::Store as _;
+    let id = match parse(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let invalid = |reason: String| Error::InvalidField { field: "deployment", reason }.into_response();
+    let request = match params.deployment.as_deref() {
+        None | Some("keep") => ControlRequest::Resume,
+        Some(which) => {
+            let schema = state.schema.snapshot();
+            let service = match state.storage.invocation(&id) {
+                Ok(Some(status)) => status.target.service,
+                Ok(None) => return Error::UnknownInvocation(raw).into_response(),
+                Err(e) => return Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+            };
+            let deployment = if which == "latest" {
+                match schema.service(&service) {
+                    Some(s) => s.deployment_id,
+                    None => return invalid(format!("the service '{service}' has no latest revision to resume on")),
+                }
+            } else {
+                match which.parse::<crate::ids::DeploymentId>() {
+                    Ok(d) if schema.revision_on(&d, &service).is_some() => d,
+                    Ok(d) if schema.deployments.contains_key(&d) => {
+                        return invalid(format!("deployment {d} does not serve the service '{service}'"));
+                    }
+                    Ok(d) => return invalid(format!("deployment {d} does not exist")),
+                    Err(e) => return invalid(format!("'{which}' is not keep, latest or a deployment id: {e}")),
+                }
+            };
+            ControlRequest::ResumeOn { deployment }
+        }
+    };
+    match control(&state, id, request).await {
+        Ok(outcome) => answer(&id, outcome, StatusCode::OK),
+        Err(e) => e.into_response(),
+    }
+}
 
 pub async fn restart_as_new(
     AxState(state): AxState<State>,

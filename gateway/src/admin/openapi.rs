@@ -82,6 +82,11 @@ pub fn spec() -> Value {
         "operationId": "list_pinned_invocations",
         "parameters": [path_param("deployment", "Deployment id (dp_…)"), { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 100 } }],
         "responses": with(json!({ "200": { "description": "{\"invocations\": [...]}", "content": { "application/json": {} } } })) } });
+    if let Some(params) = doc["paths"]["/invocations/{invocation_id}/resume"]["patch"]["parameters"].as_array_mut() {
+        params.push(json!({ "name": "deployment", "in": "query", "required": false,
+            "description": "keep (default), latest, or a deployment id: where the next attempt runs (it replays the journal there)",
+            "schema": { "type": "string" } }));
+    }
     let schemas = &mut doc["components"]["schemas"];
     schemas["ServiceMetadata"]["properties"]["ramp"] = json!({
         "type": "object", "description": "perdure: a share of new invocations going to another deployment",

@@ -28,8 +28,12 @@ pub enum InvocationsCommand {
     Kill { id: String },
     /// Stop retrying it until resumed.
     Pause { id: String },
-    /// Start its next attempt now.
-    Resume { id: String },
+    /// Start its next attempt now (--to latest|dp_…: on another deployment, replaying its journal there).
+    Resume {
+        id: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Forget a completed invocation (result and journal).
     Purge { id: String },
 }
@@ -65,7 +69,14 @@ pub fn run(admin: &Admin, out: &Output, command: InvocationsCommand) -> Result<(
         InvocationsCommand::Cancel { id } => ("cancel", id, "cancel requested"),
         InvocationsCommand::Kill { id } => ("kill", id, "killed"),
         InvocationsCommand::Pause { id } => ("pause", id, "paused"),
-        InvocationsCommand::Resume { id } => ("resume", id, "resumed"),
+        InvocationsCommand::Resume { id, to: Some(to) } => {
+            admin.patch(&format!("/invocations/{}/resume?deployment={}", segment(id), segment(to)), None)?;
+            out.show(&json!({ "invocation_id": id, "action": "resume", "deployment": to }), |_| {
+                format!("{id}: resumed on {to}")
+            });
+            return Ok(());
+        }
+        InvocationsCommand::Resume { id, to: None } => ("resume", id, "resumed"),
         InvocationsCommand::Purge { id } => ("purge", id, "purged"),
     };
     admin.patch(&format!("/invocations/{}/{action}", segment(id)), None)?;

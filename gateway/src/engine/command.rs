@@ -69,6 +69,9 @@ pub enum ControlRequest {
     Pause,
     /// Retry a paused invocation now.
     Resume,
+    /// Resume it on another deployment (`resume?deployment=latest|dp_…`): its next attempt
+    /// replays the journal there and pins it there.
+    ResumeOn { deployment: DeploymentId },
 }
 
 /// Effects of one attempt, batched as the invoker read them.

@@ -44,6 +44,7 @@ pub fn on_control<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, request:
         ControlRequest::RestartAsNew { new_id } => restart_as_new(ctx, id, status, new_id)?,
         ControlRequest::Pause => pause(ctx, id, status),
         ControlRequest::Resume => resume(ctx, id, status),
+        ControlRequest::ResumeOn { deployment } => resume_on(ctx, id, status, deployment),
     };
     Ok(Outcome::Control(outcome))
 }
@@ -197,6 +198,31 @@ fn pause<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: Invoc
         }
         Phase::Suspended { .. } | Phase::Scheduled { .. } | Phase::Inboxed { .. } => {
             ControlOutcome::Unsupported("the invocation is not running".into())
+        }
+    }
+}
+
+/// Moves a not-running invocation to `deployment`, then resumes it there.
+fn resume_on<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    mut status: InvocationStatus,
+    deployment: DeploymentId,
+) -> ControlOutcome {
+    match status.phase {
+        Phase::Completed { .. } => ControlOutcome::AlreadyCompleted,
+        Phase::Scheduled { .. } | Phase::Inboxed { .. } => ControlOutcome::NotStarted,
+        Phase::Invoked if status.attempt.in_flight => {
+            ControlOutcome::Unsupported("it is running: pause it before moving it to another deployment".into())
+        }
+        Phase::Invoked | Phase::Paused | Phase::Suspended { .. } => {
+            if status.deployment.as_ref().is_some_and(|p| p.deployment == deployment) {
+                return resume(ctx, id, status);
+            }
+            // Unpinned: the next attempt pins it to the deployment asked for.
+            status.deployment = None;
+            status.requested_deployment = Some(deployment);
+            resume(ctx, id, status)
         }
     }
 }

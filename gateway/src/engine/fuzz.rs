@@ -271,16 +271,16 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
 
 fn effect() -> impl Strategy<Value = Effect> {
     prop_oneof![
-        3 => sdk_command(),
-        1 => (0u128..3, 5u32..8, proptest::option::of("[0-9]")).prop_map(|(d, protocol_version, executed_version)| {
+        6 => sdk_command(),
+        2 => (0u128..3, 5u32..8, proptest::option::of("[0-9]")).prop_map(|(d, protocol_version, executed_version)| {
             Effect::Pinned(PinnedDeployment { deployment: DeploymentId(d), protocol_version, executed_version, revision: 1 })
         }),
-        1 => (small(), result()).prop_map(|(completion_id, result)| Effect::ProposeRun { completion_id, result }),
-        1 => (proptest::collection::vec(small(), 0..3), proptest::collection::vec(small(), 0..2), proptest::collection::vec("[a-c]", 0..2))
+        2 => (small(), result()).prop_map(|(completion_id, result)| Effect::ProposeRun { completion_id, result }),
+        2 => (proptest::collection::vec(small(), 0..3), proptest::collection::vec(small(), 0..2), proptest::collection::vec("[a-c]", 0..2))
             .prop_map(|(completions, signals, named_signals)| Effect::Suspended(WaitSet { completions, signals, named_signals })),
-        1 => Just(Effect::Ended),
-        1 => (retry_policy(), retention()).prop_map(|(retry_policy, retention)| Effect::Settings { retry_policy, retention }),
-        1 => (any::<u16>(), proptest::option::of(time())).prop_map(|(code, next_retry_delay_ms)| Effect::Failed {
+        2 => Just(Effect::Ended),
+        2 => (retry_policy(), retention()).prop_map(|(retry_policy, retention)| Effect::Settings { retry_policy, retention }),
+        2 => (any::<u16>(), proptest::option::of(time())).prop_map(|(code, next_retry_delay_ms)| Effect::Failed {
             failure: FailureInfo { code, message: "boom".into(), ..Default::default() },
             next_retry_delay_ms,
             terminal: code % 7 == 0,
@@ -319,6 +319,7 @@ fn command() -> impl Strategy<Value = Command> {
         id().prop_map(|new_id| ControlRequest::RestartAsNew { new_id }),
         Just(ControlRequest::Pause),
         Just(ControlRequest::Resume),
+        (0u128..3).prop_map(|d| ControlRequest::ResumeOn { deployment: DeploymentId(d) }),
     ];
     prop_oneof![
         3 => invoke_request().prop_map(|r| Command::Invoke(Box::new(r))),

@@ -350,3 +350,34 @@ fn a_paused_deployment_starts_nothing_and_its_invocations_go_on_when_it_is_resum
     assert_eq!(code, 1);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn a_held_invocation_can_be_moved_to_the_latest_deployment_on_resume() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "pause", &dp1]);
+    assert_eq!(code, 0, "{out}{err}");
+    let held = send(&perdure, "Greeter/sleepy", "10");
+    eventually(Duration::from_secs(10), "the call to be held", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["paused"] == 1).then_some(())
+    });
+    let v2 = TsServices::start("h2", "v2");
+    let dp2 = register(&perdure, &v2, json!({}));
+
+    // Bad targets are refused with 400 naming the problem.
+    let r = request("PATCH", &format!("{}/invocations/{held}/resume?deployment=nope", perdure.admin));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("not keep, latest or a deployment id"), "{}", r.body);
+    let r = request("PATCH", &format!("{}/invocations/{held}/resume?deployment=dp_10GKVmXu6PJuXYCGpQrMA6J", perdure.admin));
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    let (code, out, err) = perdure_cli(&perdure, &["invocations", "resume", &held, "--to", "latest"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let done = attach(&perdure, &held);
+    assert_eq!(done.json()["finished_on"], "v2", "{}", done.body);
+    let (_, out, _) = perdure_cli(&perdure, &["--json", "invocations", "describe", &held]);
+    let described: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((described["status"].as_str(), described["pinned_deployment_id"].as_str()), (Some("completed"), Some(dp2.as_str())));
+    assert_eq!(deployment(&perdure, &dp1).json()["pinned_invocations"]["total"], 0);
+}
