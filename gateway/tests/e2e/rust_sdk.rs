@@ -69,6 +69,34 @@ impl RustCounter {
     }
 }
 
+/// A service and an object whose handlers say which deployment ran them (its `tag`), for the
+/// versioning tests.
+pub struct RustTagged {
+    pub tag: &'static str,
+}
+
+#[restate_sdk::service]
+impl RustTagged {
+    /// Sleeps `ms` durably, then answers the tag of the deployment it finished on.
+    #[handler]
+    async fn sleepy(&self, ctx: Context<'_>, ms: u64) -> Result<String, HandlerError> {
+        ctx.sleep(Duration::from_millis(ms)).await?;
+        Ok(self.tag.to_owned())
+    }
+}
+
+pub struct RustTaggedObject {
+    pub tag: &'static str,
+}
+
+#[restate_sdk::object]
+impl RustTaggedObject {
+    #[handler]
+    async fn whoami(&self, _ctx: SharedObjectContext<'_>) -> Result<String, HandlerError> {
+        Ok(self.tag.to_owned())
+    }
+}
+
 /// The Rust SDK endpoint, served by its own runtime on a background thread.
 pub struct RustServices {
     pub port: u16,
@@ -82,6 +110,17 @@ impl RustServices {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::serve(port, || Endpoint::builder().bind(RustGreeter).bind(RustCounter).build())
+    }
+
+    /// `RustTagged` and `RustTaggedObject` answering `tag`.
+    pub fn start_tagged(tag: &'static str) -> Self {
+        Self::serve(0, move || {
+            Endpoint::builder().bind(RustTagged { tag }).bind(RustTaggedObject { tag }).build()
+        })
+    }
+
+    fn serve(port: u16, endpoint: impl FnOnce() -> Endpoint + Send + 'static) -> Self {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -89,8 +128,7 @@ impl RustServices {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind rust sdk endpoint");
                 ready_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let endpoint = Endpoint::builder().bind(RustGreeter).bind(RustCounter).build();
-                HttpServer::new(endpoint)
+                HttpServer::new(endpoint())
                     .serve_with_cancel(listener, async move {
                         let _ = stopped.await;
                     })

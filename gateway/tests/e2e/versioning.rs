@@ -381,3 +381,41 @@ fn a_held_invocation_can_be_moved_to_the_latest_deployment_on_resume() {
     assert_eq!((described["status"].as_str(), described["pinned_deployment_id"].as_str()), (Some("completed"), Some(dp2.as_str())));
     assert_eq!(deployment(&perdure, &dp1).json()["pinned_invocations"]["total"], 0);
 }
+
+#[test]
+fn rust_sdk_deployments_pin_running_invocations_and_ramp_by_key() {
+    use crate::rust_sdk::RustServices;
+    let perdure = Perdure::start();
+    let v1 = RustServices::start_tagged("rust-v1");
+    let (status, body) = perdure.register(&v1.url(), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let dp1 = body["id"].as_str().unwrap().to_owned();
+    let sleeping: Vec<String> = (0..3).map(|_| send(&perdure, "RustTagged/sleepy", "1500")).collect();
+    eventually(Duration::from_secs(10), "the sleepers to be pinned", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 3).then_some(())
+    });
+
+    let v2 = RustServices::start_tagged("rust-v2");
+    let (status, body) = perdure.register(&v2.url(), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let dp2 = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(post_json(&format!("{}/RustTagged/sleepy", perdure.ingress), "1").body, "\"rust-v2\"");
+    for id in &sleeping {
+        assert_eq!(attach(&perdure, id).body, "\"rust-v1\"", "finished on the deployment it started on");
+    }
+    assert_eq!(deployment(&perdure, &dp1).json()["drain_status"], "drained");
+
+    // Back to v1 for the object, then a 50% ramp to v2 by key: each key stays where it is.
+    let r = move_service(&perdure, "RustTaggedObject", "rollback", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = move_service(&perdure, "RustTaggedObject", "ramp", json!({ "deployment": dp2, "percent": 50 }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let whoami = |k: usize| post_with(&format!("{}/RustTaggedObject/k{k}/whoami", perdure.ingress), "", &[]).body;
+    let first: Vec<String> = (0..60).map(whoami).collect();
+    assert!(first.iter().all(|t| t == "\"rust-v1\"" || t == "\"rust-v2\""), "{first:?}");
+    let on_v2 = first.iter().filter(|t| t.contains("rust-v2")).count();
+    assert!((10..=50).contains(&on_v2), "{on_v2} of 60 keys on v2");
+    for (k, tag) in first.iter().enumerate() {
+        assert_eq!(&whoami(k), tag, "key k{k} moved");
+    }
+}
