@@ -54,10 +54,14 @@ fn held_message(id: &crate::ids::DeploymentId, drain: &super::render::Drain) -> 
     }
     let p = &drain.pinned_invocations;
     if p.total > 0 {
-        why.push(format!(
-            "{} invocations are pinned to it ({} running, {} suspended, {} backing off, {} paused)",
-            p.total, p.running, p.suspended, p.backing_off, p.paused
-        ));
+        let mut counts = format!(
+            "{} running, {} suspended, {} backing off, {} paused",
+            p.running, p.suspended, p.backing_off, p.paused
+        );
+        if p.scheduled + p.inboxed > 0 {
+            counts.push_str(&format!(", {} scheduled, {} inboxed", p.scheduled, p.inboxed));
+        }
+        why.push(format!("{} invocations are pinned to it ({counts})", p.total));
     }
     format!(
         "deployment {id} is {} and cannot be removed: {}. Register its successor and wait for it to drain, or pass force=true (its pinned invocations then fail)",

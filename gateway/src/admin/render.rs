@@ -251,6 +251,10 @@ pub struct PinnedCounts {
     pub suspended: u64,
     pub backing_off: u64,
     pub paused: u64,
+    /// Not started yet, sent to this deployment with `x-perdure-deployment`: delayed ...
+    pub scheduled: u64,
+    /// ... or waiting in their key's inbox.
+    pub inboxed: u64,
 }
 
 impl Drain {
@@ -274,6 +278,8 @@ impl Drain {
                 suspended: counts.suspended,
                 backing_off: counts.backing_off,
                 paused: counts.paused,
+                scheduled: counts.scheduled,
+                inboxed: counts.inboxed,
             },
         }
     }

@@ -34,7 +34,7 @@ pub fn list(v: &Value) -> String {
 /// `pinned_invocations` as `N (running R, suspended S, …)`, leaving out zero counts.
 pub fn pinned(v: &Value) -> String {
     let total = v["total"].as_u64().unwrap_or(0);
-    let parts: Vec<String> = ["running", "suspended", "backing_off", "paused"]
+    let parts: Vec<String> = ["running", "suspended", "backing_off", "paused", "scheduled", "inboxed"]
         .iter()
         .filter_map(|k| v[*k].as_u64().filter(|n| *n > 0).map(|n| format!("{} {n}", k.replace('_', " "))))
         .collect();

@@ -57,14 +57,20 @@ pub fn on_deployment_removed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: Dep
             continue;
         }
         let Some(status) = ctx.status(&id)? else { continue };
-        let pinned_here = status.deployment.as_ref().is_some_and(|p| p.deployment == deployment);
-        if !pinned_here || status.is_completed() {
+        if status.bound_to() != Some(deployment) || status.is_completed() {
             continue;
         }
-        let message = format!(
-            "the deployment {deployment} that {} was pinned to was removed (force) before it completed",
-            status.target.display()
-        );
+        let message = if status.deployment.is_some() {
+            format!(
+                "the deployment {deployment} that {} was pinned to was removed (force) before it completed",
+                status.target.display()
+            )
+        } else {
+            format!(
+                "the deployment {deployment} that {} was sent to (x-perdure-deployment) was removed (force) before it started",
+                status.target.display()
+            )
+        };
         complete(ctx, id, status, InvocationResult::Failure { code: 410, message })?;
     }
     Ok(())

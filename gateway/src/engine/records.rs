@@ -289,6 +289,15 @@ pub struct InvocationStatus {
     pub held: bool,
 }
 
+impl InvocationStatus {
+    /// The deployment this invocation runs on: the one it is pinned to, or before its first
+    /// attempt the one it was sent to (`x-perdure-deployment`). The drain counters and the
+    /// pinned index list it under that deployment.
+    pub fn bound_to(&self) -> Option<DeploymentId> {
+        self.deployment.as_ref().map(|p| p.deployment).or(self.requested_deployment)
+    }
+}
+
 /// Where a not-completed invocation stands, as the drain counters of its deployment count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DrainClass {
@@ -300,6 +309,10 @@ pub enum DrainClass {
     BackingOff,
     /// Stopped after its retries, until an operator resumes it.
     Paused,
+    /// Not started, delayed; sent to this deployment (`x-perdure-deployment`).
+    Scheduled,
+    /// Not started, waiting in its key's inbox; sent to this deployment.
+    Inboxed,
 }
 
 /// What one partition holds for one deployment: its pinned, not-completed invocations by
@@ -310,11 +323,16 @@ pub struct DrainCounts {
     pub suspended: u64,
     pub backing_off: u64,
     pub paused: u64,
+    /// Not started yet, but bound for this deployment (sent with `x-perdure-deployment`).
+    #[serde(default)]
+    pub scheduled: u64,
+    #[serde(default)]
+    pub inboxed: u64,
 }
 
 impl DrainCounts {
     pub fn total(&self) -> u64 {
-        self.running + self.suspended + self.backing_off + self.paused
+        self.running + self.suspended + self.backing_off + self.paused + self.scheduled + self.inboxed
     }
 
     fn slot(&mut self, class: DrainClass) -> &mut u64 {
@@ -323,6 +341,8 @@ impl DrainCounts {
             DrainClass::Suspended => &mut self.suspended,
             DrainClass::BackingOff => &mut self.backing_off,
             DrainClass::Paused => &mut self.paused,
+            DrainClass::Scheduled => &mut self.scheduled,
+            DrainClass::Inboxed => &mut self.inboxed,
         }
     }
 
@@ -337,6 +357,8 @@ impl DrainCounts {
         self.suspended += other.suspended;
         self.backing_off += other.backing_off;
         self.paused += other.paused;
+        self.scheduled += other.scheduled;
+        self.inboxed += other.inboxed;
     }
 }
 
@@ -357,10 +379,12 @@ impl Census {
             Phase::Invoked => Some(DrainClass::BackingOff),
             Phase::Suspended { .. } => Some(DrainClass::Suspended),
             Phase::Paused => Some(DrainClass::Paused),
-            Phase::Scheduled { .. } | Phase::Inboxed { .. } | Phase::Completed { .. } => None,
+            Phase::Scheduled { .. } => Some(DrainClass::Scheduled),
+            Phase::Inboxed { .. } => Some(DrainClass::Inboxed),
+            Phase::Completed { .. } => None,
         };
         Census {
-            pinned: s.deployment.as_ref().zip(class).map(|(d, c)| (d.deployment, c)),
+            pinned: s.bound_to().zip(class),
             handler: Some(handler_key(&s.target.service, &s.target.handler)),
         }
     }

@@ -272,7 +272,7 @@ impl<S: Store> Store for Txn<'_, S> {
         let mut ids: std::collections::BTreeSet<InvocationId> =
             self.base.pinned_to(deployment, limit)?.into_iter().collect();
         for (id, status) in &self.invocations {
-            if status.as_ref().and_then(|s| s.deployment.as_ref()).is_some_and(|p| &p.deployment == deployment) {
+            if status.as_ref().and_then(|s| s.bound_to()).is_some_and(|d| &d == deployment) {
                 ids.insert(*id);
             }
         }

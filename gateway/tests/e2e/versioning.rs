@@ -419,3 +419,34 @@ fn rust_sdk_deployments_pin_running_invocations_and_ramp_by_key() {
         assert_eq!(&whoami(k), tag, "key k{k} moved");
     }
 }
+
+#[test]
+fn delayed_work_sent_to_a_deployment_holds_it_until_it_runs_or_the_deployment_is_forced_out() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    register(&perdure, &v1, json!({}));
+    let v2 = TsServices::start("h2", "v2");
+    let dp2 = register(&perdure, &v2, json!({ "promote": false }));
+    let sent = |delay: &str| {
+        let r = post_with(
+            &format!("{}/Greeter/sleepy/send?delay={delay}", perdure.ingress),
+            "1",
+            &[("content-type", "application/json"), ("x-perdure-deployment", &dp2)],
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    let soon = sent("500ms");
+    let later = sent("1h");
+    let d2 = deployment(&perdure, &dp2).json();
+    assert_eq!((d2["drain_status"].as_str(), d2["pinned_invocations"]["scheduled"].as_u64()), (Some("draining"), Some(2)), "{d2}");
+    let refused = delete(&perdure, &dp2, false);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("2 scheduled"), "{}", refused.body);
+    assert_eq!(attach(&perdure, &soon).json()["finished_on"], "v2", "it ran where it was sent");
+    assert_eq!(deployment(&perdure, &dp2).json()["pinned_invocations"]["scheduled"], 1);
+    assert_eq!(delete(&perdure, &dp2, true).status, 202);
+    let ended = attach(&perdure, &later);
+    assert_eq!(ended.status, 410, "{}", ended.body);
+    assert!(ended.body.contains(&dp2) && ended.body.contains("before it started"), "{}", ended.body);
+}
