@@ -32,6 +32,7 @@ pub struct Config {
     #[serde(with = "serde_friendly")]
     pub default_workflow_completion_retention: Duration,
     pub storage: StorageConfig,
+    pub deployments: DeploymentsConfig,
     /// `tracing` filter, e.g. `info` or `perdure=debug`.
     pub log_filter: String,
     /// `pretty` or `json`.
@@ -87,6 +88,21 @@ pub struct RetryPolicyConfig {
     pub on_max_attempts: String,
 }
 
+/// What the server does with deployments by itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeploymentsConfig {
+    /// Remove drained deployments (nothing routes new invocations to them and nothing is
+    /// pinned to them) by themselves, as `perdure dp prune` does. Inactive ones (registered
+    /// without promotion, never routed to) stay.
+    pub auto_prune: bool,
+    /// The newest drained deployments auto-prune keeps (for a quick rollback).
+    pub keep_drained: u32,
+    /// How often auto-prune looks.
+    #[serde(with = "serde_friendly")]
+    pub prune_interval: Duration,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StorageConfig {
@@ -133,6 +149,7 @@ impl Default for Config {
                 cache_size: 16 << 20,
                 flush_interval: Duration::from_secs(30),
             },
+            deployments: DeploymentsConfig { auto_prune: false, keep_drained: 1, prune_interval: Duration::from_secs(30) },
             log_filter: "info".into(),
             log_format: "pretty".into(),
         }
@@ -218,6 +235,9 @@ impl Config {
         }
         if self.invoker.concurrent_invocations_limit == 0 {
             return Err(ConfigError::Invalid("invoker.concurrent-invocations-limit must be at least 1".into()));
+        }
+        if self.deployments.prune_interval < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid("deployments.prune-interval must be at least 100ms".into()));
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));

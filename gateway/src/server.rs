@@ -151,6 +151,22 @@ impl Server {
             discovery_timeout: Duration::from_secs(10),
             storage: storage.clone(),
         });
+        if config.deployments.auto_prune {
+            let (state, every, keep) =
+                (admin_state.clone(), config.deployments.prune_interval, config.deployments.keep_drained as usize);
+            let mut rx = shutdown_rx.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = rx.changed() => return Ok(()),
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    if let Err(e) = admin::deployments::prune_drained(&state, keep, false).await {
+                        tracing::warn!("auto-prune failed: {e}");
+                    }
+                }
+            });
+        }
         let mut rx = shutdown_rx.clone();
         tasks.spawn(async move {
             let app = admin::router(admin_state);

@@ -177,6 +177,65 @@ async fn broadcast(state: &State, command: impl Fn() -> Command) -> Result<(), E
     Ok(())
 }
 
+/// `POST /deployments/prune` body (perdure).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    #[serde(default)]
+    keep: usize,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /deployments/prune`: removes drained deployments beyond the newest `keep` of them
+/// (never an active, draining or inactive one); answers what went (or would go).
+pub async fn prune(AxState(state): AxState<State>, body: Option<Json<PruneRequest>>) -> Result<Response, Error> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let removed = prune_drained(&state, req.keep, req.dry_run).await?;
+    Ok(Json(serde_json::json!({
+        "dry_run": req.dry_run,
+        "removed": removed.iter().map(|(id, address)| serde_json::json!({ "id": id.to_string(), "address": address })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// Removes (or, in a dry run, lists) the drained deployments beyond the newest `keep`. Each
+/// removal is decided again inside its schema change, against the counters as they are then.
+pub async fn prune_drained(state: &State, keep: usize, dry_run: bool) -> Result<Vec<(DeploymentId, String)>, Error> {
+    let schema = state.schema.snapshot();
+    let counts = state.storage.drain_counts()?;
+    let mut drained: Vec<&crate::schema::Deployment> = schema
+        .deployments
+        .values()
+        .filter(|d| Drain::of(&schema, &d.id, &counts.get(&d.id).cloned().unwrap_or_default()).drain_status == "drained")
+        .collect();
+    drained.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+    let mut removed = Vec::new();
+    for d in drained.into_iter().skip(keep) {
+        let (id, address) = (d.id, d.endpoint.address().to_owned());
+        if dry_run {
+            removed.push((id, address));
+            continue;
+        }
+        let storage = state.storage.clone();
+        let gone = state
+            .schema
+            .update(|schema| {
+                let counts = storage.drain_counts()?.remove(&id).unwrap_or_default();
+                if !schema.deployments.contains_key(&id) || Drain::of(schema, &id, &counts).drain_status != "drained" {
+                    return Ok::<_, Error>((None, false));
+                }
+                Ok((Some(SchemaChange::RemoveDeployment { id, services: schema.latest_on(&id) }), true))
+            })
+            .await?;
+        if gone {
+            tracing::info!(deployment = %id, "pruned drained deployment {address}");
+            removed.push((id, address));
+        }
+    }
+    Ok(removed)
+}
+
 /// `PATCH /deployments/{id}` body (Restate's `UpdateDeploymentRequest`, HTTP form).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,7 +5,7 @@
 //! Owns: HTTP shapes and status codes of the admin API. Does not own: registration rules
 //! (`schema/`) or discovery (`invoker/discovery`).
 
-mod deployments;
+pub mod deployments;
 mod invocations;
 pub mod error;
 mod openapi;
@@ -57,6 +57,7 @@ pub fn router(state: State) -> Router {
             .route("/openapi", get(openapi::document))
             .route("/cluster-health", get(cluster_health))
             .route("/deployments", get(deployments::list).post(deployments::register))
+            .route("/deployments/prune", axum::routing::post(deployments::prune))
             .route(
                 "/deployments/{id}",
                 get(deployments::get_one).delete(deployments::remove).patch(deployments::update),

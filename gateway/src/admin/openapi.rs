@@ -77,6 +77,12 @@ pub fn spec() -> Value {
         "summary": "perdure: where an invocation stands (status, pinned deployment and revision, attempts, last failure)",
         "operationId": "get_invocation", "parameters": [path_param("invocation_id", "Invocation id (inv_…)")],
         "responses": with(json!({ "200": { "description": "The invocation", "content": { "application/json": {} } } })) });
+    doc["paths"]["/deployments/prune"] = json!({ "post": {
+        "summary": "perdure: remove drained deployments (nothing routed to them, nothing pinned) beyond the newest `keep`",
+        "operationId": "prune_deployments",
+        "requestBody": { "content": { "application/json": { "schema": { "type": "object", "properties": {
+            "keep": { "type": "integer", "minimum": 0, "default": 0 }, "dry_run": { "type": "boolean", "default": false } } } } } },
+        "responses": with(json!({ "200": { "description": "{\"dry_run\": bool, \"removed\": [{\"id\", \"address\"}]}", "content": { "application/json": {} } } })) } });
     doc["paths"]["/deployments/{deployment}/invocations"] = json!({ "get": {
         "summary": "perdure: the not-completed invocations pinned to a deployment (from its index)",
         "operationId": "list_pinned_invocations",
@@ -259,7 +265,7 @@ mod tests {
             "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
             "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/promote",
             "/services/{service}/rollback", "/services/{service}/ramp", "/deployments/{deployment}/pause",
-            "/deployments/{deployment}/resume", "/deployments/{deployment}/invocations", "/services/{service}/handlers/{handler}",
+            "/deployments/{deployment}/resume", "/deployments/{deployment}/invocations", "/deployments/prune", "/services/{service}/handlers/{handler}",
             "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
             "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
             "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",

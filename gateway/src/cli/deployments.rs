@@ -160,32 +160,7 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             Ok(())
         }
         DpCommand::Prune { keep, dry_run } => {
-            let answer = admin.get("/deployments")?;
-            let mut drained: Vec<&Value> = answer["deployments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| d["drain_status"] == "drained")
-                .collect();
-            // RFC 3339 timestamps of one server sort as text.
-            drained.sort_by(|a, b| text(&b["created_at"]).cmp(&text(&a["created_at"])));
-            let mut removed = Vec::new();
-            for d in drained.into_iter().skip(keep) {
-                let id = text(&d["id"]);
-                if !dry_run {
-                    // The server checks again: something may have been pinned in between.
-                    match admin.delete(&format!("/deployments/{}", segment(&id))) {
-                        Ok(_) => {}
-                        Err(Failure::Refused { status: 409 | 404, message, .. }) => {
-                            eprintln!("perdure: kept {id}: {message}");
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                removed.push(json!({ "id": id, "address": address(d) }));
-            }
-            let report = json!({ "dry_run": dry_run, "removed": removed });
+            let report = admin.post("/deployments/prune", json!({ "keep": keep, "dry_run": dry_run }))?;
             out.show(&report, |r| {
                 let rows: Vec<Vec<String>> = r["removed"]
                     .as_array()

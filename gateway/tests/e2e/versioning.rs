@@ -450,3 +450,27 @@ fn delayed_work_sent_to_a_deployment_holds_it_until_it_runs_or_the_deployment_is
     assert_eq!(ended.status, 410, "{}", ended.body);
     assert!(ended.body.contains(&dp2) && ended.body.contains("before it started"), "{}", ended.body);
 }
+
+#[test]
+fn auto_prune_removes_drained_deployments_once_nothing_is_pinned_and_leaves_inactive_ones() {
+    let perdure = Perdure::start_with(&[
+        ("PERDURE_DEPLOYMENTS__AUTO_PRUNE", "true"),
+        ("PERDURE_DEPLOYMENTS__KEEP_DRAINED", "0"),
+        ("PERDURE_DEPLOYMENTS__PRUNE_INTERVAL", "200ms"),
+    ]);
+    let v1 = TsServices::start("h2", "v1");
+    let dp1 = register(&perdure, &v1, json!({}));
+    let sleeper = send(&perdure, "Greeter/sleepy", "1500");
+    eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
+        (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 1).then_some(())
+    });
+    let v2 = TsServices::start("h2", "v2");
+    register(&perdure, &v2, json!({}));
+    let v3 = TsServices::start("h2", "v3");
+    let dp3 = register(&perdure, &v3, json!({ "promote": false }));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(deployment(&perdure, &dp1).json()["drain_status"], "draining", "kept while the sleeper runs");
+    assert_eq!(attach(&perdure, &sleeper).json()["finished_on"], "v1");
+    eventually(Duration::from_secs(10), "v1 to be pruned", || (deployment(&perdure, &dp1).status == 404).then_some(()));
+    assert_eq!(deployment(&perdure, &dp3).json()["drain_status"], "inactive", "never routed to: it stays");
+}
