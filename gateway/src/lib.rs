@@ -42,6 +42,17 @@ pub(crate) fn fuzz_cases(default: u32) -> u32 {
     std::env::var("PERDURE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// The message a panic carried.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}
+
 /// The Restate version whose APIs perdure serves; `/version` reports it so the `restate` CLI
 /// picks its 1.7 code paths.
 pub const RESTATE_COMPATIBLE_VERSION: &str = "1.7.12";

@@ -214,7 +214,7 @@ impl Server {
                         tracing::error!("{e}; the other partitions keep serving");
                     }
                     Ok(Err(e)) => break Some(e),
-                    Err(e) if e.is_panic() => break Some(ServeError::Panicked(panic_message(e.into_panic()))),
+                    Err(e) if e.is_panic() => break Some(ServeError::Panicked(crate::panic_message(e.into_panic()))),
                     Err(e) => break Some(ServeError::Panicked(e.to_string())),
                 },
             }
@@ -246,7 +246,7 @@ impl Server {
                 next = self.tasks.join_next() => match next {
                     None => break,
                     Some(Ok(Err(e))) => tracing::warn!("while shutting down: {e}"),
-                    Some(Err(e)) if e.is_panic() => tracing::error!("a task panicked while shutting down: {}", panic_message(e.into_panic())),
+                    Some(Err(e)) if e.is_panic() => tracing::error!("a task panicked while shutting down: {}", crate::panic_message(e.into_panic())),
                     Some(_) => {}
                 },
                 _ = &mut deadline => {
@@ -257,17 +257,6 @@ impl Server {
                 }
             }
         }
-    }
-}
-
-/// The message a panic carried.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(s) => (*s).to_owned(),
-            Err(_) => "a panic without a message".to_owned(),
-        },
     }
 }
 

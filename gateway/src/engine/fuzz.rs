@@ -352,7 +352,7 @@ fn apply_batch(storage: &Storage, partition: &PartitionInfo, now: u64, commands:
         match applied {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(format!("{shown}: {e}")),
-            Err(p) => return Err(format!("{shown}: panicked: {}", crate::server::panic_message(p))),
+            Err(p) => return Err(format!("{shown}: panicked: {}", crate::panic_message(p))),
         }
     }
     let (writes, meta) = txn.into_writes().map_err(|e| e.to_string())?;

@@ -101,7 +101,7 @@ fn apply_all<'s>(
             Ok(Ok(outcome)) => outcomes.push(outcome),
             Ok(Err(e)) => return Err(Failed { index, reason: e.to_string() }),
             Err(panic) => {
-                let reason = format!("applying it panicked: {}", crate::server::panic_message(panic));
+                let reason = format!("applying it panicked: {}", crate::panic_message(panic));
                 return Err(Failed { index, reason });
             }
         }
