@@ -8,8 +8,16 @@
 //! behind the same `Log` trait as partitions, so a replicated log can take its place), then
 //! applied and stored with the LSN it reached; a start replays what the stored schema misses.
 //!
-//! Owns: the data model, registration rules (`register`), lookups for ingress and the
-//! invoker. Does not own: discovery I/O (`invoker::discovery`) or HTTP (`admin/`).
+//! Where new invocations go is routing: the latest revision of each service, unless a ramp
+//! sends a share of them (by key for objects and workflows) to another deployment; a
+//! registration can skip promotion, and promote / rollback / ramp move a service between
+//! registered deployments later (`routing`), each checked like a registration (`compat`)
+//! and recorded as a change. `history` remembers where each service was routed, for
+//! rollback and for telling a drained deployment from one never used.
+//!
+//! Owns: the data model, registration and routing rules (`register`, `routing`, `compat`),
+//! lookups for ingress and the invoker. Does not own: discovery I/O (`invoker::discovery`),
+//! HTTP (`admin/`), or the drain counters (kept by the partitions with the invocations).
 
 mod compat;
 mod model;
