@@ -16,6 +16,7 @@
 //!   (request/response), discovery.
 //! - [`ingress`]: the Restate-compatible HTTP ingress.
 //! - [`admin`]: the admin REST API.
+//! - [`query`]: SQL introspection (`POST /query`) over Restate's system tables.
 //! - [`cli`]: `perdure dp|services|invocations`, a client of the admin API.
 //! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
 //!
@@ -31,6 +32,7 @@ pub mod ids;
 pub mod ingress;
 pub mod invoker;
 pub mod protocol;
+pub mod query;
 pub mod schema;
 pub mod server;
 pub mod storage;

@@ -140,7 +140,7 @@ impl Server {
         });
 
         let admin_state = Arc::new(AdminState {
-            schema,
+            schema: schema.clone(),
             router: router.clone(),
             client,
             defaults: config.schema_defaults(),
@@ -150,6 +150,7 @@ impl Server {
             },
             discovery_timeout: Duration::from_secs(10),
             storage: storage.clone(),
+            query: crate::query::QueryEngine::new(schema.clone(), storage.clone()),
         });
         if config.deployments.auto_prune {
             let (state, every, keep) =

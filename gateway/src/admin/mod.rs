@@ -9,6 +9,7 @@ pub mod deployments;
 mod invocations;
 pub mod error;
 mod openapi;
+mod query;
 pub mod render;
 mod services;
 
@@ -45,6 +46,8 @@ pub struct AdminState {
     pub discovery_timeout: Duration,
     /// Read for drain counts and the pinned index.
     pub storage: crate::storage::Storage,
+    /// SQL over the system tables.
+    pub query: crate::query::QueryEngine,
 }
 
 pub type State = Arc<AdminState>;
@@ -80,16 +83,7 @@ pub fn router(state: State) -> Router {
             .route("/invocations/{id}/restart-as-new", axum::routing::patch(invocations::restart_as_new))
             .route("/invocations/{id}/pause", axum::routing::patch(invocations::pause))
             .route("/invocations/{id}/resume", axum::routing::patch(invocations::resume))
-            .route(
-                "/query",
-                axum::routing::post(|| async {
-                    Error::NotImplemented(
-                        "SQL introspection (/query) is not available in this version of perdure yet; \
-                         use the admin API's /deployments, /services and /invocations endpoints"
-                            .into(),
-                    )
-                }),
-            )
+            .route("/query", axum::routing::post(query::query))
             .route("/subscriptions", get(|| async { axum::Json(serde_json::json!({ "subscriptions": [] })) }))
             .route("/kafka-clusters", get(|| async { axum::Json(serde_json::json!({ "clusters": [] })) }))
             .layer(Extension(version))

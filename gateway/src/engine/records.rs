@@ -290,6 +290,30 @@ pub struct InvocationStatus {
 }
 
 impl InvocationStatus {
+    /// A fresh, not-yet-started status for `target` (tests build on it).
+    #[cfg(test)]
+    pub fn sample(target: Target, phase: Phase) -> Self {
+        InvocationStatus {
+            target,
+            phase,
+            source: Source::Ingress,
+            idempotency_key: None,
+            deployment: None,
+            journal_len: 1,
+            commands: 1,
+            journal_modified_at: 0,
+            output_index: None,
+            attempt: AttemptState::default(),
+            sinks: vec![],
+            retry_policy: RetryPolicy::default(),
+            retention: Retention::default(),
+            timestamps: Timestamps::default(),
+            journal_purged: false,
+            requested_deployment: None,
+            held: false,
+        }
+    }
+
     /// The deployment this invocation runs on: the one it is pinned to, or before its first
     /// attempt the one it was sent to (`x-perdure-deployment`). The drain counters and the
     /// pinned index list it under that deployment.

@@ -129,6 +129,21 @@ impl Storage {
         Ok(out)
     }
 
+    /// Visits every invocation record of `partition` (SQL introspection reads them all).
+    pub fn for_each_invocation(
+        &self,
+        partition: u32,
+        mut f: impl FnMut(InvocationId, InvocationStatus),
+    ) -> Result<(), StorageError> {
+        let prefix = [tag::INVOCATION];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let id = keys::parse_invocation(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
+            f(id, decode_status(v)?);
+            Ok(true)
+        })
+    }
+
     /// Visits every invocation of `partition` whose attempt was running (what a new leader
     /// restarts). Only those records are decoded.
     pub fn for_each_running_invocation(
@@ -295,31 +310,16 @@ mod tests {
     use crate::engine::records::*;
 
     fn status(phase: Phase, in_flight: bool) -> InvocationStatus {
-        InvocationStatus {
-            target: Target {
-                service: "Greeter".into(),
-                handler: "greet".into(),
-                key: None,
-                service_kind: ServiceKind::Service,
-                handler_kind: HandlerKind::Unkeyed,
-            },
-            phase,
-            source: Source::Ingress,
-            idempotency_key: None,
-            deployment: None,
-            journal_len: 1,
-            commands: 1,
-            journal_modified_at: 0,
-            output_index: None,
-            attempt: AttemptState { attempt: 1, in_flight, ..Default::default() },
-            sinks: vec![],
-            retry_policy: RetryPolicy::default(),
-            retention: Retention::default(),
-            timestamps: Timestamps::default(),
-            journal_purged: false,
-            requested_deployment: None,
-            held: false,
-        }
+        let target = Target {
+            service: "Greeter".into(),
+            handler: "greet".into(),
+            key: None,
+            service_kind: ServiceKind::Service,
+            handler_kind: HandlerKind::Unkeyed,
+        };
+        let mut s = InvocationStatus::sample(target, phase);
+        s.attempt = AttemptState { attempt: 1, in_flight, ..Default::default() };
+        s
     }
 
     #[test]

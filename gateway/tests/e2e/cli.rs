@@ -1,5 +1,6 @@
 //! The real `restate` CLI (1.7.12, from npm) works against perdure for what perdure serves:
-//! the handshake, registering deployments, listing and describing them and their services.
+//! the handshake, registering deployments, listing and describing them and their services
+//! (describe reads pinned invocations through SQL).
 
 use crate::harness::*;
 
@@ -36,7 +37,6 @@ fn restate_cli_registers_and_lists_deployments() {
     assert!(ok, "{out}");
     assert!(out.contains("1d"), "retention shown: {out}");
     let (ok, out) = restate_cli(&perdure, &["deployments", "describe", &id]);
-    // Describing also asks SQL for pinned invocations, which is the next milestone: the
-    // CLI gets a clear JSON error instead of a protocol error.
-    assert!(ok || out.contains("SQL introspection"), "{out}");
+    // Describing also asks SQL (POST /query) for the invocations pinned to it.
+    assert!(ok && out.contains(&id), "{out}");
 }

@@ -13,6 +13,7 @@ mod ingress;
 mod lifecycle;
 mod poison;
 mod python_sdk;
+mod query;
 mod rust_sdk;
 mod semantics;
 mod typescript;

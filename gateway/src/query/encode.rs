@@ -1,0 +1,111 @@
+//! How an answer goes on the wire: an Arrow IPC stream, or `{"rows":[…]}` in the JSON form
+//! Restate's `/query` uses (NULL columns left out, timestamps as RFC 3339 with `Z`, durations
+//! ISO-8601, binary as lowercase hex, lists as arrays).
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, LargeBinaryArray, LargeStringArray, StringArray, StringViewArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, DurationMillisecondType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimeUnit, TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::{Map, Value};
+
+use super::Answer;
+
+/// The answer as an Arrow IPC stream.
+pub fn arrow_stream(answer: &Answer) -> Result<Vec<u8>, ArrowError> {
+    let mut out = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new(&mut out, &answer.schema)?;
+        for batch in &answer.batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+/// The answer as `{"rows":[{column: value, …}, …]}`.
+pub fn json_rows(answer: &Answer) -> Result<Value, ArrowError> {
+    let mut rows = Vec::new();
+    for batch in &answer.batches {
+        let schema = batch.schema();
+        for row in 0..batch.num_rows() {
+            let mut object = Map::new();
+            for (i, field) in schema.fields().iter().enumerate() {
+                let column = batch.column(i);
+                if column.is_null(row) {
+                    continue;
+                }
+                object.insert(field.name().clone(), value(column, row)?);
+            }
+            rows.push(Value::Object(object));
+        }
+    }
+    Ok(serde_json::json!({ "rows": rows }))
+}
+
+fn iso_duration(ms: i64) -> String {
+    if ms % 1000 == 0 { format!("PT{}S", ms / 1000) } else { format!("PT{}.{:03}S", ms / 1000, (ms % 1000).abs()) }
+}
+
+/// One non-null cell as JSON.
+fn value(column: &ArrayRef, row: usize) -> Result<Value, ArrowError> {
+    Ok(match column.data_type() {
+        DataType::Utf8 => column.as_any().downcast_ref::<StringArray>().map(|a| a.value(row).into()).unwrap_or_default(),
+        DataType::LargeUtf8 => {
+            column.as_any().downcast_ref::<LargeStringArray>().map(|a| a.value(row).into()).unwrap_or_default()
+        }
+        DataType::Utf8View => {
+            column.as_any().downcast_ref::<StringViewArray>().map(|a| a.value(row).into()).unwrap_or_default()
+        }
+        DataType::Boolean => column.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row).into()).unwrap_or_default(),
+        DataType::UInt8 => column.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => column.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => column.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => column.as_primitive::<UInt64Type>().value(row).into(),
+        DataType::Int8 => column.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => column.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => column.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row).into(),
+        DataType::Float32 => f64::from(column.as_primitive::<Float32Type>().value(row)).into(),
+        DataType::Float64 => column.as_primitive::<Float64Type>().value(row).into(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            let ms = column.as_primitive::<TimestampMillisecondType>().value(row);
+            crate::durations::rfc3339_millis(ms.max(0) as u64).into()
+        }
+        DataType::Duration(TimeUnit::Millisecond) => {
+            iso_duration(column.as_primitive::<DurationMillisecondType>().value(row)).into()
+        }
+        DataType::LargeBinary => column
+            .as_any()
+            .downcast_ref::<LargeBinaryArray>()
+            .map(|a| a.value(row).iter().map(|b| format!("{b:02x}")).collect::<String>().into())
+            .unwrap_or_default(),
+        DataType::List(_) => {
+            let list = column.as_list::<i32>().value(row);
+            let mut items = Vec::with_capacity(list.len());
+            for i in 0..list.len() {
+                items.push(if list.is_null(i) { Value::Null } else { value(&list, i)? });
+            }
+            Value::Array(items)
+        }
+        _ => {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())?;
+            formatter.value(row).to_string().into()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_are_iso() {
+        assert_eq!(super::iso_duration(86_400_000), "PT86400S");
+        assert_eq!(super::iso_duration(1_500), "PT1.500S");
+    }
+}

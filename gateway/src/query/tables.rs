@@ -1,0 +1,374 @@
+//! The tables SQL can read, named and shaped as Restate 1.7 names them (so the `restate` CLI
+//! and the CDK construct work), plus perdure's own columns, documented as such.
+
+use std::collections::BTreeMap;
+
+use super::table::{Cell, Column, Kind::*, TableDef, col};
+use crate::engine::records::{DrainCounts, InvocationResult, InvocationStatus, Phase, ServiceKind, Source};
+use crate::ids::{DeploymentId, InvocationId};
+use crate::schema::{Endpoint, Schema};
+
+pub const SYS_DEPLOYMENT: TableDef = TableDef {
+    name: "sys_deployment",
+    doc: "Registered deployments, with perdure's drain status.",
+    columns: &[
+        col("id", Text, "Deployment id (dp_…)."),
+        col("ty", Text, "http or lambda."),
+        col("endpoint", Text, "The HTTP URI (normalised, e.g. with a trailing /) or the Lambda ARN as registered."),
+        col("created_at", Time, "When it was registered."),
+        col("min_service_protocol_version", U32, "Lowest service protocol version it speaks."),
+        col("max_service_protocol_version", U32, "Highest service protocol version it speaks."),
+        col("services", TextList, "The services it carries."),
+        col("drain_status", Text, "perdure: active, draining, drained or inactive (see GET /deployments)."),
+        col("latest_for", TextList, "perdure: services whose new invocations go to it (latest revision or a ramp)."),
+        col("pinned_invocations", U64, "perdure: not-completed invocations pinned (or sent) to it."),
+        col("paused", Bool, "perdure: an emergency stop is on: no attempt starts on it."),
+    ],
+};
+
+pub const SYS_SERVICE: TableDef = TableDef {
+    name: "sys_service",
+    doc: "The latest revision of every service: where its new invocations go.",
+    columns: &[
+        col("name", Text, "Service name."),
+        col("revision", U64, "Its latest revision."),
+        col("public", Bool, "Whether the ingress accepts it."),
+        col("ty", Text, "service, virtual_object or workflow."),
+        col("deployment_id", Text, "The deployment serving the latest revision."),
+    ],
+};
+
+/// Columns of `sys_invocation_status` and (but `partition_key` and the raw `status`)
+/// `sys_invocation`.
+const STATUS_COLUMNS: &[Column] = &[
+    col("partition_key", U64, "The partition key of the invocation."),
+    col("id", Text, "Invocation id (inv_…)."),
+    col("status", Text, "inboxed, scheduled, invoked, suspended, paused or completed."),
+    col("completion_result", Text, "success or failure, once completed."),
+    col("completion_failure", Text, "The failure, if it completed with one."),
+    col("target", Text, "Service/handler or Service/key/handler."),
+    col("target_service_name", Text, "The service invoked."),
+    col("target_service_key", Text, "The key, for virtual objects and workflows."),
+    col("target_handler_name", Text, "The handler invoked."),
+    col("target_service_ty", Text, "service, virtual_object or workflow."),
+    col("idempotency_key", Text, "The idempotency key it was called with."),
+    col("invoked_by", Text, "ingress or service."),
+    col("invoked_by_id", Text, "The calling invocation, when invoked by a service."),
+    col("invoked_by_service_name", Text, "The calling service."),
+    col("invoked_by_target", Text, "The calling target."),
+    col("pinned_deployment_id", Text, "The deployment it is pinned to (set at its first attempt)."),
+    col("pinned_service_protocol_version", U32, "The protocol version of that pin."),
+    col("trace_id", Text, "Trace id (not recorded yet: NULL)."),
+    col("journal_size", U32, "Entries in its journal."),
+    col("journal_commands_size", U32, "Commands in its journal."),
+    col("created_at", Time, "When it was created."),
+    col("modified_at", Time, "When its status last changed."),
+    col("inboxed_at", Time, "When it entered its key's inbox."),
+    col("scheduled_at", Time, "When it was scheduled (delayed send)."),
+    col("scheduled_start_at", Time, "When a delayed invocation starts."),
+    col("running_at", Time, "When it first ran."),
+    col("completed_at", Time, "When it completed."),
+    col("completion_retention", Duration, "How long its result is kept after completion."),
+    col("journal_retention", Duration, "How long its journal is kept after completion."),
+    col("pinned_service_revision", U32, "perdure: the service revision it was started on."),
+    col("pinned_lambda_version", Text, "perdure: the Lambda function version it is pinned to (alias deployments)."),
+    col("requested_deployment_id", Text, "perdure: the deployment x-perdure-deployment sent it to, before its first attempt."),
+];
+
+pub const SYS_INVOCATION_STATUS: TableDef = TableDef {
+    name: "sys_invocation_status",
+    doc: "Every invocation a partition keeps (not completed, or completed within its retention).",
+    columns: STATUS_COLUMNS,
+};
+
+const STATE_COLUMNS: &[Column] = &[
+    col("partition_key", U64, "The partition key of the invocation."),
+    col("id", Text, "Invocation id (inv_…)."),
+    col("in_flight", Bool, "Whether an attempt is running."),
+    col("retry_count", U64, "Failed attempts since its journal last grew."),
+    col("last_start_at", Time, "When its last attempt started."),
+    col("last_attempt_deployment_id", Text, "The deployment of its last attempt."),
+    col("last_attempt_server", Text, "The SDK of its last attempt (not recorded: NULL)."),
+    col("next_retry_at", Time, "When it is retried next, while backing off."),
+    col("last_failure", Text, "The last failed attempt's error message."),
+    col("last_failure_error_code", Text, "The last failed attempt's error code."),
+    col("last_failure_related_entry_index", U64, "The journal entry the failure was about."),
+    col("last_failure_related_entry_name", Text, "Its name."),
+    col("last_failure_related_entry_type", Text, "Its type."),
+    col("last_failure_related_command_index", U64, "The command the failure was about."),
+    col("last_failure_related_command_name", Text, "Its name."),
+    col("last_failure_related_command_type", Text, "Its type."),
+];
+
+pub const SYS_INVOCATION_STATE: TableDef = TableDef {
+    name: "sys_invocation_state",
+    doc: "Attempt information of invocations that are not completed.",
+    columns: STATE_COLUMNS,
+};
+
+/// `sys_invocation`: status and attempt columns of every invocation, with the status users
+/// see (pending, scheduled, ready, running, backing-off, suspended, paused, completed).
+pub const SYS_INVOCATION_COLUMNS: &[Column] = &[
+    col("id", Text, "Invocation id (inv_…)."),
+    col("target", Text, "Service/handler or Service/key/handler."),
+    col("target_service_name", Text, "The service invoked."),
+    col("target_service_key", Text, "The key, for virtual objects and workflows."),
+    col("target_handler_name", Text, "The handler invoked."),
+    col("target_service_ty", Text, "service, virtual_object or workflow."),
+    col("idempotency_key", Text, "The idempotency key it was called with."),
+    col("invoked_by", Text, "ingress or service."),
+    col("invoked_by_id", Text, "The calling invocation."),
+    col("invoked_by_service_name", Text, "The calling service."),
+    col("invoked_by_target", Text, "The calling target."),
+    col("pinned_deployment_id", Text, "The deployment it is pinned to."),
+    col("pinned_service_protocol_version", U32, "The protocol version of that pin."),
+    col("trace_id", Text, "Trace id (NULL)."),
+    col("journal_size", U32, "Entries in its journal."),
+    col("journal_commands_size", U32, "Commands in its journal."),
+    col("created_at", Time, "When it was created."),
+    col("modified_at", Time, "When its status last changed."),
+    col("inboxed_at", Time, "When it entered its key's inbox."),
+    col("scheduled_at", Time, "When it was scheduled."),
+    col("scheduled_start_at", Time, "When a delayed invocation starts."),
+    col("running_at", Time, "When it first ran."),
+    col("completed_at", Time, "When it completed."),
+    col("completion_retention", Duration, "How long its result is kept after completion."),
+    col("journal_retention", Duration, "How long its journal is kept after completion."),
+    col("completion_result", Text, "success or failure."),
+    col("completion_failure", Text, "The failure, if any."),
+    col("pinned_service_revision", U32, "perdure: the service revision it was started on."),
+    col("pinned_lambda_version", Text, "perdure: the Lambda function version it is pinned to."),
+    col("requested_deployment_id", Text, "perdure: where x-perdure-deployment sent it, before its first attempt."),
+    col("retry_count", U64, "Failed attempts since its journal last grew."),
+    col("last_start_at", Time, "When its last attempt started."),
+    col("last_attempt_deployment_id", Text, "The deployment of its last attempt."),
+    col("last_attempt_server", Text, "(NULL)"),
+    col("next_retry_at", Time, "When it is retried next."),
+    col("last_failure", Text, "The last failed attempt's error message."),
+    col("last_failure_error_code", Text, "Its error code."),
+    col("last_failure_related_entry_index", U64, "The journal entry the failure was about."),
+    col("last_failure_related_entry_name", Text, "Its name."),
+    col("last_failure_related_entry_type", Text, "Its type."),
+    col("last_failure_related_command_index", U64, "The command the failure was about."),
+    col("last_failure_related_command_name", Text, "Its name."),
+    col("last_failure_related_command_type", Text, "Its type."),
+    col("status", Text, "pending, scheduled, ready, running, backing-off, suspended, paused or completed."),
+];
+
+pub const SYS_INVOCATION: TableDef = TableDef {
+    name: "sys_invocation",
+    doc: "Every invocation, with the status users see (Restate's view over the two tables above).",
+    columns: SYS_INVOCATION_COLUMNS,
+};
+
+/// Every table, in the order the documentation lists them.
+pub const ALL: &[&TableDef] = &[&SYS_DEPLOYMENT, &SYS_SERVICE, &SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE];
+
+fn service_ty(kind: ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Service => "service",
+        ServiceKind::VirtualObject => "virtual_object",
+        ServiceKind::Workflow => "workflow",
+    }
+}
+
+pub fn deployment_rows(schema: &Schema, counts: &BTreeMap<DeploymentId, DrainCounts>) -> Vec<Vec<Cell>> {
+    schema
+        .deployments
+        .values()
+        .map(|d| {
+            let (ty, endpoint) = match &d.endpoint {
+                Endpoint::Http { uri, .. } => ("http", uri.clone()),
+                Endpoint::Lambda { arn, .. } => ("lambda", arn.clone()),
+            };
+            let c = counts.get(&d.id).cloned().unwrap_or_default();
+            let drain = crate::admin::render::Drain::of(schema, &d.id, &c);
+            vec![
+                d.id.to_string().into(),
+                ty.into(),
+                endpoint.into(),
+                Cell::Time(Some(d.created_at)),
+                d.min_protocol_version.into(),
+                d.max_protocol_version.into(),
+                Cell::TextList(d.services.iter().map(|s| s.name.clone()).collect()),
+                drain.drain_status.into(),
+                Cell::TextList(drain.latest_for),
+                c.total().into(),
+                d.paused.into(),
+            ]
+        })
+        .collect()
+}
+
+pub fn service_rows(schema: &Schema) -> Vec<Vec<Cell>> {
+    schema
+        .services
+        .values()
+        .map(|s| {
+            let ty = match s.ty {
+                crate::protocol::manifest::ServiceType::Service => "service",
+                crate::protocol::manifest::ServiceType::VirtualObject => "virtual_object",
+                crate::protocol::manifest::ServiceType::Workflow => "workflow",
+            };
+            vec![s.name.clone().into(), u64::from(s.revision).into(), s.public.into(), ty.into(), s.deployment_id.to_string().into()]
+        })
+        .collect()
+}
+
+/// The raw status of `sys_invocation_status`.
+fn raw_status(s: &InvocationStatus) -> &'static str {
+    match s.phase {
+        Phase::Inboxed { .. } => "inboxed",
+        Phase::Scheduled { .. } => "scheduled",
+        Phase::Invoked => "invoked",
+        Phase::Suspended { .. } => "suspended",
+        Phase::Paused => "paused",
+        Phase::Completed { .. } => "completed",
+    }
+}
+
+/// The status users see (`sys_invocation`).
+pub fn user_status(s: &InvocationStatus) -> &'static str {
+    match s.phase {
+        Phase::Inboxed { .. } => "pending",
+        Phase::Invoked if s.attempt.in_flight => "running",
+        Phase::Invoked if s.attempt.retry_count > 0 || s.attempt.next_retry_at_ms.is_some() => "backing-off",
+        Phase::Invoked => "ready",
+        _ => raw_status(s),
+    }
+}
+
+/// The columns shared by both invocation tables, keyed by name.
+fn status_cells(id: &InvocationId, s: &InvocationStatus) -> BTreeMap<&'static str, Cell> {
+    let t = &s.target;
+    let target = match &t.key {
+        Some(k) => format!("{}/{k}/{}", t.service, t.handler),
+        None => format!("{}/{}", t.service, t.handler),
+    };
+    let (invoked_by, by_id, by_service, by_target) = match &s.source {
+        Source::Ingress => ("ingress", None, None, None),
+        Source::Service { caller, caller_target } => (
+            "service",
+            Some(caller.to_string()),
+            Some(caller_target.split('/').next().unwrap_or_default().to_owned()),
+            Some(caller_target.clone()),
+        ),
+    };
+    let (result, failure) = match &s.phase {
+        Phase::Completed { result: InvocationResult::Success(_) } => (Some("success".to_owned()), None),
+        Phase::Completed { result: InvocationResult::Failure { code, message } } => {
+            (Some("failure".to_owned()), Some(format!("[{code}] {message}")))
+        }
+        _ => (None, None),
+    };
+    let pin = s.deployment.as_ref();
+    BTreeMap::from([
+        ("partition_key", Cell::U64(Some(id.partition_key))),
+        ("id", id.to_string().into()),
+        ("status", raw_status(s).into()),
+        ("completion_result", result.into()),
+        ("completion_failure", failure.into()),
+        ("target", target.into()),
+        ("target_service_name", t.service.clone().into()),
+        ("target_service_key", t.key.clone().into()),
+        ("target_handler_name", t.handler.clone().into()),
+        ("target_service_ty", service_ty(t.service_kind).into()),
+        ("idempotency_key", s.idempotency_key.clone().into()),
+        ("invoked_by", invoked_by.into()),
+        ("invoked_by_id", by_id.into()),
+        ("invoked_by_service_name", by_service.into()),
+        ("invoked_by_target", by_target.into()),
+        ("pinned_deployment_id", pin.map(|p| p.deployment.to_string()).into()),
+        ("pinned_service_protocol_version", pin.map(|p| p.protocol_version).into()),
+        ("trace_id", Cell::Text(None)),
+        ("journal_size", s.journal_len.into()),
+        ("journal_commands_size", s.commands.into()),
+        ("created_at", Cell::Time(Some(s.timestamps.created_at))),
+        ("modified_at", Cell::Time(Some(s.timestamps.modified_at))),
+        ("inboxed_at", Cell::Time(s.timestamps.inboxed_at)),
+        ("scheduled_at", Cell::Time(s.timestamps.scheduled_at)),
+        ("scheduled_start_at", Cell::Time(match s.phase { Phase::Scheduled { at_ms } => Some(at_ms), _ => None })),
+        ("running_at", Cell::Time(s.timestamps.running_at)),
+        ("completed_at", Cell::Time(s.timestamps.completed_at)),
+        ("completion_retention", Cell::Duration(Some(s.retention.completion_ms))),
+        ("journal_retention", Cell::Duration(Some(s.retention.journal_ms))),
+        ("pinned_service_revision", pin.map(|p| p.revision).into()),
+        ("pinned_lambda_version", pin.and_then(|p| p.executed_version.clone()).into()),
+        ("requested_deployment_id", s.requested_deployment.map(|d| d.to_string()).into()),
+        ("in_flight", s.attempt.in_flight.into()),
+        ("retry_count", u64::from(s.attempt.retry_count).into()),
+        ("last_start_at", Cell::Time(s.attempt.last_start_at_ms)),
+        ("last_attempt_deployment_id", pin.map(|p| p.deployment.to_string()).into()),
+        ("last_attempt_server", Cell::Text(None)),
+        ("next_retry_at", Cell::Time(s.attempt.next_retry_at_ms)),
+        ("last_failure", s.attempt.last_failure.as_ref().map(|f| f.message.clone()).into()),
+        ("last_failure_error_code", s.attempt.last_failure.as_ref().map(|f| f.code.to_string()).into()),
+        ("last_failure_related_entry_index", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_index).map(u64::from).into()),
+        ("last_failure_related_entry_name", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_name.clone()).into()),
+        ("last_failure_related_entry_type", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}")).into()),
+        ("last_failure_related_command_index", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_index).map(u64::from).into()),
+        ("last_failure_related_command_name", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_name.clone()).into()),
+        ("last_failure_related_command_type", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}")).into()),
+    ])
+}
+
+/// The row of `table` for one invocation: its columns picked by name (the derived `status`
+/// for `sys_invocation`).
+pub fn invocation_row(table: &TableDef, id: &InvocationId, s: &InvocationStatus) -> Vec<Cell> {
+    let mut cells = status_cells(id, s);
+    if table.name == SYS_INVOCATION.name {
+        cells.insert("status", user_status(s).into());
+    }
+    table
+        .columns
+        .iter()
+        .map(|c| cells.remove(c.name).unwrap_or_else(|| panic!("column {} of {} has no cell", c.name, table.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::records::{HandlerKind, Target};
+
+    fn status(phase: Phase, in_flight: bool, retry_count: u32) -> InvocationStatus {
+        let target = Target {
+            service: "Counter".into(),
+            handler: "add".into(),
+            key: Some("k".into()),
+            service_kind: ServiceKind::VirtualObject,
+            handler_kind: HandlerKind::Exclusive,
+        };
+        let mut s = InvocationStatus::sample(target, phase);
+        s.attempt.in_flight = in_flight;
+        s.attempt.retry_count = retry_count;
+        s
+    }
+
+    #[test]
+    fn every_column_of_every_invocation_table_has_a_cell_and_the_batch_builds() {
+        let id = InvocationId::generate(7);
+        let s = status(Phase::Invoked, true, 0);
+        for table in [&SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE] {
+            let row = invocation_row(table, &id, &s);
+            assert_eq!(row.len(), table.columns.len());
+            let batch = table.batch(&[row]).unwrap();
+            assert_eq!(batch.num_rows(), 1);
+        }
+        assert!(SYS_DEPLOYMENT.batch(&deployment_rows(&Schema::default(), &Default::default())).is_ok());
+    }
+
+    #[test]
+    fn the_status_users_see_is_derived_like_restates() {
+        let cases = [
+            (status(Phase::Inboxed { seq: 1 }, false, 0), "pending", "inboxed"),
+            (status(Phase::Invoked, true, 0), "running", "invoked"),
+            (status(Phase::Invoked, false, 2), "backing-off", "invoked"),
+            (status(Phase::Invoked, false, 0), "ready", "invoked"),
+            (status(Phase::Paused, false, 0), "paused", "paused"),
+        ];
+        for (s, user, raw) in cases {
+            assert_eq!((user_status(&s), raw_status(&s)), (user, raw));
+        }
+    }
+}

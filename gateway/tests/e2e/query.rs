@@ -1,0 +1,93 @@
+//! SQL introspection over `POST /query`: the tables the `restate` CLI and the CDK construct
+//! read, in both answer forms (Arrow IPC stream, JSON rows), and the CLI commands built on it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn query(perdure: &Perdure, sql: &str) -> Reply {
+    post_with(
+        &format!("{}/query", perdure.admin),
+        &json!({ "query": sql }).to_string(),
+        &[("content-type", "application/json"), ("accept", "application/json")],
+    )
+}
+
+fn rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
+    let r = query(perdure, sql);
+    assert_eq!(r.status, 200, "{sql}: {}", r.body);
+    r.json()["rows"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_drained() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    let (_, body) = perdure.register(&v1.url(), json!({}));
+    let dp1 = body["id"].as_str().unwrap().to_owned();
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "2500");
+    let sleeper = r.json()["invocationId"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
+        (rows(&perdure, &format!("SELECT id FROM sys_invocation WHERE pinned_deployment_id = '{dp1}'")).len() == 1).then_some(())
+    });
+    let v2 = TsServices::start("h2", "v2");
+    perdure.register(&v2.url(), json!({}));
+
+    // What the CDK construct asks before pruning, and how it finds a deployment by endpoint.
+    let counted = rows(
+        &perdure,
+        &format!("SELECT COUNT(*) as cnt FROM sys_invocation_status WHERE pinned_deployment_id='{dp1}' AND status != 'completed'"),
+    );
+    assert_eq!(counted, vec![json!({ "cnt": 1 })]);
+    let found = rows(&perdure, &format!("SELECT id FROM sys_deployment WHERE endpoint = '{}/'", v1.url()));
+    assert_eq!(found, vec![json!({ "id": dp1 })]);
+    let one = rows(&perdure, &format!("SELECT * FROM sys_invocation WHERE id = '{sleeper}'"));
+    assert_eq!(one[0]["target"], "Greeter/sleepy");
+    assert_eq!(one[0]["pinned_service_revision"], 1);
+    assert!(one[0]["created_at"].as_str().unwrap().ends_with('Z'), "{one:?}");
+    assert_eq!(one[0]["completion_retention"], "PT86400S");
+    let deployments = rows(&perdure, "SELECT id, drain_status, pinned_invocations FROM sys_deployment ORDER BY created_at");
+    assert_eq!(deployments[0], json!({ "id": dp1, "drain_status": "draining", "pinned_invocations": 1 }));
+
+    // The real CLI: describe shows the pinned invocation, remove refuses until it drained.
+    let (ok, out) = restate_cli(&perdure, &["deployments", "describe", &dp1]);
+    assert!(ok, "{out}");
+    let (_, out) = restate_cli(&perdure, &["deployments", "remove", &dp1]);
+    assert!(out.contains("still Draining") && out.contains("1 invocations"), "{out}");
+    let (ok, out) = restate_cli(&perdure, &["sql", "SELECT status, COUNT(*) AS n FROM sys_invocation GROUP BY status"]);
+    assert!(ok && out.contains("1 rows"), "{out}");
+    assert_eq!(get(&format!("{}/restate/invocation/{sleeper}/attach", perdure.ingress)).json()["finished_on"], "v1");
+    let (ok, out) = restate_cli(&perdure, &["-y", "deployments", "remove", &dp1]);
+    assert!(ok, "{out}");
+    assert_eq!(get(&format!("{}/deployments/{dp1}", perdure.admin)).status, 404);
+    let completed = rows(&perdure, "SELECT completion_result, status FROM sys_invocation_status");
+    assert_eq!(completed, vec![json!({ "completion_result": "success", "status": "completed" })]);
+}
+
+#[test]
+fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
+    let perdure = Perdure::start();
+    let r = query(&perdure, "SELECT * FROM nope");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("nope"), "{}", r.body);
+    for write in ["DELETE FROM sys_invocation", "CREATE TABLE t (a INT)", "INSERT INTO sys_service VALUES ('x')", "SET x = 1"] {
+        let r = query(&perdure, write);
+        assert_eq!(r.status, 400, "{write}: {}", r.body);
+    }
+    let r = post_with(&format!("{}/query", perdure.admin), r#"{"query":"SELECT 1"}"#, &[("content-type", "text/plain")]);
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = post_with(&format!("{}/query", perdure.admin), r#"{"sql":"SELECT 1"}"#, &[("content-type", "application/json")]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Without Accept: application/json, an Arrow IPC stream.
+    let r = post_with(&format!("{}/query", perdure.admin), r#"{"query":"SELECT 1 AS one"}"#, &[("content-type", "application/json")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/vnd.apache.arrow.stream"));
+    // Every documented table exists, empty or not, and information_schema lists it.
+    let tables: Vec<String> = rows(&perdure, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
+        .iter()
+        .map(|r| r["table_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tables, vec!["sys_deployment", "sys_invocation", "sys_invocation_state", "sys_invocation_status", "sys_service"]);
+}
