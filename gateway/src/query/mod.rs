@@ -1,6 +1,6 @@
 //! SQL introspection: read-only SQL (DataFusion, PostgreSQL dialect) over the tables Restate
 //! 1.7 offers (`sys_deployment`, `sys_service`, `sys_invocation`, `sys_invocation_status`,
-//! `sys_invocation_state`), answered by `POST /query` as an Arrow IPC stream or JSON rows.
+//! `sys_invocation_state`, `sys_inbox`, `sys_keyed_service_status`), answered by `POST /query` as an Arrow IPC stream or JSON rows.
 //!
 //! Each query sees one consistent moment: the schema snapshot and the invocation records
 //! read when it starts, as in-memory tables. Owns: table definitions ([`tables`]), how rows
@@ -68,10 +68,18 @@ impl QueryEngine {
         let (storage, schema) = (self.storage.clone(), self.schema.snapshot());
         let built = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, RecordBatch)>, QueryError> {
             let counts = storage.drain_counts()?;
-            let mut invocations = Vec::new();
+            let (mut invocations, mut inbox, mut locks) = (Vec::new(), Vec::new(), Vec::new());
             for partition in 0..storage.partitions() {
                 storage.for_each_invocation(partition, |id, status| invocations.push((id, status)))?;
+                storage.for_each_inbox_entry(partition, |obj, seq, id| inbox.push((obj, seq, id)))?;
+                storage.for_each_lock_holder(partition, |obj, holder| locks.push(tables::lock_row(&obj, &holder)))?;
             }
+            let inboxed_at: std::collections::HashMap<_, _> =
+                invocations.iter().map(|(id, s)| (*id, s.timestamps.inboxed_at)).collect();
+            let inbox: Vec<_> = inbox
+                .iter()
+                .map(|(obj, seq, id)| tables::inbox_row(obj, *seq, id, inboxed_at.get(id).copied().flatten()))
+                .collect();
             let arrow = |e: datafusion::arrow::error::ArrowError| QueryError::Execution(e.to_string());
             let mut out = vec![
                 (tables::SYS_DEPLOYMENT.name, tables::SYS_DEPLOYMENT.batch(&tables::deployment_rows(&schema, &counts)).map_err(arrow)?),
@@ -87,6 +95,8 @@ impl QueryEngine {
                 .map(|(id, s)| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, s))
                 .collect();
             out.push((tables::SYS_INVOCATION_STATE.name, tables::SYS_INVOCATION_STATE.batch(&running).map_err(arrow)?));
+            out.push((tables::SYS_INBOX.name, tables::SYS_INBOX.batch(&inbox).map_err(arrow)?));
+            out.push((tables::SYS_KEYED_SERVICE_STATUS.name, tables::SYS_KEYED_SERVICE_STATUS.batch(&locks).map_err(arrow)?));
             Ok(out)
         })
         .await

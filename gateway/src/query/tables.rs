@@ -161,8 +161,55 @@ pub const SYS_INVOCATION: TableDef = TableDef {
     columns: SYS_INVOCATION_COLUMNS,
 };
 
+pub const SYS_INBOX: TableDef = TableDef {
+    name: "sys_inbox",
+    doc: "Invocations of virtual objects and workflows waiting for their key's lock, in order.",
+    columns: &[
+        col("partition_key", U64, "The partition key of the object."),
+        col("service_name", Text, "The object's service."),
+        col("service_key", Text, "The object's key."),
+        col("id", Text, "The waiting invocation."),
+        col("sequence_number", U64, "Its place in the inbox."),
+        col("created_at", Time, "When it entered the inbox."),
+    ],
+};
+
+pub const SYS_KEYED_SERVICE_STATUS: TableDef = TableDef {
+    name: "sys_keyed_service_status",
+    doc: "Objects whose lock is held, and by which invocation.",
+    columns: &[
+        col("partition_key", U64, "The partition key of the object."),
+        col("service_name", Text, "The object's service."),
+        col("service_key", Text, "The object's key."),
+        col("invocation_id", Text, "The invocation holding the lock."),
+    ],
+};
+
 /// Every table, in the order the documentation lists them.
-pub const ALL: &[&TableDef] = &[&SYS_DEPLOYMENT, &SYS_SERVICE, &SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE];
+pub const ALL: &[&TableDef] = &[
+    &SYS_DEPLOYMENT,
+    &SYS_SERVICE,
+    &SYS_INVOCATION,
+    &SYS_INVOCATION_STATUS,
+    &SYS_INVOCATION_STATE,
+    &SYS_INBOX,
+    &SYS_KEYED_SERVICE_STATUS,
+];
+
+pub fn inbox_row(obj: &crate::engine::records::ObjectKey, seq: u64, id: &InvocationId, inboxed_at: Option<u64>) -> Vec<Cell> {
+    vec![
+        obj.partition_key().into(),
+        obj.service.clone().into(),
+        obj.key.clone().into(),
+        id.to_string().into(),
+        seq.into(),
+        Cell::Time(inboxed_at),
+    ]
+}
+
+pub fn lock_row(obj: &crate::engine::records::ObjectKey, holder: &InvocationId) -> Vec<Cell> {
+    vec![obj.partition_key().into(), obj.service.clone().into(), obj.key.clone().into(), holder.to_string().into()]
+}
 
 fn service_ty(kind: ServiceKind) -> &'static str {
     match kind {

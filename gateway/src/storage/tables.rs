@@ -144,6 +144,36 @@ impl Storage {
         })
     }
 
+    /// Visits every inbox entry of `partition`: the object, its sequence number, the invocation.
+    pub fn for_each_inbox_entry(
+        &self,
+        partition: u32,
+        mut f: impl FnMut(ObjectKey, u64, InvocationId),
+    ) -> Result<(), StorageError> {
+        let prefix = [tag::INBOX];
+        let corrupt = || StorageError::Corrupt { table: "inbox", reason: "bad entry".into() };
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let (obj, rest) = keys::split_object(k).ok_or_else(corrupt)?;
+            let seq = u64::from_be_bytes(rest.try_into().map_err(|_| corrupt())?);
+            f(obj, seq, InvocationId::from_bytes(v).ok_or_else(corrupt)?);
+            Ok(true)
+        })
+    }
+
+    /// Visits every object lock of `partition` that has a holder.
+    pub fn for_each_lock_holder(&self, partition: u32, mut f: impl FnMut(ObjectKey, InvocationId)) -> Result<(), StorageError> {
+        let prefix = [tag::LOCK];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let (obj, _) = keys::split_object(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "lock", reason: "bad key".into() })?;
+            let lock: crate::engine::records::Lock = codec::decode(v, "lock")?;
+            if let Some(holder) = lock.holder {
+                f(obj, holder);
+            }
+            Ok(true)
+        })
+    }
+
     /// Visits every invocation of `partition` whose attempt was running (what a new leader
     /// restarts). Only those records are decoded.
     pub fn for_each_running_invocation(

@@ -36,7 +36,7 @@ fn the_versioning_walkthrough_with_both_clis() {
 
     let sleeping: Vec<String> = (0..3)
         .map(|_| {
-            let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "4000");
+            let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "8000");
             r.json()["invocationId"].as_str().unwrap().to_owned()
         })
         .collect();

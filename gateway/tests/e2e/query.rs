@@ -27,7 +27,7 @@ fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_dr
     let v1 = TsServices::start("h2", "v1");
     let (_, body) = perdure.register(&v1.url(), json!({}));
     let dp1 = body["id"].as_str().unwrap().to_owned();
-    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "2500");
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "6000");
     let sleeper = r.json()["invocationId"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
         (rows(&perdure, &format!("SELECT id FROM sys_invocation WHERE pinned_deployment_id = '{dp1}'")).len() == 1).then_some(())
@@ -89,5 +89,42 @@ fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
         .iter()
         .map(|r| r["table_name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(tables, vec!["sys_deployment", "sys_invocation", "sys_invocation_state", "sys_invocation_status", "sys_service"]);
+    assert_eq!(
+        tables,
+        vec![
+            "sys_deployment",
+            "sys_inbox",
+            "sys_invocation",
+            "sys_invocation_state",
+            "sys_invocation_status",
+            "sys_keyed_service_status",
+            "sys_service"
+        ]
+    );
+}
+
+#[test]
+fn the_restate_cli_shows_service_status_and_lists_and_cancels_invocations() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    perdure.register(&v1.url(), json!({}));
+    let send = |path: &str, body: &str| {
+        let r = post_json(&format!("{}/{path}/send", perdure.ingress), body);
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    let holder = send("Counter/hot/slowAdd", "20000");
+    let queued = send("Counter/hot/add", "1");
+    eventually(Duration::from_secs(10), "the lock and the inbox", || {
+        let locked = rows(&perdure, "SELECT service_key, invocation_id FROM sys_keyed_service_status");
+        let waiting = rows(&perdure, "SELECT id, sequence_number FROM sys_inbox");
+        (locked == vec![json!({ "service_key": "hot", "invocation_id": holder })] && waiting.len() == 1).then_some(waiting)
+    });
+    let (ok, out) = restate_cli(&perdure, &["services", "status", "Counter"]);
+    assert!(ok && out.contains("hot") && out.contains(&holder) && out.contains("slowAdd"), "{out}");
+    let (ok, out) = restate_cli(&perdure, &["invocations", "list"]);
+    assert!(ok && out.contains(&holder) && out.contains(&queued) && out.contains("pending"), "{out}");
+    let (ok, out) = restate_cli(&perdure, &["-y", "invocations", "cancel", &queued]);
+    assert!(ok && out.contains("Cancelled 1 invocations"), "{out}");
+    let r = get(&format!("{}/restate/invocation/{queued}/output", perdure.ingress));
+    assert!(r.body.contains("canceled"), "{}", r.body);
 }

@@ -436,7 +436,7 @@ fn delayed_work_sent_to_a_deployment_holds_it_until_it_runs_or_the_deployment_is
         assert_eq!(r.status, 202, "{}", r.body);
         r.json()["invocationId"].as_str().unwrap().to_owned()
     };
-    let soon = sent("500ms");
+    let soon = sent("3s");
     let later = sent("1h");
     let d2 = deployment(&perdure, &dp2).json();
     assert_eq!((d2["drain_status"].as_str(), d2["pinned_invocations"]["scheduled"].as_u64()), (Some("draining"), Some(2)), "{d2}");
@@ -460,7 +460,7 @@ fn auto_prune_removes_drained_deployments_once_nothing_is_pinned_and_leaves_inac
     ]);
     let v1 = TsServices::start("h2", "v1");
     let dp1 = register(&perdure, &v1, json!({}));
-    let sleeper = send(&perdure, "Greeter/sleepy", "1500");
+    let sleeper = send(&perdure, "Greeter/sleepy", "5000");
     eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
         (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 1).then_some(())
     });
