@@ -85,7 +85,7 @@ impl QueryEngine {
                 (tables::SYS_DEPLOYMENT.name, tables::SYS_DEPLOYMENT.batch(&tables::deployment_rows(&schema, &counts)).map_err(arrow)?),
                 (tables::SYS_SERVICE.name, tables::SYS_SERVICE.batch(&tables::service_rows(&schema)).map_err(arrow)?),
             ];
-            for table in [&tables::SYS_INVOCATION, &tables::SYS_INVOCATION_STATUS] {
+            for table in [&*tables::SYS_INVOCATION, &tables::SYS_INVOCATION_STATUS] {
                 let rows: Vec<_> = invocations.iter().map(|(id, s)| tables::invocation_row(table, id, s)).collect();
                 out.push((table.name, table.batch(&rows).map_err(arrow)?));
             }

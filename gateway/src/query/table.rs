@@ -45,6 +45,7 @@ impl Kind {
 }
 
 /// One column: its name, kind and what it means.
+#[derive(Clone)]
 pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
@@ -121,7 +122,7 @@ impl From<bool> for Cell {
 pub struct TableDef {
     pub name: &'static str,
     pub doc: &'static str,
-    pub columns: &'static [Column],
+    pub columns: std::borrow::Cow<'static, [Column]>,
 }
 
 impl TableDef {

@@ -2,6 +2,8 @@
 //! and the CDK construct work), plus perdure's own columns, documented as such.
 
 use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use super::table::{Cell, Column, Kind::*, TableDef, col};
 use crate::engine::records::{DrainCounts, InvocationResult, InvocationStatus, Phase, ServiceKind, Source};
@@ -11,7 +13,7 @@ use crate::schema::{Endpoint, Schema};
 pub const SYS_DEPLOYMENT: TableDef = TableDef {
     name: "sys_deployment",
     doc: "Registered deployments, with perdure's drain status.",
-    columns: &[
+    columns: Cow::Borrowed(&[
         col("id", Text, "Deployment id (dp_…)."),
         col("ty", Text, "http or lambda."),
         col("endpoint", Text, "The HTTP URI (normalised, e.g. with a trailing /) or the Lambda ARN as registered."),
@@ -23,19 +25,19 @@ pub const SYS_DEPLOYMENT: TableDef = TableDef {
         col("latest_for", TextList, "perdure: services whose new invocations go to it (latest revision or a ramp)."),
         col("pinned_invocations", U64, "perdure: not-completed invocations pinned (or sent) to it."),
         col("paused", Bool, "perdure: an emergency stop is on: no attempt starts on it."),
-    ],
+    ]),
 };
 
 pub const SYS_SERVICE: TableDef = TableDef {
     name: "sys_service",
     doc: "The latest revision of every service: where its new invocations go.",
-    columns: &[
+    columns: Cow::Borrowed(&[
         col("name", Text, "Service name."),
         col("revision", U64, "Its latest revision."),
         col("public", Bool, "Whether the ingress accepts it."),
         col("ty", Text, "service, virtual_object or workflow."),
         col("deployment_id", Text, "The deployment serving the latest revision."),
-    ],
+    ]),
 };
 
 /// Columns of `sys_invocation_status` and (but `partition_key` and the raw `status`)
@@ -78,7 +80,7 @@ const STATUS_COLUMNS: &[Column] = &[
 pub const SYS_INVOCATION_STATUS: TableDef = TableDef {
     name: "sys_invocation_status",
     doc: "Every invocation a partition keeps (not completed, or completed within its retention).",
-    columns: STATUS_COLUMNS,
+    columns: Cow::Borrowed(STATUS_COLUMNS),
 };
 
 const STATE_COLUMNS: &[Column] = &[
@@ -103,98 +105,58 @@ const STATE_COLUMNS: &[Column] = &[
 pub const SYS_INVOCATION_STATE: TableDef = TableDef {
     name: "sys_invocation_state",
     doc: "Attempt information of invocations that are not completed.",
-    columns: STATE_COLUMNS,
+    columns: Cow::Borrowed(STATE_COLUMNS),
 };
 
-/// `sys_invocation`: status and attempt columns of every invocation, with the status users
+/// `sys_invocation`: every `sys_invocation_status` column but `partition_key` and the raw
+/// status, the attempt columns of `sys_invocation_state` but `in_flight`, and the status users
 /// see (pending, scheduled, ready, running, backing-off, suspended, paused, completed).
-pub const SYS_INVOCATION_COLUMNS: &[Column] = &[
-    col("id", Text, "Invocation id (inv_…)."),
-    col("target", Text, "Service/handler or Service/key/handler."),
-    col("target_service_name", Text, "The service invoked."),
-    col("target_service_key", Text, "The key, for virtual objects and workflows."),
-    col("target_handler_name", Text, "The handler invoked."),
-    col("target_service_ty", Text, "service, virtual_object or workflow."),
-    col("idempotency_key", Text, "The idempotency key it was called with."),
-    col("invoked_by", Text, "ingress or service."),
-    col("invoked_by_id", Text, "The calling invocation."),
-    col("invoked_by_service_name", Text, "The calling service."),
-    col("invoked_by_target", Text, "The calling target."),
-    col("pinned_deployment_id", Text, "The deployment it is pinned to."),
-    col("pinned_service_protocol_version", U32, "The protocol version of that pin."),
-    col("trace_id", Text, "Trace id (NULL)."),
-    col("journal_size", U32, "Entries in its journal."),
-    col("journal_commands_size", U32, "Commands in its journal."),
-    col("created_at", Time, "When it was created."),
-    col("modified_at", Time, "When its status last changed."),
-    col("inboxed_at", Time, "When it entered its key's inbox."),
-    col("scheduled_at", Time, "When it was scheduled."),
-    col("scheduled_start_at", Time, "When a delayed invocation starts."),
-    col("running_at", Time, "When it first ran."),
-    col("completed_at", Time, "When it completed."),
-    col("completion_retention", Duration, "How long its result is kept after completion."),
-    col("journal_retention", Duration, "How long its journal is kept after completion."),
-    col("completion_result", Text, "success or failure."),
-    col("completion_failure", Text, "The failure, if any."),
-    col("pinned_service_revision", U32, "perdure: the service revision it was started on."),
-    col("pinned_lambda_version", Text, "perdure: the Lambda function version it is pinned to."),
-    col("requested_deployment_id", Text, "perdure: where x-perdure-deployment sent it, before its first attempt."),
-    col("retry_count", U64, "Failed attempts since its journal last grew."),
-    col("last_start_at", Time, "When its last attempt started."),
-    col("last_attempt_deployment_id", Text, "The deployment of its last attempt."),
-    col("last_attempt_server", Text, "(NULL)"),
-    col("next_retry_at", Time, "When it is retried next."),
-    col("last_failure", Text, "The last failed attempt's error message."),
-    col("last_failure_error_code", Text, "Its error code."),
-    col("last_failure_related_entry_index", U64, "The journal entry the failure was about."),
-    col("last_failure_related_entry_name", Text, "Its name."),
-    col("last_failure_related_entry_type", Text, "Its type."),
-    col("last_failure_related_command_index", U64, "The command the failure was about."),
-    col("last_failure_related_command_name", Text, "Its name."),
-    col("last_failure_related_command_type", Text, "Its type."),
-    col("status", Text, "pending, scheduled, ready, running, backing-off, suspended, paused or completed."),
-];
-
-pub const SYS_INVOCATION: TableDef = TableDef {
-    name: "sys_invocation",
-    doc: "Every invocation, with the status users see (Restate's view over the two tables above).",
-    columns: SYS_INVOCATION_COLUMNS,
-};
+pub static SYS_INVOCATION: LazyLock<TableDef> = LazyLock::new(|| {
+    let mut columns: Vec<Column> =
+        STATUS_COLUMNS.iter().filter(|c| !matches!(c.name, "partition_key" | "status")).cloned().collect();
+    columns.extend(STATE_COLUMNS.iter().filter(|c| !matches!(c.name, "partition_key" | "id" | "in_flight")).cloned());
+    columns.push(col("status", Text, "pending, scheduled, ready, running, backing-off, suspended, paused or completed."));
+    TableDef {
+        name: "sys_invocation",
+        doc: "Every invocation, with the status users see (Restate's view over sys_invocation_status and sys_invocation_state).",
+        columns: columns.into(),
+    }
+});
 
 pub const SYS_INBOX: TableDef = TableDef {
     name: "sys_inbox",
     doc: "Invocations of virtual objects and workflows waiting for their key's lock, in order.",
-    columns: &[
+    columns: Cow::Borrowed(&[
         col("partition_key", U64, "The partition key of the object."),
         col("service_name", Text, "The object's service."),
         col("service_key", Text, "The object's key."),
         col("id", Text, "The waiting invocation."),
         col("sequence_number", U64, "Its place in the inbox."),
         col("created_at", Time, "When it entered the inbox."),
-    ],
+    ]),
 };
 
 pub const SYS_KEYED_SERVICE_STATUS: TableDef = TableDef {
     name: "sys_keyed_service_status",
     doc: "Objects whose lock is held, and by which invocation.",
-    columns: &[
+    columns: Cow::Borrowed(&[
         col("partition_key", U64, "The partition key of the object."),
         col("service_name", Text, "The object's service."),
         col("service_key", Text, "The object's key."),
         col("invocation_id", Text, "The invocation holding the lock."),
-    ],
+    ]),
 };
 
 /// Every table, in the order the documentation lists them.
-pub const ALL: &[&TableDef] = &[
+pub static ALL: LazyLock<[&'static TableDef; 7]> = LazyLock::new(|| [
     &SYS_DEPLOYMENT,
     &SYS_SERVICE,
-    &SYS_INVOCATION,
+    &*SYS_INVOCATION,
     &SYS_INVOCATION_STATUS,
     &SYS_INVOCATION_STATE,
     &SYS_INBOX,
     &SYS_KEYED_SERVICE_STATUS,
-];
+]);
 
 pub fn inbox_row(obj: &crate::engine::records::ObjectKey, seq: u64, id: &InvocationId, inboxed_at: Option<u64>) -> Vec<Cell> {
     vec![
@@ -396,7 +358,7 @@ mod tests {
     fn every_column_of_every_invocation_table_has_a_cell_and_the_batch_builds() {
         let id = InvocationId::generate(7);
         let s = status(Phase::Invoked, true, 0);
-        for table in [&SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE] {
+        for table in [&*SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE] {
             let row = invocation_row(table, &id, &s);
             assert_eq!(row.len(), table.columns.len());
             let batch = table.batch(&[row]).unwrap();
@@ -417,5 +379,56 @@ mod tests {
         for (s, user, raw) in cases {
             assert_eq!((user_status(&s), raw_status(&s)), (user, raw));
         }
+    }
+}
+
+/// The documentation page of every table and column (`docs/sql-introspection.md` is this
+/// text; a test keeps the two equal).
+pub fn docs_markdown() -> String {
+    let mut out = String::from(
+        "# SQL introspection: tables and columns\n\n\
+         Generated from `gateway/src/query/tables.rs` (the definitions the server uses); do not edit by hand.\n\
+         Query them with `POST /query` on the admin API (see the README's \"Ask with SQL\"). Names and types\n\
+         follow Restate 1.7; columns marked *perdure* are perdure's own.\n",
+    );
+    for table in ALL.iter() {
+        out.push_str(&format!("\n## `{}`\n\n{}\n\n| column | type | meaning |\n|---|---|---|\n", table.name, table.doc));
+        for c in table.columns.iter() {
+            let ty = match c.kind {
+                Text => "Utf8",
+                U32 => "UInt32",
+                U64 => "UInt64",
+                Bool => "Boolean",
+                Time => "Timestamp(ms, UTC)",
+                Duration => "Duration(ms)",
+                Bytes => "Binary",
+                TextList => "List<Utf8>",
+                U32List => "List<UInt32>",
+            };
+            let doc = match c.doc.strip_prefix("perdure: ") {
+                Some(rest) => format!("*perdure*: {rest}"),
+                None => c.doc.to_owned(),
+            };
+            out.push_str(&format!("| `{}` | {ty} | {} |\n", c.name, doc.replace('|', "\\|")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod docs {
+    /// `PERDURE_WRITE_DOCS=1 cargo nextest run -p perdure sql_docs` rewrites the page.
+    #[test]
+    fn the_sql_docs_page_matches_the_table_definitions() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sql-introspection.md");
+        let generated = super::docs_markdown();
+        if std::env::var_os("PERDURE_WRITE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "docs/sql-introspection.md is out of date: run PERDURE_WRITE_DOCS=1 cargo nextest run -p perdure sql_docs"
+        );
     }
 }
