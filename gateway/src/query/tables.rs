@@ -147,8 +147,70 @@ pub const SYS_KEYED_SERVICE_STATUS: TableDef = TableDef {
     ]),
 };
 
+pub const STATE: TableDef = TableDef {
+    name: "state",
+    doc: "The state of every virtual object and workflow.",
+    columns: Cow::Borrowed(&[
+        col("partition_key", U64, "The partition key of the object."),
+        col("service_name", Text, "The object's service."),
+        col("service_key", Text, "The object's key."),
+        col("key", Text, "The state entry's name."),
+        col("key_length", U64, "Its length in bytes."),
+        col("value_utf8", Text, "The value as UTF-8, when it is valid UTF-8."),
+        col("value", Bytes, "The value."),
+        col("value_length", U64, "Its length in bytes."),
+    ]),
+};
+
+pub const SYS_PROMISE: TableDef = TableDef {
+    name: "sys_promise",
+    doc: "Durable promises of workflows.",
+    columns: Cow::Borrowed(&[
+        col("partition_key", U64, "The partition key of the workflow."),
+        col("service_name", Text, "The workflow's service."),
+        col("service_key", Text, "The workflow's key."),
+        col("key", Text, "The promise's name."),
+        col("completed", Bool, "Whether it was resolved or rejected."),
+        col("completion_success_value", Bytes, "The value it was resolved with."),
+        col("completion_success_value_utf8", Text, "That value as UTF-8, when it is valid UTF-8."),
+        col("completion_failure", Text, "The failure it was rejected with."),
+    ]),
+};
+
+pub fn state_row(obj: &crate::engine::records::ObjectKey, name: &[u8], value: &[u8]) -> Vec<Cell> {
+    vec![
+        obj.partition_key().into(),
+        obj.service.clone().into(),
+        obj.key.clone().into(),
+        String::from_utf8_lossy(name).into_owned().into(),
+        (name.len() as u64).into(),
+        Cell::Text(std::str::from_utf8(value).ok().map(str::to_owned)),
+        Cell::Bytes(Some(value.to_vec())),
+        (value.len() as u64).into(),
+    ]
+}
+
+pub fn promise_row(obj: &crate::engine::records::ObjectKey, name: String, promise: &crate::engine::records::Promise) -> Vec<Cell> {
+    let (value, failure) = match &promise.result {
+        Some(InvocationResult::Success(v)) => (Some(v.to_vec()), None),
+        Some(InvocationResult::Failure { code, message }) => (None, Some(format!("[{code}] {message}"))),
+        None => (None, None),
+    };
+    let utf8 = value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
+    vec![
+        obj.partition_key().into(),
+        obj.service.clone().into(),
+        obj.key.clone().into(),
+        name.into(),
+        promise.result.is_some().into(),
+        Cell::Bytes(value),
+        Cell::Text(utf8),
+        failure.into(),
+    ]
+}
+
 /// Every table, in the order the documentation lists them.
-pub static ALL: LazyLock<[&'static TableDef; 7]> = LazyLock::new(|| [
+pub static ALL: LazyLock<[&'static TableDef; 9]> = LazyLock::new(|| [
     &SYS_DEPLOYMENT,
     &SYS_SERVICE,
     &*SYS_INVOCATION,
@@ -156,6 +218,8 @@ pub static ALL: LazyLock<[&'static TableDef; 7]> = LazyLock::new(|| [
     &SYS_INVOCATION_STATE,
     &SYS_INBOX,
     &SYS_KEYED_SERVICE_STATUS,
+    &STATE,
+    &SYS_PROMISE,
 ]);
 
 pub fn inbox_row(obj: &crate::engine::records::ObjectKey, seq: u64, id: &InvocationId, inboxed_at: Option<u64>) -> Vec<Cell> {
@@ -365,6 +429,18 @@ mod tests {
             assert_eq!(batch.num_rows(), 1);
         }
         assert!(SYS_DEPLOYMENT.batch(&deployment_rows(&Schema::default(), &Default::default())).is_ok());
+        let obj = crate::engine::records::ObjectKey { service: "Counter".into(), key: "k".into() };
+        SYS_INBOX.batch(&[inbox_row(&obj, 1, &id, Some(5))]).unwrap();
+        SYS_KEYED_SERVICE_STATUS.batch(&[lock_row(&obj, &id)]).unwrap();
+        STATE.batch(&[state_row(&obj, b"count", b"5"), state_row(&obj, b"raw", &[0xff])]).unwrap();
+        let resolved = crate::engine::records::Promise { result: Some(InvocationResult::Success("\"yes\"".into())), waiters: vec![] };
+        let rejected = crate::engine::records::Promise {
+            result: Some(InvocationResult::Failure { code: 500, message: "no".into() }),
+            waiters: vec![],
+        };
+        let open = crate::engine::records::Promise::default();
+        let rows: Vec<_> = [resolved, rejected, open].iter().map(|p| promise_row(&obj, "decision".into(), p)).collect();
+        SYS_PROMISE.batch(&rows).unwrap();
     }
 
     #[test]

@@ -133,10 +133,24 @@ impl Storage {
     pub fn for_each_invocation(
         &self,
         partition: u32,
+        f: impl FnMut(InvocationId, InvocationStatus),
+    ) -> Result<(), StorageError> {
+        self.visit_invocations(partition, false, f)
+    }
+
+    /// Decodes the invocation records of `partition` (only those whose attempt was running,
+    /// if `running_only`: the header byte says so without decoding) and hands each to `f`.
+    fn visit_invocations(
+        &self,
+        partition: u32,
+        running_only: bool,
         mut f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
         let prefix = [tag::INVOCATION];
         self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            if running_only && v.get(1) != Some(&RUNNING) {
+                return Ok(true);
+            }
             let id = keys::parse_invocation(k)
                 .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
             f(id, decode_status(v)?);
@@ -160,6 +174,32 @@ impl Storage {
         })
     }
 
+    /// Visits every state entry of `partition`: the object, the name, the value.
+    pub fn for_each_state_entry(&self, partition: u32, mut f: impl FnMut(ObjectKey, &[u8], &[u8])) -> Result<(), StorageError> {
+        let prefix = [tag::STATE];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let (obj, name) = keys::split_object(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "state", reason: "bad key".into() })?;
+            f(obj, name, v);
+            Ok(true)
+        })
+    }
+
+    /// Visits every workflow promise of `partition`: the workflow, the promise's name, it.
+    pub fn for_each_promise(
+        &self,
+        partition: u32,
+        mut f: impl FnMut(ObjectKey, String, crate::engine::records::Promise),
+    ) -> Result<(), StorageError> {
+        let prefix = [tag::PROMISE];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let (obj, name) = keys::split_object(k)
+                .ok_or_else(|| StorageError::Corrupt { table: "promise", reason: "bad key".into() })?;
+            f(obj, String::from_utf8_lossy(name).into_owned(), codec::decode(v, "promise")?);
+            Ok(true)
+        })
+    }
+
     /// Visits every object lock of `partition` that has a holder.
     pub fn for_each_lock_holder(&self, partition: u32, mut f: impl FnMut(ObjectKey, InvocationId)) -> Result<(), StorageError> {
         let prefix = [tag::LOCK];
@@ -179,18 +219,9 @@ impl Storage {
     pub fn for_each_running_invocation(
         &self,
         partition: u32,
-        mut f: impl FnMut(InvocationId, InvocationStatus),
+        f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
-        let prefix = [tag::INVOCATION];
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
-            if v.get(1) != Some(&RUNNING) {
-                return Ok(true);
-            }
-            let id = keys::parse_invocation(k)
-                .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
-            f(id, decode_status(v)?);
-            Ok(true)
-        })
+        self.visit_invocations(partition, true, f)
     }
 }
 

@@ -92,12 +92,14 @@ fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
     assert_eq!(
         tables,
         vec![
+            "state",
             "sys_deployment",
             "sys_inbox",
             "sys_invocation",
             "sys_invocation_state",
             "sys_invocation_status",
             "sys_keyed_service_status",
+            "sys_promise",
             "sys_service"
         ]
     );
@@ -127,4 +129,29 @@ fn the_restate_cli_shows_service_status_and_lists_and_cancels_invocations() {
     assert!(ok && out.contains("Cancelled 1 invocations"), "{out}");
     let r = get(&format!("{}/restate/invocation/{queued}/output", perdure.ingress));
     assert!(r.body.contains("canceled"), "{}", r.body);
+}
+
+#[test]
+fn object_state_and_workflow_promises_are_tables_too() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    perdure.register(&v1.url(), json!({}));
+    assert_eq!(post_json(&format!("{}/Counter/alice/add", perdure.ingress), "5").body, "5");
+    let state = rows(&perdure, "SELECT service_name, service_key, key, value_utf8, value FROM state");
+    assert_eq!(
+        state,
+        vec![json!({ "service_name": "Counter", "service_key": "alice", "key": "count", "value_utf8": "5", "value": "35" })]
+    );
+    let (ok, out) = restate_cli(&perdure, &["state", "get", "Counter", "alice"]);
+    assert!(ok && out.contains("count") && out.contains('5'), "{out}");
+
+    let r = post_json(&format!("{}/Approval/w1/run/send", perdure.ingress), "\"the budget\"");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = post_json(&format!("{}/Approval/w1/decide", perdure.ingress), "\"yes\"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let promises = rows(&perdure, "SELECT service_key, key, completed, completion_success_value_utf8 FROM sys_promise");
+    assert_eq!(
+        promises,
+        vec![json!({ "service_key": "w1", "key": "decision", "completed": true, "completion_success_value_utf8": "\"yes\"" })]
+    );
 }
