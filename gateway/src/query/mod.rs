@@ -1,6 +1,7 @@
 //! SQL introspection: read-only SQL (DataFusion, PostgreSQL dialect) over the tables Restate
 //! 1.7 offers (`sys_deployment`, `sys_service`, `sys_invocation`, `sys_invocation_status`,
-//! `sys_invocation_state`, `sys_inbox`, `sys_keyed_service_status`, `state`, `sys_promise`),
+//! `sys_invocation_state`, `sys_inbox`, `sys_keyed_service_status`, `sys_journal`, `state`,
+//! `sys_promise`),
 //! answered by `POST /query` as an Arrow IPC stream or JSON rows.
 //!
 //! Each query sees one consistent moment: the schema snapshot and the invocation records
@@ -70,13 +71,14 @@ impl QueryEngine {
         let built = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, RecordBatch)>, QueryError> {
             let counts = storage.drain_counts()?;
             let (mut invocations, mut inbox, mut locks) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut state, mut promises) = (Vec::new(), Vec::new());
+            let (mut state, mut promises, mut journal) = (Vec::new(), Vec::new(), Vec::new());
             for partition in 0..storage.partitions() {
                 storage.for_each_invocation(partition, |id, status| invocations.push((id, status)))?;
                 storage.for_each_inbox_entry(partition, |obj, seq, id| inbox.push((obj, seq, id)))?;
                 storage.for_each_lock_holder(partition, |obj, holder| locks.push(tables::lock_row(&obj, &holder)))?;
                 storage.for_each_state_entry(partition, |obj, name, value| state.push(tables::state_row(&obj, name, value)))?;
                 storage.for_each_promise(partition, |obj, name, p| promises.push(tables::promise_row(&obj, name, &p)))?;
+                storage.for_each_journal_entry(partition, |id, index, e| journal.push(tables::journal_row(&id, index, &e)))?;
             }
             let inboxed_at: std::collections::HashMap<_, _> =
                 invocations.iter().map(|(id, s)| (*id, s.timestamps.inboxed_at)).collect();
@@ -102,6 +104,7 @@ impl QueryEngine {
             out.push((tables::SYS_INBOX.name, tables::SYS_INBOX.batch(&inbox).map_err(arrow)?));
             out.push((tables::SYS_KEYED_SERVICE_STATUS.name, tables::SYS_KEYED_SERVICE_STATUS.batch(&locks).map_err(arrow)?));
             out.push((tables::STATE.name, tables::STATE.batch(&state).map_err(arrow)?));
+            out.push((tables::SYS_JOURNAL.name, tables::SYS_JOURNAL.batch(&journal).map_err(arrow)?));
             out.push((tables::SYS_PROMISE.name, tables::SYS_PROMISE.batch(&promises).map_err(arrow)?));
             Ok(out)
         })

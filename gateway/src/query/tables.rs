@@ -209,8 +209,74 @@ pub fn promise_row(obj: &crate::engine::records::ObjectKey, name: String, promis
     ]
 }
 
+pub const SYS_JOURNAL: TableDef = TableDef {
+    name: "sys_journal",
+    doc: "The journal of every invocation that keeps one: the commands its handler ran and the notifications it got.",
+    columns: Cow::Borrowed(&[
+        col("partition_key", U64, "The partition key of the invocation."),
+        col("id", Text, "Invocation id (inv_…)."),
+        col("index", U32, "The entry's place in the journal (0 is the input)."),
+        col("entry_type", Text, "Command: <name> or Notification: <name> (e.g. Command: Sleep)."),
+        col("name", Text, "The name the handler gave the step (e.g. of a ctx.run), if any."),
+        col("completed", Bool, "Not recorded per entry yet (NULL)."),
+        col("invoked_id", Text, "Not recorded per entry yet (NULL)."),
+        col("invoked_target", Text, "For calls and sends: Service/[key/]handler."),
+        col("sleep_wakeup_at", Time, "For sleeps: when it wakes up."),
+        col("promise_name", Text, "For workflow promise commands: the promise."),
+        col("raw", Bytes, "The entry as the SDK sent it (protobuf)."),
+        col("raw_length", U64, "Its length in bytes."),
+        col("version", U32, "2: service protocol V4+ journal entries."),
+        col("entry_json", Text, "Not produced yet (NULL)."),
+        col("appended_at", Time, "When it was appended."),
+    ]),
+};
+
+/// The row of `sys_journal` for one entry.
+pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records::JournalEntry) -> Vec<Cell> {
+    use crate::protocol::messages::{Command, is_notification, message_name};
+    let name = message_name(entry.ty);
+    let entry_type = if is_notification(entry.ty) {
+        format!("Notification: {}", name.trim_end_matches("Notification").trim_end_matches("Completion"))
+    } else if let Some(command) = name.strip_suffix("Command") {
+        format!("Command: {command}")
+    } else {
+        name.to_owned()
+    };
+    let command = Command::decode(entry.ty, entry.payload.clone()).ok();
+    let step_name = command.as_ref().map(|c| c.entry_name()).filter(|n| !n.is_empty()).map(str::to_owned);
+    let target = |service: &str, key: &str, handler: &str| {
+        if key.is_empty() { format!("{service}/{handler}") } else { format!("{service}/{key}/{handler}") }
+    };
+    let (invoked_target, wakeup, promise) = match &command {
+        Some(Command::Call(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
+        Some(Command::OneWayCall(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
+        Some(Command::Sleep(s)) => (None, Some(s.wake_up_time), None),
+        Some(Command::GetPromise(p)) => (None, None, Some(p.key.clone())),
+        Some(Command::PeekPromise(p)) => (None, None, Some(p.key.clone())),
+        Some(Command::CompletePromise(p)) => (None, None, Some(p.key.clone())),
+        _ => (None, None, None),
+    };
+    vec![
+        id.partition_key.into(),
+        id.to_string().into(),
+        index.into(),
+        entry_type.into(),
+        step_name.into(),
+        Cell::Bool(None),
+        Cell::Text(None),
+        invoked_target.into(),
+        Cell::Time(wakeup),
+        promise.into(),
+        Cell::Bytes(Some(entry.payload.to_vec())),
+        (entry.payload.len() as u64).into(),
+        2u32.into(),
+        Cell::Text(None),
+        Cell::Time(Some(entry.appended_at)),
+    ]
+}
+
 /// Every table, in the order the documentation lists them.
-pub static ALL: LazyLock<[&'static TableDef; 9]> = LazyLock::new(|| [
+pub static ALL: LazyLock<[&'static TableDef; 10]> = LazyLock::new(|| [
     &SYS_DEPLOYMENT,
     &SYS_SERVICE,
     &*SYS_INVOCATION,
@@ -218,6 +284,7 @@ pub static ALL: LazyLock<[&'static TableDef; 9]> = LazyLock::new(|| [
     &SYS_INVOCATION_STATE,
     &SYS_INBOX,
     &SYS_KEYED_SERVICE_STATUS,
+    &SYS_JOURNAL,
     &STATE,
     &SYS_PROMISE,
 ]);

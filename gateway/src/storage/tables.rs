@@ -174,6 +174,22 @@ impl Storage {
         })
     }
 
+    /// Visits every journal entry of `partition`: the invocation, the index, the entry.
+    pub fn for_each_journal_entry(
+        &self,
+        partition: u32,
+        mut f: impl FnMut(InvocationId, u32, JournalEntry),
+    ) -> Result<(), StorageError> {
+        let prefix = [tag::JOURNAL];
+        let corrupt = || StorageError::Corrupt { table: "journal", reason: "bad key".into() };
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let id = InvocationId::from_bytes(k.get(1..k.len().saturating_sub(4)).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+            let index = u32::from_be_bytes(k[k.len() - 4..].try_into().map_err(|_| corrupt())?);
+            f(id, index, codec::decode(v, "journal")?);
+            Ok(true)
+        })
+    }
+
     /// Visits every state entry of `partition`: the object, the name, the value.
     pub fn for_each_state_entry(&self, partition: u32, mut f: impl FnMut(ObjectKey, &[u8], &[u8])) -> Result<(), StorageError> {
         let prefix = [tag::STATE];

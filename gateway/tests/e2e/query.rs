@@ -98,6 +98,7 @@ fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
             "sys_invocation",
             "sys_invocation_state",
             "sys_invocation_status",
+            "sys_journal",
             "sys_keyed_service_status",
             "sys_promise",
             "sys_service"
@@ -154,4 +155,22 @@ fn object_state_and_workflow_promises_are_tables_too() {
         promises,
         vec![json!({ "service_key": "w1", "key": "decision", "completed": true, "completion_success_value_utf8": "\"yes\"" })]
     );
+}
+
+#[test]
+fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_journal() {
+    let perdure = Perdure::start();
+    let v1 = TsServices::start("h2", "v1");
+    perdure.register(&v1.url(), json!({}));
+    assert_eq!(post_json(&format!("{}/Greeter/greetAndCount", perdure.ingress), "\"bob\"").body, "\"Hello, bob! You are visitor #1 (v1)\"");
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "60000");
+    let sleeper = r.json()["invocationId"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(10), "the sleep to be journaled", || {
+        let entries = rows(&perdure, &format!("SELECT entry_type, sleep_wakeup_at FROM sys_journal WHERE id = '{sleeper}' ORDER BY index"));
+        entries.iter().any(|e| e["entry_type"] == "Command: Sleep" && e.get("sleep_wakeup_at").is_some()).then_some(())
+    });
+    let calls = rows(&perdure, "SELECT index, invoked_target FROM sys_journal WHERE entry_type = 'Command: Call'");
+    assert_eq!(calls, vec![json!({ "index": 1, "invoked_target": "Counter/bob/add" })]);
+    let (ok, out) = restate_cli(&perdure, &["invocations", "describe", &sleeper]);
+    assert!(ok && out.contains("Greeter/sleepy") && out.contains("Command: Input") && out.contains("Command: Sleep"), "{out}");
 }
