@@ -53,6 +53,9 @@ pub struct IngressConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AdminConfig {
     pub bind_address: SocketAddr,
+    /// A `POST /query` statement running longer than this is stopped.
+    #[serde(with = "serde_friendly")]
+    pub query_timeout: Duration,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -125,7 +128,7 @@ impl Default for Config {
                 request_size_limit: 32 << 20,
                 advertised_address: None,
             },
-            admin: AdminConfig { bind_address: ([127, 0, 0, 1], 9070).into() },
+            admin: AdminConfig { bind_address: ([127, 0, 0, 1], 9070).into(), query_timeout: Duration::from_secs(30) },
             invoker: InvokerSettings {
                 inactivity_timeout: Duration::from_secs(60),
                 abort_timeout: Duration::from_secs(600),
@@ -235,6 +238,9 @@ impl Config {
         }
         if self.invoker.concurrent_invocations_limit == 0 {
             return Err(ConfigError::Invalid("invoker.concurrent-invocations-limit must be at least 1".into()));
+        }
+        if self.admin.query_timeout < Duration::from_millis(10) {
+            return Err(ConfigError::Invalid("admin.query-timeout must be at least 10ms".into()));
         }
         if self.deployments.prune_interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid("deployments.prune-interval must be at least 100ms".into()));

@@ -150,7 +150,7 @@ impl Server {
             },
             discovery_timeout: Duration::from_secs(10),
             storage: storage.clone(),
-            query: crate::query::QueryEngine::new(schema.clone(), storage.clone()),
+            query: crate::query::QueryEngine::new(schema.clone(), storage.clone(), config.admin.query_timeout),
         });
         if config.deployments.auto_prune {
             let (state, every, keep) =

@@ -31,6 +31,7 @@ pub async fn query(AxState(state): AxState<State>, headers: HeaderMap, body: Byt
     let answer = match state.query.run(&request.query).await {
         Ok(a) => a,
         Err(e @ QueryError::Invalid(_)) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ QueryError::Timeout(_)) => return failure(StatusCode::REQUEST_TIMEOUT, e.to_string()),
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let wants_json = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) == Some("application/json");

@@ -1,7 +1,7 @@
 //! SQL introspection: read-only SQL (DataFusion, PostgreSQL dialect) over the tables Restate
 //! 1.7 offers (`sys_deployment`, `sys_service`, `sys_invocation`, `sys_invocation_status`,
 //! `sys_invocation_state`, `sys_inbox`, `sys_keyed_service_status`, `sys_journal`, `state`,
-//! `sys_promise`),
+//! `sys_promise`, and perdure's `sys_idempotency`),
 //! answered by `POST /query` as an Arrow IPC stream or JSON rows.
 //!
 //! Each query sees one consistent moment: the schema snapshot and the invocation records
@@ -29,6 +29,8 @@ pub enum QueryError {
     Invalid(String),
     #[error("Datafusion error: {0}")]
     Execution(String),
+    #[error("the query ran longer than admin.query-timeout ({}) and was stopped", humantime::format_duration(*.0))]
+    Timeout(std::time::Duration),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -43,15 +45,20 @@ pub struct Answer {
 pub struct QueryEngine {
     schema: SchemaRegistry,
     storage: Storage,
+    timeout: std::time::Duration,
 }
 
 impl QueryEngine {
-    pub fn new(schema: SchemaRegistry, storage: Storage) -> Self {
-        Self { schema, storage }
+    pub fn new(schema: SchemaRegistry, storage: Storage, timeout: std::time::Duration) -> Self {
+        Self { schema, storage, timeout }
     }
 
-    /// Runs one read-only statement.
+    /// Runs one read-only statement, stopped after the timeout.
     pub async fn run(&self, sql: &str) -> Result<Answer, QueryError> {
+        tokio::time::timeout(self.timeout, self.run_to_end(sql)).await.map_err(|_| QueryError::Timeout(self.timeout))?
+    }
+
+    async fn run_to_end(&self, sql: &str) -> Result<Answer, QueryError> {
         let ctx = self.context().await?;
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let df = ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
@@ -104,6 +111,8 @@ impl QueryEngine {
             out.push((tables::SYS_INBOX.name, tables::SYS_INBOX.batch(&inbox).map_err(arrow)?));
             out.push((tables::SYS_KEYED_SERVICE_STATUS.name, tables::SYS_KEYED_SERVICE_STATUS.batch(&locks).map_err(arrow)?));
             out.push((tables::STATE.name, tables::STATE.batch(&state).map_err(arrow)?));
+            let keys: Vec<_> = invocations.iter().filter_map(|(id, s)| tables::idempotency_row(id, s)).collect();
+            out.push((tables::SYS_IDEMPOTENCY.name, tables::SYS_IDEMPOTENCY.batch(&keys).map_err(arrow)?));
             out.push((tables::SYS_JOURNAL.name, tables::SYS_JOURNAL.batch(&journal).map_err(arrow)?));
             out.push((tables::SYS_PROMISE.name, tables::SYS_PROMISE.batch(&promises).map_err(arrow)?));
             Ok(out)

@@ -275,8 +275,34 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
     ]
 }
 
+pub const SYS_IDEMPOTENCY: TableDef = TableDef {
+    name: "sys_idempotency",
+    doc: "perdure (Restate removed it in 1.7): the idempotency keys whose invocations are kept, and the invocation each one maps to.",
+    columns: Cow::Borrowed(&[
+        col("partition_key", U64, "The partition key of the invocation."),
+        col("service_name", Text, "The service called."),
+        col("service_key", Text, "The key, for virtual objects and workflows."),
+        col("service_handler", Text, "The handler called."),
+        col("idempotency_key", Text, "The key the caller sent."),
+        col("invocation_id", Text, "The invocation it maps to: a call with the same key attaches to it."),
+    ]),
+};
+
+/// The row of `sys_idempotency` for an invocation called with an idempotency key.
+pub fn idempotency_row(id: &InvocationId, s: &InvocationStatus) -> Option<Vec<Cell>> {
+    let key = s.idempotency_key.clone()?;
+    Some(vec![
+        id.partition_key.into(),
+        s.target.service.clone().into(),
+        s.target.key.clone().into(),
+        s.target.handler.clone().into(),
+        key.into(),
+        id.to_string().into(),
+    ])
+}
+
 /// Every table, in the order the documentation lists them.
-pub static ALL: LazyLock<[&'static TableDef; 10]> = LazyLock::new(|| [
+pub static ALL: LazyLock<[&'static TableDef; 11]> = LazyLock::new(|| [
     &SYS_DEPLOYMENT,
     &SYS_SERVICE,
     &*SYS_INVOCATION,
@@ -287,6 +313,7 @@ pub static ALL: LazyLock<[&'static TableDef; 10]> = LazyLock::new(|| [
     &SYS_JOURNAL,
     &STATE,
     &SYS_PROMISE,
+    &SYS_IDEMPOTENCY,
 ]);
 
 pub fn inbox_row(obj: &crate::engine::records::ObjectKey, seq: u64, id: &InvocationId, inboxed_at: Option<u64>) -> Vec<Cell> {

@@ -94,6 +94,7 @@ fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
         vec![
             "state",
             "sys_deployment",
+            "sys_idempotency",
             "sys_inbox",
             "sys_invocation",
             "sys_invocation_state",
@@ -173,4 +174,26 @@ fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_jou
     assert_eq!(calls, vec![json!({ "index": 1, "invoked_target": "Counter/bob/add" })]);
     let (ok, out) = restate_cli(&perdure, &["invocations", "describe", &sleeper]);
     assert!(ok && out.contains("Greeter/sleepy") && out.contains("Command: Input") && out.contains("Command: Sleep"), "{out}");
+}
+
+#[test]
+fn idempotency_keys_are_listed_and_a_long_query_is_stopped_at_the_timeout() {
+    let perdure = Perdure::start_with(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "3s")]);
+    let v1 = TsServices::start("h2", "v1");
+    perdure.register(&v1.url(), json!({}));
+    let r = post_with(
+        &format!("{}/Greeter/greet", perdure.ingress),
+        "\"ik\"",
+        &[("content-type", "application/json"), ("idempotency-key", "order-1")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.header("x-restate-id").unwrap().to_owned();
+    let keys = rows(&perdure, "SELECT service_name, service_handler, idempotency_key, invocation_id FROM sys_idempotency");
+    assert_eq!(
+        keys,
+        vec![json!({ "service_name": "Greeter", "service_handler": "greet", "idempotency_key": "order-1", "invocation_id": id })]
+    );
+    let slow = query(&perdure, "SELECT COUNT(*) FROM generate_series(1, 2000000000) a");
+    assert_eq!(slow.status, 408, "{}", slow.body);
+    assert!(slow.body.contains("admin.query-timeout (3s)"), "{}", slow.body);
 }
