@@ -4,8 +4,8 @@
 //! `sys_promise`, and perdure's `sys_idempotency`),
 //! answered by `POST /query` as an Arrow IPC stream or JSON rows.
 //!
-//! Each query sees one consistent moment: the schema snapshot and the invocation records
-//! read when it starts, as in-memory tables. Owns: table definitions ([`tables`]), how rows
+//! A table's rows are read from the schema snapshot and the records when a query scans it,
+//! so a query reads only the tables it names (a join reads each at its own moment). Owns: table definitions ([`tables`]), how rows
 //! are built and encoded. Does not own: HTTP (`admin/`), the records (`engine/`, `storage/`).
 
 pub mod encode;
@@ -16,8 +16,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::schema::SchemaRegistry;
 use crate::storage::{Storage, StorageError};
@@ -41,16 +45,149 @@ pub struct Answer {
     pub batches: Vec<RecordBatch>,
 }
 
+/// What the tables read: the schema registry and the records, at the moment a scan starts.
 #[derive(Clone)]
-pub struct QueryEngine {
+struct Source {
     schema: SchemaRegistry,
     storage: Storage,
+}
+
+/// The rows of one table, read when a query scans it.
+type Rows = fn(&Source) -> Result<Vec<Vec<table::Cell>>, StorageError>;
+
+/// A table whose rows are read from the live schema and records each time a query scans it
+/// (only the tables a query names are read).
+struct LiveTable {
+    def: &'static table::TableDef,
+    rows: Rows,
+    source: Source,
+}
+
+impl std::fmt::Debug for LiveTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTable").field("name", &self.def.name).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LiveTable {
+    fn schema(&self) -> SchemaRef {
+        self.def.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let (def, rows, source) = (self.def, self.rows, self.source.clone());
+        let batch = tokio::task::spawn_blocking(move || -> Result<RecordBatch, String> {
+            let rows = rows(&source).map_err(|e| e.to_string())?;
+            def.batch(&rows).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("reading {} failed: {e}", def.name)))?
+        .map_err(|e| DataFusionError::Execution(format!("reading {}: {e}", def.name)))?;
+        MemTable::try_new(batch.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The rows builder of each table.
+fn rows_of(name: &str) -> Rows {
+    match name {
+        "sys_deployment" => |s| Ok(tables::deployment_rows(&s.schema.snapshot(), &s.storage.drain_counts()?)),
+        "sys_service" => |s| Ok(tables::service_rows(&s.schema.snapshot())),
+        "sys_invocation" => |s| invocations(s, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, id, st))),
+        "sys_invocation_status" => {
+            |s| invocations(s, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, id, st)))
+        }
+        "sys_invocation_state" => |s| {
+            invocations(s, |id, st| (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, st)))
+        },
+        "sys_idempotency" => |s| invocations(s, tables::idempotency_row),
+        "sys_inbox" => |s| {
+            use crate::engine::store::Store as _;
+            let mut entries = Vec::new();
+            for partition in 0..s.storage.partitions() {
+                s.storage.for_each_inbox_entry(partition, |obj, seq, id| entries.push((obj, seq, id)))?;
+            }
+            let mut out = Vec::with_capacity(entries.len());
+            for (obj, seq, id) in entries {
+                let inboxed_at = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?.and_then(|st| st.timestamps.inboxed_at);
+                out.push(tables::inbox_row(&obj, seq, &id, inboxed_at));
+            }
+            Ok(out)
+        },
+        "sys_keyed_service_status" => |s| {
+            let mut out = Vec::new();
+            for partition in 0..s.storage.partitions() {
+                s.storage.for_each_lock_holder(partition, |obj, holder| out.push(tables::lock_row(&obj, &holder)))?;
+            }
+            Ok(out)
+        },
+        "sys_journal" => |s| {
+            let mut out = Vec::new();
+            for partition in 0..s.storage.partitions() {
+                s.storage.for_each_journal_entry(partition, |id, index, e| out.push(tables::journal_row(&id, index, &e)))?;
+            }
+            Ok(out)
+        },
+        "state" => |s| {
+            let mut out = Vec::new();
+            for partition in 0..s.storage.partitions() {
+                s.storage.for_each_state_entry(partition, |obj, name, value| out.push(tables::state_row(&obj, name, value)))?;
+            }
+            Ok(out)
+        },
+        "sys_promise" => |s| {
+            let mut out = Vec::new();
+            for partition in 0..s.storage.partitions() {
+                s.storage.for_each_promise(partition, |obj, name, p| out.push(tables::promise_row(&obj, name, &p)))?;
+            }
+            Ok(out)
+        },
+        other => unreachable!("no rows builder for table {other}: every table in tables::ALL has one"),
+    }
+}
+
+/// One row per invocation record that `row` keeps.
+fn invocations(
+    s: &Source,
+    row: impl Fn(&crate::ids::InvocationId, &crate::engine::records::InvocationStatus) -> Option<Vec<table::Cell>>,
+) -> Result<Vec<Vec<table::Cell>>, StorageError> {
+    let mut out = Vec::new();
+    for partition in 0..s.storage.partitions() {
+        s.storage.for_each_invocation(partition, |id, status| out.extend(row(&id, &status)))?;
+    }
+    Ok(out)
+}
+
+/// Runs read-only SQL over the live tables; cheap to clone.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
     timeout: std::time::Duration,
 }
 
 impl QueryEngine {
     pub fn new(schema: SchemaRegistry, storage: Storage, timeout: std::time::Duration) -> Self {
-        Self { schema, storage, timeout }
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("restate", "public");
+        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let ctx = SessionContext::new_with_config(config);
+        let source = Source { schema, storage };
+        for def in tables::ALL.iter().copied() {
+            let table = LiveTable { def, rows: rows_of(def.name), source: source.clone() };
+            ctx.register_table(def.name, Arc::new(table)).expect("table names are distinct and valid");
+        }
+        Self { ctx, timeout }
     }
 
     /// Runs one read-only statement, stopped after the timeout.
@@ -59,70 +196,10 @@ impl QueryEngine {
     }
 
     async fn run_to_end(&self, sql: &str) -> Result<Answer, QueryError> {
-        let ctx = self.context().await?;
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let df = ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
+        let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| QueryError::Execution(e.to_string()))?;
         Ok(Answer { schema, batches })
-    }
-
-    /// A session holding this moment's tables.
-    async fn context(&self) -> Result<SessionContext, QueryError> {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("restate", "public");
-        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-        let ctx = SessionContext::new_with_config(config);
-        let (storage, schema) = (self.storage.clone(), self.schema.snapshot());
-        let built = tokio::task::spawn_blocking(move || -> Result<Vec<(&'static str, RecordBatch)>, QueryError> {
-            let counts = storage.drain_counts()?;
-            let (mut invocations, mut inbox, mut locks) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut state, mut promises, mut journal) = (Vec::new(), Vec::new(), Vec::new());
-            for partition in 0..storage.partitions() {
-                storage.for_each_invocation(partition, |id, status| invocations.push((id, status)))?;
-                storage.for_each_inbox_entry(partition, |obj, seq, id| inbox.push((obj, seq, id)))?;
-                storage.for_each_lock_holder(partition, |obj, holder| locks.push(tables::lock_row(&obj, &holder)))?;
-                storage.for_each_state_entry(partition, |obj, name, value| state.push(tables::state_row(&obj, name, value)))?;
-                storage.for_each_promise(partition, |obj, name, p| promises.push(tables::promise_row(&obj, name, &p)))?;
-                storage.for_each_journal_entry(partition, |id, index, e| journal.push(tables::journal_row(&id, index, &e)))?;
-            }
-            let inboxed_at: std::collections::HashMap<_, _> =
-                invocations.iter().map(|(id, s)| (*id, s.timestamps.inboxed_at)).collect();
-            let inbox: Vec<_> = inbox
-                .iter()
-                .map(|(obj, seq, id)| tables::inbox_row(obj, *seq, id, inboxed_at.get(id).copied().flatten()))
-                .collect();
-            let arrow = |e: datafusion::arrow::error::ArrowError| QueryError::Execution(e.to_string());
-            let mut out = vec![
-                (tables::SYS_DEPLOYMENT.name, tables::SYS_DEPLOYMENT.batch(&tables::deployment_rows(&schema, &counts)).map_err(arrow)?),
-                (tables::SYS_SERVICE.name, tables::SYS_SERVICE.batch(&tables::service_rows(&schema)).map_err(arrow)?),
-            ];
-            for table in [&*tables::SYS_INVOCATION, &tables::SYS_INVOCATION_STATUS] {
-                let rows: Vec<_> = invocations.iter().map(|(id, s)| tables::invocation_row(table, id, s)).collect();
-                out.push((table.name, table.batch(&rows).map_err(arrow)?));
-            }
-            let running: Vec<_> = invocations
-                .iter()
-                .filter(|(_, s)| !s.is_completed())
-                .map(|(id, s)| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, s))
-                .collect();
-            out.push((tables::SYS_INVOCATION_STATE.name, tables::SYS_INVOCATION_STATE.batch(&running).map_err(arrow)?));
-            out.push((tables::SYS_INBOX.name, tables::SYS_INBOX.batch(&inbox).map_err(arrow)?));
-            out.push((tables::SYS_KEYED_SERVICE_STATUS.name, tables::SYS_KEYED_SERVICE_STATUS.batch(&locks).map_err(arrow)?));
-            out.push((tables::STATE.name, tables::STATE.batch(&state).map_err(arrow)?));
-            let keys: Vec<_> = invocations.iter().filter_map(|(id, s)| tables::idempotency_row(id, s)).collect();
-            out.push((tables::SYS_IDEMPOTENCY.name, tables::SYS_IDEMPOTENCY.batch(&keys).map_err(arrow)?));
-            out.push((tables::SYS_JOURNAL.name, tables::SYS_JOURNAL.batch(&journal).map_err(arrow)?));
-            out.push((tables::SYS_PROMISE.name, tables::SYS_PROMISE.batch(&promises).map_err(arrow)?));
-            Ok(out)
-        })
-        .await
-        .map_err(|e| QueryError::Execution(format!("building the tables failed: {e}")))??;
-        for (name, batch) in built {
-            let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| QueryError::Execution(e.to_string()))?;
-            ctx.register_table(name, Arc::new(table)).map_err(|e| QueryError::Execution(e.to_string()))?;
-        }
-        Ok(ctx)
     }
 }
