@@ -132,9 +132,15 @@ fn rows_of(name: &str) -> Rows {
             Ok(out)
         },
         "sys_journal" => |s| {
-            let mut out = Vec::new();
+            let mut entries = Vec::new();
             for partition in 0..s.storage.partitions() {
-                s.storage.for_each_journal_entry(partition, |id, index, e| out.push(tables::journal_row(&id, index, &e)))?;
+                s.storage.for_each_journal_entry(partition, |id, index, e| entries.push((id, index, e)))?;
+            }
+            // One invocation's entries are adjacent (the key starts with its id).
+            let mut out = Vec::with_capacity(entries.len());
+            for journal in entries.chunk_by(|a, b| a.0 == b.0) {
+                let arrived = tables::arrived(journal.iter().map(|(_, _, e)| e));
+                out.extend(journal.iter().map(|(id, index, e)| tables::journal_row(id, *index, e, &arrived)));
             }
             Ok(out)
         },

@@ -218,8 +218,8 @@ pub const SYS_JOURNAL: TableDef = TableDef {
         col("index", U32, "The entry's place in the journal (0 is the input)."),
         col("entry_type", Text, "Command: <name> or Notification: <name> (e.g. Command: Sleep)."),
         col("name", Text, "The name the handler gave the step (e.g. of a ctx.run), if any."),
-        col("completed", Bool, "Not recorded per entry yet (NULL)."),
-        col("invoked_id", Text, "Not recorded per entry yet (NULL)."),
+        col("completed", Bool, "Commands: whether the result they wait for is in the journal (true for those that wait for none). Notifications: true."),
+        col("invoked_id", Text, "For calls and sends: the invocation they started, once known."),
         col("invoked_target", Text, "For calls and sends: Service/[key/]handler."),
         col("sleep_wakeup_at", Time, "For sleeps: when it wakes up."),
         col("promise_name", Text, "For workflow promise commands: the promise."),
@@ -231,8 +231,48 @@ pub const SYS_JOURNAL: TableDef = TableDef {
     ]),
 };
 
-/// The row of `sys_journal` for one entry.
-pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records::JournalEntry) -> Vec<Cell> {
+/// What one invocation's notifications say about its commands: the completion ids that
+/// arrived, with the invocation id a CallInvocationId notification carried.
+pub type Arrived = std::collections::HashMap<u32, Option<String>>;
+
+/// The notifications of one invocation's journal, for [`journal_row`].
+pub fn arrived<'a>(entries: impl Iterator<Item = &'a crate::engine::records::JournalEntry>) -> Arrived {
+    use crate::protocol::messages::{NotificationId, NotificationMessage, NotificationResult, is_notification};
+    use prost::Message as _;
+    let mut out = Arrived::new();
+    for e in entries.filter(|e| is_notification(e.ty)) {
+        if let Ok(NotificationMessage { id: Some(NotificationId::CompletionId(c)), result }) = NotificationMessage::decode(e.payload.clone()) {
+            let invocation = match result {
+                Some(NotificationResult::InvocationId(i)) => Some(i),
+                _ => None,
+            };
+            out.insert(c, invocation);
+        }
+    }
+    out
+}
+
+/// The completion id a command waits for, and the one its invocation id arrives under.
+fn awaited(c: &crate::protocol::messages::Command) -> (Option<u32>, Option<u32>) {
+    use crate::protocol::messages::Command::*;
+    match c {
+        GetLazyState(m) => (Some(m.result_completion_id), None),
+        GetLazyStateKeys(m) => (Some(m.result_completion_id), None),
+        GetPromise(m) => (Some(m.result_completion_id), None),
+        PeekPromise(m) => (Some(m.result_completion_id), None),
+        CompletePromise(m) => (Some(m.result_completion_id), None),
+        Sleep(m) => (Some(m.result_completion_id), None),
+        Call(m) => (Some(m.result_completion_id), Some(m.invocation_id_notification_idx)),
+        OneWayCall(m) => (None, Some(m.invocation_id_notification_idx)),
+        Run(m) => (Some(m.result_completion_id), None),
+        AttachInvocation(m) => (Some(m.result_completion_id), None),
+        GetInvocationOutput(m) => (Some(m.result_completion_id), None),
+        _ => (None, None),
+    }
+}
+
+/// The row of `sys_journal` for one entry; `arrived` is what its invocation's notifications say.
+pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records::JournalEntry, arrived: &Arrived) -> Vec<Cell> {
     use crate::protocol::messages::{Command, is_notification, message_name};
     let name = message_name(entry.ty);
     let entry_type = if is_notification(entry.ty) {
@@ -256,14 +296,17 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
         Some(Command::CompletePromise(p)) => (None, None, Some(p.key.clone())),
         _ => (None, None, None),
     };
+    let (result, invocation) = command.as_ref().map(awaited).unwrap_or((None, None));
+    let completed = if is_notification(entry.ty) { true } else { result.is_none_or(|c| arrived.contains_key(&c)) };
+    let invoked_id = invocation.and_then(|c| arrived.get(&c).cloned().flatten());
     vec![
         id.partition_key.into(),
         id.to_string().into(),
         index.into(),
         entry_type.into(),
         step_name.into(),
-        Cell::Bool(None),
-        Cell::Text(None),
+        completed.into(),
+        invoked_id.into(),
         invoked_target.into(),
         Cell::Time(wakeup),
         promise.into(),
@@ -535,6 +578,11 @@ mod tests {
         let open = crate::engine::records::Promise::default();
         let rows: Vec<_> = [resolved, rejected, open].iter().map(|p| promise_row(&obj, "decision".into(), p)).collect();
         SYS_PROMISE.batch(&rows).unwrap();
+        let input = crate::engine::records::JournalEntry { ty: crate::protocol::messages::ty::INPUT_COMMAND, payload: Default::default(), appended_at: 1 };
+        let garbage = crate::engine::records::JournalEntry { ty: 0x0999, payload: vec![0xff, 0x01].into(), appended_at: 2 };
+        let arrived = arrived([&input, &garbage].into_iter());
+        let rows = vec![journal_row(&id, 0, &input, &arrived), journal_row(&id, 1, &garbage, &arrived)];
+        SYS_JOURNAL.batch(&rows).unwrap();
     }
 
     #[test]

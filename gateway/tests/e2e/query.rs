@@ -170,8 +170,14 @@ fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_jou
         let entries = rows(&perdure, &format!("SELECT entry_type, sleep_wakeup_at FROM sys_journal WHERE id = '{sleeper}' ORDER BY index"));
         entries.iter().any(|e| e["entry_type"] == "Command: Sleep" && e.get("sleep_wakeup_at").is_some()).then_some(())
     });
-    let calls = rows(&perdure, "SELECT index, invoked_target FROM sys_journal WHERE entry_type = 'Command: Call'");
-    assert_eq!(calls, vec![json!({ "index": 1, "invoked_target": "Counter/bob/add" })]);
+    let calls = rows(&perdure, "SELECT index, invoked_target, completed, invoked_id FROM sys_journal WHERE entry_type = 'Command: Call'");
+    let counter = rows(&perdure, "SELECT id FROM sys_invocation WHERE target = 'Counter/bob/add'");
+    assert_eq!(
+        calls,
+        vec![json!({ "index": 1, "invoked_target": "Counter/bob/add", "completed": true, "invoked_id": counter[0]["id"] })]
+    );
+    let sleeping = rows(&perdure, &format!("SELECT completed FROM sys_journal WHERE id = '{sleeper}' AND entry_type = 'Command: Sleep'"));
+    assert_eq!(sleeping, vec![json!({ "completed": false })], "the 60 s sleep has not woken up");
     let (ok, out) = restate_cli(&perdure, &["invocations", "describe", &sleeper]);
     assert!(ok && out.contains("Greeter/sleepy") && out.contains("Command: Input") && out.contains("Command: Sleep"), "{out}");
 }
