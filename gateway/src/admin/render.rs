@@ -363,33 +363,19 @@ impl RegisterResponse {
     }
 }
 
-/// One invocation as `GET /invocations/{id}` shows it (perdure; the same facts SQL's
-/// `sys_invocation` will carry).
+/// One invocation as `GET /invocations/{id}` shows it (perdure; the same facts, and the
+/// same status, as SQL's `sys_invocation`).
 pub fn invocation(id: &crate::ids::InvocationId, s: &crate::engine::records::InvocationStatus) -> serde_json::Value {
     use crate::engine::records::{InvocationResult, Phase};
-    let status = match &s.phase {
-        Phase::Scheduled { .. } => "scheduled",
-        Phase::Inboxed { .. } => "inboxed",
-        Phase::Invoked if s.attempt.in_flight => "running",
-        Phase::Invoked if s.attempt.next_retry_at_ms.is_some() => "backing-off",
-        Phase::Invoked => "ready",
-        Phase::Suspended { .. } => "suspended",
-        Phase::Paused => "paused",
-        Phase::Completed { .. } => "completed",
-    };
     let t = &s.target;
-    let target = match &t.key {
-        Some(k) => format!("{}/{k}/{}", t.service, t.handler),
-        None => format!("{}/{}", t.service, t.handler),
-    };
     let time = |ms: Option<u64>| ms.map(rfc3339_nanos);
     let mut v = serde_json::json!({
         "id": id.to_string(),
-        "target": target,
+        "target": t.display(),
         "target_service_name": t.service,
         "target_service_key": t.key,
         "target_handler_name": t.handler,
-        "status": status,
+        "status": crate::query::tables::user_status(s),
         "pinned_deployment_id": s.deployment.as_ref().map(|p| p.deployment.to_string()),
         "pinned_service_revision": s.deployment.as_ref().map(|p| p.revision),
         "pinned_service_protocol_version": s.deployment.as_ref().map(|p| p.protocol_version),

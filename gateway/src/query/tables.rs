@@ -451,10 +451,6 @@ pub fn user_status(s: &InvocationStatus) -> &'static str {
 /// The columns shared by both invocation tables, keyed by name.
 fn status_cells(id: &InvocationId, s: &InvocationStatus) -> BTreeMap<&'static str, Cell> {
     let t = &s.target;
-    let target = match &t.key {
-        Some(k) => format!("{}/{k}/{}", t.service, t.handler),
-        None => format!("{}/{}", t.service, t.handler),
-    };
     let (invoked_by, by_id, by_service, by_target) = match &s.source {
         Source::Ingress => ("ingress", None, None, None),
         Source::Service { caller, caller_target } => (
@@ -472,13 +468,17 @@ fn status_cells(id: &InvocationId, s: &InvocationStatus) -> BTreeMap<&'static st
         _ => (None, None),
     };
     let pin = s.deployment.as_ref();
+    let last = s.attempt.last_failure.as_ref();
+    let command_index = last.and_then(|f| f.related_command_index).map(u64::from);
+    let command_name = last.and_then(|f| f.related_command_name.clone());
+    let command_type = last.and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}"));
     BTreeMap::from([
         ("partition_key", Cell::U64(Some(id.partition_key))),
         ("id", id.to_string().into()),
         ("status", raw_status(s).into()),
         ("completion_result", result.into()),
         ("completion_failure", failure.into()),
-        ("target", target.into()),
+        ("target", t.display().into()),
         ("target_service_name", t.service.clone().into()),
         ("target_service_key", t.key.clone().into()),
         ("target_handler_name", t.handler.clone().into()),
@@ -511,14 +511,14 @@ fn status_cells(id: &InvocationId, s: &InvocationStatus) -> BTreeMap<&'static st
         ("last_attempt_deployment_id", pin.map(|p| p.deployment.to_string()).into()),
         ("last_attempt_server", Cell::Text(None)),
         ("next_retry_at", Cell::Time(s.attempt.next_retry_at_ms)),
-        ("last_failure", s.attempt.last_failure.as_ref().map(|f| f.message.clone()).into()),
-        ("last_failure_error_code", s.attempt.last_failure.as_ref().map(|f| f.code.to_string()).into()),
-        ("last_failure_related_entry_index", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_index).map(u64::from).into()),
-        ("last_failure_related_entry_name", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_name.clone()).into()),
-        ("last_failure_related_entry_type", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}")).into()),
-        ("last_failure_related_command_index", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_index).map(u64::from).into()),
-        ("last_failure_related_command_name", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_name.clone()).into()),
-        ("last_failure_related_command_type", s.attempt.last_failure.as_ref().and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}")).into()),
+        ("last_failure", last.map(|f| f.message.clone()).into()),
+        ("last_failure_error_code", last.map(|f| f.code.to_string()).into()),
+        ("last_failure_related_entry_index", command_index.into()),
+        ("last_failure_related_entry_name", command_name.clone().into()),
+        ("last_failure_related_entry_type", command_type.clone().into()),
+        ("last_failure_related_command_index", command_index.into()),
+        ("last_failure_related_command_name", command_name.into()),
+        ("last_failure_related_command_type", command_type.into()),
     ])
 }
 

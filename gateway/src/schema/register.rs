@@ -177,24 +177,7 @@ pub fn register(
         }
     }
 
-    let refused: Vec<&Change> = changes.iter().filter(|c| c.breaking).collect();
-    if !refused.is_empty() && !(req.breaking || req.force) {
-        let type_change = refused.iter().any(|c| c.handler.is_none() && c.change.contains("service type"));
-        let listed = refused.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ");
-        let message = if type_change {
-            format!("[META0006] Cannot update the schema: {listed}. Pass breaking=true (the CLI's --breaking) to accept it")
-        } else {
-            format!(
-                "Breaking changes: {listed}. Work that is pending or pinned may fail. Pass breaking=true (the CLI's --breaking) to accept them"
-            )
-        };
-        return Err(RegistrationError::Conflict {
-            message,
-            code: type_change.then_some("META0006"),
-            changes,
-            invocations: Vec::new(),
-        });
-    }
+    let changes = if req.breaking || req.force { changes } else { refuse_breaking(changes)? };
 
     let deployment = Deployment {
         id,
@@ -227,6 +210,25 @@ pub fn register(
         .filter(|name| req.promote || existing.is_some_and(|e| schema.services.get(name).is_some_and(|s| s.deployment_id == e.id)))
         .collect();
     Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest, dropped }), outcome))
+}
+
+/// `changes` as they are when none of them breaks anything; otherwise the 409 naming each
+/// one that does (Restate's `META0006` for a service type change).
+pub(super) fn refuse_breaking(changes: Vec<Change>) -> Result<Vec<Change>, RegistrationError> {
+    let refused: Vec<&Change> = changes.iter().filter(|c| c.breaking).collect();
+    if refused.is_empty() {
+        return Ok(changes);
+    }
+    let type_change = refused.iter().any(|c| c.handler.is_none() && c.change.contains("service type"));
+    let listed = refused.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ");
+    let message = if type_change {
+        format!("[META0006] Cannot update the schema: {listed}. Pass breaking=true (the CLI's --breaking) to accept it")
+    } else {
+        format!(
+            "Breaking changes: {listed}. Work that is pending or pinned may fail. Pass breaking=true (the CLI's --breaking) to accept them"
+        )
+    };
+    Err(RegistrationError::Conflict { message, code: type_change.then_some("META0006"), changes, invocations: Vec::new() })
 }
 
 /// What differs between two manifests of one endpoint, in words.

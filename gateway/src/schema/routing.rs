@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::SchemaChange;
 use super::compat::{self, Change};
 use super::model::{Ramp, Schema, ServiceRevision};
-use super::register::RegistrationError;
+use super::register::{RegistrationError, refuse_breaking};
 use crate::ids::DeploymentId;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,19 +63,7 @@ fn checked(
     pending: &BTreeMap<String, u64>,
 ) -> Result<Vec<Change>, RoutingError> {
     let changes = compat::changes(schema.services.get(&next.name), next, pending);
-    let refused: Vec<String> = changes.iter().filter(|c| c.breaking).map(|c| c.describe()).collect();
-    if !refused.is_empty() && !breaking {
-        return Err(RoutingError::Refused(RegistrationError::Conflict {
-            message: format!(
-                "Breaking changes: {}. Work that is pending may fail. Pass breaking=true (the CLI's --breaking) to accept them",
-                refused.join("; ")
-            ),
-            code: None,
-            changes,
-            invocations: Vec::new(),
-        }));
-    }
-    Ok(changes)
+    if breaking { Ok(changes) } else { Ok(refuse_breaking(changes)?) }
 }
 
 /// Points `service`'s new invocations at `deployment` (which must serve it). Nothing changes

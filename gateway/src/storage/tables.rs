@@ -158,19 +158,34 @@ impl Storage {
         })
     }
 
+    /// Visits every record of a per-object table (`table`, a tag) of `partition`: the object, the rest
+    /// of the key after it, and the value.
+    fn visit_objects(
+        &self,
+        partition: u32,
+        table: u8,
+        mut f: impl FnMut(ObjectKey, &[u8], &[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let prefix = [table];
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+            let (obj, rest) = keys::split_object(k)
+                .ok_or_else(|| StorageError::Corrupt { table: tag::table(table), reason: "bad key".into() })?;
+            f(obj, rest, v)?;
+            Ok(true)
+        })
+    }
+
     /// Visits every inbox entry of `partition`: the object, its sequence number, the invocation.
     pub fn for_each_inbox_entry(
         &self,
         partition: u32,
         mut f: impl FnMut(ObjectKey, u64, InvocationId),
     ) -> Result<(), StorageError> {
-        let prefix = [tag::INBOX];
         let corrupt = || StorageError::Corrupt { table: "inbox", reason: "bad entry".into() };
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
-            let (obj, rest) = keys::split_object(k).ok_or_else(corrupt)?;
+        self.visit_objects(partition, tag::INBOX, |obj, rest, v| {
             let seq = u64::from_be_bytes(rest.try_into().map_err(|_| corrupt())?);
             f(obj, seq, InvocationId::from_bytes(v).ok_or_else(corrupt)?);
-            Ok(true)
+            Ok(())
         })
     }
 
@@ -192,12 +207,9 @@ impl Storage {
 
     /// Visits every state entry of `partition`: the object, the name, the value.
     pub fn for_each_state_entry(&self, partition: u32, mut f: impl FnMut(ObjectKey, &[u8], &[u8])) -> Result<(), StorageError> {
-        let prefix = [tag::STATE];
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
-            let (obj, name) = keys::split_object(k)
-                .ok_or_else(|| StorageError::Corrupt { table: "state", reason: "bad key".into() })?;
+        self.visit_objects(partition, tag::STATE, |obj, name, v| {
             f(obj, name, v);
-            Ok(true)
+            Ok(())
         })
     }
 
@@ -207,26 +219,20 @@ impl Storage {
         partition: u32,
         mut f: impl FnMut(ObjectKey, String, crate::engine::records::Promise),
     ) -> Result<(), StorageError> {
-        let prefix = [tag::PROMISE];
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
-            let (obj, name) = keys::split_object(k)
-                .ok_or_else(|| StorageError::Corrupt { table: "promise", reason: "bad key".into() })?;
+        self.visit_objects(partition, tag::PROMISE, |obj, name, v| {
             f(obj, String::from_utf8_lossy(name).into_owned(), codec::decode(v, "promise")?);
-            Ok(true)
+            Ok(())
         })
     }
 
     /// Visits every object lock of `partition` that has a holder.
     pub fn for_each_lock_holder(&self, partition: u32, mut f: impl FnMut(ObjectKey, InvocationId)) -> Result<(), StorageError> {
-        let prefix = [tag::LOCK];
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
-            let (obj, _) = keys::split_object(k)
-                .ok_or_else(|| StorageError::Corrupt { table: "lock", reason: "bad key".into() })?;
+        self.visit_objects(partition, tag::LOCK, |obj, _, v| {
             let lock: crate::engine::records::Lock = codec::decode(v, "lock")?;
             if let Some(holder) = lock.holder {
                 f(obj, holder);
             }
-            Ok(true)
+            Ok(())
         })
     }
 
