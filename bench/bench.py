@@ -250,6 +250,7 @@ def server_command(name: str, args, data_dir: Path, ingress: int, admin: int, no
     env.update({
         "PERDURE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",
         "PERDURE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
+        "PERDURE_PG__BIND_ADDRESS": f"127.0.0.1:{node}",
     })
     return [args.perdure_bin, "serve", "--data-dir", str(data_dir)], env
 

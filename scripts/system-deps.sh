@@ -2,6 +2,7 @@
 # Installs the system packages the build needs, when missing (Debian/Ubuntu):
 #   libclang-dev       bindgen in librocksdb-sys
 #   protobuf-compiler  protoc, for later gRPC code generation
+#   postgresql-client  psql, which the tests drive against perdure's SQL port
 # Also makes sure cargo-nextest is there for the tests (--with-nextest).
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 for p in libclang-dev protobuf-compiler; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if ((${#missing[@]})); then
   echo "system-deps: installing ${missing[*]}" >&2
   sudo=""

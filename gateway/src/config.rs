@@ -21,6 +21,7 @@ pub struct Config {
     pub partitions: u32,
     pub ingress: IngressConfig,
     pub admin: AdminConfig,
+    pub pg: PgConfig,
     pub invoker: InvokerSettings,
     pub retry_policy: RetryPolicyConfig,
     /// How long results of idempotent (and all ingress) invocations are kept.
@@ -56,6 +57,32 @@ pub struct AdminConfig {
     /// A `POST /query` statement running longer than this is stopped.
     #[serde(with = "serde_friendly")]
     pub query_timeout: Duration,
+    /// Secrets a client must give when a port binds a non-loopback address (several, so one
+    /// can be rotated out): the PostgreSQL password. A list, or one string with commas
+    /// (`PERDURE_ADMIN__AUTH_TOKENS=a,b`).
+    #[serde(deserialize_with = "tokens")]
+    pub auth_tokens: Vec<String>,
+}
+
+/// The PostgreSQL wire protocol (psql) over the SQL tables.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PgConfig {
+    pub enabled: bool,
+    pub bind_address: SocketAddr,
+}
+
+fn tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tokens {
+        List(Vec<String>),
+        Joined(String),
+    }
+    Ok(match Tokens::deserialize(d)? {
+        Tokens::List(l) => l,
+        Tokens::Joined(s) => s.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+    })
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -128,7 +155,12 @@ impl Default for Config {
                 request_size_limit: 32 << 20,
                 advertised_address: None,
             },
-            admin: AdminConfig { bind_address: ([127, 0, 0, 1], 9070).into(), query_timeout: Duration::from_secs(30) },
+            admin: AdminConfig {
+                bind_address: ([127, 0, 0, 1], 9070).into(),
+                query_timeout: Duration::from_secs(30),
+                auth_tokens: Vec::new(),
+            },
+            pg: PgConfig { enabled: true, bind_address: ([127, 0, 0, 1], 9071).into() },
             invoker: InvokerSettings {
                 inactivity_timeout: Duration::from_secs(60),
                 abort_timeout: Duration::from_secs(600),
@@ -242,6 +274,15 @@ impl Config {
         if self.admin.query_timeout < Duration::from_millis(10) {
             return Err(ConfigError::Invalid("admin.query-timeout must be at least 10ms".into()));
         }
+        if self.admin.auth_tokens.iter().any(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid("admin.auth-tokens must each be at least 16 characters long".into()));
+        }
+        if self.pg.enabled && !self.pg.bind_address.ip().is_loopback() && self.admin.auth_tokens.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "pg.bind-address {} is not a loopback address: set admin.auth-tokens (clients give one as the password), or bind 127.0.0.1",
+                self.pg.bind_address
+            )));
+        }
         if self.deployments.prune_interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid("deployments.prune-interval must be at least 100ms".into()));
         }
@@ -344,6 +385,7 @@ mod tests {
         let c = Config::load(None, env(&[])).unwrap();
         assert_eq!(c.ingress.bind_address.to_string(), "127.0.0.1:8080");
         assert_eq!(c.admin.bind_address.to_string(), "127.0.0.1:9070");
+        assert_eq!(c.pg.bind_address.to_string(), "127.0.0.1:9071");
         assert_eq!(c.data_dir, PathBuf::from("perdure-data"));
         assert_eq!(c.retry_policy.initial_interval, Duration::from_millis(500));
     }
@@ -376,6 +418,16 @@ mod tests {
         assert!(e.to_string().contains("bind-adress"), "{e}");
         let (_, ignored) = Config::load_reporting(None, env(&[("PERDURE_CACHE", "/tmp")])).unwrap();
         assert_eq!(ignored, ["PERDURE_CACHE"]);
+        let e = Config::load(None, env(&[("PERDURE_PG__BIND_ADDRESS", "0.0.0.0:9071")])).unwrap_err();
+        assert!(e.to_string().contains("admin.auth-tokens"), "{e}");
+        let c = Config::load(
+            None,
+            env(&[("PERDURE_PG__BIND_ADDRESS", "0.0.0.0:9071"), ("PERDURE_ADMIN__AUTH_TOKENS", "0123456789abcdef, fedcba9876543210")]),
+        )
+        .unwrap();
+        assert_eq!(c.admin.auth_tokens, ["0123456789abcdef", "fedcba9876543210"]);
+        let e = Config::load(None, env(&[("PERDURE_ADMIN__AUTH_TOKENS", "short")])).unwrap_err();
+        assert!(e.to_string().contains("16 characters"), "{e}");
         let e = Config::load(None, env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "explode")])).unwrap_err();
         assert!(e.to_string().contains("on-max-attempts"), "{e}");
         let dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ pub mod engine;
 pub mod ids;
 pub mod ingress;
 pub mod invoker;
+pub mod pg;
 pub mod protocol;
 pub mod query;
 pub mod schema;

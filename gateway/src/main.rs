@@ -41,6 +41,9 @@ struct ServeArgs {
     /// Admin API listen address. Default: 127.0.0.1:9070.
     #[arg(long)]
     admin_bind: Option<std::net::SocketAddr>,
+    /// PostgreSQL (psql) listen address. Default: 127.0.0.1:9071.
+    #[arg(long)]
+    pg_bind: Option<std::net::SocketAddr>,
     /// Number of partitions for a new data directory. Default: 1.
     #[arg(long)]
     partitions: Option<u32>,
@@ -70,6 +73,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(a) = args.admin_bind {
         config.admin.bind_address = a;
+    }
+    if let Some(a) = args.pg_bind {
+        config.pg.bind_address = a;
     }
     if let Some(p) = args.partitions {
         config.partitions = p;
@@ -103,9 +109,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         let server = Server::start(config.clone(), &database).await?;
         // One line on stdout that scripts and tests can wait for.
         println!(
-            "perdure ready: ingress=http://{} admin=http://{} data-dir={}",
+            "perdure ready: ingress=http://{} admin=http://{} pg={} data-dir={}",
             server.ingress_addr,
             server.admin_addr,
+            server.pg_addr.map_or("off".to_owned(), |a| format!("postgresql://{a}")),
             config.data_dir.display()
         );
         server.run_until_signal().await

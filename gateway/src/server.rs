@@ -43,6 +43,8 @@ pub enum ServeError {
 pub struct Server {
     pub ingress_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The PostgreSQL port, unless `pg.enabled` is off.
+    pub pg_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<(), ServeError>>,
     /// Taken by [`Server::run_until_signal`].
@@ -73,6 +75,11 @@ impl Server {
         let admin_listener = bind("admin", config.admin.bind_address).await?;
         let ingress_addr = ingress_listener.local_addr().expect("bound socket has an address");
         let admin_addr = admin_listener.local_addr().expect("bound socket has an address");
+        let pg_listener = match config.pg.enabled {
+            true => Some(bind("PostgreSQL", config.pg.bind_address).await?),
+            false => None,
+        };
+        let pg_addr = pg_listener.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -139,6 +146,23 @@ impl Server {
             Ok(())
         });
 
+        let query = crate::query::QueryEngine::new(schema.clone(), storage.clone(), config.admin.query_timeout);
+        if let Some(listener) = pg_listener {
+            let ctx = query.pg_session().map_err(|e| ServeError::Bind {
+                what: "PostgreSQL",
+                addr: config.pg.bind_address,
+                reason: e.to_string(),
+            })?;
+            let settings = crate::pg::PgSettings {
+                query_timeout: config.admin.query_timeout,
+                tokens: (!config.admin.auth_tokens.is_empty()).then(|| config.admin.auth_tokens.clone()),
+            };
+            let rx = shutdown_rx.clone();
+            tasks.spawn(async move {
+                crate::pg::serve(listener, ctx, settings, rx).await;
+                Ok(())
+            });
+        }
         let admin_state = Arc::new(AdminState {
             schema: schema.clone(),
             router: router.clone(),
@@ -150,7 +174,7 @@ impl Server {
             },
             discovery_timeout: Duration::from_secs(10),
             storage: storage.clone(),
-            query: crate::query::QueryEngine::new(schema.clone(), storage.clone(), config.admin.query_timeout),
+            query,
         });
         if config.deployments.auto_prune {
             let (state, every, keep) =
@@ -195,7 +219,7 @@ impl Server {
         });
 
         let signals = Signals::listen().map_err(|e| ServeError::Signals(e.to_string()))?;
-        Ok(Self { ingress_addr, admin_addr, shutdown, tasks, signals: Some(signals) })
+        Ok(Self { ingress_addr, admin_addr, pg_addr, shutdown, tasks, signals: Some(signals) })
     }
 
     /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
@@ -309,6 +333,7 @@ mod tests {
         let server = Server {
             ingress_addr: ([127, 0, 0, 1], 0).into(),
             admin_addr: ([127, 0, 0, 1], 0).into(),
+            pg_addr: None,
             shutdown,
             tasks,
             signals: Some(Signals::listen().unwrap()),

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::engine::records::ObjectKey;
 use crate::schema::SchemaRegistry;
 use crate::storage::{Storage, StorageError};
 
@@ -52,20 +52,113 @@ struct Source {
     storage: Storage,
 }
 
-/// The rows of one table, read when a query scans it.
-type Rows = fn(&Source) -> Result<Vec<Vec<table::Cell>>, StorageError>;
+/// What a scan may narrow to, from the query's `WHERE` (`id = '…'`, or `service_name = '…'
+/// AND service_key = '…'`): a point read or a key-prefix scan instead of the whole table.
+/// DataFusion still applies the filters to the rows, so a scope only ever saves work.
+#[derive(Default, Debug)]
+struct Scope {
+    invocation: Option<crate::ids::InvocationId>,
+    object: Option<ObjectKey>,
+    /// The query wants no rows (`id = 'not-an-id'`).
+    nothing: bool,
+}
+
+/// Rows per record batch: a scan holds at most a couple of batches at once.
+const BATCH_ROWS: usize = 4096;
+
+/// Where a scan's rows go: batches of [`BATCH_ROWS`], handed to the query as they fill. A
+/// push answers false once the query has gone (finished early, cancelled, timed out), so the
+/// scan stops.
+struct Rows<'a> {
+    def: &'static table::TableDef,
+    rows: Vec<Vec<table::Cell>>,
+    tx: &'a tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+    open: bool,
+}
+
+impl Rows<'_> {
+    fn push(&mut self, row: Vec<table::Cell>) -> bool {
+        self.rows.push(row);
+        if self.rows.len() >= BATCH_ROWS {
+            self.flush();
+        }
+        self.open
+    }
+
+    fn flush(&mut self) {
+        if self.rows.is_empty() || !self.open {
+            self.rows.clear();
+            return;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let batch = self.def.batch(&rows).map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)));
+        self.open = self.tx.blocking_send(batch).is_ok();
+    }
+}
+
+/// Fills a table's rows (in `scope`) into `out`.
+type Fill = fn(&Source, &Scope, &mut Rows<'_>) -> Result<(), StorageError>;
 
 /// A table whose rows are read from the live schema and records each time a query scans it
-/// (only the tables a query names are read).
+/// (only the tables a query names are read), streamed in batches from a blocking thread.
 struct LiveTable {
     def: &'static table::TableDef,
-    rows: Rows,
+    fill: Fill,
     source: Source,
 }
 
 impl std::fmt::Debug for LiveTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveTable").field("name", &self.def.name).finish()
+    }
+}
+
+impl LiveTable {
+    /// The columns a scope can come from, if this table has them.
+    fn scope_columns(&self) -> &'static [&'static str] {
+        match self.def.name {
+            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_journal" => &["id"],
+            "state" | "sys_promise" | "sys_inbox" | "sys_keyed_service_status" => &["service_name", "service_key"],
+            _ => &[],
+        }
+    }
+
+    /// `column = 'text'` (either way round) on one of the scope columns.
+    fn equality<'e>(&self, filter: &'e Expr) -> Option<(&'e str, &'e str)> {
+        use datafusion::logical_expr::{BinaryExpr, Operator};
+        use datafusion::scalar::ScalarValue;
+        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { return None };
+        let text = |e: &'e Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+                Some(s.as_str())
+            }
+            _ => None,
+        };
+        let (column, value) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), other) | (other, Expr::Column(c)) => (c.name.as_str(), text(other)?),
+            _ => return None,
+        };
+        self.scope_columns().contains(&column).then_some((column, value))
+    }
+
+    fn scope(&self, filters: &[Expr]) -> Scope {
+        let mut scope = Scope::default();
+        let (mut service, mut key) = (None, None);
+        for (column, value) in filters.iter().filter_map(|f| self.equality(f)) {
+            match column {
+                "id" => match value.parse::<crate::ids::InvocationId>() {
+                    Ok(id) if scope.invocation.is_none_or(|known| known == id) => scope.invocation = Some(id),
+                    _ => scope.nothing = true,
+                },
+                "service_name" => service = Some(value.to_owned()),
+                "service_key" => key = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        if let (Some(service), Some(key)) = (service, key) {
+            scope.object = Some(ObjectKey { service, key });
+        }
+        scope
     }
 }
 
@@ -79,121 +172,217 @@ impl TableProvider for LiveTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        use datafusion::logical_expr::TableProviderFilterPushDown::{Inexact, Unsupported};
+        Ok(filters.iter().map(|f| if self.equality(f).is_some() { Inexact } else { Unsupported }).collect())
+    }
+
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let (def, rows, source) = (self.def, self.rows, self.source.clone());
-        let batch = tokio::task::spawn_blocking(move || -> Result<RecordBatch, String> {
-            let rows = rows(&source).map_err(|e| e.to_string())?;
-            def.batch(&rows).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| DataFusionError::Execution(format!("reading {} failed: {e}", def.name)))?
-        .map_err(|e| DataFusionError::Execution(format!("reading {}: {e}", def.name)))?;
-        MemTable::try_new(batch.schema(), vec![vec![batch]])?.scan(state, projection, filters, limit).await
+        let scope = self.scope(filters);
+        Ok(Arc::new(scan::LiveScan::new(self.def, self.fill, self.source.clone(), scope, projection.cloned(), limit)))
     }
 }
 
+mod scan;
+
 /// The rows builder of each table.
-fn rows_of(name: &str) -> Rows {
+fn fill_of(name: &str) -> Fill {
     match name {
-        "sys_deployment" => |s| Ok(tables::deployment_rows(&s.schema.snapshot(), &s.storage.drain_counts()?)),
-        "sys_service" => |s| Ok(tables::service_rows(&s.schema.snapshot())),
-        "sys_invocation" => |s| invocations(s, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, id, st))),
-        "sys_invocation_status" => {
-            |s| invocations(s, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, id, st)))
-        }
-        "sys_invocation_state" => |s| {
-            invocations(s, |id, st| (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, st)))
+        "sys_deployment" => |s, _, out| {
+            for row in tables::deployment_rows(&s.schema.snapshot(), &s.storage.drain_counts()?) {
+                out.push(row);
+            }
+            Ok(())
         },
-        "sys_idempotency" => |s| invocations(s, tables::idempotency_row),
-        "sys_inbox" => |s| {
+        "sys_service" => |s, _, out| {
+            for row in tables::service_rows(&s.schema.snapshot()) {
+                out.push(row);
+            }
+            Ok(())
+        },
+        "sys_invocation" => |s, scope, out| {
+            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, id, st)))
+        },
+        "sys_invocation_status" => |s, scope, out| {
+            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, id, st)))
+        },
+        "sys_invocation_state" => |s, scope, out| {
+            invocations(s, scope, out, |id, st| {
+                (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, st))
+            })
+        },
+        "sys_idempotency" => |s, scope, out| invocations(s, scope, out, tables::idempotency_row),
+        "sys_inbox" => |s, scope, out| {
             use crate::engine::store::Store as _;
-            let mut entries = Vec::new();
-            for partition in 0..s.storage.partitions() {
-                s.storage.for_each_inbox_entry(partition, |obj, seq, id| entries.push((obj, seq, id)))?;
+            for partition in partitions(s, scope) {
+                let mut entries = Vec::new();
+                s.storage.for_each_inbox_entry(partition, scope.object.as_ref(), |obj, seq, id| {
+                    entries.push((obj, seq, id));
+                    entries.len() < BATCH_ROWS
+                })?;
+                // Inboxes are short; one partition's at a time, each waiting call's record read once.
+                for (obj, seq, id) in entries {
+                    let inboxed_at =
+                        s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?.and_then(|st| st.timestamps.inboxed_at);
+                    if !out.push(tables::inbox_row(&obj, seq, &id, inboxed_at)) {
+                        return Ok(());
+                    }
+                }
             }
-            let mut out = Vec::with_capacity(entries.len());
-            for (obj, seq, id) in entries {
-                let inboxed_at = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?.and_then(|st| st.timestamps.inboxed_at);
-                out.push(tables::inbox_row(&obj, seq, &id, inboxed_at));
-            }
-            Ok(out)
+            Ok(())
         },
-        "sys_keyed_service_status" => |s| {
-            let mut out = Vec::new();
-            for partition in 0..s.storage.partitions() {
-                s.storage.for_each_lock_holder(partition, |obj, holder| out.push(tables::lock_row(&obj, &holder)))?;
+        "sys_keyed_service_status" => |s, scope, out| {
+            for partition in partitions(s, scope) {
+                s.storage.for_each_lock_holder(partition, scope.object.as_ref(), |obj, holder| {
+                    out.push(tables::lock_row(&obj, &holder))
+                })?;
             }
-            Ok(out)
+            Ok(())
         },
-        "sys_journal" => |s| {
-            let mut entries = Vec::new();
-            for partition in 0..s.storage.partitions() {
-                s.storage.for_each_journal_entry(partition, |id, index, e| entries.push((id, index, e)))?;
+        "sys_journal" => |s, scope, out| {
+            for partition in partitions(s, scope) {
+                // One invocation's entries are adjacent (the key starts with its id): rows
+                // are made an invocation at a time, once its entries are all read.
+                let mut current: Vec<(crate::ids::InvocationId, u32, crate::engine::records::JournalEntry)> = Vec::new();
+                let mut open = true;
+                let emit = |journal: &mut Vec<_>, out: &mut Rows<'_>| {
+                    let arrived = tables::arrived(journal.iter().map(|(_, _, e)| e));
+                    for (id, index, e) in journal.drain(..) {
+                        if !out.push(tables::journal_row(&id, index, &e, &arrived)) {
+                            return false;
+                        }
+                    }
+                    true
+                };
+                s.storage.for_each_journal_entry(partition, scope.invocation.as_ref(), |id, index, e| {
+                    if current.last().is_some_and(|(last, _, _)| *last != id) {
+                        open = emit(&mut current, out);
+                    }
+                    current.push((id, index, e));
+                    open
+                })?;
+                if open && !emit(&mut current, out) {
+                    return Ok(());
+                }
+                if !open {
+                    return Ok(());
+                }
             }
-            // One invocation's entries are adjacent (the key starts with its id).
-            let mut out = Vec::with_capacity(entries.len());
-            for journal in entries.chunk_by(|a, b| a.0 == b.0) {
-                let arrived = tables::arrived(journal.iter().map(|(_, _, e)| e));
-                out.extend(journal.iter().map(|(id, index, e)| tables::journal_row(id, *index, e, &arrived)));
-            }
-            Ok(out)
+            Ok(())
         },
-        "state" => |s| {
-            let mut out = Vec::new();
-            for partition in 0..s.storage.partitions() {
-                s.storage.for_each_state_entry(partition, |obj, name, value| out.push(tables::state_row(&obj, name, value)))?;
+        "state" => |s, scope, out| {
+            for partition in partitions(s, scope) {
+                s.storage.for_each_state_entry(partition, scope.object.as_ref(), |obj, name, value| {
+                    out.push(tables::state_row(&obj, name, value))
+                })?;
             }
-            Ok(out)
+            Ok(())
         },
-        "sys_promise" => |s| {
-            let mut out = Vec::new();
-            for partition in 0..s.storage.partitions() {
-                s.storage.for_each_promise(partition, |obj, name, p| out.push(tables::promise_row(&obj, name, &p)))?;
+        "sys_promise" => |s, scope, out| {
+            for partition in partitions(s, scope) {
+                s.storage.for_each_promise(partition, scope.object.as_ref(), |obj, name, p| {
+                    out.push(tables::promise_row(&obj, name, &p))
+                })?;
             }
-            Ok(out)
+            Ok(())
         },
         other => unreachable!("no rows builder for table {other}: every table in tables::ALL has one"),
     }
 }
 
-/// One row per invocation record that `row` keeps.
+/// The partitions a scan in `scope` reads: the one holding its invocation or object, or all.
+fn partitions(s: &Source, scope: &Scope) -> std::ops::Range<u32> {
+    let one = |p: u32| p..p + 1;
+    if scope.nothing {
+        return 0..0;
+    }
+    if let Some(id) = &scope.invocation {
+        return one(s.storage.partition_of(id.partition_key));
+    }
+    if let Some(obj) = &scope.object {
+        return one(s.storage.partition_of(obj.partition_key()));
+    }
+    0..s.storage.partitions()
+}
+
+/// One row per invocation record (in `scope`) that `row` keeps.
 fn invocations(
     s: &Source,
+    scope: &Scope,
+    out: &mut Rows<'_>,
     row: impl Fn(&crate::ids::InvocationId, &crate::engine::records::InvocationStatus) -> Option<Vec<table::Cell>>,
-) -> Result<Vec<Vec<table::Cell>>, StorageError> {
-    let mut out = Vec::new();
-    for partition in 0..s.storage.partitions() {
-        s.storage.for_each_invocation(partition, |id, status| out.extend(row(&id, &status)))?;
+) -> Result<(), StorageError> {
+    use crate::engine::store::Store as _;
+    if scope.nothing {
+        return Ok(());
     }
-    Ok(out)
+    if let Some(id) = &scope.invocation {
+        if let Some(status) = s.storage.invocation(id).map_err(|e| StorageError::Log(e.0))? {
+            if let Some(r) = row(id, &status) {
+                out.push(r);
+            }
+        }
+        return Ok(());
+    }
+    for partition in partitions(s, scope) {
+        let mut open = true;
+        s.storage.for_each_invocation(partition, |id, status| {
+            if let Some(r) = row(&id, &status) {
+                open = out.push(r);
+            }
+            open
+        })?;
+        if !open {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Runs read-only SQL over the live tables; cheap to clone.
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    source: Source,
     timeout: std::time::Duration,
+}
+
+/// A session over the live tables, in catalog `restate`, schema `public`.
+fn session(source: &Source) -> SessionContext {
+    let mut config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("restate", "public");
+    config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    let ctx = SessionContext::new_with_config(config);
+    for def in tables::ALL.iter().copied() {
+        let table = LiveTable { def, fill: fill_of(def.name), source: source.clone() };
+        ctx.register_table(def.name, Arc::new(table)).expect("table names are distinct and valid");
+    }
+    ctx
 }
 
 impl QueryEngine {
     pub fn new(schema: SchemaRegistry, storage: Storage, timeout: std::time::Duration) -> Self {
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("restate", "public");
-        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-        let ctx = SessionContext::new_with_config(config);
         let source = Source { schema, storage };
-        for def in tables::ALL.iter().copied() {
-            let table = LiveTable { def, rows: rows_of(def.name), source: source.clone() };
-            ctx.register_table(def.name, Arc::new(table)).expect("table names are distinct and valid");
-        }
-        Self { ctx, timeout }
+        Self { ctx: session(&source), source, timeout }
+    }
+
+    /// A session for the PostgreSQL front end: the same tables, plus the `pg_catalog` schema
+    /// and functions psql and drivers ask about (`\d`, `\dt`, `version()`, …).
+    pub fn pg_session(&self) -> Result<SessionContext, QueryError> {
+        use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{context::EmptyContextProvider, setup_pg_catalog};
+        let mut ctx = session(&self.source);
+        setup_pg_catalog(&ctx, "restate", EmptyContextProvider).map_err(|e| QueryError::Invalid(e.to_string()))?;
+        datafusion_postgres::datafusion_pg_functions::register_all(&mut ctx);
+        Ok(ctx)
     }
 
     /// Runs one read-only statement, stopped after the timeout.

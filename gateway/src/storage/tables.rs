@@ -129,22 +129,24 @@ impl Storage {
         Ok(out)
     }
 
-    /// Visits every invocation record of `partition` (SQL introspection reads them all).
+    /// Visits the invocation records of `partition` (SQL introspection reads them) until `f`
+    /// says stop.
     pub fn for_each_invocation(
         &self,
         partition: u32,
-        f: impl FnMut(InvocationId, InvocationStatus),
+        f: impl FnMut(InvocationId, InvocationStatus) -> bool,
     ) -> Result<(), StorageError> {
         self.visit_invocations(partition, false, f)
     }
 
     /// Decodes the invocation records of `partition` (only those whose attempt was running,
-    /// if `running_only`: the header byte says so without decoding) and hands each to `f`.
+    /// if `running_only`: the header byte says so without decoding) and hands each to `f`
+    /// until it says stop.
     fn visit_invocations(
         &self,
         partition: u32,
         running_only: bool,
-        mut f: impl FnMut(InvocationId, InvocationStatus),
+        mut f: impl FnMut(InvocationId, InvocationStatus) -> bool,
     ) -> Result<(), StorageError> {
         let prefix = [tag::INVOCATION];
         self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
@@ -153,86 +155,104 @@ impl Storage {
             }
             let id = keys::parse_invocation(k)
                 .ok_or_else(|| StorageError::Corrupt { table: "invocation", reason: "bad key".into() })?;
-            f(id, decode_status(v)?);
-            Ok(true)
+            Ok(f(id, decode_status(v)?))
         })
     }
 
-    /// Visits every record of a per-object table (`table`, a tag) of `partition`: the object, the rest
-    /// of the key after it, and the value.
+    /// Visits the records of a per-object table (`table`, a tag) of `partition` (only those
+    /// of `only`, a key-prefix scan, when given): the object, the rest of the key after it,
+    /// and the value, until `f` says stop.
     fn visit_objects(
         &self,
         partition: u32,
         table: u8,
-        mut f: impl FnMut(ObjectKey, &[u8], &[u8]) -> Result<(), StorageError>,
+        only: Option<&ObjectKey>,
+        mut f: impl FnMut(ObjectKey, &[u8], &[u8]) -> Result<bool, StorageError>,
     ) -> Result<(), StorageError> {
-        let prefix = [table];
+        let prefix = match only {
+            Some(obj) => keys::object(table, obj),
+            None => vec![table],
+        };
         self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
             let (obj, rest) = keys::split_object(k)
                 .ok_or_else(|| StorageError::Corrupt { table: tag::table(table), reason: "bad key".into() })?;
-            f(obj, rest, v)?;
-            Ok(true)
+            f(obj, rest, v)
         })
     }
 
-    /// Visits every inbox entry of `partition`: the object, its sequence number, the invocation.
+    /// Visits the inbox entries of `partition` (of `only`, when given): the object, its
+    /// sequence number, the invocation, until `f` says stop.
     pub fn for_each_inbox_entry(
         &self,
         partition: u32,
-        mut f: impl FnMut(ObjectKey, u64, InvocationId),
+        only: Option<&ObjectKey>,
+        mut f: impl FnMut(ObjectKey, u64, InvocationId) -> bool,
     ) -> Result<(), StorageError> {
         let corrupt = || StorageError::Corrupt { table: "inbox", reason: "bad entry".into() };
-        self.visit_objects(partition, tag::INBOX, |obj, rest, v| {
+        self.visit_objects(partition, tag::INBOX, only, |obj, rest, v| {
             let seq = u64::from_be_bytes(rest.try_into().map_err(|_| corrupt())?);
-            f(obj, seq, InvocationId::from_bytes(v).ok_or_else(corrupt)?);
-            Ok(())
+            Ok(f(obj, seq, InvocationId::from_bytes(v).ok_or_else(corrupt)?))
         })
     }
 
-    /// Visits every journal entry of `partition`: the invocation, the index, the entry.
+    /// Visits the journal entries of `partition` (of invocation `only`, a key-prefix scan,
+    /// when given): the invocation, the index, the entry, until `f` says stop.
     pub fn for_each_journal_entry(
         &self,
         partition: u32,
-        mut f: impl FnMut(InvocationId, u32, JournalEntry),
+        only: Option<&InvocationId>,
+        mut f: impl FnMut(InvocationId, u32, JournalEntry) -> bool,
     ) -> Result<(), StorageError> {
-        let prefix = [tag::JOURNAL];
+        let (start, end) = match only {
+            Some(id) => (keys::journal(id, 0).to_vec(), keys::journal(id, u32::MAX).to_vec()),
+            None => (vec![tag::JOURNAL], keys::prefix_end(&[tag::JOURNAL])),
+        };
         let corrupt = || StorageError::Corrupt { table: "journal", reason: "bad key".into() };
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+        self.scan(partition, &start, end, |k, v| {
             let id = InvocationId::from_bytes(k.get(1..k.len().saturating_sub(4)).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
             let index = u32::from_be_bytes(k[k.len() - 4..].try_into().map_err(|_| corrupt())?);
-            f(id, index, codec::decode(v, "journal")?);
-            Ok(true)
+            Ok(f(id, index, codec::decode(v, "journal")?))
         })
     }
 
-    /// Visits every state entry of `partition`: the object, the name, the value.
-    pub fn for_each_state_entry(&self, partition: u32, mut f: impl FnMut(ObjectKey, &[u8], &[u8])) -> Result<(), StorageError> {
-        self.visit_objects(partition, tag::STATE, |obj, name, v| {
-            f(obj, name, v);
-            Ok(())
-        })
+    /// Visits the state entries of `partition` (of `only`, when given): the object, the
+    /// name, the value, until `f` says stop.
+    pub fn for_each_state_entry(
+        &self,
+        partition: u32,
+        only: Option<&ObjectKey>,
+        mut f: impl FnMut(ObjectKey, &[u8], &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        self.visit_objects(partition, tag::STATE, only, |obj, name, v| Ok(f(obj, name, v)))
     }
 
-    /// Visits every workflow promise of `partition`: the workflow, the promise's name, it.
+    /// Visits the workflow promises of `partition` (of `only`, when given): the workflow, the
+    /// promise's name, it, until `f` says stop.
     pub fn for_each_promise(
         &self,
         partition: u32,
-        mut f: impl FnMut(ObjectKey, String, crate::engine::records::Promise),
+        only: Option<&ObjectKey>,
+        mut f: impl FnMut(ObjectKey, String, crate::engine::records::Promise) -> bool,
     ) -> Result<(), StorageError> {
-        self.visit_objects(partition, tag::PROMISE, |obj, name, v| {
-            f(obj, String::from_utf8_lossy(name).into_owned(), codec::decode(v, "promise")?);
-            Ok(())
+        self.visit_objects(partition, tag::PROMISE, only, |obj, name, v| {
+            Ok(f(obj, String::from_utf8_lossy(name).into_owned(), codec::decode(v, "promise")?))
         })
     }
 
-    /// Visits every object lock of `partition` that has a holder.
-    pub fn for_each_lock_holder(&self, partition: u32, mut f: impl FnMut(ObjectKey, InvocationId)) -> Result<(), StorageError> {
-        self.visit_objects(partition, tag::LOCK, |obj, _, v| {
+    /// Visits the object locks of `partition` (of `only`, when given) that have a holder,
+    /// until `f` says stop.
+    pub fn for_each_lock_holder(
+        &self,
+        partition: u32,
+        only: Option<&ObjectKey>,
+        mut f: impl FnMut(ObjectKey, InvocationId) -> bool,
+    ) -> Result<(), StorageError> {
+        self.visit_objects(partition, tag::LOCK, only, |obj, _, v| {
             let lock: crate::engine::records::Lock = codec::decode(v, "lock")?;
-            if let Some(holder) = lock.holder {
-                f(obj, holder);
+            match lock.holder {
+                Some(holder) => Ok(f(obj, holder)),
+                None => Ok(true),
             }
-            Ok(())
         })
     }
 
@@ -241,9 +261,12 @@ impl Storage {
     pub fn for_each_running_invocation(
         &self,
         partition: u32,
-        f: impl FnMut(InvocationId, InvocationStatus),
+        mut f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
-        self.visit_invocations(partition, true, f)
+        self.visit_invocations(partition, true, |id, status| {
+            f(id, status);
+            true
+        })
     }
 }
 

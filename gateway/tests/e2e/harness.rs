@@ -37,6 +37,8 @@ pub struct Perdure {
     child: Option<Child>,
     pub ingress: String,
     pub admin: String,
+    /// `postgresql://127.0.0.1:PORT`, the SQL port.
+    pub pg: String,
     data_dir: PathBuf,
     env: Vec<(String, String)>,
     /// Where the server's stderr goes (appended across restarts), when captured.
@@ -57,6 +59,7 @@ impl Perdure {
             child: None,
             ingress: String::new(),
             admin: String::new(),
+            pg: String::new(),
             data_dir,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             stderr: None,
@@ -72,6 +75,7 @@ impl Perdure {
             child: None,
             ingress: String::new(),
             admin: String::new(),
+            pg: String::new(),
             data_dir,
             env: Vec::new(),
             stderr: None,
@@ -88,6 +92,7 @@ impl Perdure {
             child: None,
             ingress: String::new(),
             admin: String::new(),
+            pg: String::new(),
             data_dir: tmp.path().join("data"),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             stderr: Some(tmp.path().join("stderr.log")),
@@ -108,10 +113,10 @@ impl Perdure {
     }
 
     fn spawn(&mut self) {
-        self.spawn_on("127.0.0.1:0", "127.0.0.1:0");
+        self.spawn_on("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
     }
 
-    fn spawn_on(&mut self, ingress: &str, admin: &str) {
+    fn spawn_on(&mut self, ingress: &str, admin: &str, pg: &str) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -120,6 +125,8 @@ impl Perdure {
             .arg(ingress)
             .arg("--admin-bind")
             .arg(admin)
+            .arg("--pg-bind")
+            .arg(pg)
             // Several partitions, so calls between invocations cross partitions (the outbox).
             .arg("--partitions")
             .arg("3")
@@ -148,6 +155,7 @@ impl Perdure {
         };
         self.ingress = field("ingress=");
         self.admin = field("admin=");
+        self.pg = field("pg=");
         self.child = Some(child);
     }
 
@@ -167,7 +175,8 @@ impl Perdure {
         self.kill9();
         let ingress = self.ingress.trim_start_matches("http://").to_owned();
         let admin = self.admin.trim_start_matches("http://").to_owned();
-        self.spawn_on(&ingress, &admin);
+        let pg = self.pg.trim_start_matches("postgresql://").to_owned();
+        self.spawn_on(&ingress, &admin, &pg);
     }
 
     pub fn kill9(&mut self) {
@@ -286,14 +295,19 @@ impl TsServices {
 /// The Python SDK test services (`tests/services/python/services.py`, hypercorn).
 pub struct PyServices;
 
+/// The Python of the test virtualenv (restate-sdk, hypercorn, psycopg).
+pub fn venv_python() -> PathBuf {
+    let python = match std::env::var("PERDURE_PYTHON") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => cache_dir().join("python-venv/bin/python"),
+    };
+    assert!(python.exists(), "{} missing: run scripts/setup-python.sh (the test command does)", python.display());
+    python
+}
+
 impl PyServices {
     pub fn start() -> SdkProcess {
-        let python = match std::env::var("PERDURE_PYTHON") {
-            Ok(p) => PathBuf::from(p),
-            Err(_) => cache_dir().join("python-venv/bin/python"),
-        };
-        assert!(python.exists(), "{} missing: run scripts/setup-python.sh (the test command does)", python.display());
-        let mut cmd = Command::new(python);
+        let mut cmd = Command::new(venv_python());
         cmd.arg("services.py").arg("0").current_dir(repo_root().join("tests/services/python"));
         cmd.stderr(Stdio::null());
         SdkProcess::spawn(cmd, "Python services")

@@ -11,6 +11,7 @@ mod fuzz;
 mod harness;
 mod ingress;
 mod lifecycle;
+mod pg;
 mod poison;
 mod python_sdk;
 mod query;
