@@ -144,6 +144,13 @@ fn object_state_and_workflow_promises_are_tables_too() {
         state,
         vec![json!({ "service_name": "Counter", "service_key": "alice", "key": "count", "value_utf8": "5", "value": "35" })]
     );
+    // One object's state is a key-prefix scan; another object's is empty.
+    let plan = rows(&perdure, "EXPLAIN SELECT * FROM state WHERE service_name = 'Counter' AND service_key = 'alice'");
+    let text = plan.iter().map(|r| r["plan"].as_str().unwrap_or("")).collect::<String>();
+    assert!(text.contains("object: Some("), "{text}");
+    assert_eq!(rows(&perdure, "SELECT key FROM state WHERE service_name = 'Counter' AND service_key = 'alice'").len(), 1);
+    assert!(rows(&perdure, "SELECT key FROM state WHERE service_name = 'Counter' AND service_key = 'bob'").is_empty());
+    assert!(rows(&perdure, "SELECT id FROM sys_invocation WHERE id = 'not-an-id'").is_empty());
     let (ok, out) = restate_cli(&perdure, &["state", "get", "Counter", "alice"]);
     assert!(ok && out.contains("count") && out.contains('5'), "{out}");
 
@@ -178,6 +185,12 @@ fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_jou
     );
     let sleeping = rows(&perdure, &format!("SELECT completed FROM sys_journal WHERE id = '{sleeper}' AND entry_type = 'Command: Sleep'"));
     assert_eq!(sleeping, vec![json!({ "completed": false })], "the 60 s sleep has not woken up");
+    // `WHERE id = …` reads one invocation's record and journal (a key-prefix scan), not the table.
+    for table in ["sys_journal", "sys_invocation"] {
+        let plan = rows(&perdure, &format!("EXPLAIN SELECT * FROM {table} WHERE id = '{sleeper}'"));
+        let text = plan.iter().map(|r| r["plan"].as_str().unwrap_or("")).collect::<String>();
+        assert!(text.contains(&format!("table={table}")) && text.contains("invocation: Some("), "{table}: {text}");
+    }
     let (ok, out) = restate_cli(&perdure, &["invocations", "describe", &sleeper]);
     assert!(ok && out.contains("Greeter/sleepy") && out.contains("Command: Input") && out.contains("Command: Sleep"), "{out}");
 }
