@@ -71,13 +71,22 @@ const BATCH_ROWS: usize = 4096;
 /// scan stops.
 struct Rows<'a> {
     def: &'static table::TableDef,
+    /// The columns the query reads (indices into the table's), in the batches' order.
+    wanted: Vec<usize>,
     rows: Vec<Vec<table::Cell>>,
     tx: &'a tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
     open: bool,
 }
 
 impl Rows<'_> {
-    fn push(&mut self, row: Vec<table::Cell>) -> bool {
+    /// A whole row (a cell per column of the table): keeps the wanted cells.
+    fn push(&mut self, mut row: Vec<table::Cell>) -> bool {
+        let cells = self.wanted.iter().map(|&i| std::mem::replace(&mut row[i], table::Cell::U32(None))).collect();
+        self.push_wanted(cells)
+    }
+
+    /// A row of only the wanted cells, in order.
+    fn push_wanted(&mut self, row: Vec<table::Cell>) -> bool {
         self.rows.push(row);
         if self.rows.len() >= BATCH_ROWS {
             self.flush();
@@ -91,7 +100,7 @@ impl Rows<'_> {
             return;
         }
         let rows = std::mem::take(&mut self.rows);
-        let batch = self.def.batch(&rows).map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)));
+        let batch = self.def.batch_of(&self.wanted, &rows).map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)));
         self.open = self.tx.blocking_send(batch).is_ok();
     }
 }
@@ -210,17 +219,27 @@ fn fill_of(name: &str) -> Fill {
             Ok(())
         },
         "sys_invocation" => |s, scope, out| {
-            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, id, st)))
+            let wanted = out.wanted.clone();
+            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, &wanted, id, st)))
         },
         "sys_invocation_status" => |s, scope, out| {
-            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, id, st)))
+            let wanted = out.wanted.clone();
+            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, &wanted, id, st)))
         },
         "sys_invocation_state" => |s, scope, out| {
+            let wanted = out.wanted.clone();
             invocations(s, scope, out, |id, st| {
-                (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, id, st))
+                (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, &wanted, id, st))
             })
         },
-        "sys_idempotency" => |s, scope, out| invocations(s, scope, out, tables::idempotency_row),
+        "sys_idempotency" => |s, scope, out| {
+            let wanted = out.wanted.clone();
+            invocations(s, scope, out, |id, st| {
+                tables::idempotency_row(id, st).map(|mut row| {
+                    wanted.iter().map(|&i| std::mem::replace(&mut row[i], table::Cell::U32(None))).collect()
+                })
+            })
+        },
         "sys_inbox" => |s, scope, out| {
             use crate::engine::store::Store as _;
             for partition in partitions(s, scope) {
@@ -255,6 +274,12 @@ fn fill_of(name: &str) -> Fill {
                 let mut current: Vec<(crate::ids::InvocationId, u32, crate::engine::records::JournalEntry)> = Vec::new();
                 let mut open = true;
                 let emit = |journal: &mut Vec<_>, out: &mut Rows<'_>| {
+                    if out.wanted.is_empty() {
+                        // Counting: no cells to make.
+                        let n = journal.len();
+                        journal.clear();
+                        return (0..n).all(|_| out.push_wanted(Vec::new()));
+                    }
                     let arrived = tables::arrived(journal.iter().map(|(_, _, e)| e));
                     for (id, index, e) in journal.drain(..) {
                         if !out.push(tables::journal_row(&id, index, &e, &arrived)) {
@@ -314,7 +339,8 @@ fn partitions(s: &Source, scope: &Scope) -> std::ops::Range<u32> {
     0..s.storage.partitions()
 }
 
-/// One row per invocation record (in `scope`) that `row` keeps.
+/// One row per invocation record (in `scope`) that `row` keeps; `row` makes only the wanted
+/// cells.
 fn invocations(
     s: &Source,
     scope: &Scope,
@@ -328,7 +354,7 @@ fn invocations(
     if let Some(id) = &scope.invocation {
         if let Some(status) = s.storage.invocation(id).map_err(|e| StorageError::Log(e.0))? {
             if let Some(r) = row(id, &status) {
-                out.push(r);
+                out.push_wanted(r);
             }
         }
         return Ok(());
@@ -337,7 +363,7 @@ fn invocations(
         let mut open = true;
         s.storage.for_each_invocation(partition, |id, status| {
             if let Some(r) = row(&id, &status) {
-                open = out.push(r);
+                open = out.push_wanted(r);
             }
             open
         })?;

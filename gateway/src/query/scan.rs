@@ -107,8 +107,9 @@ impl ExecutionPlan for LiveScan {
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
         let (def, fill, source, scope) = (self.def, self.fill, self.source.clone(), self.scope.clone());
+        let wanted = self.projection.clone().unwrap_or_else(|| (0..def.columns.len()).collect());
         let reader = tokio::task::spawn_blocking(move || {
-            let mut out = Rows { def, rows: Vec::new(), tx: &tx, open: true };
+            let mut out = Rows { def, wanted, rows: Vec::new(), tx: &tx, open: true };
             let filled = fill(&source, &scope, &mut out);
             out.flush();
             if let Err(e) = filled {
@@ -116,12 +117,9 @@ impl ExecutionPlan for LiveScan {
             }
         });
         drop(reader); // it runs on by itself, until the rows are read or the query is gone
-        let (projection, mut left) = (self.projection.clone(), self.limit);
+        let mut left = self.limit;
+        // The reader makes only the projected columns.
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let stream = futures::StreamExt::map(stream, move |batch: Result<RecordBatch>| match &projection {
-            Some(p) => Ok(batch?.project(p)?),
-            None => batch,
-        });
         // With a limit, stop reading once that many rows came.
         let stream = futures::StreamExt::take_while(stream, move |batch: &Result<RecordBatch>| {
             let go_on = left != Some(0);

@@ -134,12 +134,22 @@ impl TableDef {
 
     /// One batch of `rows`, each with one cell per column in order.
     pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (i, column) in self.columns.iter().enumerate() {
-            let cells = rows.iter().map(|r| &r[i]);
-            arrays.push(build(column, cells)?);
+        let all: Vec<usize> = (0..self.columns.len()).collect();
+        self.batch_of(&all, rows)
+    }
+
+    /// One batch of the columns `wanted` (indices, in the order of the batch's schema) from
+    /// `rows`, each with one cell per wanted column in that order. No columns at all still
+    /// counts the rows (what `count(*)` reads).
+    pub fn batch_of(&self, wanted: &[usize], rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
+        for (at, &i) in wanted.iter().enumerate() {
+            let cells = rows.iter().map(|r| &r[at]);
+            arrays.push(build(&self.columns[i], cells)?);
         }
-        RecordBatch::try_new(self.schema(), arrays)
+        let schema = Arc::new(self.schema().project(wanted)?);
+        let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        RecordBatch::try_new_with_options(schema, arrays, &options)
     }
 }
 

@@ -448,91 +448,88 @@ pub fn user_status(s: &InvocationStatus) -> &'static str {
     }
 }
 
-/// The columns shared by both invocation tables, keyed by name.
-fn status_cells(id: &InvocationId, s: &InvocationStatus) -> BTreeMap<&'static str, Cell> {
+/// One cell of an invocation table, by column name (every invocation table's columns are
+/// among these; `status` is the raw phase here, `sys_invocation` derives its own).
+fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Cell> {
     let t = &s.target;
-    let (invoked_by, by_id, by_service, by_target) = match &s.source {
-        Source::Ingress => ("ingress", None, None, None),
-        Source::Service { caller, caller_target } => (
-            "service",
-            Some(caller.to_string()),
-            Some(caller_target.split('/').next().unwrap_or_default().to_owned()),
-            Some(caller_target.clone()),
-        ),
-    };
-    let (result, failure) = match &s.phase {
-        Phase::Completed { result: InvocationResult::Success(_) } => (Some("success".to_owned()), None),
-        Phase::Completed { result: InvocationResult::Failure { code, message } } => {
-            (Some("failure".to_owned()), Some(format!("[{code}] {message}")))
-        }
-        _ => (None, None),
-    };
     let pin = s.deployment.as_ref();
     let last = s.attempt.last_failure.as_ref();
-    let command_index = last.and_then(|f| f.related_command_index).map(u64::from);
-    let command_name = last.and_then(|f| f.related_command_name.clone());
-    let command_type = last.and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}"));
-    BTreeMap::from([
-        ("partition_key", Cell::U64(Some(id.partition_key))),
-        ("id", id.to_string().into()),
-        ("status", raw_status(s).into()),
-        ("completion_result", result.into()),
-        ("completion_failure", failure.into()),
-        ("target", t.display().into()),
-        ("target_service_name", t.service.clone().into()),
-        ("target_service_key", t.key.clone().into()),
-        ("target_handler_name", t.handler.clone().into()),
-        ("target_service_ty", service_ty(t.service_kind).into()),
-        ("idempotency_key", s.idempotency_key.clone().into()),
-        ("invoked_by", invoked_by.into()),
-        ("invoked_by_id", by_id.into()),
-        ("invoked_by_service_name", by_service.into()),
-        ("invoked_by_target", by_target.into()),
-        ("pinned_deployment_id", pin.map(|p| p.deployment.to_string()).into()),
-        ("pinned_service_protocol_version", pin.map(|p| p.protocol_version).into()),
-        ("trace_id", Cell::Text(None)),
-        ("journal_size", s.journal_len.into()),
-        ("journal_commands_size", s.commands.into()),
-        ("created_at", Cell::Time(Some(s.timestamps.created_at))),
-        ("modified_at", Cell::Time(Some(s.timestamps.modified_at))),
-        ("inboxed_at", Cell::Time(s.timestamps.inboxed_at)),
-        ("scheduled_at", Cell::Time(s.timestamps.scheduled_at)),
-        ("scheduled_start_at", Cell::Time(match s.phase { Phase::Scheduled { at_ms } => Some(at_ms), _ => None })),
-        ("running_at", Cell::Time(s.timestamps.running_at)),
-        ("completed_at", Cell::Time(s.timestamps.completed_at)),
-        ("completion_retention", Cell::Duration(Some(s.retention.completion_ms))),
-        ("journal_retention", Cell::Duration(Some(s.retention.journal_ms))),
-        ("pinned_service_revision", pin.map(|p| p.revision).into()),
-        ("pinned_lambda_version", pin.and_then(|p| p.executed_version.clone()).into()),
-        ("requested_deployment_id", s.requested_deployment.map(|d| d.to_string()).into()),
-        ("in_flight", s.attempt.in_flight.into()),
-        ("retry_count", u64::from(s.attempt.retry_count).into()),
-        ("last_start_at", Cell::Time(s.attempt.last_start_at_ms)),
-        ("last_attempt_deployment_id", pin.map(|p| p.deployment.to_string()).into()),
-        ("last_attempt_server", Cell::Text(None)),
-        ("next_retry_at", Cell::Time(s.attempt.next_retry_at_ms)),
-        ("last_failure", last.map(|f| f.message.clone()).into()),
-        ("last_failure_error_code", last.map(|f| f.code.to_string()).into()),
-        ("last_failure_related_entry_index", command_index.into()),
-        ("last_failure_related_entry_name", command_name.clone().into()),
-        ("last_failure_related_entry_type", command_type.clone().into()),
-        ("last_failure_related_command_index", command_index.into()),
-        ("last_failure_related_command_name", command_name.into()),
-        ("last_failure_related_command_type", command_type.into()),
-    ])
+    let caller = || match &s.source {
+        Source::Ingress => None,
+        Source::Service { caller, caller_target } => Some((caller, caller_target)),
+    };
+    let command_index = || last.and_then(|f| f.related_command_index).map(u64::from);
+    let command_name = || last.and_then(|f| f.related_command_name.clone());
+    let command_type = || last.and_then(|f| f.related_command_type).map(|t| format!("{t:#06x}"));
+    Some(match name {
+        "partition_key" => Cell::U64(Some(id.partition_key)),
+        "id" => id.to_string().into(),
+        "status" => raw_status(s).into(),
+        "completion_result" => match &s.phase {
+            Phase::Completed { result: InvocationResult::Success(_) } => "success".into(),
+            Phase::Completed { result: InvocationResult::Failure { .. } } => "failure".into(),
+            _ => Cell::Text(None),
+        },
+        "completion_failure" => match &s.phase {
+            Phase::Completed { result: InvocationResult::Failure { code, message } } => format!("[{code}] {message}").into(),
+            _ => Cell::Text(None),
+        },
+        "target" => t.display().into(),
+        "target_service_name" => t.service.clone().into(),
+        "target_service_key" => t.key.clone().into(),
+        "target_handler_name" => t.handler.clone().into(),
+        "target_service_ty" => service_ty(t.service_kind).into(),
+        "idempotency_key" => s.idempotency_key.clone().into(),
+        "invoked_by" => if caller().is_some() { "service" } else { "ingress" }.into(),
+        "invoked_by_id" => caller().map(|(c, _)| c.to_string()).into(),
+        "invoked_by_service_name" => caller().map(|(_, t)| t.split('/').next().unwrap_or_default().to_owned()).into(),
+        "invoked_by_target" => caller().map(|(_, t)| t.clone()).into(),
+        "pinned_deployment_id" | "last_attempt_deployment_id" => pin.map(|p| p.deployment.to_string()).into(),
+        "pinned_service_protocol_version" => pin.map(|p| p.protocol_version).into(),
+        "trace_id" | "last_attempt_server" => Cell::Text(None),
+        "journal_size" => s.journal_len.into(),
+        "journal_commands_size" => s.commands.into(),
+        "created_at" => Cell::Time(Some(s.timestamps.created_at)),
+        "modified_at" => Cell::Time(Some(s.timestamps.modified_at)),
+        "inboxed_at" => Cell::Time(s.timestamps.inboxed_at),
+        "scheduled_at" => Cell::Time(s.timestamps.scheduled_at),
+        "scheduled_start_at" => Cell::Time(match s.phase {
+            Phase::Scheduled { at_ms } => Some(at_ms),
+            _ => None,
+        }),
+        "running_at" => Cell::Time(s.timestamps.running_at),
+        "completed_at" => Cell::Time(s.timestamps.completed_at),
+        "completion_retention" => Cell::Duration(Some(s.retention.completion_ms)),
+        "journal_retention" => Cell::Duration(Some(s.retention.journal_ms)),
+        "pinned_service_revision" => pin.map(|p| p.revision).into(),
+        "pinned_lambda_version" => pin.and_then(|p| p.executed_version.clone()).into(),
+        "requested_deployment_id" => s.requested_deployment.map(|d| d.to_string()).into(),
+        "in_flight" => s.attempt.in_flight.into(),
+        "retry_count" => u64::from(s.attempt.retry_count).into(),
+        "last_start_at" => Cell::Time(s.attempt.last_start_at_ms),
+        "next_retry_at" => Cell::Time(s.attempt.next_retry_at_ms),
+        "last_failure" => last.map(|f| f.message.clone()).into(),
+        "last_failure_error_code" => last.map(|f| f.code.to_string()).into(),
+        "last_failure_related_entry_index" | "last_failure_related_command_index" => command_index().into(),
+        "last_failure_related_entry_name" | "last_failure_related_command_name" => command_name().into(),
+        "last_failure_related_entry_type" | "last_failure_related_command_type" => command_type().into(),
+        _ => return None,
+    })
 }
 
-/// The row of `table` for one invocation: its columns picked by name (the derived `status`
-/// for `sys_invocation`).
-pub fn invocation_row(table: &TableDef, id: &InvocationId, s: &InvocationStatus) -> Vec<Cell> {
-    let mut cells = status_cells(id, s);
-    if table.name == SYS_INVOCATION.name {
-        cells.insert("status", user_status(s).into());
-    }
-    table
-        .columns
+/// The cells of `table`'s columns `wanted` (indices) for one invocation (the derived
+/// `status` for `sys_invocation`). Only those cells are made.
+pub fn invocation_row(table: &TableDef, wanted: &[usize], id: &InvocationId, s: &InvocationStatus) -> Vec<Cell> {
+    let derived = table.name == SYS_INVOCATION.name;
+    wanted
         .iter()
-        .map(|c| cells.remove(c.name).unwrap_or_else(|| panic!("column {} of {} has no cell", c.name, table.name)))
+        .map(|&i| {
+            let name = table.columns[i].name;
+            if derived && name == "status" {
+                return user_status(s).into();
+            }
+            status_cell(name, id, s).unwrap_or_else(|| panic!("column {name} of {} has no cell", table.name))
+        })
         .collect()
 }
 
@@ -560,7 +557,8 @@ mod tests {
         let id = InvocationId::generate(7);
         let s = status(Phase::Invoked, true, 0);
         for table in [&*SYS_INVOCATION, &SYS_INVOCATION_STATUS, &SYS_INVOCATION_STATE] {
-            let row = invocation_row(table, &id, &s);
+            let all: Vec<usize> = (0..table.columns.len()).collect();
+            let row = invocation_row(table, &all, &id, &s);
             assert_eq!(row.len(), table.columns.len());
             let batch = table.batch(&[row]).unwrap();
             assert_eq!(batch.num_rows(), 1);
