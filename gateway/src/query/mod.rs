@@ -9,6 +9,7 @@
 //! are built and encoded. Does not own: HTTP (`admin/`), the records (`engine/`, `storage/`).
 
 pub mod encode;
+mod entry_json;
 pub mod table;
 pub mod tables;
 

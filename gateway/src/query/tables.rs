@@ -226,7 +226,7 @@ pub const SYS_JOURNAL: TableDef = TableDef {
         col("raw", Bytes, "The entry as the SDK sent it (protobuf)."),
         col("raw_length", U64, "Its length in bytes."),
         col("version", U32, "2: service protocol V4+ journal entries."),
-        col("entry_json", Text, "Not produced yet (NULL)."),
+        col("entry_json", Text, "The entry as JSON, in Restate's shape (e.g. {\"Command\":{\"Sleep\":{\"wake_up_time\":…,\"completion_id\":1,\"name\":\"\"}}}; byte strings as arrays of numbers); NULL if it does not decode."),
         col("appended_at", Time, "When it was appended."),
     ]),
 };
@@ -298,7 +298,7 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
     };
     let (result, invocation) = command.as_ref().map(awaited).unwrap_or((None, None));
     let completed = if is_notification(entry.ty) { true } else { result.is_none_or(|c| arrived.contains_key(&c)) };
-    let invoked_id = invocation.and_then(|c| arrived.get(&c).cloned().flatten());
+    let invoked_id: Option<String> = invocation.and_then(|c| arrived.get(&c).cloned().flatten());
     vec![
         id.partition_key.into(),
         id.to_string().into(),
@@ -306,14 +306,14 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
         entry_type.into(),
         step_name.into(),
         completed.into(),
-        invoked_id.into(),
+        invoked_id.clone().into(),
         invoked_target.into(),
         Cell::Time(wakeup),
         promise.into(),
         Cell::Bytes(Some(entry.payload.to_vec())),
         (entry.payload.len() as u64).into(),
         2u32.into(),
-        Cell::Text(None),
+        super::entry_json::entry_json(entry.ty, &entry.payload, invoked_id.as_deref()).into(),
         Cell::Time(Some(entry.appended_at)),
     ]
 }

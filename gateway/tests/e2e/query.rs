@@ -185,6 +185,14 @@ fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_jou
     );
     let sleeping = rows(&perdure, &format!("SELECT completed FROM sys_journal WHERE id = '{sleeper}' AND entry_type = 'Command: Sleep'"));
     assert_eq!(sleeping, vec![json!({ "completed": false })], "the 60 s sleep has not woken up");
+    let json_of = |sql: &str| -> Value {
+        let r = rows(&perdure, sql);
+        serde_json::from_str(r[0]["entry_json"].as_str().expect("entry_json")).unwrap()
+    };
+    let sleep = json_of(&format!("SELECT entry_json FROM sys_journal WHERE id = '{sleeper}' AND entry_type = 'Command: Sleep'"));
+    assert!(sleep["Command"]["Sleep"]["wake_up_time"].as_u64().is_some(), "{sleep}");
+    let call = json_of("SELECT entry_json FROM sys_journal WHERE entry_type = 'Command: Call'");
+    assert_eq!(call["Command"]["Call"]["request"]["invocation_id"], counter[0]["id"], "{call}");
     // `WHERE id = …` reads one invocation's record and journal (a key-prefix scan), not the table.
     for table in ["sys_journal", "sys_invocation"] {
         let plan = rows(&perdure, &format!("EXPLAIN SELECT * FROM {table} WHERE id = '{sleeper}'"));
