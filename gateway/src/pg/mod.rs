@@ -24,7 +24,7 @@ use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion::sql::sqlparser::ast::{CopyOption, CopySource, CopyTarget, Set, Statement};
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -40,7 +40,6 @@ use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::Portal;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::Response;
-use pgwire::messages::data::DataRow;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
@@ -252,20 +251,27 @@ async fn bounded(response: Response, deadline: tokio::time::Instant, limit: Dura
                 Box::pin(Deadline { rows: Box::pin(rows), sleep: Box::pin(tokio::time::sleep_until(deadline)), limit, done: false });
             Ok(Response::Query(query))
         }
+        Response::CopyOut(mut copy) => {
+            let data = std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
+            copy.data_stream =
+                Box::pin(Deadline { rows: data, sleep: Box::pin(tokio::time::sleep_until(deadline)), limit, done: false });
+            Ok(Response::CopyOut(copy))
+        }
         other => Ok(other),
     }
 }
 
-/// A row stream that ends with a statement-timeout error once its deadline passes.
-struct Deadline {
-    rows: Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>,
+/// A stream (of rows, of COPY data) that ends with a statement-timeout error once its
+/// deadline passes.
+struct Deadline<T> {
+    rows: Pin<Box<dyn Stream<Item = PgWireResult<T>> + Send>>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
     done: bool,
 }
 
-impl Stream for Deadline {
-    type Item = PgWireResult<DataRow>;
+impl<T> Stream for Deadline<T> {
+    type Item = PgWireResult<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
@@ -395,7 +401,7 @@ impl QueryHook for ReadOnly {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        _ctx: &SessionContext,
+        ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         use pgwire::api::results::Tag;
@@ -409,6 +415,11 @@ impl QueryHook for ReadOnly {
                 Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
             }
             Statement::Discard { .. } => Some(Ok(Response::Execution(Tag::new("DISCARD ALL")))),
+            Statement::Copy { to: true, target: CopyTarget::Stdout, source, options, legacy_options, .. }
+                if legacy_options.is_empty() =>
+            {
+                Some(copy_out(ctx, source, options).await)
+            }
             _ => refusal(statement).map(Err),
         }
     }
@@ -432,6 +443,94 @@ impl QueryHook for ReadOnly {
     ) -> Option<PgWireResult<Response>> {
         refusal(statement).map(Err)
     }
+}
+
+fn unsupported(what: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "0A000".into(), what)))
+}
+
+/// `COPY (SELECT …) TO STDOUT` / `COPY table TO STDOUT` (what psql's `\copy … to 'file'` sends),
+/// in text or CSV format (`WITH (FORMAT csv, HEADER)`), streamed batch by batch.
+async fn copy_out(ctx: &SessionContext, source: &CopySource, options: &[CopyOption]) -> PgWireResult<Response> {
+    use datafusion::arrow::record_batch::RecordBatch;
+    use futures::StreamExt;
+    use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions};
+    use pgwire::messages::copy::CopyData;
+
+    let sql = match source {
+        CopySource::Query(query) => query.to_string(),
+        CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
+        CopySource::Table { table_name, columns } => {
+            let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            format!("SELECT {} FROM {table_name}", names.join(", "))
+        }
+    };
+    let (mut csv, mut header, mut delimiter, mut null) = (false, false, None, None);
+    for option in options {
+        match option {
+            CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => csv = true,
+            CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => csv = false,
+            CopyOption::Header(h) => header = *h,
+            CopyOption::Delimiter(d) => delimiter = Some(d.to_string()),
+            CopyOption::Null(n) => null = Some(n.clone()),
+            other => return Err(unsupported(format!("COPY option {other} is not supported (FORMAT text|csv, HEADER, DELIMITER and NULL are)"))),
+        }
+    }
+    let options = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(&sql, options).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let fields = std::sync::Arc::new(datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &schema,
+        &pgwire::api::portal::Format::UnifiedText,
+        None,
+    )?);
+    let columns = fields.len();
+    let mut encoder = if csv {
+        let mut o = CopyCsvOptions::default();
+        if let Some(d) = &delimiter {
+            o.delimiter = d.as_str().into();
+        }
+        if let Some(n) = &null {
+            o.null_string = n.as_str().into();
+        }
+        CopyEncoder::new_csv(fields.clone(), o)
+    } else {
+        let mut o = CopyTextOptions::default();
+        if let Some(d) = &delimiter {
+            o.delimiter = d.as_str().into();
+        }
+        if let Some(n) = &null {
+            o.null_string = n.as_str().into();
+        }
+        CopyEncoder::new_text(fields.clone(), o)
+    };
+    let batches = df.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let head = (csv && header).then(|| {
+        let sep = delimiter.clone().unwrap_or_else(|| ",".into());
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        Ok(CopyData::new(format!("{}\n", names.join(&sep)).into()))
+    });
+    let rows = batches.flat_map(move |batch: datafusion::error::Result<RecordBatch>| {
+        let rows: Vec<PgWireResult<CopyData>> = match batch {
+            Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
+            Ok(batch) => (0..batch.num_rows())
+                .map(|row| {
+                    for (c, field) in fields.iter().enumerate() {
+                        datafusion_postgres::arrow_pg::encoder::encode_value(
+                            &mut encoder,
+                            batch.column(c),
+                            row,
+                            batch.schema_ref().field(c),
+                            field,
+                        )?;
+                    }
+                    Ok(encoder.take_copy())
+                })
+                .collect(),
+        };
+        futures::stream::iter(rows)
+    });
+    Ok(Response::CopyOut(CopyResponse::new(0, columns, futures::stream::iter(head).chain(rows))))
 }
 
 /// Gives DataFusion's errors the SQLSTATE a PostgreSQL client expects (syntax error,

@@ -86,8 +86,20 @@ fn psql_reads_the_tables_describes_them_and_refuses_writes() {
         assert!(columns.contains(c), "\\d sys_invocation lacks {c}: {columns}");
     }
 
+    // COPY … TO STDOUT (psql's \copy), text and CSV with a header.
+    let csv = psql_ok(&perdure, "COPY (SELECT id, target FROM sys_invocation ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)");
+    assert!(csv.starts_with("id,target\n") && csv.contains(&format!("{sleeper},Greeter/sleepy")), "{csv}");
+    let text = psql_ok(&perdure, "COPY sys_deployment (id) TO STDOUT");
+    assert_eq!(text.trim(), dp);
+
     // Reads only, errors that name what is wrong.
-    for write in ["DELETE FROM sys_invocation", "CREATE TABLE t (a INT)", "DROP TABLE state", "SET datafusion.execution.batch_size = 1"] {
+    for write in [
+        "DELETE FROM sys_invocation",
+        "CREATE TABLE t (a INT)",
+        "DROP TABLE state",
+        "SET datafusion.execution.batch_size = 1",
+        "COPY state FROM STDIN",
+    ] {
         let err = psql_err(&perdure, write);
         assert!(err.contains("read-only"), "{write}: {err}");
     }
