@@ -486,22 +486,19 @@ async fn copy_out(ctx: &SessionContext, source: &CopySource, options: &[CopyOpti
     )?);
     let columns = fields.len();
     let mut encoder = if csv {
-        let mut o = CopyCsvOptions::default();
-        if let Some(d) = &delimiter {
-            o.delimiter = d.as_str().into();
-        }
-        if let Some(n) = &null {
-            o.null_string = n.as_str().into();
-        }
+        let defaults = CopyCsvOptions::default();
+        let o = CopyCsvOptions {
+            delimiter: delimiter.as_deref().map_or(defaults.delimiter.clone(), Into::into),
+            null_string: null.as_deref().map_or(defaults.null_string.clone(), Into::into),
+            ..defaults
+        };
         CopyEncoder::new_csv(fields.clone(), o)
     } else {
-        let mut o = CopyTextOptions::default();
-        if let Some(d) = &delimiter {
-            o.delimiter = d.as_str().into();
-        }
-        if let Some(n) = &null {
-            o.null_string = n.as_str().into();
-        }
+        let defaults = CopyTextOptions::default();
+        let o = CopyTextOptions {
+            delimiter: delimiter.as_deref().map_or(defaults.delimiter.clone(), Into::into),
+            null_string: null.as_deref().map_or(defaults.null_string, Into::into),
+        };
         CopyEncoder::new_text(fields.clone(), o)
     };
     let batches = df.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;

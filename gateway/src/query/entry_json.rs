@@ -54,6 +54,23 @@ fn invocation_target(service: &str, key: &str, handler: &str) -> Json {
     }
 }
 
+/// What a call or send asks for.
+fn request(
+    invoked_id: Option<&str>,
+    (service, key, handler): (&str, &str, &str),
+    parameter: &[u8],
+    hs: &[Header],
+    idempotency_key: &Option<String>,
+) -> Json {
+    json!({
+        "invocation_id": invoked_id,
+        "invocation_target": invocation_target(service, key, handler),
+        "parameter": bytes(parameter),
+        "headers": headers(hs),
+        "idempotency_key": idempotency_key,
+    })
+}
+
 /// The JSON of one command.
 fn command(c: &Command, invoked_id: Option<&str>) -> Json {
     let (name, body) = match c {
@@ -96,13 +113,7 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
         Command::Call(m) => (
             "Call",
             json!({
-                "request": {
-                    "invocation_id": invoked_id,
-                    "invocation_target": invocation_target(&m.service_name, &m.key, &m.handler_name),
-                    "parameter": bytes(&m.parameter),
-                    "headers": headers(&m.headers),
-                    "idempotency_key": m.idempotency_key,
-                },
+                "request": request(invoked_id, (&m.service_name, &m.key, &m.handler_name), &m.parameter, &m.headers, &m.idempotency_key),
                 "invocation_id_completion_id": m.invocation_id_notification_idx,
                 "result_completion_id": m.result_completion_id,
                 "name": m.name,
@@ -111,13 +122,7 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
         Command::OneWayCall(m) => (
             "OneWayCall",
             json!({
-                "request": {
-                    "invocation_id": invoked_id,
-                    "invocation_target": invocation_target(&m.service_name, &m.key, &m.handler_name),
-                    "parameter": bytes(&m.parameter),
-                    "headers": headers(&m.headers),
-                    "idempotency_key": m.idempotency_key,
-                },
+                "request": request(invoked_id, (&m.service_name, &m.key, &m.handler_name), &m.parameter, &m.headers, &m.idempotency_key),
                 "invoke_time": m.invoke_time,
                 "invocation_id_completion_id": m.invocation_id_notification_idx,
                 "name": m.name,
