@@ -139,6 +139,18 @@ impl Storage {
         self.visit_invocations(partition, false, f)
     }
 
+    /// Counts the invocation records of `partition` without decoding them (what `count(*)`
+    /// over every invocation needs).
+    pub fn count_invocations(&self, partition: u32) -> Result<u64, StorageError> {
+        let prefix = [tag::INVOCATION];
+        let mut n = 0u64;
+        self.scan(partition, &prefix, keys::prefix_end(&prefix), |_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+
     /// Decodes the invocation records of `partition` (only those whose attempt was running,
     /// if `running_only`: the header byte says so without decoding) and hands each to `f`
     /// until it says stop.
