@@ -60,6 +60,9 @@ struct Source {
 struct Scope {
     invocation: Option<crate::ids::InvocationId>,
     object: Option<ObjectKey>,
+    /// `pinned_deployment_id = 'dp_…' AND status != 'completed'` (what the CDK asks before
+    /// pruning): the not-completed invocations pinned to it, from its index.
+    pinned_open: Option<crate::ids::DeploymentId>,
     /// The query wants no rows (`id = 'not-an-id'`).
     nothing: bool,
 }
@@ -127,7 +130,8 @@ impl LiveTable {
     /// The columns a scope can come from, if this table has them.
     fn scope_columns(&self) -> &'static [&'static str] {
         match self.def.name {
-            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_journal" => &["id"],
+            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" => &["id", "pinned_deployment_id"],
+            "sys_journal" => &["id"],
             "state" | "sys_promise" | "sys_inbox" | "sys_keyed_service_status" => &["service_name", "service_key"],
             _ => &[],
         }
@@ -151,15 +155,33 @@ impl LiveTable {
         self.scope_columns().contains(&column).then_some((column, value))
     }
 
+    /// `status != 'completed'` on a table with a row per invocation record.
+    fn not_completed(&self, filter: &Expr) -> bool {
+        use datafusion::logical_expr::{BinaryExpr, Operator};
+        use datafusion::scalar::ScalarValue;
+        if !self.scope_columns().contains(&"pinned_deployment_id") {
+            return false;
+        }
+        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::NotEq, right }) = filter else { return false };
+        let completed = |e: &Expr| {
+            matches!(e, Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) if s == "completed")
+        };
+        match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), other) | (other, Expr::Column(c)) => c.name == "status" && completed(other),
+            _ => false,
+        }
+    }
+
     fn scope(&self, filters: &[Expr]) -> Scope {
         let mut scope = Scope::default();
-        let (mut service, mut key) = (None, None);
+        let (mut service, mut key, mut pinned) = (None, None, None);
         for (column, value) in filters.iter().filter_map(|f| self.equality(f)) {
             match column {
                 "id" => match value.parse::<crate::ids::InvocationId>() {
                     Ok(id) if scope.invocation.is_none_or(|known| known == id) => scope.invocation = Some(id),
                     _ => scope.nothing = true,
                 },
+                "pinned_deployment_id" => pinned = Some(value),
                 "service_name" => service = Some(value.to_owned()),
                 "service_key" => key = Some(value.to_owned()),
                 _ => {}
@@ -167,6 +189,12 @@ impl LiveTable {
         }
         if let (Some(service), Some(key)) = (service, key) {
             scope.object = Some(ObjectKey { service, key });
+        }
+        if let Some(d) = pinned.filter(|_| filters.iter().any(|f| self.not_completed(f))) {
+            match d.parse() {
+                Ok(d) => scope.pinned_open = Some(d),
+                Err(_) => scope.nothing = true,
+            }
         }
         scope
     }
@@ -187,7 +215,10 @@ impl TableProvider for LiveTable {
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
         use datafusion::logical_expr::TableProviderFilterPushDown::{Inexact, Unsupported};
-        Ok(filters.iter().map(|f| if self.equality(f).is_some() { Inexact } else { Unsupported }).collect())
+        Ok(filters
+            .iter()
+            .map(|f| if self.equality(f).is_some() || self.not_completed(f) { Inexact } else { Unsupported })
+            .collect())
     }
 
     async fn scan(
@@ -349,7 +380,7 @@ fn partitions(s: &Source, scope: &Scope) -> std::ops::Range<u32> {
 /// The query reads no column of a table with a row per invocation record, over all of them
 /// (`SELECT count(*) FROM sys_invocation`).
 fn counts_all(scope: &Scope, out: &Rows<'_>) -> bool {
-    out.wanted.is_empty() && scope.invocation.is_none() && !scope.nothing
+    out.wanted.is_empty() && scope.invocation.is_none() && scope.pinned_open.is_none() && !scope.nothing
 }
 
 /// As many empty rows as there are invocation records, without decoding any.
@@ -376,10 +407,19 @@ fn invocations(
     if scope.nothing {
         return Ok(());
     }
-    if let Some(id) = &scope.invocation {
-        if let Some(status) = s.storage.invocation(id).map_err(|e| StorageError::Log(e.0))? {
-            if let Some(r) = row(id, &status) {
-                out.push_wanted(r);
+    let point_reads = match (&scope.invocation, &scope.pinned_open) {
+        (Some(id), _) => Some(vec![*id]),
+        (None, Some(d)) => Some(s.storage.pinned_to(d, usize::MAX).map_err(|e| StorageError::Log(e.0))?),
+        (None, None) => None,
+    };
+    if let Some(ids) = point_reads {
+        for id in ids {
+            if let Some(status) = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))? {
+                if let Some(r) = row(&id, &status) {
+                    if !out.push_wanted(r) {
+                        break;
+                    }
+                }
             }
         }
         return Ok(());

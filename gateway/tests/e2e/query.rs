@@ -41,6 +41,13 @@ fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_dr
         &format!("SELECT COUNT(*) as cnt FROM sys_invocation_status WHERE pinned_deployment_id='{dp1}' AND status != 'completed'"),
     );
     assert_eq!(counted, vec![json!({ "cnt": 1 })]);
+    // It reads the deployment's index of open invocations, not every invocation.
+    let plan = rows(
+        &perdure,
+        &format!("EXPLAIN SELECT COUNT(*) as cnt FROM sys_invocation_status WHERE pinned_deployment_id='{dp1}' AND status != 'completed'"),
+    );
+    let text = plan.iter().map(|r| r["plan"].as_str().unwrap_or("")).collect::<String>();
+    assert!(text.contains("pinned_open: Some("), "{text}");
     let found = rows(&perdure, &format!("SELECT id FROM sys_deployment WHERE endpoint = '{}/'", v1.url()));
     assert_eq!(found, vec![json!({ "id": dp1 })]);
     let one = rows(&perdure, &format!("SELECT * FROM sys_invocation WHERE id = '{sleeper}'"));
