@@ -205,6 +205,16 @@ impl StartupHandler for Startup {
     }
 }
 
+/// A one-row, one-column answer to `SHOW name`.
+fn show(name: &str, value: &str) -> PgWireResult<Response> {
+    use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
+    let fields = Arc::new(vec![FieldInfo::new(name.into(), None, None, pgwire::api::Type::TEXT, FieldFormat::Text)]);
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter([Ok(row)]))))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -417,6 +427,9 @@ impl QueryHook for ReadOnly {
                 Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
             }
             Statement::Discard { .. } => Some(Ok(Response::Execution(Tag::new("DISCARD ALL")))),
+            Statement::ShowVariable { variable } if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("server_version") => {
+                Some(show("server_version", &format!("16.6 (perdure {})", env!("CARGO_PKG_VERSION"))))
+            }
             Statement::Copy { to: true, target: CopyTarget::Stdout, source, options, legacy_options, .. }
                 if legacy_options.is_empty() =>
             {

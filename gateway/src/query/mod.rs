@@ -473,6 +473,15 @@ impl QueryEngine {
         let mut ctx = session(&self.source);
         setup_pg_catalog(&ctx, "restate", EmptyContextProvider).map_err(|e| QueryError::Invalid(e.to_string()))?;
         datafusion_postgres::datafusion_pg_functions::register_all(&mut ctx);
+        // What version() says to tools that parse it ("PostgreSQL <major>.<minor> …").
+        let version = format!("PostgreSQL 16.6 (perdure {}, DataFusion {})", env!("CARGO_PKG_VERSION"), datafusion::DATAFUSION_VERSION);
+        ctx.register_udf(datafusion::logical_expr::create_udf(
+            "version",
+            vec![],
+            datafusion::arrow::datatypes::DataType::Utf8,
+            datafusion::logical_expr::Volatility::Immutable,
+            Arc::new(move |_| Ok(datafusion::logical_expr::ColumnarValue::Scalar(Some(version.clone()).into()))),
+        ));
         Ok(ctx)
     }
 

@@ -112,6 +112,7 @@ fn psql_reads_the_tables_describes_them_and_refuses_writes() {
     let (ok, _, err) = psql(&perdure, &["SET statement_timeout = 300", ENDLESS]);
     assert!(!ok && err.contains("statement timeout"), "{err}");
     assert_eq!(psql_ok(&perdure, "SELECT 1 + 1").trim(), "2");
+    assert!(psql_ok(&perdure, "SELECT version()").starts_with("PostgreSQL 16"), "tools parse version()");
 }
 
 #[test]
