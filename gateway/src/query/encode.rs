@@ -12,41 +12,73 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
 
-use super::Answer;
 
-/// The answer as an Arrow IPC stream.
-pub fn arrow_stream(answer: &Answer) -> Result<Vec<u8>, ArrowError> {
-    let mut out = Vec::new();
-    {
-        let mut writer = StreamWriter::try_new(&mut out, &answer.schema)?;
-        for batch in &answer.batches {
-            writer.write(batch)?;
+/// One row as `{column: value, …}` (NULL columns left out).
+fn json_row(batch: &RecordBatch, row: usize) -> Result<Value, ArrowError> {
+    let schema = batch.schema();
+    let mut object = Map::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let column = batch.column(i);
+        if column.is_null(row) {
+            continue;
         }
-        writer.finish()?;
+        object.insert(field.name().clone(), value(column, row)?);
     }
-    Ok(out)
+    Ok(Value::Object(object))
 }
 
-/// The answer as `{"rows":[{column: value, …}, …]}`.
-pub fn json_rows(answer: &Answer) -> Result<Value, ArrowError> {
-    let mut rows = Vec::new();
-    for batch in &answer.batches {
-        let schema = batch.schema();
+/// A stream of answer batches, failing with an I/O error (which cuts the response short).
+pub type Batches = std::pin::Pin<Box<dyn Stream<Item = Result<RecordBatch, std::io::Error>> + Send>>;
+
+/// `{"rows":[…]}`, written batch by batch as the batches come.
+pub fn json_stream(batches: Batches) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let mut first = true;
+    let rows = batches.map(move |batch| {
+        let batch = batch?;
+        let mut out = Vec::with_capacity(batch.num_rows() * 256);
         for row in 0..batch.num_rows() {
-            let mut object = Map::new();
-            for (i, field) in schema.fields().iter().enumerate() {
-                let column = batch.column(i);
-                if column.is_null(row) {
-                    continue;
-                }
-                object.insert(field.name().clone(), value(column, row)?);
+            if !std::mem::take(&mut first) {
+                out.push(b',');
             }
-            rows.push(Value::Object(object));
+            let row = json_row(&batch, row).map_err(std::io::Error::other)?;
+            serde_json::to_writer(&mut out, &row).map_err(std::io::Error::other)?;
         }
-    }
-    Ok(serde_json::json!({ "rows": rows }))
+        Ok(Bytes::from(out))
+    });
+    futures::stream::once(async { Ok(Bytes::from_static(b"{\"rows\":[")) })
+        .chain(rows)
+        .chain(futures::stream::once(async { Ok(Bytes::from_static(b"]}")) }))
+}
+
+/// An Arrow IPC stream, written batch by batch as the batches come.
+pub fn arrow_ipc_stream(
+    schema: SchemaRef,
+    batches: Batches,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send, ArrowError> {
+    let mut writer = StreamWriter::try_new(Vec::new(), &schema)?;
+    let header = Bytes::from(std::mem::take(writer.get_mut()));
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(Some(writer)));
+    let (w1, w2) = (writer.clone(), writer);
+    let body = batches.map(move |batch| {
+        let batch = batch?;
+        let mut guard = w1.lock().map_err(|_| std::io::Error::other("IPC writer poisoned"))?;
+        let w = guard.as_mut().ok_or_else(|| std::io::Error::other("IPC stream already finished"))?;
+        w.write(&batch).map_err(std::io::Error::other)?;
+        Ok(Bytes::from(std::mem::take(w.get_mut())))
+    });
+    let end = futures::stream::once(async move {
+        let mut guard = w2.lock().map_err(|_| std::io::Error::other("IPC writer poisoned"))?;
+        let mut w = guard.take().ok_or_else(|| std::io::Error::other("IPC stream already finished"))?;
+        w.finish().map_err(std::io::Error::other)?;
+        Ok(Bytes::from(std::mem::take(w.get_mut())))
+    });
+    Ok(futures::stream::once(async move { Ok(header) }).chain(body).chain(end))
 }
 
 fn iso_duration(ms: i64) -> String {

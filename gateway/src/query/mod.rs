@@ -40,12 +40,6 @@ pub enum QueryError {
     Storage(#[from] StorageError),
 }
 
-/// A query's answer: its schema and batches.
-pub struct Answer {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-}
-
 /// What the tables read: the schema registry and the records, at the moment a scan starts.
 #[derive(Clone)]
 struct Source {
@@ -485,16 +479,29 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    /// Runs one read-only statement, stopped after the timeout.
-    pub async fn run(&self, sql: &str) -> Result<Answer, QueryError> {
-        tokio::time::timeout(self.timeout, self.run_to_end(sql)).await.map_err(|_| QueryError::Timeout(self.timeout))?
+    /// Plans one read-only statement and starts it: its schema and its batches as they come
+    /// (the caller streams them, and stops at `deadline`; see [`QueryEngine::deadline`]).
+    pub async fn start(
+        &self,
+        sql: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(SchemaRef, datafusion::execution::SendableRecordBatchStream), QueryError> {
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        let plan = async {
+            let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let stream = df.execute_stream().await.map_err(|e| QueryError::Execution(e.to_string()))?;
+            Ok::<_, QueryError>((schema, stream))
+        };
+        tokio::time::timeout_at(deadline, plan).await.map_err(|_| QueryError::Timeout(self.timeout))?
     }
 
-    async fn run_to_end(&self, sql: &str) -> Result<Answer, QueryError> {
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| QueryError::Execution(e.to_string()))?;
-        Ok(Answer { schema, batches })
+    /// When a statement started now must stop.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.timeout
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
     }
 }
