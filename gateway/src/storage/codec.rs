@@ -40,15 +40,20 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
 
 pub fn decode<T: DeserializeOwned>(raw: &[u8], table: &'static str) -> Result<T, StorageError> {
     match raw.split_first() {
-        Some((&VERSION, body)) => {
-            super::pack::from_slice(body).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() })
-        }
-        Some((&VERSION_POSTCARD, _)) => Err(StorageError::Corrupt {
+        Some((&version, body)) => decode_body(version, body, table),
+        None => Err(StorageError::Corrupt { table, reason: "empty record".into() }),
+    }
+}
+
+/// [`decode`] of a record whose version byte and body are apart (a header between them).
+pub fn decode_body<T: DeserializeOwned>(version: u8, body: &[u8], table: &'static str) -> Result<T, StorageError> {
+    match version {
+        VERSION => super::pack::from_slice(body).map_err(|e| StorageError::Corrupt { table, reason: e.to_string() }),
+        VERSION_POSTCARD => Err(StorageError::Corrupt {
             table,
             reason: "a storage format 1 record in an upgraded data directory".into(),
         }),
-        Some((v, _)) => Err(StorageError::Corrupt { table, reason: format!("unknown record version {v}") }),
-        None => Err(StorageError::Corrupt { table, reason: "empty record".into() }),
+        v => Err(StorageError::Corrupt { table, reason: format!("unknown record version {v}") }),
     }
 }
 

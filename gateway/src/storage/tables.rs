@@ -2,7 +2,7 @@
 //! a group of [`Write`]s becomes, and the scans a partition leader runs when it starts.
 
 use bytes::Bytes;
-use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{ReadOptions, WriteBatch};
 
 use super::keys::tag;
 use super::{Storage, StorageError, codec, keys};
@@ -32,13 +32,16 @@ impl Storage {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(end);
         let handle = self.table_cf(partition, start.first().copied().unwrap_or(tag::META));
-        let iter = self.db().iterator_cf_opt(&handle, ro, IteratorMode::From(start, Direction::Forward));
-        for item in iter {
-            let (k, v) = item?;
-            if !f(&k, &v)? {
-                break;
+        // The raw iterator lends each key and value in place (no copy per record).
+        let mut iter = self.db().raw_iterator_cf_opt(&handle, ro);
+        iter.seek(start);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            if !f(k, v)? {
+                return Ok(());
             }
+            iter.next();
         }
+        iter.status()?;
         Ok(())
     }
 
@@ -341,10 +344,7 @@ pub(super) fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError
     if raw.len() < 2 {
         return Err(StorageError::Corrupt { table: "invocation", reason: "record too short".into() });
     }
-    let mut envelope = Vec::with_capacity(raw.len() - 1);
-    envelope.push(raw[0]);
-    envelope.extend_from_slice(&raw[2..]);
-    codec::decode(&envelope, "invocation")
+    codec::decode_body(raw[0], &raw[2..], "invocation")
 }
 
 /// Reads route by partition key to the partition that owns it.
