@@ -50,7 +50,7 @@ struct Source {
 /// What a scan may narrow to, from the query's `WHERE` (`id = '…'`, or `service_name = '…'
 /// AND service_key = '…'`): a point read or a key-prefix scan instead of the whole table.
 /// DataFusion still applies the filters to the rows, so a scope only ever saves work.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 struct Scope {
     invocation: Option<crate::ids::InvocationId>,
     object: Option<ObjectKey>,
@@ -59,6 +59,9 @@ struct Scope {
     pinned_open: Option<crate::ids::DeploymentId>,
     /// The query wants no rows (`id = 'not-an-id'`).
     nothing: bool,
+    /// The slice of the partition key space this scan reads, when a table is read by several
+    /// threads side by side (one per DataFusion partition).
+    slice: Option<crate::storage::KeySlice>,
 }
 
 /// Rows per record batch: a scan holds at most a couple of batches at once.
@@ -217,13 +220,21 @@ impl TableProvider for LiveTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let scope = self.scope(filters);
-        Ok(Arc::new(scan::LiveScan::new(self.def, self.fill, self.source.clone(), scope, projection.cloned(), limit)))
+        // Whole scans of the big per-invocation tables run on several threads, each over a
+        // slice of the partition key space.
+        let whole = scope.invocation.is_none() && scope.pinned_open.is_none() && !scope.nothing;
+        let sliced = matches!(
+            self.def.name,
+            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_idempotency" | "sys_journal"
+        );
+        let slices = if whole && sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
+        Ok(Arc::new(scan::LiveScan::new(self.def, self.fill, self.source.clone(), scope, projection.cloned(), limit, slices)))
     }
 }
 
@@ -247,14 +258,14 @@ fn fill_of(name: &str) -> Fill {
         "sys_invocation" => |s, scope, out| {
             let wanted = out.wanted.clone();
             if counts_all(scope, out) {
-                return count_invocations(s, out);
+                return count_invocations(s, scope, out);
             }
             invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, &wanted, id, st)))
         },
         "sys_invocation_status" => |s, scope, out| {
             let wanted = out.wanted.clone();
             if counts_all(scope, out) {
-                return count_invocations(s, out);
+                return count_invocations(s, scope, out);
             }
             invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, &wanted, id, st)))
         },
@@ -320,7 +331,7 @@ fn fill_of(name: &str) -> Fill {
                     }
                     true
                 };
-                s.storage.for_each_journal_entry(partition, scope.invocation.as_ref(), |id, index, e| {
+                s.storage.for_each_journal_entry(partition, scope.invocation.as_ref(), scope.slice, |id, index, e| {
                     if current.last().is_some_and(|(last, _, _)| *last != id) {
                         open = emit(&mut current, out);
                     }
@@ -378,9 +389,9 @@ fn counts_all(scope: &Scope, out: &Rows<'_>) -> bool {
 }
 
 /// As many empty rows as there are invocation records, without decoding any.
-fn count_invocations(s: &Source, out: &mut Rows<'_>) -> Result<(), StorageError> {
+fn count_invocations(s: &Source, scope: &Scope, out: &mut Rows<'_>) -> Result<(), StorageError> {
     for partition in 0..s.storage.partitions() {
-        for _ in 0..s.storage.count_invocations(partition)? {
+        for _ in 0..s.storage.count_invocations(partition, scope.slice)? {
             if !out.push_wanted(Vec::new()) {
                 return Ok(());
             }
@@ -420,7 +431,7 @@ fn invocations(
     }
     for partition in partitions(s, scope) {
         let mut open = true;
-        s.storage.for_each_invocation(partition, |id, status| {
+        s.storage.for_each_invocation(partition, scope.slice, |id, status| {
             if let Some(r) = row(&id, &status) {
                 open = out.push_wanted(r);
             }

@@ -29,6 +29,8 @@ pub(super) struct LiveScan {
     scope: Arc<Scope>,
     projection: Option<Vec<usize>>,
     limit: Option<usize>,
+    /// How many slices of the partition key space are read side by side (1: the whole).
+    slices: usize,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -47,6 +49,7 @@ impl LiveScan {
         scope: Scope,
         projection: Option<Vec<usize>>,
         limit: Option<usize>,
+        slices: usize,
     ) -> Self {
         let full = def.schema();
         let schema = match &projection {
@@ -55,11 +58,11 @@ impl LiveScan {
         };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(slices),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { def, fill, source, scope: Arc::new(scope), projection, limit, schema, properties: Arc::new(properties) }
+        Self { def, fill, source, scope: Arc::new(scope), projection, limit, slices, schema, properties: Arc::new(properties) }
     }
 }
 
@@ -67,7 +70,7 @@ impl DisplayAs for LiveScan {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match t {
             DisplayFormatType::TreeRender => write!(f, "table={}", self.def.name),
-            _ => write!(f, "LiveScan: table={}, scope={:?}", self.def.name, self.scope),
+            _ => write!(f, "LiveScan: table={}, slices={}, scope={:?}", self.def.name, self.slices, self.scope),
         }
     }
 }
@@ -104,9 +107,16 @@ impl ExecutionPlan for LiveScan {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
-        let (def, fill, source, scope) = (self.def, self.fill, self.source.clone(), self.scope.clone());
+        let (def, fill, source) = (self.def, self.fill, self.source.clone());
+        let scope = if self.slices > 1 {
+            let mut sliced = (*self.scope).clone();
+            sliced.slice = Some(crate::storage::KeySlice::nth(partition, self.slices));
+            Arc::new(sliced)
+        } else {
+            self.scope.clone()
+        };
         let wanted = self.projection.clone().unwrap_or_else(|| (0..def.columns.len()).collect());
         let reader = tokio::task::spawn_blocking(move || {
             let mut out = Rows { def, wanted, rows: Vec::new(), tx: &tx, open: true };

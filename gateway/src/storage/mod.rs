@@ -28,6 +28,7 @@ pub mod keys;
 pub mod log;
 pub mod pack;
 mod tables;
+pub use tables::KeySlice;
 mod upgrade;
 
 use std::path::{Path, PathBuf};

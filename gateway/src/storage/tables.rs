@@ -137,17 +137,18 @@ impl Storage {
     pub fn for_each_invocation(
         &self,
         partition: u32,
+        slice: Option<KeySlice>,
         f: impl FnMut(InvocationId, InvocationStatus) -> bool,
     ) -> Result<(), StorageError> {
-        self.visit_invocations(partition, false, f)
+        self.visit_invocations(partition, false, slice, f)
     }
 
     /// Counts the invocation records of `partition` without decoding them (what `count(*)`
     /// over every invocation needs).
-    pub fn count_invocations(&self, partition: u32) -> Result<u64, StorageError> {
-        let prefix = [tag::INVOCATION];
+    pub fn count_invocations(&self, partition: u32, slice: Option<KeySlice>) -> Result<u64, StorageError> {
+        let (start, end) = slice_bounds(tag::INVOCATION, slice);
         let mut n = 0u64;
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |_, _| {
+        self.scan(partition, &start, end, |_, _| {
             n += 1;
             Ok(true)
         })?;
@@ -161,10 +162,11 @@ impl Storage {
         &self,
         partition: u32,
         running_only: bool,
+        slice: Option<KeySlice>,
         mut f: impl FnMut(InvocationId, InvocationStatus) -> bool,
     ) -> Result<(), StorageError> {
-        let prefix = [tag::INVOCATION];
-        self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, v| {
+        let (start, end) = slice_bounds(tag::INVOCATION, slice);
+        self.scan(partition, &start, end, |k, v| {
             if running_only && v.get(1) != Some(&RUNNING) {
                 return Ok(true);
             }
@@ -216,11 +218,12 @@ impl Storage {
         &self,
         partition: u32,
         only: Option<&InvocationId>,
+        slice: Option<KeySlice>,
         mut f: impl FnMut(InvocationId, u32, JournalEntry) -> bool,
     ) -> Result<(), StorageError> {
         let (start, end) = match only {
             Some(id) => (keys::journal(id, 0).to_vec(), keys::journal(id, u32::MAX).to_vec()),
-            None => (vec![tag::JOURNAL], keys::prefix_end(&[tag::JOURNAL])),
+            None => slice_bounds(tag::JOURNAL, slice),
         };
         let corrupt = || StorageError::Corrupt { table: "journal", reason: "bad key".into() };
         self.scan(partition, &start, end, |k, v| {
@@ -278,7 +281,7 @@ impl Storage {
         partition: u32,
         mut f: impl FnMut(InvocationId, InvocationStatus),
     ) -> Result<(), StorageError> {
-        self.visit_invocations(partition, true, |id, status| {
+        self.visit_invocations(partition, true, None, |id, status| {
             f(id, status);
             true
         })
@@ -338,6 +341,36 @@ pub(super) fn encode_status(status: &InvocationStatus) -> Vec<u8> {
     codec::encode_into(status, &mut out);
     out.insert(1, if running { RUNNING } else { 0 });
     out
+}
+
+/// Partition keys `from..until` (`until` `None`: to the end), a slice of a table keyed by
+/// partition key first, so several threads can scan one table side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySlice {
+    pub from: u64,
+    pub until: Option<u64>,
+}
+
+impl KeySlice {
+    /// Slice `i` of `n` equal slices of the partition key space.
+    pub fn nth(i: usize, n: usize) -> Self {
+        let width = (u64::MAX / n as u64).max(1);
+        let at = |k: usize| (k as u64).saturating_mul(width);
+        KeySlice { from: at(i), until: (i + 1 < n).then(|| at(i + 1)) }
+    }
+}
+
+/// The key bounds of `slice` (or the whole table) of a table whose keys are tag ‖ partition key ‖ ….
+fn slice_bounds(table: u8, slice: Option<KeySlice>) -> (Vec<u8>, Vec<u8>) {
+    let at = |pk: u64| {
+        let mut k = vec![table];
+        k.extend_from_slice(&pk.to_be_bytes());
+        k
+    };
+    match slice {
+        None => (vec![table], keys::prefix_end(&[table])),
+        Some(s) => (at(s.from), s.until.map_or_else(|| keys::prefix_end(&[table]), at)),
+    }
 }
 
 pub(super) fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError> {
@@ -467,5 +500,22 @@ mod tests {
         // Every record still reads back whole.
         assert!(storage.invocation(&done).unwrap().unwrap().is_completed());
         assert_eq!(storage.invocation(&backing_off).unwrap().unwrap().phase, Phase::Invoked);
+    }
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use super::KeySlice;
+
+    #[test]
+    fn slices_cover_the_partition_key_space_without_overlap() {
+        for n in 1..=4 {
+            let slices: Vec<KeySlice> = (0..n).map(|i| KeySlice::nth(i, n)).collect();
+            assert_eq!(slices[0].from, 0);
+            assert_eq!(slices[n - 1].until, None, "the last slice runs to the end");
+            for pair in slices.windows(2) {
+                assert_eq!(pair[0].until, Some(pair[1].from), "{pair:?}");
+            }
+        }
     }
 }
