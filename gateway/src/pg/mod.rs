@@ -64,10 +64,15 @@ pub struct PgSettings {
 
 /// Accepts PostgreSQL connections on `listener` until `shutdown` changes.
 pub async fn serve(listener: TcpListener, ctx: SessionContext, settings: PgSettings, mut shutdown: watch::Receiver<bool>) {
-    let handlers = Arc::new(Handlers::new(ctx, settings));
+    let handlers = Arc::new(Handlers::new(ctx.clone(), settings));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                // pg_catalog's schema holds the catalog that holds it: let go of the tables
+                // (and the records they read) so the database can close.
+                crate::query::release(&ctx);
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);

@@ -444,6 +444,14 @@ fn invocations(
     Ok(())
 }
 
+/// Drops a session's tables (and the storage handles they hold), for a session whose catalog
+/// outlives it (the PostgreSQL one: `pg_catalog` refers back to its catalog).
+pub fn release(ctx: &SessionContext) {
+    for def in tables::ALL.iter() {
+        let _ = ctx.deregister_table(def.name);
+    }
+}
+
 /// Runs read-only SQL over the live tables; cheap to clone.
 #[derive(Clone)]
 pub struct QueryEngine {

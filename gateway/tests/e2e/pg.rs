@@ -117,7 +117,7 @@ fn psql_reads_the_tables_describes_them_and_refuses_writes() {
 
 #[test]
 fn psycopg_binds_parameters_prepares_statements_and_gets_typed_errors() {
-    let perdure = Perdure::start();
+    let mut perdure = Perdure::start_capturing(&[]);
     let (_sdk, dp, _) = with_work(&perdure, 100);
     let (host, port) = host_port(&perdure);
     let dsn = format!("host={host} port={port} user=psycopg dbname=restate connect_timeout=10");
@@ -128,6 +128,9 @@ fn psycopg_binds_parameters_prepares_statements_and_gets_typed_errors() {
         .expect("run python");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("ok"), "{text}");
+    // After SQL sessions the server still closes its database cleanly.
+    assert!(perdure.stop().success());
+    assert!(!perdure.log().contains("outlived"), "{}", perdure.log());
 }
 
 #[test]
