@@ -16,7 +16,9 @@
 //!   (request/response), discovery.
 //! - [`ingress`]: the Restate-compatible HTTP ingress.
 //! - [`admin`]: the admin REST API.
-//! - [`query`]: SQL introspection (`POST /query`) over Restate's system tables.
+//! - [`query`]: SQL introspection over Restate's system tables: the tables, their streaming
+//!   scans, and `POST /query`'s encodings.
+//! - [`pg`]: the same SQL over the PostgreSQL wire protocol (psql, drivers) on port 9071.
 //! - [`cli`]: `perdure dp|services|invocations`, a client of the admin API.
 //! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
 //!
