@@ -184,16 +184,47 @@ fn notification(ty: u16, n: &NotificationMessage) -> Json {
     }
 }
 
-/// `entry_json` of one journal entry, `None` when its payload does not decode. `invoked_id`
-/// is the invocation a call started, when known.
-pub fn entry_json(ty: u16, payload: &bytes::Bytes, invoked_id: Option<&str>) -> Option<String> {
+/// `entry_json` and `entry_lite_json` of one journal entry, `None` when its payload does not
+/// decode. `invoked_id` is the invocation a call started, when known.
+pub fn entry_json(ty: u16, payload: &bytes::Bytes, invoked_id: Option<&str>) -> Option<(String, String)> {
     use prost::Message as _;
     let json = if is_notification(ty) {
         notification(ty, &NotificationMessage::decode(payload.clone()).ok()?)
     } else {
         command(&Command::decode(ty, payload.clone()).ok()?, invoked_id)
     };
-    Some(json.to_string())
+    Some((json.to_string(), lite(json).to_string()))
+}
+
+/// The entry without its payloads (as Restate's `entry_lite_json`): values, parameters,
+/// headers and names left out, results named by their kind only, a call's request inlined.
+fn lite(json: Json) -> Json {
+    match json {
+        Json::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("headers" | "payload" | "value" | "parameter" | "name", _) => {}
+                    ("request", Json::Object(request)) => {
+                        for (rk, rv) in request {
+                            if !matches!(rk.as_str(), "headers" | "parameter") {
+                                out.insert(rk, lite(rv));
+                            }
+                        }
+                    }
+                    (_, Json::Object(inner)) if inner.len() == 1 && (inner.contains_key("Success") || inner.contains_key("Failure")) => {
+                        let kind = inner.keys().next().cloned().unwrap_or_default();
+                        out.insert(k, Json::String(kind));
+                    }
+                    (_, v) => {
+                        out.insert(k, lite(v));
+                    }
+                }
+            }
+            Json::Object(out)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +249,18 @@ mod tests {
         });
         assert_eq!(
             entry_json(ty::INPUT_COMMAND, &payload(&input), None).unwrap(),
-            r#"{"Command":{"Input":{"headers":[{"name":"accept","value":"*/*"}],"name":"","payload":[49]}}}"#
+            (
+                r#"{"Command":{"Input":{"headers":[{"name":"accept","value":"*/*"}],"name":"","payload":[49]}}}"#.into(),
+                r#"{"Command":{"Input":{}}}"#.into()
+            )
+        );
+        let output = Command::Output(OutputCommandMessage {
+            result: Some(OutputResult::Value(Value::new(&b"7"[..]))),
+            name: String::new(),
+        });
+        assert_eq!(
+            entry_json(ty::OUTPUT_COMMAND, &payload(&output), None).unwrap().1,
+            r#"{"Command":{"Output":{"result":"Success"}}}"#
         );
         let eager = Command::GetEagerState(GetEagerStateCommandMessage {
             key: "count".into(),
@@ -226,18 +268,21 @@ mod tests {
             name: String::new(),
         });
         assert_eq!(
-            entry_json(ty::GET_EAGER_STATE_COMMAND, &payload(&eager), None).unwrap(),
+            entry_json(ty::GET_EAGER_STATE_COMMAND, &payload(&eager), None).unwrap().0,
             r#"{"Command":{"GetEagerState":{"key":"count","name":"","result":"Void"}}}"#
         );
         let sleep = Command::Sleep(SleepCommandMessage { wake_up_time: 1795350492347, result_completion_id: 1, name: String::new() });
         assert_eq!(
             entry_json(ty::SLEEP_COMMAND, &payload(&sleep), None).unwrap(),
-            r#"{"Command":{"Sleep":{"completion_id":1,"name":"","wake_up_time":1795350492347}}}"#
+            (
+                r#"{"Command":{"Sleep":{"completion_id":1,"name":"","wake_up_time":1795350492347}}}"#.into(),
+                r#"{"Command":{"Sleep":{"completion_id":1,"wake_up_time":1795350492347}}}"#.into()
+            )
         );
         let woke = NotificationMessage { id: Some(NotificationId::CompletionId(1)), result: Some(NotificationResult::void()) };
         let raw = prost::Message::encode_to_vec(&woke).into();
         assert_eq!(
-            entry_json(ty::SLEEP_COMPLETION_NOTIFICATION, &raw, None).unwrap(),
+            entry_json(ty::SLEEP_COMPLETION_NOTIFICATION, &raw, None).unwrap().0,
             r#"{"Notification":{"Completion":{"Sleep":{"completion_id":1}}}}"#
         );
         assert_eq!(entry_json(ty::SLEEP_COMMAND, &bytes::Bytes::from_static(&[0xff, 0xff]), None), None);

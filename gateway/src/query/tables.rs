@@ -45,6 +45,7 @@ pub const SYS_SERVICE: TableDef = TableDef {
 const STATUS_COLUMNS: &[Column] = &[
     col("partition_key", U64, "The partition key of the invocation."),
     col("id", Text, "Invocation id (inv_…)."),
+    col("vqueue_id", Text, "Restate's virtual queue (perdure has none: NULL)."),
     col("status", Text, "inboxed, scheduled, invoked, suspended, paused or completed."),
     col("completion_result", Text, "success or failure, once completed."),
     col("completion_failure", Text, "The failure, if it completed with one."),
@@ -53,17 +54,22 @@ const STATUS_COLUMNS: &[Column] = &[
     col("target_service_key", Text, "The key, for virtual objects and workflows."),
     col("target_handler_name", Text, "The handler invoked."),
     col("target_service_ty", Text, "service, virtual_object or workflow."),
+    col("scope", Text, "Restate's scope (perdure has none: NULL)."),
+    col("limit_key", Text, "Restate's concurrency limit key (perdure has none: NULL)."),
     col("idempotency_key", Text, "The idempotency key it was called with."),
     col("invoked_by", Text, "ingress or service."),
     col("invoked_by_id", Text, "The calling invocation, when invoked by a service."),
+    col("invoked_by_subscription_id", Text, "The subscription that invoked it (perdure has no subscriptions: NULL)."),
     col("invoked_by_service_name", Text, "The calling service."),
     col("invoked_by_target", Text, "The calling target."),
+    col("restarted_from", Text, "The invocation it was restarted from (not recorded: NULL)."),
     col("pinned_deployment_id", Text, "The deployment it is pinned to (set at its first attempt)."),
     col("pinned_service_protocol_version", U32, "The protocol version of that pin."),
     col("trace_id", Text, "Trace id (not recorded yet: NULL)."),
     col("journal_size", U32, "Entries in its journal."),
     col("journal_commands_size", U32, "Commands in its journal."),
     col("created_at", Time, "When it was created."),
+    col("created_using_restate_version", Text, "The server version that created it (perdure: NULL, it is not Restate)."),
     col("modified_at", Time, "When its status last changed."),
     col("inboxed_at", Time, "When it entered its key's inbox."),
     col("scheduled_at", Time, "When it was scheduled (delayed send)."),
@@ -72,6 +78,9 @@ const STATUS_COLUMNS: &[Column] = &[
     col("completed_at", Time, "When it completed."),
     col("completion_retention", Duration, "How long its result is kept after completion."),
     col("journal_retention", Duration, "How long its journal is kept after completion."),
+    col("suspended_waiting_for_completions", U32List, "While suspended: the completion ids it waits for."),
+    col("suspended_waiting_for_signals", U32List, "While suspended: the signal indexes it waits for."),
+    col("suspended_waiting_future_json", Text, "While suspended: what it waits for as JSON ({\"completions\":[…],\"signals\":[…],\"named_signals\":[…]})."),
     col("pinned_service_revision", U32, "perdure: the service revision it was started on."),
     col("pinned_lambda_version", Text, "perdure: the Lambda function version it is pinned to (alias deployments)."),
     col("requested_deployment_id", Text, "perdure: the deployment x-perdure-deployment sent it to, before its first attempt."),
@@ -100,6 +109,7 @@ const STATE_COLUMNS: &[Column] = &[
     col("last_failure_related_command_index", U64, "The command the failure was about."),
     col("last_failure_related_command_name", Text, "Its name."),
     col("last_failure_related_command_type", Text, "Its type."),
+    col("last_awaiting_on_future_json", Text, "What its last attempt awaited (not recorded: NULL)."),
 ];
 
 pub const SYS_INVOCATION_STATE: TableDef = TableDef {
@@ -152,6 +162,7 @@ pub const STATE: TableDef = TableDef {
     doc: "The state of every virtual object and workflow.",
     columns: Cow::Borrowed(&[
         col("partition_key", U64, "The partition key of the object."),
+        col("scope", Text, "Restate's scope (perdure has none: NULL)."),
         col("service_name", Text, "The object's service."),
         col("service_key", Text, "The object's key."),
         col("key", Text, "The state entry's name."),
@@ -167,6 +178,7 @@ pub const SYS_PROMISE: TableDef = TableDef {
     doc: "Durable promises of workflows.",
     columns: Cow::Borrowed(&[
         col("partition_key", U64, "The partition key of the workflow."),
+        col("scope", Text, "Restate's scope (perdure has none: NULL)."),
         col("service_name", Text, "The workflow's service."),
         col("service_key", Text, "The workflow's key."),
         col("key", Text, "The promise's name."),
@@ -180,6 +192,7 @@ pub const SYS_PROMISE: TableDef = TableDef {
 pub fn state_row(obj: &crate::engine::records::ObjectKey, name: &[u8], value: &[u8]) -> Vec<Cell> {
     vec![
         obj.partition_key().into(),
+        Cell::Text(None),
         obj.service.clone().into(),
         obj.key.clone().into(),
         String::from_utf8_lossy(name).into_owned().into(),
@@ -199,6 +212,7 @@ pub fn promise_row(obj: &crate::engine::records::ObjectKey, name: String, promis
     let utf8 = value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
     vec![
         obj.partition_key().into(),
+        Cell::Text(None),
         obj.service.clone().into(),
         obj.key.clone().into(),
         name.into(),
@@ -227,6 +241,7 @@ pub const SYS_JOURNAL: TableDef = TableDef {
         col("raw_length", U64, "Its length in bytes."),
         col("version", U32, "2: service protocol V4+ journal entries."),
         col("entry_json", Text, "The entry as JSON, in Restate's shape (e.g. {\"Command\":{\"Sleep\":{\"wake_up_time\":…,\"completion_id\":1,\"name\":\"\"}}}; byte strings as arrays of numbers); NULL if it does not decode."),
+        col("entry_lite_json", Text, "entry_json without payloads: values, parameters, headers and names left out, results by kind (\"Success\", \"Void\")."),
         col("appended_at", Time, "When it was appended."),
     ]),
 };
@@ -299,6 +314,7 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
     let (result, invocation) = command.as_ref().map(awaited).unwrap_or((None, None));
     let completed = if is_notification(entry.ty) { true } else { result.is_none_or(|c| arrived.contains_key(&c)) };
     let invoked_id: Option<String> = invocation.and_then(|c| arrived.get(&c).cloned().flatten());
+    let json = super::entry_json::entry_json(entry.ty, &entry.payload, invoked_id.as_deref());
     vec![
         id.partition_key.into(),
         id.to_string().into(),
@@ -313,7 +329,8 @@ pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records
         Cell::Bytes(Some(entry.payload.to_vec())),
         (entry.payload.len() as u64).into(),
         2u32.into(),
-        super::entry_json::entry_json(entry.ty, &entry.payload, invoked_id.as_deref()).into(),
+        json.clone().map(|(full, _)| full).into(),
+        json.map(|(_, lite)| lite).into(),
         Cell::Time(Some(entry.appended_at)),
     ]
 }
@@ -486,7 +503,26 @@ fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Ce
         "invoked_by_target" => caller().map(|(_, t)| t.clone()).into(),
         "pinned_deployment_id" | "last_attempt_deployment_id" => pin.map(|p| p.deployment.to_string()).into(),
         "pinned_service_protocol_version" => pin.map(|p| p.protocol_version).into(),
-        "trace_id" | "last_attempt_server" => Cell::Text(None),
+        "trace_id" | "last_attempt_server" | "vqueue_id" | "scope" | "limit_key" | "invoked_by_subscription_id"
+        | "restarted_from" | "created_using_restate_version" | "last_awaiting_on_future_json" => Cell::Text(None),
+        "suspended_waiting_for_completions" => Cell::U32List(match &s.phase {
+            Phase::Suspended { waiting } => waiting.completions.clone(),
+            _ => Vec::new(),
+        }),
+        "suspended_waiting_for_signals" => Cell::U32List(match &s.phase {
+            Phase::Suspended { waiting } => waiting.signals.clone(),
+            _ => Vec::new(),
+        }),
+        "suspended_waiting_future_json" => match &s.phase {
+            Phase::Suspended { waiting } => serde_json::json!({
+                "completions": waiting.completions,
+                "signals": waiting.signals,
+                "named_signals": waiting.named_signals,
+            })
+            .to_string()
+            .into(),
+            _ => Cell::Text(None),
+        },
         "journal_size" => s.journal_len.into(),
         "journal_commands_size" => s.commands.into(),
         "created_at" => Cell::Time(Some(s.timestamps.created_at)),
@@ -581,6 +617,30 @@ mod tests {
         let arrived = arrived([&input, &garbage].into_iter());
         let rows = vec![journal_row(&id, 0, &input, &arrived), journal_row(&id, 1, &garbage, &arrived)];
         SYS_JOURNAL.batch(&rows).unwrap();
+    }
+
+    /// Every column Restate 1.7.12 has in these tables (as its `information_schema.columns`
+    /// answered) is here under the same name.
+    #[test]
+    fn every_restate_column_is_here() {
+        let restate: &[(&str, &[&str])] = &[
+            ("sys_deployment", &["id", "ty", "endpoint", "created_at", "min_service_protocol_version", "max_service_protocol_version", "services"]),
+            ("sys_service", &["name", "revision", "public", "ty", "deployment_id"]),
+            ("sys_invocation", &["id", "vqueue_id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty", "scope", "limit_key", "idempotency_key", "invoked_by", "invoked_by_service_name", "invoked_by_id", "invoked_by_subscription_id", "invoked_by_target", "restarted_from", "pinned_deployment_id", "pinned_service_protocol_version", "trace_id", "journal_size", "journal_commands_size", "created_at", "created_using_restate_version", "modified_at", "inboxed_at", "scheduled_at", "scheduled_start_at", "running_at", "completed_at", "completion_retention", "journal_retention", "suspended_waiting_for_completions", "suspended_waiting_for_signals", "suspended_waiting_future_json", "retry_count", "last_start_at", "next_retry_at", "last_attempt_deployment_id", "last_attempt_server", "last_failure", "last_failure_error_code", "last_failure_related_entry_index", "last_failure_related_entry_name", "last_failure_related_entry_type", "last_failure_related_command_index", "last_failure_related_command_name", "last_failure_related_command_type", "last_awaiting_on_future_json", "status", "completion_result", "completion_failure"]),
+            ("sys_invocation_status", &["partition_key", "id", "vqueue_id", "status", "completion_result", "completion_failure", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty", "scope", "limit_key", "idempotency_key", "invoked_by", "invoked_by_id", "invoked_by_subscription_id", "invoked_by_service_name", "invoked_by_target", "restarted_from", "pinned_deployment_id", "pinned_service_protocol_version", "trace_id", "journal_size", "journal_commands_size", "created_at", "created_using_restate_version", "modified_at", "inboxed_at", "scheduled_at", "scheduled_start_at", "running_at", "completed_at", "completion_retention", "journal_retention", "suspended_waiting_for_completions", "suspended_waiting_for_signals", "suspended_waiting_future_json"]),
+            ("sys_invocation_state", &["partition_key", "id", "in_flight", "retry_count", "last_start_at", "last_attempt_deployment_id", "last_attempt_server", "next_retry_at", "last_failure", "last_failure_error_code", "last_failure_related_command_index", "last_failure_related_command_name", "last_failure_related_command_type", "last_failure_related_entry_index", "last_failure_related_entry_name", "last_failure_related_entry_type", "last_awaiting_on_future_json"]),
+            ("sys_inbox", &["partition_key", "service_name", "service_key", "id", "sequence_number", "created_at"]),
+            ("sys_keyed_service_status", &["partition_key", "service_name", "service_key", "invocation_id"]),
+            ("sys_journal", &["partition_key", "id", "index", "entry_type", "name", "completed", "invoked_id", "invoked_target", "sleep_wakeup_at", "promise_name", "raw", "raw_length", "version", "entry_json", "entry_lite_json", "appended_at"]),
+            ("state", &["partition_key", "scope", "service_name", "service_key", "key", "key_length", "value_utf8", "value", "value_length"]),
+            ("sys_promise", &["partition_key", "scope", "service_name", "service_key", "key", "completed", "completion_success_value", "completion_success_value_utf8", "completion_failure"]),
+        ];
+        for (table, columns) in restate {
+            let def = ALL.iter().find(|d| d.name == *table).unwrap_or_else(|| panic!("no table {table}"));
+            for c in *columns {
+                assert!(def.columns.iter().any(|d| d.name == *c), "{table} lacks Restate's column {c}");
+            }
+        }
     }
 
     #[test]
