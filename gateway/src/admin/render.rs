@@ -375,7 +375,7 @@ pub fn invocation(id: &crate::ids::InvocationId, s: &crate::engine::records::Inv
         "target_service_name": t.service,
         "target_service_key": t.key,
         "target_handler_name": t.handler,
-        "status": crate::query::tables::user_status(s),
+        "status": s.user_status(),
         "pinned_deployment_id": s.deployment.as_ref().map(|p| p.deployment.to_string()),
         "pinned_service_revision": s.deployment.as_ref().map(|p| p.revision),
         "pinned_service_protocol_version": s.deployment.as_ref().map(|p| p.protocol_version),

@@ -290,6 +290,31 @@ pub struct InvocationStatus {
 }
 
 impl InvocationStatus {
+    /// Its phase by name (`sys_invocation_status.status`): inboxed, scheduled, invoked,
+    /// suspended, paused or completed.
+    pub fn raw_status(&self) -> &'static str {
+        match self.phase {
+            Phase::Inboxed { .. } => "inboxed",
+            Phase::Scheduled { .. } => "scheduled",
+            Phase::Invoked => "invoked",
+            Phase::Suspended { .. } => "suspended",
+            Phase::Paused => "paused",
+            Phase::Completed { .. } => "completed",
+        }
+    }
+
+    /// The status users see (`sys_invocation.status`, the admin API, the CLIs): pending,
+    /// scheduled, ready, running, backing-off, suspended, paused or completed.
+    pub fn user_status(&self) -> &'static str {
+        match self.phase {
+            Phase::Inboxed { .. } => "pending",
+            Phase::Invoked if self.attempt.in_flight => "running",
+            Phase::Invoked if self.attempt.retry_count > 0 || self.attempt.next_retry_at_ms.is_some() => "backing-off",
+            Phase::Invoked => "ready",
+            _ => self.raw_status(),
+        }
+    }
+
     /// A fresh, not-yet-started status for `target` (tests build on it).
     #[cfg(test)]
     pub fn sample(target: Target, phase: Phase) -> Self {

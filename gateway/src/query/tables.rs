@@ -443,28 +443,6 @@ pub fn service_rows(schema: &Schema) -> Vec<Vec<Cell>> {
 }
 
 /// The raw status of `sys_invocation_status`.
-fn raw_status(s: &InvocationStatus) -> &'static str {
-    match s.phase {
-        Phase::Inboxed { .. } => "inboxed",
-        Phase::Scheduled { .. } => "scheduled",
-        Phase::Invoked => "invoked",
-        Phase::Suspended { .. } => "suspended",
-        Phase::Paused => "paused",
-        Phase::Completed { .. } => "completed",
-    }
-}
-
-/// The status users see (`sys_invocation`).
-pub fn user_status(s: &InvocationStatus) -> &'static str {
-    match s.phase {
-        Phase::Inboxed { .. } => "pending",
-        Phase::Invoked if s.attempt.in_flight => "running",
-        Phase::Invoked if s.attempt.retry_count > 0 || s.attempt.next_retry_at_ms.is_some() => "backing-off",
-        Phase::Invoked => "ready",
-        _ => raw_status(s),
-    }
-}
-
 /// One cell of an invocation table, by column name (every invocation table's columns are
 /// among these; `status` is the raw phase here, `sys_invocation` derives its own).
 fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Cell> {
@@ -481,7 +459,7 @@ fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Ce
     Some(match name {
         "partition_key" => Cell::U64(Some(id.partition_key)),
         "id" => id.to_string().into(),
-        "status" => raw_status(s).into(),
+        "status" => s.raw_status().into(),
         "completion_result" => match &s.phase {
             Phase::Completed { result: InvocationResult::Success(_) } => "success".into(),
             Phase::Completed { result: InvocationResult::Failure { .. } } => "failure".into(),
@@ -562,7 +540,7 @@ pub fn invocation_row(table: &TableDef, wanted: &[usize], id: &InvocationId, s: 
         .map(|&i| {
             let name = table.columns[i].name;
             if derived && name == "status" {
-                return user_status(s).into();
+                return s.user_status().into();
             }
             status_cell(name, id, s).unwrap_or_else(|| panic!("column {name} of {} has no cell", table.name))
         })
@@ -653,7 +631,7 @@ mod tests {
             (status(Phase::Paused, false, 0), "paused", "paused"),
         ];
         for (s, user, raw) in cases {
-            assert_eq!((user_status(&s), raw_status(&s)), (user, raw));
+            assert_eq!((s.user_status(), s.raw_status()), (user, raw));
         }
     }
 }
