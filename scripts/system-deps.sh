@@ -2,15 +2,21 @@
 # Installs the system packages the build needs, when missing (Debian/Ubuntu):
 #   libclang-dev       bindgen in librocksdb-sys
 #   protobuf-compiler  protoc, for later gRPC code generation
-#   postgresql-client  psql, which the tests drive against perdure's SQL port
-# Also makes sure cargo-nextest is there for the tests (--with-nextest).
+# and, for the tests (--with-nextest), cargo-nextest and the PostgreSQL clients they drive
+# against perdure's SQL port:
+#   postgresql-client        psql
+#   libpostgresql-jdbc-java  the JDBC driver (with default-jre-headless when there is no java)
 set -euo pipefail
 
 missing=()
 for p in libclang-dev protobuf-compiler; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ "${1:-}" = "--with-nextest" ]; then
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
+  command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+fi
 if ((${#missing[@]})); then
   echo "system-deps: installing ${missing[*]}" >&2
   sudo=""

@@ -134,6 +134,22 @@ fn psycopg_binds_parameters_prepares_statements_and_gets_typed_errors() {
 }
 
 #[test]
+fn the_jdbc_driver_prepares_statements_binds_parameters_and_gets_sqlstates() {
+    let perdure = Perdure::start();
+    let (_sdk, dp, _) = with_work(&perdure, 100);
+    let (host, port) = host_port(&perdure);
+    let out = Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(repo_root().join("tests/sql/JdbcCheck.java"))
+        .arg(format!("jdbc:postgresql://{host}:{port}/restate?connectTimeout=10"))
+        .arg(&dp)
+        .output()
+        .expect("run java (the test command installs libpostgresql-jdbc-java)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("ok"), "{text}");
+}
+
+#[test]
 fn tokio_postgres_gets_binary_rows_cancels_and_needs_a_token_when_tokens_are_set() {
     const TOKEN: &str = "pg-token-0123456789";
     let perdure = Perdure::start_with(&[("PERDURE_ADMIN__AUTH_TOKENS", &format!("old-token-9876543210,{TOKEN}"))]);
