@@ -57,8 +57,9 @@ pub struct AdminConfig {
     /// A `POST /query` statement running longer than this is stopped.
     #[serde(with = "serde_friendly")]
     pub query_timeout: Duration,
-    /// Secrets a client must give when a port binds a non-loopback address (several, so one
-    /// can be rotated out): the PostgreSQL password. A list, or one string with commas
+    /// Secrets clients of the admin API (`Authorization: Bearer`) and the PostgreSQL port (the
+    /// password) must give, when set (several, so one can be rotated out); required when either
+    /// binds a non-loopback address. A list, or one string with commas
     /// (`PERDURE_ADMIN__AUTH_TOKENS=a,b`).
     #[serde(deserialize_with = "tokens")]
     pub auth_tokens: Vec<String>,
@@ -277,6 +278,12 @@ impl Config {
         if self.admin.auth_tokens.iter().any(|t| t.len() < 16) {
             return Err(ConfigError::Invalid("admin.auth-tokens must each be at least 16 characters long".into()));
         }
+        if !self.admin.bind_address.ip().is_loopback() && self.admin.auth_tokens.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "admin.bind-address {} is not a loopback address: set admin.auth-tokens (clients send one as `Authorization: Bearer`), or bind 127.0.0.1",
+                self.admin.bind_address
+            )));
+        }
         if self.pg.enabled && !self.pg.bind_address.ip().is_loopback() && self.admin.auth_tokens.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "pg.bind-address {} is not a loopback address: set admin.auth-tokens (clients give one as the password), or bind 127.0.0.1",
@@ -426,6 +433,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admin.auth_tokens, ["0123456789abcdef", "fedcba9876543210"]);
+        let e = Config::load(None, env(&[("PERDURE_ADMIN__BIND_ADDRESS", "0.0.0.0:9070")])).unwrap_err();
+        assert!(e.to_string().contains("admin.bind-address") && e.to_string().contains("admin.auth-tokens"), "{e}");
         let e = Config::load(None, env(&[("PERDURE_ADMIN__AUTH_TOKENS", "short")])).unwrap_err();
         assert!(e.to_string().contains("16 characters"), "{e}");
         let e = Config::load(None, env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "explode")])).unwrap_err();

@@ -193,8 +193,9 @@ impl Server {
             });
         }
         let mut rx = shutdown_rx.clone();
+        let tokens = config.admin.auth_tokens.clone();
         tasks.spawn(async move {
-            let app = admin::router(admin_state);
+            let app = admin::router(admin_state, tokens);
             axum::serve(admin_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.changed().await;

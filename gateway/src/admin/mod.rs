@@ -52,7 +52,40 @@ pub struct AdminState {
 
 pub type State = Arc<AdminState>;
 
-pub fn router(state: State) -> Router {
+/// The admin API; with `tokens`, every route but `/health` needs `Authorization: Bearer` one
+/// of them.
+pub fn router(state: State, tokens: Vec<String>) -> Router {
+    let app = routes(state);
+    if tokens.is_empty() {
+        return app;
+    }
+    let tokens = Arc::new(tokens);
+    app.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+        let tokens = tokens.clone();
+        async move {
+            let path = request.uri().path();
+            let open = path == "/health" || path.strip_prefix("/v").and_then(|r| r.split_once('/')).is_some_and(|(_, p)| p == "health");
+            let given = request
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let known = given.is_some_and(|g| tokens.iter().any(|t| crate::pg::constant_time_eq(t.as_bytes(), g.as_bytes())));
+            if open || known {
+                return next.run(request).await;
+            }
+            let message = if given.is_some() {
+                "the bearer token is not one of admin.auth-tokens"
+            } else {
+                "this admin API needs `Authorization: Bearer <token>` with one of admin.auth-tokens"
+            };
+            (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response()
+        }
+    }))
+}
+
+fn routes(state: State) -> Router {
     let api = |version: ApiVersion| {
         Router::new()
             .route("/health", get(|| async { StatusCode::OK }))

@@ -30,16 +30,17 @@ impl Failure {
 
 pub struct Admin {
     base: String,
+    token: Option<String>,
     client: reqwest::blocking::Client,
 }
 
 impl Admin {
-    pub fn new(url: &str) -> Self {
+    pub fn new(url: &str, token: Option<String>) -> Self {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("a client with a timeout only always builds");
-        Self { base: url.trim_end_matches('/').to_owned(), client }
+        Self { base: url.trim_end_matches('/').to_owned(), token, client }
     }
 
     pub fn get(&self, path: &str) -> Result<Value, Failure> {
@@ -62,6 +63,9 @@ impl Admin {
     fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.base);
         let mut request = self.client.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

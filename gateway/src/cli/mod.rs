@@ -1,6 +1,7 @@
 //! The `perdure` CLI beside `serve`: `dp`, `services` and `invocations`, talking to a
 //! server's admin API (`--admin-url`, env `PERDURE_ADMIN_URL`, default
-//! `http://127.0.0.1:9070`). Tables for people, `--json` (the server's own answers) for
+//! `http://127.0.0.1:9070`; `--auth-token` / `PERDURE_AUTH_TOKEN` when the server has
+//! `admin.auth-tokens`). Tables for people, `--json` (the server's own answers) for
 //! scripts.
 //!
 //! Owns: argument parsing, the HTTP calls and how answers are printed. Does not own any
@@ -28,6 +29,9 @@ pub struct Global {
     /// Admin API of the perdure server.
     #[arg(long, global = true, env = "PERDURE_ADMIN_URL", default_value = "http://127.0.0.1:9070")]
     pub admin_url: String,
+    /// One of the server's admin.auth-tokens, sent as `Authorization: Bearer`.
+    #[arg(long, global = true, env = "PERDURE_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
     /// Print the server's JSON answers instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -57,7 +61,7 @@ pub enum Command {
 
 /// Runs one CLI command to completion.
 pub fn run(global: Global, command: Command) -> ExitCode {
-    let admin = Admin::new(&global.admin_url);
+    let admin = Admin::new(&global.admin_url, global.auth_token.clone());
     let out = Output { json: global.json };
     let result = match command {
         Command::Dp { command } => deployments::run(&admin, &out, command),

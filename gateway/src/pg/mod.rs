@@ -220,7 +220,8 @@ fn show(name: &str, value: &str) -> PgWireResult<Response> {
     Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter([Ok(row)]))))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets in time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -197,13 +197,24 @@ impl Perdure {
         self.spawn();
     }
 
-    /// Registers an HTTP deployment; returns the response status and body.
+    /// The first of the admin tokens it was started with, if any.
+    pub fn token(&self) -> Option<String> {
+        let (_, tokens) = self.env.iter().find(|(k, _)| k == "PERDURE_ADMIN__AUTH_TOKENS")?;
+        tokens.split(',').next().map(|t| t.trim().to_owned())
+    }
+
+    /// Registers an HTTP deployment (with the admin token, when it has one); returns the
+    /// response status and body.
     pub fn register(&self, uri: &str, extra: Value) -> (u16, Value) {
         let mut body = serde_json::json!({ "uri": uri });
         if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
             b.extend(e);
         }
-        let r = http().post(format!("{}/deployments", self.admin)).json(&body).send().expect("POST /deployments");
+        let mut request = http().post(format!("{}/deployments", self.admin)).json(&body);
+        if let Some(token) = self.token() {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().expect("POST /deployments");
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }
@@ -378,7 +389,11 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
     let cli = repo_root().join("tests/services/ts/node_modules/@restatedev/restate-linux-x64/bin/restate");
     assert!(cli.exists(), "restate CLI not installed: run scripts/setup-node.sh (the test command does)");
-    let out = Command::new(cli)
+    let mut cmd = Command::new(cli);
+    if let Some(token) = perdure.token() {
+        cmd.env("RESTATE_AUTH_TOKEN", token);
+    }
+    let out = cmd
         .args(args)
         .env("RESTATE_ADMIN_URL", &perdure.admin)
         .env("RESTATE_INGRESS_URL", &perdure.ingress)
@@ -392,7 +407,11 @@ pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
 
 /// The `perdure` CLI of this build, pointed at `perdure`'s admin API: (exit code, stdout, stderr).
 pub fn perdure_cli(perdure: &Perdure, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));
+    if let Some(token) = perdure.token() {
+        cmd.env("PERDURE_AUTH_TOKEN", token);
+    }
+    let out = cmd
         .args(args)
         .env("PERDURE_ADMIN_URL", &perdure.admin)
         .output()

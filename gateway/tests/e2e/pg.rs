@@ -150,11 +150,29 @@ fn the_jdbc_driver_prepares_statements_binds_parameters_and_gets_sqlstates() {
 }
 
 #[test]
-fn tokio_postgres_gets_binary_rows_cancels_and_needs_a_token_when_tokens_are_set() {
+fn tokio_postgres_gets_binary_rows_cancels_and_the_admin_and_pg_ports_need_a_token_when_tokens_are_set() {
     const TOKEN: &str = "pg-token-0123456789";
     let perdure = Perdure::start_with(&[("PERDURE_ADMIN__AUTH_TOKENS", &format!("old-token-9876543210,{TOKEN}"))]);
     let (_sdk, dp, _) = with_work(&perdure, 100);
     let (host, port) = host_port(&perdure);
+
+    // The same tokens guard the admin API: a bearer token on every route but /health.
+    let r = get(&format!("{}/deployments", perdure.admin));
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("Authorization: Bearer"), "{}", r.body);
+    let with = |token: &str| {
+        let r = http().get(format!("{}/deployments", perdure.admin)).bearer_auth(token).send().unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!(with("wrong-token-000000"), 401);
+    assert_eq!(with(TOKEN), 200);
+    assert_eq!(with("old-token-9876543210"), 200, "every listed token works (rotation)");
+    assert_eq!(get(&format!("{}/health", perdure.admin)).status, 200, "health stays open");
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "list"]);
+    assert!(code == 0 && out.contains(&dp), "{out}{err}");
+    let (ok, out) = restate_cli(&perdure, &["deployments", "list"]);
+    assert!(ok && out.contains(&dp), "the restate CLI sends RESTATE_AUTH_TOKEN: {out}");
+
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let config = |password: Option<&str>| {
