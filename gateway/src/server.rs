@@ -148,18 +148,13 @@ impl Server {
 
         let query = crate::query::QueryEngine::new(schema.clone(), storage.clone(), config.admin.query_timeout);
         if let Some(listener) = pg_listener {
-            let ctx = query.pg_session().map_err(|e| ServeError::Bind {
-                what: "PostgreSQL",
-                addr: config.pg.bind_address,
-                reason: e.to_string(),
-            })?;
             let settings = crate::pg::PgSettings {
                 query_timeout: config.admin.query_timeout,
                 tokens: (!config.admin.auth_tokens.is_empty()).then(|| config.admin.auth_tokens.clone()),
             };
-            let rx = shutdown_rx.clone();
+            let (rx, query) = (shutdown_rx.clone(), query.clone());
             tasks.spawn(async move {
-                crate::pg::serve(listener, ctx, settings, rx).await;
+                crate::pg::serve(listener, query, settings, rx).await;
                 Ok(())
             });
         }

@@ -49,6 +49,8 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
+
+use crate::query::QueryEngine;
 use tokio::sync::watch;
 
 mod copy;
@@ -62,20 +64,33 @@ pub struct PgSettings {
     pub tokens: Option<Vec<String>>,
 }
 
-/// Accepts PostgreSQL connections on `listener` until `shutdown` changes.
-pub async fn serve(listener: TcpListener, ctx: SessionContext, settings: PgSettings, mut shutdown: watch::Receiver<bool>) {
-    let handlers = Arc::new(Handlers::new(ctx.clone(), settings));
+/// Accepts PostgreSQL connections on `listener` until `shutdown` changes. The session (with
+/// `pg_catalog`, tens of MB and tens of ms to build) is made when the first client connects,
+/// so a server nobody queries over psql does not pay for it.
+pub async fn serve(listener: TcpListener, query: QueryEngine, settings: PgSettings, mut shutdown: watch::Receiver<bool>) {
+    let mut ready: Option<(Arc<Handlers>, SessionContext)> = None;
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
                 // pg_catalog's schema holds the catalog that holds it: let go of the tables
                 // (and the records they read) so the database can close.
-                crate::query::release(&ctx);
+                if let Some((_, ctx)) = &ready {
+                    crate::query::release(ctx);
+                }
                 return;
             }
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    if ready.is_none() {
+                        let q = query.clone();
+                        match tokio::task::spawn_blocking(move || q.pg_session()).await {
+                            Ok(Ok(ctx)) => ready = Some((Arc::new(Handlers::new(ctx.clone(), settings.clone())), ctx)),
+                            Ok(Err(e)) => tracing::error!("PostgreSQL port: cannot set up the SQL session: {e}"),
+                            Err(e) => tracing::error!("PostgreSQL port: setting up the SQL session failed: {e}"),
+                        }
+                    }
+                    let Some((handlers, _)) = &ready else { continue };
                     let handlers = handlers.clone();
                     tokio::spawn(async move {
                         if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
