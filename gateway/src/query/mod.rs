@@ -455,7 +455,9 @@ pub fn release(ctx: &SessionContext) {
 /// Runs read-only SQL over the live tables; cheap to clone.
 #[derive(Clone)]
 pub struct QueryEngine {
-    ctx: SessionContext,
+    /// Made on the first query (a DataFusion session registers hundreds of functions: not
+    /// worth it for a server nobody queries).
+    ctx: Arc<std::sync::OnceLock<SessionContext>>,
     source: Source,
     timeout: std::time::Duration,
 }
@@ -476,7 +478,7 @@ fn session(source: &Source) -> SessionContext {
 impl QueryEngine {
     pub fn new(schema: SchemaRegistry, storage: Storage, timeout: std::time::Duration) -> Self {
         let source = Source { schema, storage };
-        Self { ctx: session(&source), source, timeout }
+        Self { ctx: Arc::default(), source, timeout }
     }
 
     /// A session for the PostgreSQL front end: the same tables, plus the `pg_catalog` schema
@@ -507,7 +509,8 @@ impl QueryEngine {
     ) -> Result<(SchemaRef, datafusion::execution::SendableRecordBatchStream), QueryError> {
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         let plan = async {
-            let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
+            let ctx = self.ctx.get_or_init(|| session(&self.source));
+            let df = ctx.sql_with_options(sql, options).await.map_err(|e| QueryError::Invalid(e.to_string()))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let stream = df.execute_stream().await.map_err(|e| QueryError::Execution(e.to_string()))?;
             Ok::<_, QueryError>((schema, stream))
