@@ -64,6 +64,13 @@ struct Scope {
     slice: Option<crate::storage::KeySlice>,
 }
 
+impl Scope {
+    /// The scan reads the whole table (no point reads, no index).
+    fn is_whole(&self) -> bool {
+        self.invocation.is_none() && self.pinned_open.is_none() && !self.nothing
+    }
+}
+
 /// Rows per record batch: a scan holds at most a couple of batches at once.
 const BATCH_ROWS: usize = 4096;
 
@@ -136,37 +143,13 @@ impl LiveTable {
 
     /// `column = 'text'` (either way round) on one of the scope columns.
     fn equality<'e>(&self, filter: &'e Expr) -> Option<(&'e str, &'e str)> {
-        use datafusion::logical_expr::{BinaryExpr, Operator};
-        use datafusion::scalar::ScalarValue;
-        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { return None };
-        let text = |e: &'e Expr| match e {
-            Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-                Some(s.as_str())
-            }
-            _ => None,
-        };
-        let (column, value) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), other) | (other, Expr::Column(c)) => (c.name.as_str(), text(other)?),
-            _ => return None,
-        };
-        self.scope_columns().contains(&column).then_some((column, value))
+        column_text(filter, datafusion::logical_expr::Operator::Eq).filter(|(column, _)| self.scope_columns().contains(column))
     }
 
     /// `status != 'completed'` on a table with a row per invocation record.
     fn not_completed(&self, filter: &Expr) -> bool {
-        use datafusion::logical_expr::{BinaryExpr, Operator};
-        use datafusion::scalar::ScalarValue;
-        if !self.scope_columns().contains(&"pinned_deployment_id") {
-            return false;
-        }
-        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::NotEq, right }) = filter else { return false };
-        let completed = |e: &Expr| {
-            matches!(e, Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) if s == "completed")
-        };
-        match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), other) | (other, Expr::Column(c)) => c.name == "status" && completed(other),
-            _ => false,
-        }
+        self.scope_columns().contains(&"pinned_deployment_id")
+            && column_text(filter, datafusion::logical_expr::Operator::NotEq) == Some(("status", "completed"))
     }
 
     fn scope(&self, filters: &[Expr]) -> Scope {
@@ -194,6 +177,26 @@ impl LiveTable {
             }
         }
         scope
+    }
+}
+
+/// `column <op> 'text'`, either way round: the column's name and the text.
+fn column_text<'e>(filter: &'e Expr, op: datafusion::logical_expr::Operator) -> Option<(&'e str, &'e str)> {
+    use datafusion::logical_expr::BinaryExpr;
+    use datafusion::scalar::ScalarValue;
+    let Expr::BinaryExpr(BinaryExpr { left, op: found, right }) = filter else { return None };
+    if *found != op {
+        return None;
+    }
+    let text = |e: &'e Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            Some(s.as_str())
+        }
+        _ => None,
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), other) | (other, Expr::Column(c)) => Some((c.name.as_str(), text(other)?)),
+        _ => None,
     }
 }
 
@@ -228,12 +231,11 @@ impl TableProvider for LiveTable {
         let scope = self.scope(filters);
         // Whole scans of the big per-invocation tables run on several threads, each over a
         // slice of the partition key space.
-        let whole = scope.invocation.is_none() && scope.pinned_open.is_none() && !scope.nothing;
         let sliced = matches!(
             self.def.name,
             "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_idempotency" | "sys_journal"
         );
-        let slices = if whole && sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
+        let slices = if scope.is_whole() && sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
         Ok(Arc::new(scan::LiveScan::new(self.def, self.fill, self.source.clone(), scope, projection.cloned(), limit, slices)))
     }
 }
@@ -338,10 +340,7 @@ fn fill_of(name: &str) -> Fill {
                     current.push((id, index, e));
                     open
                 })?;
-                if open && !emit(&mut current, out) {
-                    return Ok(());
-                }
-                if !open {
+                if !open || !emit(&mut current, out) {
                     return Ok(());
                 }
             }
@@ -385,7 +384,7 @@ fn partitions(s: &Source, scope: &Scope) -> std::ops::Range<u32> {
 /// The query reads no column of a table with a row per invocation record, over all of them
 /// (`SELECT count(*) FROM sys_invocation`).
 fn counts_all(scope: &Scope, out: &Rows<'_>) -> bool {
-    out.wanted.is_empty() && scope.invocation.is_none() && scope.pinned_open.is_none() && !scope.nothing
+    out.wanted.is_empty() && scope.is_whole()
 }
 
 /// As many empty rows as there are invocation records, without decoding any.
