@@ -34,6 +34,7 @@ pub struct Config {
     pub default_workflow_completion_retention: Duration,
     pub storage: StorageConfig,
     pub deployments: DeploymentsConfig,
+    pub lambda: LambdaConfig,
     /// `tracing` filter, e.g. `info` or `perdure=debug`.
     pub log_filter: String,
     /// `pretty` or `json`.
@@ -48,6 +49,18 @@ pub struct IngressConfig {
     pub request_size_limit: u64,
     /// The URL `/version` advertises; defaults to `http://<bind-address>/`.
     pub advertised_address: Option<String>,
+    /// A path prefix every ingress request carries and perdure drops, e.g. `/prod` behind an
+    /// API Gateway stage that forwards its prefix; requests without it get 404.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+}
+
+impl IngressConfig {
+    /// `path-prefix` without its trailing `/`; `None` for none or `/`.
+    pub fn normalized_path_prefix(&self) -> Option<String> {
+        let p = self.path_prefix.as_deref()?.trim_end_matches('/');
+        (!p.is_empty()).then(|| p.to_owned())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -134,6 +147,21 @@ pub struct DeploymentsConfig {
     pub prune_interval: Duration,
 }
 
+/// Calling Lambda deployments. Credentials, endpoints and profiles come from the standard
+/// AWS configuration (environment, `~/.aws`, web identity, container roles).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// Accept `$LATEST` ARNs (for development: their code changes under running invocations).
+    pub allow_latest: bool,
+    /// `ExternalId` sent when assuming a deployment's `assume_role_arn`.
+    #[serde(default)]
+    pub assume_role_external_id: Option<String>,
+    /// Request bodies at least this large (bytes) are zstd-compressed for deployments whose
+    /// manifest allows it.
+    pub request_compression_threshold: u64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StorageConfig {
@@ -155,6 +183,7 @@ impl Default for Config {
                 bind_address: ([127, 0, 0, 1], 8080).into(),
                 request_size_limit: 32 << 20,
                 advertised_address: None,
+                path_prefix: None,
             },
             admin: AdminConfig {
                 bind_address: ([127, 0, 0, 1], 9070).into(),
@@ -186,6 +215,7 @@ impl Default for Config {
                 flush_interval: Duration::from_secs(30),
             },
             deployments: DeploymentsConfig { auto_prune: false, keep_drained: 1, prune_interval: Duration::from_secs(30) },
+            lambda: LambdaConfig { allow_latest: false, assume_role_external_id: None, request_compression_threshold: 4 << 20 },
             log_filter: "info".into(),
             log_format: "pretty".into(),
         }
@@ -292,6 +322,16 @@ impl Config {
         }
         if self.deployments.prune_interval < Duration::from_millis(100) {
             return Err(ConfigError::Invalid("deployments.prune-interval must be at least 100ms".into()));
+        }
+        if let Some(prefix) = &self.ingress.path_prefix
+            && (!prefix.starts_with('/') || prefix.contains(['?', '#', ' ']) || prefix.contains("//"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ingress.path-prefix must be a path like \"/prod\" (starting with /, no ?, # or spaces), not {prefix:?}"
+            )));
+        }
+        if self.lambda.request_compression_threshold == 0 {
+            return Err(ConfigError::Invalid("lambda.request-compression-threshold must be at least 1 byte".into()));
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));
@@ -444,5 +484,22 @@ mod tests {
         std::fs::write(&path, "no-such-key = 1\n").unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("no-such-key"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_INGRESS__PATH_PREFIX", "prod")])).unwrap_err();
+        assert!(e.to_string().contains("ingress.path-prefix"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_LAMBDA__ALLOW_LATEST", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("PERDURE_LAMBDA__ALLOW_LATEST"), "{e}");
+    }
+
+    #[test]
+    fn lambda_and_path_prefix_settings() {
+        let c = Config::load(
+            None,
+            env(&[("PERDURE_LAMBDA__ALLOW_LATEST", "true"), ("PERDURE_INGRESS__PATH_PREFIX", "/prod/")]),
+        )
+        .unwrap();
+        assert!(c.lambda.allow_latest);
+        assert_eq!(c.lambda.request_compression_threshold, 4 << 20);
+        assert_eq!(c.ingress.normalized_path_prefix().as_deref(), Some("/prod"));
+        assert_eq!(Config::default().ingress.normalized_path_prefix(), None);
     }
 }

@@ -20,6 +20,7 @@ use crate::engine::partition::{Partition, PartitionError};
 use crate::engine::partitions::key_range;
 use crate::engine::partition::router::{PartitionHandle, Router};
 use crate::ingress::{self, Ingress};
+use crate::invoker::lambda::{LambdaClients, LambdaSettings};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;
 use crate::storage::log::{Log, LogId, RocksLog};
@@ -117,8 +118,13 @@ impl Server {
         }
 
         let client = DeploymentClient::new(config.invoker.connect_timeout);
+        let lambda = Arc::new(LambdaClients::new(LambdaSettings {
+            assume_role_external_id: config.lambda.assume_role_external_id.clone(),
+            request_compression_threshold: usize::try_from(config.lambda.request_compression_threshold).unwrap_or(usize::MAX),
+        }));
         let context = AttemptContext {
             client: client.clone(),
+            lambda: lambda.clone(),
             schema: schema.clone(),
             storage: storage.clone(),
             router: router.clone(),
@@ -128,6 +134,7 @@ impl Server {
                 concurrent_invocations_limit: config.invoker.concurrent_invocations_limit as usize,
                 ..InvokerConfig::default()
             },
+            defaults: config.schema_defaults(),
         };
         let rx = shutdown_rx.clone();
         tasks.spawn(async move {
@@ -139,6 +146,7 @@ impl Server {
             schema: schema.clone(),
             router: router.clone(),
             request_size_limit: config.ingress.request_size_limit,
+            path_prefix: config.ingress.normalized_path_prefix(),
         });
         let rx = shutdown_rx.clone();
         tasks.spawn(async move {
@@ -168,6 +176,8 @@ impl Server {
                 None => format!("http://{ingress_addr}/"),
             },
             discovery_timeout: Duration::from_secs(10),
+            lambda,
+            lambda_allow_latest: config.lambda.allow_latest,
             storage: storage.clone(),
             query,
         });

@@ -13,7 +13,8 @@ use super::render::{Drain, RegisterResponse, deployment_detail, deployment_summa
 use super::{ApiVersion, Error, State, bad_path_id};
 use crate::durations::now_ms;
 use crate::ids::DeploymentId;
-use crate::invoker::discovery::discover;
+use crate::invoker::discovery::{discover, discover_lambda};
+use crate::invoker::lambda::FunctionArn;
 use crate::engine::command::Command;
 use crate::engine::partition::router::{ReplyMode, Request};
 use crate::ids::InvocationId;
@@ -44,8 +45,24 @@ pub enum RegisterDeploymentRequest {
         #[serde(default)]
         promote: Option<bool>,
     },
-    /// Lambda: the other keys (`assume_role_arn`, …) are read once Lambda is supported.
-    Lambda { arn: String },
+    /// A Lambda function: a published version or an alias.
+    Lambda {
+        arn: String,
+        #[serde(default)]
+        assume_role_arn: Option<String>,
+        #[serde(default)]
+        additional_headers: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        metadata: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        breaking: bool,
+        #[serde(default)]
+        force: Option<bool>,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        promote: Option<bool>,
+    },
 }
 
 pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
@@ -76,10 +93,48 @@ pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> 
         Err(r) => return Ok(r),
     };
     let schema = state.schema.snapshot();
-    match schema.deployments.get(&parsed) {
-        Some(d) => Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed)?)).into_response()),
-        None => Err(Error::UnknownDeployment(id)),
+    let Some(d) = schema.deployments.get(&parsed) else { return Err(Error::UnknownDeployment(id)) };
+    let mut detail = deployment_detail(d, drain_of(&state, &schema, &parsed)?);
+    if let Endpoint::Lambda { .. } = d.endpoint {
+        add_pinned_versions(&state, &parsed, &mut detail)?;
     }
+    Ok(Json(detail).into_response())
+}
+
+/// Invocations read per Lambda deployment to count what is pinned to each function version.
+const VERSION_COUNT_LIMIT: usize = 1_000_000;
+
+/// Counts the not-completed invocations pinned to each function version of a Lambda
+/// deployment (reads each pinned invocation: O(pinned), for one deployment's details), so an
+/// operator knows when an old version can be deleted.
+fn add_pinned_versions(
+    state: &State,
+    id: &DeploymentId,
+    detail: &mut super::render::DeploymentJson<super::render::ServiceJson>,
+) -> Result<(), Error> {
+    use crate::engine::store::Store as _;
+    let as_storage = |e: crate::engine::store::StoreError| Error::Storage(StorageError::Log(e.0));
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for invocation in state.storage.pinned_to(id, VERSION_COUNT_LIMIT).map_err(as_storage)? {
+        let Some(status) = state.storage.invocation(&invocation).map_err(as_storage)? else { continue };
+        if let Some(version) = status.deployment.and_then(|p| p.executed_version) {
+            *counts.entry(version).or_default() += 1;
+        }
+    }
+    for v in &mut detail.lambda_versions {
+        v.pinned_invocations = Some(counts.remove(&v.version).unwrap_or(0));
+    }
+    // Versions pinned but never checked (a version-qualified ARN, or pins older than the checks).
+    for (version, n) in counts {
+        detail.lambda_versions.push(super::render::LambdaVersionJson {
+            version,
+            compatible: true,
+            changes: Vec::new(),
+            first_seen_at: None,
+            pinned_invocations: Some(n),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -277,41 +332,60 @@ pub async fn update(
             code: None,
         });
     }
-    let Endpoint::Http { uri: old_uri, http_version: old_version } = &current.endpoint else {
-        return Err(Error::NotImplemented("Lambda deployments are not supported yet".into()));
-    };
-    if req.arn.is_some() || req.assume_role_arn.is_some() {
-        return Err(Error::InvalidField {
-            field: "arn",
-            reason: format!("deployment {parsed} is an HTTP deployment; change its 'uri' instead"),
-        });
-    }
-    let uri = match &req.uri {
-        Some(u) => normalize_uri(u)?,
-        None => old_uri.clone(),
-    };
-    let http_version = match req.use_http_11 {
-        Some(true) => HttpVersion::Http11,
-        Some(false) => HttpVersion::Http2,
-        None => old_version.clone(),
+    let endpoint = match &current.endpoint {
+        Endpoint::Http { uri: old_uri, http_version: old_version } => {
+            if req.arn.is_some() || req.assume_role_arn.is_some() {
+                return Err(Error::InvalidField {
+                    field: "arn",
+                    reason: format!("deployment {parsed} is an HTTP deployment; change its 'uri' instead"),
+                });
+            }
+            let uri = match &req.uri {
+                Some(u) => normalize_uri(u)?,
+                None => old_uri.clone(),
+            };
+            let http_version = match req.use_http_11 {
+                Some(true) => HttpVersion::Http11,
+                Some(false) => HttpVersion::Http2,
+                None => old_version.clone(),
+            };
+            Endpoint::Http { uri, http_version }
+        }
+        Endpoint::Lambda { arn: old_arn, assume_role_arn: old_role } => {
+            if req.uri.is_some() || req.use_http_11.is_some() {
+                return Err(Error::InvalidField {
+                    field: "uri",
+                    reason: format!("deployment {parsed} is a Lambda deployment; change its 'arn' instead"),
+                });
+            }
+            let arn = match &req.arn {
+                Some(a) => {
+                    check_arn(a, state.lambda_allow_latest)?;
+                    a.clone()
+                }
+                None => old_arn.clone(),
+            };
+            Endpoint::Lambda { arn, assume_role_arn: req.assume_role_arn.clone().or_else(|| old_role.clone()) }
+        }
     };
     let headers = req.additional_headers.clone().unwrap_or_else(|| current.additional_headers.clone());
-    let moved = uri != *old_uri || http_version != *old_version;
-    if moved {
-        // The same code at a new address: discovery there must answer the same manifest.
-        let discovered = discover(&state.client, &uri, &http_version, &headers, state.discovery_timeout).await?;
+    if endpoint != current.endpoint {
+        // The same code at a new address (or reached with another role): discovery there
+        // must answer the same manifest.
+        let discovered = discover_endpoint(&state, &endpoint, &headers).await?;
         if discovered.manifest != current.manifest {
+            let address = endpoint.address();
             return Err(Error::Conflict {
                 message: format!(
-                    "'{uri}' serves different code than deployment {parsed} (its manifest differs): a deployment is \
-                     immutable, so register '{uri}' as a new deployment instead"
+                    "'{address}' serves different code than deployment {parsed} (its manifest differs): a deployment is \
+                     immutable, so register '{address}' as a new deployment instead"
                 ),
                 code: None,
             });
         }
     }
     let mut next = current.clone();
-    next.endpoint = Endpoint::Http { uri, http_version };
+    next.endpoint = endpoint;
     next.additional_headers = headers;
     let schema = state.schema.snapshot();
     let drain = drain_of(&state, &schema, &parsed)?;
@@ -347,19 +421,30 @@ fn normalize_uri(raw: &str) -> Result<String, Error> {
     Ok(out)
 }
 
-/// Checks a Lambda ARN the way Restate does: 8 parts, a function, a qualifier.
-fn check_arn(arn: &str) -> Result<(), Error> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    let invalid = |reason: &str| Error::InvalidField { field: "arn", reason: reason.to_owned() };
-    if parts.len() != 8 || parts[7].is_empty() {
-        return Err(invalid(
-            "A qualified ARN needs a version or alias suffix, e.g. arn:aws:lambda:<region>:<account>:function:<name>:<version>",
-        ));
+/// Checks a Lambda ARN: qualified, and (unless `lambda.allow-latest`) a published version
+/// or an alias, so the code under an invocation can never change.
+fn check_arn(arn: &str, allow_latest: bool) -> Result<FunctionArn, Error> {
+    let invalid = |reason: String| Error::InvalidField { field: "arn", reason };
+    let parsed = FunctionArn::parse(arn).map_err(invalid)?;
+    if parsed.qualifier == "$LATEST" && !allow_latest {
+        return Err(invalid(format!(
+            "'{arn}' is $LATEST, whose code changes under running invocations: publish a version and register \
+             arn:…:function:{}:<version>, or an alias (arn:…:function:{}:live). For development, \
+             lambda.allow-latest = true permits $LATEST",
+            parsed.name, parsed.name
+        )));
     }
-    if parts[0] != "arn" || parts[2] != "lambda" || parts[5] != "function" {
-        return Err(invalid("not a Lambda function ARN (arn:<partition>:lambda:<region>:<account>:function:<name>:<qualifier>)"));
-    }
-    Ok(())
+    Ok(parsed)
+}
+
+/// What both forms of `POST /deployments` carry besides the address.
+struct Registration {
+    headers: BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
+    breaking: bool,
+    force: Option<bool>,
+    dry_run: bool,
+    promote: bool,
 }
 
 pub async fn register(
@@ -367,7 +452,7 @@ pub async fn register(
     Extension(version): Extension<ApiVersion>,
     Json(body): Json<RegisterDeploymentRequest>,
 ) -> Result<Response, Error> {
-    let (uri, use_http_11, headers, metadata, breaking, force, dry_run, promote) = match body {
+    let (endpoint, common) = match body {
         RegisterDeploymentRequest::Http {
             uri,
             additional_headers,
@@ -377,31 +462,57 @@ pub async fn register(
             force,
             dry_run,
             promote,
-        } => (uri, use_http_11, additional_headers, metadata, breaking, force, dry_run, promote.unwrap_or(true)),
-        RegisterDeploymentRequest::Lambda { arn, .. } => {
-            check_arn(&arn)?;
-            return Err(Error::NotImplemented(format!(
-                "Lambda deployments are not supported yet (cannot register {arn}); register an HTTP endpoint"
-            )));
+        } => {
+            let uri = normalize_uri(&uri)?;
+            let http_version = if use_http_11 { HttpVersion::Http11 } else { HttpVersion::Http2 };
+            let common = Registration {
+                headers: additional_headers.unwrap_or_default(),
+                metadata: metadata.unwrap_or_default(),
+                breaking,
+                force,
+                dry_run,
+                promote: promote.unwrap_or(true),
+            };
+            (Endpoint::Http { uri, http_version }, common)
+        }
+        RegisterDeploymentRequest::Lambda {
+            arn,
+            assume_role_arn,
+            additional_headers,
+            metadata,
+            breaking,
+            force,
+            dry_run,
+            promote,
+        } => {
+            check_arn(&arn, state.lambda_allow_latest)?;
+            let common = Registration {
+                headers: additional_headers.unwrap_or_default(),
+                metadata: metadata.unwrap_or_default(),
+                breaking,
+                force,
+                dry_run,
+                promote: promote.unwrap_or(true),
+            };
+            (Endpoint::Lambda { arn, assume_role_arn }, common)
         }
     };
     // Admin API v2 defaults `force` to true; unversioned, v3 and v4 to false.
-    let force = force.unwrap_or(version == ApiVersion::V2);
-    let uri = normalize_uri(&uri)?;
-    let http_version = if use_http_11 { HttpVersion::Http11 } else { HttpVersion::Http2 };
-    let headers = headers.unwrap_or_default();
-    let discovered = discover(&state.client, &uri, &http_version, &headers, state.discovery_timeout).await?;
+    let force = common.force.unwrap_or(version == ApiVersion::V2);
+    let discovered = discover_endpoint(&state, &endpoint, &common.headers).await?;
+    let lambda_versions = first_lambda_version(&state, &endpoint, &discovered);
     let request = RegisterRequest {
-        endpoint: Endpoint::Http { uri, http_version },
-        additional_headers: headers,
-        metadata: metadata.unwrap_or_default(),
+        endpoint,
+        additional_headers: common.headers,
+        metadata: common.metadata,
         force,
-        breaking,
-        dry_run,
-        promote,
+        breaking: common.breaking,
+        dry_run: common.dry_run,
+        promote: common.promote,
         manifest: discovered.manifest,
         sdk_version: discovered.sdk_version,
         now: now_ms(),
+        lambda_versions,
     };
     let defaults = state.defaults.clone();
     let in_flight = Counters(&state.storage);
@@ -419,6 +530,49 @@ pub async fn register(
     let location = format!("deployments/{}", deployment.id);
     let body = RegisterResponse::new(deployment).with_changes(outcome.changes());
     Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// Runs discovery at an endpoint: `GET /discover` over HTTP, or the same through Lambda Invoke.
+async fn discover_endpoint(
+    state: &State,
+    endpoint: &Endpoint,
+    headers: &BTreeMap<String, String>,
+) -> Result<crate::invoker::discovery::Discovered, Error> {
+    Ok(match endpoint {
+        Endpoint::Http { uri, http_version } => {
+            discover(&state.client, uri, http_version, headers, state.discovery_timeout).await?
+        }
+        Endpoint::Lambda { arn, assume_role_arn } => {
+            let parsed = FunctionArn::parse(arn).map_err(|reason| Error::InvalidField { field: "arn", reason })?;
+            discover_lambda(&state.lambda, arn, &parsed, assume_role_arn.as_deref(), headers, state.discovery_timeout)
+                .await?
+        }
+    })
+}
+
+/// For an alias: the version discovery ran on is the first one seen behind it, and passes.
+/// Registering the alias again (with `force`) accepts whatever version it points at now.
+fn first_lambda_version(
+    state: &State,
+    endpoint: &Endpoint,
+    discovered: &crate::invoker::discovery::Discovered,
+) -> crate::schema::LambdaVersions {
+    let mut versions = crate::schema::LambdaVersions::default();
+    let Endpoint::Lambda { arn, .. } = endpoint else { return versions };
+    if !FunctionArn::parse(arn).is_ok_and(|a| a.is_alias()) {
+        return versions;
+    }
+    let schema = state.schema.snapshot();
+    if let Some(existing) = schema.deployments.values().filter(|d| d.endpoint.address() == arn).max_by_key(|d| d.created_at) {
+        versions.seen = existing.lambda_versions.seen.clone();
+    }
+    if let Some(v) = &discovered.executed_version {
+        versions.seen.insert(
+            v.clone(),
+            crate::schema::LambdaVersionCheck { compatible: true, changes: Vec::new(), seen_at: now_ms() },
+        );
+    }
+    versions
 }
 
 /// What the partitions have in flight, for the registration checks.
@@ -451,9 +605,14 @@ mod tests {
     }
 
     #[test]
-    fn arns_need_a_qualifier() {
-        assert!(check_arn("arn:aws:lambda:eu-central-1:123456789012:function:greeter:7").is_ok());
-        assert!(check_arn("arn:aws:lambda:eu-central-1:123456789012:function:greeter").is_err());
-        assert!(check_arn("arn:aws:s3:eu-central-1:123456789012:function:greeter:1").is_err());
+    fn arns_need_a_version_or_alias() {
+        assert!(check_arn("arn:aws:lambda:eu-central-1:123456789012:function:greeter:7", false).is_ok());
+        assert!(check_arn("arn:aws:lambda:eu-central-1:123456789012:function:greeter:live", false).is_ok());
+        assert!(check_arn("arn:aws:lambda:eu-central-1:123456789012:function:greeter", false).is_err());
+        assert!(check_arn("arn:aws:s3:eu-central-1:123456789012:function:greeter:1", false).is_err());
+        let latest = "arn:aws:lambda:eu-central-1:123456789012:function:greeter:$LATEST";
+        let e = check_arn(latest, false).unwrap_err().to_string();
+        assert!(e.contains("publish a version") && e.contains("lambda.allow-latest"), "{e}");
+        assert!(check_arn(latest, true).is_ok());
     }
 }

@@ -44,6 +44,10 @@ pub struct AdminState {
     pub defaults: SchemaDefaults,
     pub ingress_url: String,
     pub discovery_timeout: Duration,
+    /// Calls to Lambda deployments (discovery).
+    pub lambda: Arc<crate::invoker::lambda::LambdaClients>,
+    /// `lambda.allow-latest`.
+    pub lambda_allow_latest: bool,
     /// Read for drain counts and the pinned index.
     pub storage: crate::storage::Storage,
     /// SQL over the system tables.

@@ -212,8 +212,15 @@ fn document_base() -> Value {
                     "force": { "type": "boolean" },
                     "dry_run": { "type": "boolean", "default": false },
                     "promote": { "type": "boolean", "default": true, "description": "perdure: false registers and checks it, but new invocations keep going where they went (the ingress header x-perdure-deployment reaches it)" } } },
-                { "type": "object", "required": ["arn"], "description": "Lambda deployments: not supported yet (501)", "properties": {
-                    "arn": { "type": "string" }, "assume_role_arn": { "type": ["string", "null"] } } }
+                { "type": "object", "required": ["arn"], "description": "A Lambda function, invoked with Lambda Invoke (RequestResponse)", "properties": {
+                    "arn": { "type": "string", "description": "arn:aws:lambda:REGION:ACCOUNT:function:NAME:QUALIFIER, a published version or an alias ($LATEST only with lambda.allow-latest). Behind an alias each invocation is pinned to the version that ran its first attempt" },
+                    "assume_role_arn": { "type": ["string", "null"], "description": "An IAM role perdure assumes (STS) to invoke the function" },
+                    "additional_headers": { "type": ["object", "null"], "additionalProperties": { "type": "string" } },
+                    "metadata": { "type": ["object", "null"], "additionalProperties": { "type": "string" } },
+                    "breaking": { "type": "boolean", "default": false },
+                    "force": { "type": "boolean" },
+                    "dry_run": { "type": "boolean", "default": false },
+                    "promote": { "type": "boolean", "default": true } } }
             ] },
             "RegisterDeploymentResponse": { "type": "object", "required": ["id", "services"], "properties": {
                 "id": { "type": "string" }, "services": { "type": "array", "items": { "$ref": "#/components/schemas/ServiceMetadata" } },

@@ -214,6 +214,9 @@ pub struct DeploymentJson<S: Serialize> {
     pub arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assume_role_arn: Option<String>,
+    /// Lambda: `Zstd` when the manifest allows compressed payloads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<&'static str>,
     #[serde(skip_serializing_if = "is_empty_map")]
     pub additional_headers: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "is_empty_map")]
@@ -229,6 +232,29 @@ pub struct DeploymentJson<S: Serialize> {
     pub drain: Drain,
     /// perdure: no attempt starts on it until it is resumed.
     pub paused: bool,
+    /// perdure, a Lambda alias: each function version seen behind it, as checked (with what
+    /// is pinned to it, in a deployment's details).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lambda_versions: Vec<LambdaVersionJson>,
+    /// perdure, a Lambda alias: new invocations go to this version, not the alias, because
+    /// the alias points at one that failed its check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_at_version: Option<String>,
+}
+
+/// One function version behind a Lambda alias.
+#[derive(Serialize)]
+pub struct LambdaVersionJson {
+    pub version: String,
+    /// Serves the registered handlers (unchanged, or only with additions).
+    pub compatible: bool,
+    /// How it differs from the registered manifest, or what breaks.
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen_at: Option<String>,
+    /// Not-completed invocations pinned to it (details only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_invocations: Option<u64>,
 }
 
 /// Whether a deployment can go: perdure's own fields on every deployment.
@@ -304,6 +330,22 @@ pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) 
         ),
         Endpoint::Lambda { arn, assume_role_arn } => (None, None, None, Some(arn.clone()), assume_role_arn.clone()),
     };
+    let compression = match (&d.endpoint, d.manifest.lambda_compression.as_deref()) {
+        (Endpoint::Lambda { .. }, Some("zstd")) => Some("Zstd"),
+        _ => None,
+    };
+    let lambda_versions = d
+        .lambda_versions
+        .seen
+        .iter()
+        .map(|(version, check)| LambdaVersionJson {
+            version: version.clone(),
+            compatible: check.compatible,
+            changes: check.changes.clone(),
+            first_seen_at: Some(rfc3339_nanos(check.seen_at)),
+            pinned_invocations: None,
+        })
+        .collect();
     DeploymentJson {
         id: d.id.to_string(),
         uri,
@@ -311,6 +353,7 @@ pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) 
         http_version,
         arn,
         assume_role_arn,
+        compression,
         additional_headers: d.additional_headers.clone(),
         metadata: d.metadata.clone(),
         created_at: rfc3339_nanos(d.created_at),
@@ -320,6 +363,8 @@ pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) 
         services,
         drain,
         paused: d.paused,
+        lambda_versions,
+        held_at_version: d.lambda_versions.held_at.clone(),
     }
 }
 
@@ -379,6 +424,7 @@ pub fn invocation(id: &crate::ids::InvocationId, s: &crate::engine::records::Inv
         "pinned_deployment_id": s.deployment.as_ref().map(|p| p.deployment.to_string()),
         "pinned_service_revision": s.deployment.as_ref().map(|p| p.revision),
         "pinned_service_protocol_version": s.deployment.as_ref().map(|p| p.protocol_version),
+        "pinned_lambda_version": s.deployment.as_ref().and_then(|p| p.executed_version.clone()),
         "requested_deployment_id": s.requested_deployment.map(|d| d.to_string()),
         "held_by_paused_deployment": s.held,
         "idempotency_key": s.idempotency_key,

@@ -14,8 +14,11 @@ pub enum DpCommand {
     /// Register a deployment: discover its services and check them against the latest revisions.
     #[command(alias = "register")]
     Add {
-        /// http:// URL of the SDK endpoint.
+        /// http:// URL of the SDK endpoint, or a Lambda function ARN qualified by a version or alias.
         uri: String,
+        /// Lambda: the IAM role perdure assumes to invoke the function.
+        #[arg(long)]
+        assume_role_arn: Option<String>,
         /// Overwrite a deployment registered at the same address (refused while invocations are pinned to it, unless --breaking).
         #[arg(long)]
         force: bool,
@@ -75,7 +78,7 @@ pub enum DpCommand {
 
 pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failure> {
     match command {
-        DpCommand::Add { uri, force, breaking, dry_run, no_promote, headers, http1 } => {
+        DpCommand::Add { uri, assume_role_arn, force, breaking, dry_run, no_promote, headers, http1 } => {
             let mut additional = serde_json::Map::new();
             for h in &headers {
                 let (k, v) = h
@@ -83,10 +86,23 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
                     .ok_or_else(|| Failure::Other(format!("--header '{h}' is not of the form Name: value")))?;
                 additional.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
             }
-            let body = json!({
-                "uri": uri, "force": force, "breaking": breaking, "dry_run": dry_run,
-                "promote": !no_promote, "use_http_11": http1, "additional_headers": additional,
+            let mut body = json!({
+                "force": force, "breaking": breaking, "dry_run": dry_run,
+                "promote": !no_promote, "additional_headers": additional,
             });
+            if uri.starts_with("arn:") {
+                if http1 {
+                    return Err(Failure::Other("--http1 is for HTTP deployments; a Lambda function is always request/response".into()));
+                }
+                body["arn"] = json!(uri);
+                body["assume_role_arn"] = json!(assume_role_arn);
+            } else {
+                if assume_role_arn.is_some() {
+                    return Err(Failure::Other("--assume-role-arn is for Lambda deployments (an arn:aws:lambda:… address)".into()));
+                }
+                body["uri"] = json!(uri);
+                body["use_http_11"] = json!(http1);
+            }
             let answer = admin.post("/deployments", body)?;
             out.show(&answer, |a| {
                 let verb = match (dry_run, no_promote) {
@@ -210,6 +226,24 @@ fn describe(d: &Value) -> String {
         .collect();
     s.push('\n');
     s.push_str(&table(&["SERVICE", "REVISION", "TYPE", "HANDLERS", "ROUTED HERE"], rows));
+    if let Some(versions) = d["lambda_versions"].as_array().filter(|v| !v.is_empty()) {
+        let rows = versions
+            .iter()
+            .map(|v| {
+                let check = if v["compatible"] == true { "passed" } else { "FAILED" };
+                let changes = v["changes"].as_array().into_iter().flatten().map(text).collect::<Vec<_>>().join("; ");
+                vec![text(&v["version"]), check.to_owned(), text(&v["pinned_invocations"]), changes]
+            })
+            .collect();
+        s.push_str("\n\nLambda versions:\n");
+        s.push_str(&table(&["VERSION", "CHECK", "PINNED", "CHANGES"], rows));
+        if let Some(held) = d["held_at_version"].as_str() {
+            s.push_str(&format!(
+                "\n\nNew invocations are held at version {held}: the alias points at a version that failed its check. \
+                 Register the alias again with --force --breaking to accept it."
+            ));
+        }
+    }
     s
 }
 

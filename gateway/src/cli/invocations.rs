@@ -58,11 +58,12 @@ pub fn run(admin: &Admin, out: &Output, command: InvocationsCommand) -> Result<(
                             text(&i["target"]),
                             text(&i["status"]),
                             text(&i["pinned_service_revision"]),
+                            text(&i["pinned_lambda_version"]),
                             text(&i["created_at"]),
                         ]
                     })
                     .collect();
-                table(&["ID", "TARGET", "STATUS", "REVISION", "CREATED"], rows)
+                table(&["ID", "TARGET", "STATUS", "REVISION", "LAMBDA VERSION", "CREATED"], rows)
             });
             return Ok(());
         }
@@ -103,6 +104,9 @@ fn describe(i: &Value) -> String {
         text(&i["created_at"]),
         text(&i["modified_at"]),
     );
+    if let Some(version) = i["pinned_lambda_version"].as_str() {
+        s.push_str(&format!("Lambda:       version {version} (every attempt invokes exactly it)\n"));
+    }
     if let Some(result) = i.get("completion_result") {
         s.push_str(&format!("Result:       {}\n", text(result)));
     }

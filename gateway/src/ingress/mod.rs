@@ -33,6 +33,8 @@ pub struct Ingress {
     pub schema: SchemaRegistry,
     pub router: Router,
     pub request_size_limit: u64,
+    /// `ingress.path-prefix`, normalised to `/p` (no trailing `/`).
+    pub path_prefix: Option<String>,
 }
 
 /// Accepts connections until `shutdown` flips.
@@ -85,7 +87,14 @@ impl Ingress {
     }
 
     async fn route(&self, req: http::Request<Incoming>) -> Result<Response, Error> {
-        let route = path::parse(req.uri().path())?;
+        let full = req.uri().path();
+        let route = match &self.path_prefix {
+            None => path::parse(full)?,
+            Some(prefix) => match full.strip_prefix(prefix.as_str()) {
+                Some(rest) if rest.starts_with('/') => path::parse(rest)?,
+                _ => return Err(Error::BadPath(full.to_owned())),
+            },
+        };
         match route {
             Route::Health => {
                 only(&req, &[Method::GET])?;

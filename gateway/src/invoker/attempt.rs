@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use super::AttemptContext;
 use super::client::{RequestBody, join_uri, percent_encode};
-use super::discovery::error_chain;
+use super::discovery::{discover_lambda, error_chain};
+use super::lambda::{FunctionArn, LambdaError, LambdaRequest};
 use crate::engine::action::InvokeAttempt;
 use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{
@@ -26,7 +27,9 @@ use crate::protocol::messages::{
     Command as SdkCommand, DeploymentMessage, ProposedRunResult, StartMessage, StateEntry, ty,
 };
 use crate::protocol::{ServiceProtocolVersion, choose_version};
-use crate::schema::{Deployment, Endpoint, Schema, ServiceRevision};
+use crate::schema::{
+    Deployment, Endpoint, LambdaVersionCheck, Schema, SchemaChange, ServiceRevision, check_lambda_version,
+};
 
 /// Why an attempt failed; becomes the invocation's last failure.
 #[derive(Debug)]
@@ -234,9 +237,57 @@ async fn drive(
         reporter.flush();
         return Ok(());
     }
-    let Endpoint::Http { uri, http_version } = &chosen.deployment.endpoint else {
-        return Err(AttemptFailure::new(500, "Lambda deployments are not supported yet"));
-    };
+    match &chosen.deployment.endpoint {
+        Endpoint::Http { uri, http_version } => {
+            drive_http(ctx, spec, &schema, chosen, uri, http_version, notifications, reporter).await
+        }
+        Endpoint::Lambda { arn, assume_role_arn } => {
+            drive_lambda(ctx, spec, &schema, chosen, arn, assume_role_arn.as_deref(), reporter).await
+        }
+    }
+}
+
+/// The headers of an attempt's request, whatever carries it.
+fn invocation_headers<'a>(
+    ctx: &'a AttemptContext,
+    spec: &InvokeAttempt,
+    chosen: &'a Chosen<'_>,
+) -> Vec<(String, String)> {
+    let content_type = chosen.version.content_type();
+    let mut headers = vec![
+        ("content-type".to_owned(), content_type.to_owned()),
+        ("accept".to_owned(), content_type.to_owned()),
+        ("x-restate-invocation-id".to_owned(), spec.id.to_string()),
+    ];
+    if let Some(key) = &spec.target.key {
+        headers.push(("x-restate-service-key".to_owned(), percent_encode(key)));
+    }
+    for (k, v) in ctx.config.additional_headers.iter().chain(&chosen.deployment.additional_headers) {
+        headers.push((k.clone(), v.clone()));
+    }
+    headers
+}
+
+/// Records the pin (and the settings of the revision it starts on) of a first attempt.
+fn pin(reporter: &mut Reporter<'_>, newly_pinned: Option<(PinnedDeployment, RetryPolicy, Retention)>, executed: Option<String>) {
+    if let Some((mut pin, retry_policy, retention)) = newly_pinned {
+        pin.executed_version = executed;
+        reporter.pending.push(Effect::Pinned(pin));
+        reporter.pending.push(Effect::Settings { retry_policy, retention });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive_http(
+    ctx: &AttemptContext,
+    spec: &InvokeAttempt,
+    schema: &Schema,
+    chosen: Chosen<'_>,
+    uri: &str,
+    http_version: &crate::schema::HttpVersion,
+    notifications: &mut mpsc::UnboundedReceiver<(u32, JournalEntry)>,
+    reporter: &mut Reporter<'_>,
+) -> Result<(), AttemptFailure> {
     let handler = chosen.service.handler(&spec.target.handler);
     let inactivity = Duration::from_millis(chosen.service.inactivity_timeout(handler));
     let abort = Duration::from_millis(chosen.service.abort_timeout(handler).max(1));
@@ -246,14 +297,8 @@ async fn drive(
     let content_type = chosen.version.content_type();
     let target = join_uri(uri, &format!("/invoke/{}/{}", spec.target.service, spec.target.handler))
         .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
-    let mut builder = http::Request::post(target)
-        .header(http::header::CONTENT_TYPE, content_type)
-        .header(http::header::ACCEPT, content_type)
-        .header("x-restate-invocation-id", spec.id.to_string());
-    if let Some(key) = &spec.target.key {
-        builder = builder.header("x-restate-service-key", percent_encode(key));
-    }
-    for (k, v) in ctx.config.additional_headers.iter().chain(&chosen.deployment.additional_headers) {
+    let mut builder = http::Request::post(target);
+    for (k, v) in invocation_headers(ctx, spec, &chosen) {
         builder = builder.header(k, v);
     }
     let (mut request_stream, body) = if bidi {
@@ -269,14 +314,11 @@ async fn drive(
         .await
         .map_err(|_| AttemptFailure::new(500, "the deployment did not answer within the abort timeout"))?
         .map_err(|e| AttemptFailure::new(500, format!("error when calling the deployment: {}", error_chain(&e))))?;
-    check_head(&response, content_type).map_err(|mut f| {
+    check_head(response.status(), response.headers(), content_type).map_err(|mut f| {
         f.info.message = format!("deployment answered: {}", f.info.message);
         f
     })?;
-    if let Some((pin, retry_policy, retention)) = chosen.newly_pinned {
-        reporter.pending.push(Effect::Pinned(pin));
-        reporter.pending.push(Effect::Settings { retry_policy, retention });
-    }
+    pin(reporter, chosen.newly_pinned, None);
 
     let mut body = response.into_body();
     let mut buffer = BytesMut::new();
@@ -309,19 +351,7 @@ async fn drive(
                     continue;
                 }
                 buffer.extend_from_slice(&chunk);
-                while let Some(frame) = frame::decode(&mut buffer, ctx.config.message_size_limit).map_err(|e| {
-                    AttemptFailure::new(571, format!("protocol violation: {e}"))
-                })? {
-                    let message = DeploymentMessage::from_frame(&frame)
-                        .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?;
-                    let terminal = message.is_terminal();
-                    let effect = effect_of(&schema, message)?;
-                    reporter.pending.push(effect);
-                    if terminal {
-                        ended = true;
-                        break;
-                    }
-                }
+                ended = relay(ctx, schema, &mut buffer, reporter)?;
                 reporter.flush();
                 if ended {
                     // End our side so the SDK can finish its response; drain what is left.
@@ -355,6 +385,193 @@ async fn drive(
             }
         }
     }
+}
+
+/// Decodes the SDK's messages in `buffer` into effects (queued on the reporter); true once
+/// the terminal one (End, Suspension, Error) came.
+fn relay(ctx: &AttemptContext, schema: &Schema, buffer: &mut BytesMut, reporter: &mut Reporter<'_>) -> Result<bool, AttemptFailure> {
+    while let Some(frame) = frame::decode(buffer, ctx.config.message_size_limit)
+        .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?
+    {
+        let message = DeploymentMessage::from_frame(&frame)
+            .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?;
+        let terminal = message.is_terminal();
+        reporter.pending.push(effect_of(schema, message)?);
+        if terminal {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// One attempt through `Lambda.Invoke`: the whole request (Start and the journal) as one
+/// event, the whole response back. An invocation pinned to a function version invokes
+/// exactly that version; a first attempt invokes the registered ARN (an alias follows
+/// wherever it points) and records the version that ran (`X-Amz-Executed-Version`).
+async fn drive_lambda(
+    ctx: &AttemptContext,
+    spec: &InvokeAttempt,
+    schema: &Schema,
+    chosen: Chosen<'_>,
+    registered: &str,
+    role: Option<&str>,
+    reporter: &mut Reporter<'_>,
+) -> Result<(), AttemptFailure> {
+    let arn = FunctionArn::parse(registered).map_err(|e| AttemptFailure::terminal(500, e))?;
+    let deployment = chosen.deployment;
+    let pinned_version = spec.deployment.as_ref().and_then(|p| p.executed_version.clone());
+    let function = match &pinned_version {
+        Some(v) => arn.with_qualifier(v),
+        None if arn.is_alias() => match held_version(ctx, deployment, &arn, role).await {
+            Some(v) => arn.with_qualifier(&v),
+            None => registered.to_owned(),
+        },
+        None => registered.to_owned(),
+    };
+    let handler = chosen.service.handler(&spec.target.handler);
+    let abort = Duration::from_millis(chosen.service.abort_timeout(handler).max(1));
+    let content_type = chosen.version.content_type();
+    let request = LambdaRequest {
+        path: format!("/invoke/{}/{}", spec.target.service, spec.target.handler),
+        method: "POST",
+        headers: invocation_headers(ctx, spec, &chosen).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+        body: start_frames(ctx, spec, &chosen)?,
+        zstd: deployment.manifest.lambda_compression.as_deref() == Some("zstd"),
+    };
+    let response = tokio::time::timeout(abort, ctx.lambda.call(&function, &arn.region, role, &request))
+        .await
+        .map_err(|_| {
+            AttemptFailure::new(
+                500,
+                format!("{function} did not answer within the abort timeout ({})", humantime::format_duration(abort)),
+            )
+        })?
+        .map_err(|e| lambda_failure(e, &function, pinned_version.as_deref()))?;
+    check_head(response.status, &response.headers, content_type).map_err(|mut f| {
+        f.info.message = format!("{function} answered: {}", f.info.message);
+        f
+    })?;
+    let executed = response.executed_version.clone().or(pinned_version.clone());
+    if chosen.newly_pinned.is_some()
+        && arn.is_alias()
+        && let Some(version) = &executed
+    {
+        // Nothing of this attempt is recorded yet: if the version is one new invocations must
+        // not run on, its answer is dropped and the next attempt goes where the check says.
+        check_version(ctx, deployment, &arn, role, version).await?;
+    }
+    pin(reporter, chosen.newly_pinned, executed);
+    let mut buffer = BytesMut::from(&response.body[..]);
+    let ended = relay(ctx, schema, &mut buffer, reporter)?;
+    reporter.flush();
+    if !ended {
+        return Err(AttemptFailure::new(500, format!("{function} answered without End, Suspension or Error")));
+    }
+    Ok(())
+}
+
+/// While the alias points at a version that failed its check, where new invocations go: the
+/// held version, unless the alias has since moved to one that passed (or one not yet seen,
+/// which the alias then runs and the check sees). Asks Lambda where the alias points only
+/// in that state.
+async fn held_version(ctx: &AttemptContext, deployment: &Deployment, arn: &FunctionArn, role: Option<&str>) -> Option<String> {
+    let held = deployment.lambda_versions.held_at.clone()?;
+    let current = match ctx.lambda.alias_version(deployment.endpoint.address(), &arn.region, role).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(deployment = %deployment.id, "cannot read where alias {} points: {e}", arn.qualifier);
+            return Some(held);
+        }
+    };
+    match deployment.lambda_versions.seen.get(&current) {
+        Some(c) if !c.compatible => Some(held),
+        Some(c) => {
+            let check = c.clone();
+            record_version(ctx, deployment, &current, check).await;
+            Some(current)
+        }
+        None => None,
+    }
+}
+
+/// Checks a version seen behind an alias for the first time (discovery on exactly it,
+/// compared with the registered manifest) and records what it found. Err: this attempt's
+/// answer must not count.
+async fn check_version(
+    ctx: &AttemptContext,
+    deployment: &Deployment,
+    arn: &FunctionArn,
+    role: Option<&str>,
+    version: &str,
+) -> Result<(), AttemptFailure> {
+    let refused = |check: &LambdaVersionCheck| {
+        AttemptFailure::new(
+            409,
+            format!(
+                "Lambda version {version} behind alias '{}' of deployment {} does not match what was registered ({}); \
+                 new invocations stay on the last version that does until the alias is registered again with breaking=true",
+                arn.qualifier,
+                deployment.id,
+                check.changes.join("; ")
+            ),
+        )
+    };
+    if let Some(check) = deployment.lambda_versions.seen.get(version) {
+        return if check.compatible { Ok(()) } else { Err(refused(check)) };
+    }
+    let exact = arn.with_qualifier(version);
+    let discovered = discover_lambda(&ctx.lambda, &exact, arn, role, &deployment.additional_headers, Duration::from_secs(10))
+        .await
+        .map_err(|e| AttemptFailure::new(500, format!("checking Lambda version {version} behind alias '{}': {e}", arn.qualifier)))?;
+    let check = check_lambda_version(deployment, &discovered.manifest, &ctx.defaults, now_ms());
+    if check.compatible {
+        tracing::info!(deployment = %deployment.id, "Lambda version {version} behind alias '{}' checked: it matches", arn.qualifier);
+    } else {
+        tracing::warn!(
+            deployment = %deployment.id,
+            "Lambda version {version} behind alias '{}' does not match the registered manifest: {}",
+            arn.qualifier,
+            check.changes.join("; ")
+        );
+    }
+    let result = if check.compatible { Ok(()) } else { Err(refused(&check)) };
+    record_version(ctx, deployment, version, check).await;
+    result
+}
+
+/// Records a version's check in the schema (once: a change that is already there is skipped).
+async fn record_version(ctx: &AttemptContext, deployment: &Deployment, version: &str, check: LambdaVersionCheck) {
+    let id = deployment.id;
+    let recorded = ctx
+        .schema
+        .update(|schema| {
+            let Some(d) = schema.deployments.get(&id) else { return Ok::<_, crate::storage::StorageError>((None, ())) };
+            let unchanged = d.lambda_versions.seen.get(version).is_some_and(|c| c.compatible == check.compatible)
+                && (d.lambda_versions.held_at.is_none() == check.compatible);
+            let change = (!unchanged).then(|| SchemaChange::LambdaVersion {
+                deployment: id,
+                version: version.to_owned(),
+                check: check.clone(),
+            });
+            Ok((change, ()))
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(deployment = %id, "recording the check of Lambda version {version}: {e}");
+    }
+}
+
+/// An attempt's failure from a Lambda call.
+fn lambda_failure(e: LambdaError, function: &str, pinned: Option<&str>) -> AttemptFailure {
+    let message = match (&e, pinned) {
+        (LambdaError::NotFound(_), Some(v)) => format!(
+            "{e}. The invocation is pinned to version {v}, which must stay published until it completes \
+             (delete a version once `perdure dp describe` shows nothing pinned to it)"
+        ),
+        (LambdaError::TooLarge { .. }, _) => format!("{e} calling {function}"),
+        _ => e.to_string(),
+    };
+    AttemptFailure::new(e.code(), message)
 }
 
 /// Start message plus the journal replay, framed.
@@ -406,14 +623,12 @@ fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>)
 }
 
 /// Checks status and content type of the SDK's response head.
-fn check_head(response: &http::Response<hyper::body::Incoming>, content_type: &str) -> Result<(), AttemptFailure> {
-    let status = response.status();
-    let got = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+fn check_head(status: http::StatusCode, headers: &http::HeaderMap, content_type: &str) -> Result<(), AttemptFailure> {
+    let got = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if status.is_success() && got == Some(content_type) {
         return Ok(());
     }
-    let retry_after = response
-        .headers()
+    let retry_after = headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())

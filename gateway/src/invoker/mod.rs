@@ -1,9 +1,9 @@
 //! The invoker runs attempts: for each `Invoke` action of a partition it opens a stream to
-//! the invocation's deployment (HTTP/2 bidi or HTTP/1.1 request/response), replays the
+//! the invocation's deployment (HTTP/2 bidi, HTTP/1.1 request/response, or Lambda Invoke), replays the
 //! journal, and relays every message the SDK sends back to the partition as an effect.
 //! Retry decisions are the state machine's; the invoker only reports what happened.
 //!
-//! Owns: HTTP clients to deployments ([`client`]), discovery ([`discovery`]), running
+//! Owns: HTTP clients to deployments ([`client`]), Lambda clients ([`lambda`]), discovery ([`discovery`]), running
 //! attempts ([`attempt`]). Does not own: the journal or any durable state.
 //!
 //! Call order: `Invoker::new` → spawn [`Invoker::run`] → partitions call
@@ -12,6 +12,7 @@
 pub mod attempt;
 pub mod client;
 pub mod discovery;
+pub mod lambda;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -55,10 +56,13 @@ impl Default for InvokerConfig {
 /// What every attempt shares.
 pub struct AttemptContext {
     pub client: DeploymentClient,
+    pub lambda: Arc<lambda::LambdaClients>,
     pub schema: SchemaRegistry,
     pub storage: Storage,
     pub router: Router,
     pub config: InvokerConfig,
+    /// For checking Lambda versions behind an alias like a registration.
+    pub defaults: crate::schema::SchemaDefaults,
 }
 
 enum Input {

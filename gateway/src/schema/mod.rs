@@ -26,7 +26,7 @@ mod routing;
 
 pub use model::*;
 pub use compat::Change;
-pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, register};
+pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, check_lambda_version, register};
 pub use routing::{Routed, RoutingError, previous as rollback_target, promote, ramp};
 
 use std::sync::{Arc, RwLock};
@@ -70,6 +70,10 @@ pub enum SchemaChange {
     Ramp { service: String, ramp: Option<Ramp> },
     /// No attempt starts on a deployment (paused), or they may again.
     PauseDeployment { id: DeploymentId, paused: bool },
+    /// A function version ran behind a Lambda alias for the first time and was checked (or
+    /// the alias came back to one that passed). A version that failed holds new invocations
+    /// at the newest version that passed; one that passed lifts the hold.
+    LambdaVersion { deployment: DeploymentId, version: String, check: LambdaVersionCheck },
 }
 
 impl Schema {
@@ -130,6 +134,23 @@ impl Schema {
                     if self.services.get(&name).is_some_and(|s| s.deployment_id == id) {
                         self.services.remove(&name);
                     }
+                }
+            }
+            SchemaChange::LambdaVersion { deployment, version, check } => {
+                if let Some(d) = self.deployments.get_mut(&deployment) {
+                    let versions = &mut d.lambda_versions;
+                    let compatible = check.compatible;
+                    versions.seen.insert(version, check);
+                    versions.held_at = if compatible {
+                        None
+                    } else {
+                        versions
+                            .seen
+                            .iter()
+                            .filter(|(_, c)| c.compatible)
+                            .max_by_key(|(v, c)| (v.parse::<u64>().unwrap_or(0), c.seen_at))
+                            .map(|(v, _)| v.clone())
+                    };
                 }
             }
             SchemaChange::UpdateDeployment { deployment } => {

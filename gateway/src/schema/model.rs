@@ -62,6 +62,17 @@ impl Endpoint {
             Endpoint::Lambda { arn, .. } => arn,
         }
     }
+
+    /// A Lambda ARN qualified by an alias (not a version, not `$LATEST`).
+    pub fn is_lambda_alias(&self) -> bool {
+        match self {
+            Endpoint::Http { .. } => false,
+            Endpoint::Lambda { arn, .. } => arn
+                .rsplit(':')
+                .next()
+                .is_some_and(|q| q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit())),
+        }
+    }
 }
 
 /// One registered deployment. Immutable, except for headers and metadata.
@@ -85,6 +96,37 @@ pub struct Deployment {
     /// is resumed.
     #[serde(default)]
     pub paused: bool,
+    /// A Lambda alias deployment: the function versions seen behind the alias, as checked.
+    #[serde(default, skip_serializing_if = "LambdaVersions::is_empty")]
+    pub lambda_versions: LambdaVersions,
+}
+
+/// The function versions that ran behind a Lambda alias, each checked against the
+/// deployment's registered manifest the first time it ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaVersions {
+    /// Version → what its check found.
+    pub seen: BTreeMap<String, LambdaVersionCheck>,
+    /// Set while the alias points at a version that failed its check: new invocations go to
+    /// this version (the newest that passed) instead of following the alias.
+    pub held_at: Option<String>,
+}
+
+impl LambdaVersions {
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.held_at.is_none()
+    }
+}
+
+/// One function version behind an alias, as checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaVersionCheck {
+    /// Serves the registered handlers unchanged (or only with additions).
+    pub compatible: bool,
+    /// How its manifest differs from the registered one (empty: identical).
+    pub changes: Vec<String>,
+    /// ms since the Unix epoch.
+    pub seen_at: u64,
 }
 
 /// Retry policy settings as users see them (durations in ms).

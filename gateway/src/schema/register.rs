@@ -24,6 +24,8 @@ pub struct RegisterRequest {
     pub manifest: Manifest,
     pub sdk_version: Option<String>,
     pub now: u64,
+    /// A Lambda alias: the version discovery ran on, as the first one seen.
+    pub lambda_versions: LambdaVersions,
 }
 
 /// What is in flight, as the checks need it: read from the partitions' counters and the
@@ -146,7 +148,10 @@ pub fn register(
             changes.push(Change::new(&old.name, None, change, waiting > 0));
             dropped.push(old.name.clone());
         }
-        let (pinned, sample) = in_flight.pinned(&existing.id, LISTED)?;
+        // Behind a Lambda alias every invocation is pinned to the version it ran on: an
+        // overwrite changes no code under them.
+        let (pinned, sample) =
+            if existing.endpoint.is_lambda_alias() { (0, Vec::new()) } else { in_flight.pinned(&existing.id, LISTED)? };
         if pinned > 0 {
             let range = |min: u32, max: u32| format!("{min}..{max}");
             let mut what = format!(
@@ -193,6 +198,7 @@ pub fn register(
         manifest: req.manifest,
         // An overwrite keeps an emergency stop in place.
         paused: existing.is_some_and(|e| e.paused),
+        lambda_versions: req.lambda_versions,
     };
     let outcome = if existing.is_some() {
         RegisterOutcome::Overwritten(deployment.clone(), changes)
@@ -229,6 +235,40 @@ pub(super) fn refuse_breaking(changes: Vec<Change>) -> Result<Vec<Change>, Regis
         )
     };
     Err(RegistrationError::Conflict { message, code: type_change.then_some("META0006"), changes, invocations: Vec::new() })
+}
+
+/// Checks a function version that ran behind a Lambda alias for the first time against what
+/// the alias deployment was registered with: could new invocations routed to the deployment
+/// run there? The same rules as a new revision, with every handler counted as having work
+/// (the ingress keeps accepting calls to each registered handler).
+pub fn check_lambda_version(deployment: &Deployment, manifest: &Manifest, defaults: &SchemaDefaults, now: u64) -> LambdaVersionCheck {
+    let differences = manifest_changes(&deployment.manifest, manifest);
+    if differences.is_empty() {
+        return LambdaVersionCheck { compatible: true, changes: differences, seen_at: now };
+    }
+    let mut breaking = Vec::new();
+    let registered = crate::protocol::choose_version(deployment.min_protocol_version, deployment.max_protocol_version);
+    if let Some(v) = registered
+        && !(manifest.min_protocol_version..=manifest.max_protocol_version).contains(&v.as_u32())
+    {
+        breaking.push(format!(
+            "it speaks protocol versions {}..{}, not {} as registered",
+            manifest.min_protocol_version,
+            manifest.max_protocol_version,
+            v.as_u32()
+        ));
+    }
+    for old in &deployment.services {
+        let Some(m) = manifest.service(&old.name) else {
+            breaking.push(format!("{}: the service is gone", old.name));
+            continue;
+        };
+        let new = service_revision(m, old.revision, deployment.id, manifest.protocol_mode, defaults);
+        let all_busy: BTreeMap<String, u64> = old.handlers.iter().map(|h| (handler_key(&old.name, &h.name), 1)).collect();
+        breaking.extend(compat::changes(Some(old), &new, &all_busy).into_iter().filter(|c| c.breaking).map(|c| c.describe()));
+    }
+    let compatible = breaking.is_empty();
+    LambdaVersionCheck { compatible, changes: if compatible { differences } else { breaking }, seen_at: now }
 }
 
 /// What differs between two manifests of one endpoint, in words.

@@ -29,6 +29,7 @@ pub fn registration(uri: &str, manifest: crate::protocol::Manifest) -> RegisterR
         manifest,
         sdk_version: None,
         now: 1_000,
+        lambda_versions: LambdaVersions::default(),
     }
 }
 
@@ -369,4 +370,37 @@ fn a_schema_stored_before_routing_history_gets_it_rebuilt_so_old_deployments_rea
     assert!(loaded.ever_routed(&v1) && loaded.ever_routed(&v2));
     assert_eq!(loaded.history["Greeter"], vec![v1, v2]);
     assert_eq!(rollback_target(&loaded, "Greeter").unwrap(), v1);
+}
+
+#[test]
+fn a_lambda_version_behind_an_alias_is_checked_like_a_revision_and_a_failing_one_holds_new_work() {
+    let mut schema = Schema::default();
+    let alias = "arn:aws:lambda:us-east-1:123456789012:function:greeter:live";
+    let mut req = registration(alias, manifest(r#",{"name":"sleepy"}"#));
+    req.endpoint = Endpoint::Lambda { arn: alias.into(), assume_role_arn: None };
+    req.lambda_versions.seen.insert("1".into(), LambdaVersionCheck { compatible: true, changes: vec![], seen_at: 1 });
+    let d = put(&mut schema, req, &Pending::default()).unwrap().deployment().clone();
+    assert!(d.endpoint.is_lambda_alias());
+    let defaults = SchemaDefaults::default();
+
+    // The same code, or only more of it: passes.
+    let same = check_lambda_version(&d, &d.manifest, &defaults, 2);
+    assert!(same.compatible && same.changes.is_empty(), "{same:?}");
+    let more = check_lambda_version(&d, &manifest(r#",{"name":"sleepy"},{"name":"wave"}"#), &defaults, 2);
+    assert!(more.compatible && !more.changes.is_empty(), "{more:?}");
+    // A handler gone (the ingress still takes calls to it), or a service type changed: fails.
+    let gone = check_lambda_version(&d, &manifest(""), &defaults, 3);
+    assert!(!gone.compatible && gone.changes.iter().any(|c| c.contains("Greeter/sleepy")), "{gone:?}");
+    let retyped = services(r#"[{"name":"Greeter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"greet"},{"name":"sleepy"}]},
+        {"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"SHARED"}]}]"#);
+    assert!(!check_lambda_version(&d, &retyped, &defaults, 3).compatible);
+
+    // Recorded: a failing version holds new work at the newest one that passed; one that
+    // passes lifts the hold.
+    schema.apply(SchemaChange::LambdaVersion { deployment: d.id, version: "2".into(), check: more });
+    schema.apply(SchemaChange::LambdaVersion { deployment: d.id, version: "3".into(), check: gone });
+    assert_eq!(schema.deployments[&d.id].lambda_versions.held_at.as_deref(), Some("2"));
+    schema.apply(SchemaChange::LambdaVersion { deployment: d.id, version: "4".into(), check: same });
+    assert_eq!(schema.deployments[&d.id].lambda_versions.held_at, None);
+    assert_eq!(schema.deployments[&d.id].lambda_versions.seen.len(), 4);
 }

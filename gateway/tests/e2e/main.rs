@@ -10,6 +10,7 @@ mod durability;
 mod fuzz;
 mod harness;
 mod ingress;
+mod lambda;
 mod lifecycle;
 mod pg;
 mod poison;

@@ -1,6 +1,8 @@
 // perdure's TypeScript test services, built on @restatedev/restate-sdk 1.17.2 (needs Node >= 22).
 //
 // Usage: node services.mjs [port=9080] [mode=h2|h1|h1bidi] [tag=v1] [variant]
+//   or, as an AWS Lambda function: handler `services.handler` with PERDURE_SERVICES_MODE=lambda and
+//   optional TAG / VARIANT environment variables (the SDK's Lambda handler, request/response).
 //   h2     endpoint.listen(port): HTTP/2 cleartext, bidirectional streaming (the SDK's default path)
 //   h1     http.createServer(endpoint.http1Handler()) on 127.0.0.1: HTTP/1.1 request/response
 //   h1bidi the same with { bidirectional: true }
@@ -37,6 +39,7 @@
 //     awaitSignal(box), sendSignal({id, value}), combinators()
 //   Approval (workflow): run(what) waits on promise "decision"; decide(v), peek, status (shared)
 import * as restate from "@restatedev/restate-sdk";
+import * as restateLambda from "@restatedev/restate-sdk/lambda";
 import http from "node:http";
 
 const nodeMajor = Number(process.versions.node.split(".")[0]);
@@ -47,7 +50,10 @@ if (nodeMajor < 22) {
   process.exit(1);
 }
 
-const [portArg = "9080", mode = "h2", tag = "v1", variantArg = ""] = process.argv.slice(2);
+const lambdaMode = process.env.PERDURE_SERVICES_MODE === "lambda";
+const [portArg = "9080", mode = "h2", tag = "v1", variantArg = ""] = lambdaMode
+  ? ["0", "lambda", process.env.TAG ?? "v1", process.env.VARIANT ?? ""]
+  : process.argv.slice(2);
 const edits = variantArg.split(",").filter(Boolean).map((e) => e.split(":"));
 const dropped = new Set(edits.filter(([op]) => op === "drop").map(([, what]) => what));
 const flipped = new Set(edits.filter(([op]) => op === "flip").map(([, what]) => what));
@@ -73,7 +79,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`invalid port: ${portArg}\n`);
   process.exit(2);
 }
-if (!["h2", "h1", "h1bidi"].includes(mode)) {
+if (!["h2", "h1", "h1bidi", "lambda"].includes(mode)) {
   process.stderr.write(`invalid mode: ${mode} (expected h2, h1 or h1bidi)\n`);
   process.exit(2);
 }
@@ -304,16 +310,21 @@ function stderrLogger(meta, message, ...rest) {
   );
 }
 
-const endpoint = restate.endpoint().setLogger(stderrLogger);
+const endpoint = (lambdaMode ? restateLambda : restate).endpoint().setLogger(stderrLogger);
 for (const service of [greeter, counter, sleepWorkflow, mailbox, waiter, approval]) {
   if (!dropped.has(service.name)) endpoint.bind(service);
 }
+
+/** The Lambda handler (PERDURE_SERVICES_MODE=lambda). */
+export const handler = lambdaMode ? endpoint.handler() : undefined;
 
 function announce(actualPort) {
   process.stdout.write(`listening ${actualPort}\n`);
 }
 
-if (mode === "h2") {
+if (lambdaMode) {
+  // Served by the Lambda runtime through `handler`.
+} else if (mode === "h2") {
   announce(await endpoint.listen(port));
 } else {
   const server = http.createServer(endpoint.http1Handler({ bidirectional: mode === "h1bidi" }));
@@ -324,6 +335,6 @@ if (mode === "h2") {
   server.listen(port, "127.0.0.1", () => announce(server.address().port));
 }
 
-for (const signal of ["SIGINT", "SIGTERM"]) {
+for (const signal of lambdaMode ? [] : ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => process.exit(0));
 }

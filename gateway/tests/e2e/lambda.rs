@@ -1,0 +1,314 @@
+//! Lambda deployments on the Lambda emulator (`tests/lambda-emu`): registering by version and
+//! by alias, invocations through Lambda Invoke, pinning each invocation to the function version
+//! its first attempt ran on (so a moved alias never changes the code under it), the check of a
+//! new version behind an alias, and Lambda's failures (function errors, throttling, timeouts).
+//! Three kinds of function: the Rust SDK's Lambda handler, the TypeScript SDK's Lambda handler
+//! (through the emulator's Node shim) and a TypeScript SDK HTTP server behind lambda-adapter.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use perdure_lambda_emu::{Emulator, FunctionSpec, Injected};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// The emulator, on its own runtime (the tests themselves are blocking).
+struct Lambda {
+    emu: Emulator,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Lambda {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let emu = rt.block_on(Emulator::start()).expect("start the Lambda emulator");
+        Self { emu, rt }
+    }
+
+    /// A perdure that reaches Lambda (and STS) at the emulator, with static credentials.
+    fn perdure(&self, extra: &[(&str, &str)]) -> Perdure {
+        let endpoint = self.emu.endpoint();
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ];
+        env.extend_from_slice(extra);
+        Perdure::start_with(&env)
+    }
+}
+
+impl Drop for Lambda {
+    fn drop(&mut self) {
+        self.rt.block_on(self.emu.shutdown());
+    }
+}
+
+/// A binary of another workspace package, built next to the test binaries.
+fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/debug");
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} not built: run `cargo build --workspace --all-targets`", bin.display());
+    bin
+}
+
+/// The three kinds of function the scenarios run on.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// `restate-sdk`'s Lambda handler (`perdure-rust-lambda`).
+    Rust,
+    /// The TypeScript SDK's Lambda handler (`services.handler`), through the Node shim.
+    Ts,
+    /// The TypeScript SDK's HTTP/1.1 server behind `perdure-lambda-adapter`.
+    Adapter,
+}
+
+/// A function of `kind` whose code is tagged `tag` (what `Greeter/sleepy` answers), with
+/// `variant` edits (see the services) for a changed version.
+fn function(kind: Kind, tag: &str, variant: &str) -> FunctionSpec {
+    let ts = repo_root().join("tests/services/ts");
+    let spec = match kind {
+        Kind::Rust => FunctionSpec::binary(workspace_bin("perdure-rust-lambda")),
+        Kind::Ts => FunctionSpec::node(node22(), ts, "services.handler").env("PERDURE_SERVICES_MODE", "lambda"),
+        Kind::Adapter => {
+            let port = free_port();
+            let command =
+                format!("exec '{}' '{}' {port} h1 {tag} '{variant}'", node22().display(), ts.join("services.mjs").display());
+            FunctionSpec::binary(workspace_bin("perdure-lambda-adapter"))
+                .env("PERDURE_ADAPTER_COMMAND", &command)
+                .env("PERDURE_ADAPTER_PORT", &port.to_string())
+                .max_environments(1)
+        }
+    };
+    spec.env("TAG", tag).env("VARIANT", variant).env("RESTATE_LOGGING", "ERROR")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn register_arn(perdure: &Perdure, arn: &str, extra: Value) -> (u16, Value) {
+    let mut body = json!({ "arn": arn });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let r = http().post(format!("{}/deployments", perdure.admin)).json(&body).send().expect("POST /deployments");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+fn send(perdure: &Perdure, path: &str, body: &str) -> String {
+    let r = post_json(&format!("{}/{path}/send", perdure.ingress), body);
+    assert_eq!(r.status, 202, "{path}: {}", r.body);
+    r.json()["invocationId"].as_str().expect("invocationId").to_owned()
+}
+
+fn attach(perdure: &Perdure, id: &str) -> Reply {
+    get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress))
+}
+
+fn sql(perdure: &Perdure, query: &str) -> Vec<Value> {
+    let r = http()
+        .post(format!("{}/query", perdure.admin))
+        .header("accept", "application/json")
+        .json(&json!({ "query": query }))
+        .send()
+        .expect("POST /query");
+    let body: Value = r.json().expect("JSON rows");
+    body["rows"].as_array().cloned().unwrap_or_else(|| panic!("no rows: {body}"))
+}
+
+/// Where `finished on` shows in `Greeter/sleepy`'s answer (the TS services answer
+/// `{finished_on}`, the Rust ones a string).
+fn finished_on(kind: Kind, reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    match kind {
+        Kind::Rust => reply.json().as_str().expect("a string").trim_start_matches("finished on ").to_owned(),
+        Kind::Ts | Kind::Adapter => reply.json()["finished_on"].as_str().expect("finished_on").to_owned(),
+    }
+}
+
+/// The alias-pinning scenario: an invocation that started on version 1 and suspended in a
+/// sleep resumes on version 1 after the alias moved to version 2, while invocations started
+/// after the move run on version 2.
+fn alias_pinning(kind: Kind) {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("greeter", function(kind, "v1", ""));
+    let v1 = emu.publish_version("greeter");
+    emu.update_function("greeter", function(kind, "v2", ""));
+    let v2 = emu.publish_version("greeter");
+    emu.set_alias("greeter", "live", &v1, &[]);
+    let perdure = lambda.perdure(&[]);
+
+    let alias = emu.arn("greeter", Some("live"));
+    let (status, body) = register_arn(&perdure, &alias, json!({}));
+    assert_eq!(status, 201, "{body}");
+    let dp = body["id"].as_str().expect("id").to_owned();
+    let greeted = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"Lambda\"");
+    assert_eq!((greeted.status, greeted.body.as_str()), (200, "\"Hello, Lambda!\""), "{kind:?}");
+
+    let sleeping = send(&perdure, "Greeter/sleepy", "2500");
+    eventually(Duration::from_secs(20), "the sleeper to suspend on version 1", || {
+        let rows = sql(&perdure, &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+        (rows.first().is_some_and(|r| r["status"] == "suspended" && r["pinned_lambda_version"] == json!(v1)))
+            .then_some(())
+    });
+    let v1_before = emu.invocations("greeter", &v1);
+
+    // The pipeline moves the alias: new work follows it, the sleeper stays on version 1.
+    emu.set_alias("greeter", "live", &v2, &[]);
+    let fresh = post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "10");
+    assert_eq!(finished_on(kind, &fresh), "v2", "{kind:?}: a new invocation follows the alias");
+    assert_eq!(finished_on(kind, &attach(&perdure, &sleeping)), "v1", "{kind:?}: it resumed on the version it started on");
+    assert!(emu.invocations("greeter", &v1) > v1_before, "{kind:?}: the resume invoked version 1");
+
+    let rows = sql(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
+    let described = get(&format!("{}/deployments/{dp}", perdure.admin)).json();
+    assert_eq!(described["arn"], json!(alias));
+    let versions = described["lambda_versions"].as_array().expect("lambda_versions");
+    assert!(
+        versions.iter().any(|v| v["version"] == json!(v2) && v["compatible"] == true),
+        "the new version was checked and passed: {described}"
+    );
+    let (code, out, err) = perdure_cli(&perdure, &["invocations", "describe", &sleeping]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("Lambda:       version {v1}")), "{out}");
+}
+
+#[test]
+fn a_moved_alias_never_changes_the_code_under_a_running_invocation_rust() {
+    alias_pinning(Kind::Rust);
+}
+
+#[test]
+fn a_moved_alias_never_changes_the_code_under_a_running_invocation_typescript() {
+    alias_pinning(Kind::Ts);
+}
+
+#[test]
+fn a_moved_alias_never_changes_the_code_under_a_running_invocation_behind_lambda_adapter() {
+    alias_pinning(Kind::Adapter);
+}
+
+#[test]
+fn an_incompatible_version_behind_the_alias_is_reported_and_not_routed_to() {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
+    let v1 = emu.publish_version("greeter");
+    // Version 2 drops Greeter/sleepy: new calls to it could not run there.
+    emu.update_function("greeter", function(Kind::Rust, "v2", "drop:Greeter.sleepy"));
+    let v2 = emu.publish_version("greeter");
+    emu.set_alias("greeter", "live", &v1, &[]);
+    let perdure = lambda.perdure(&[]);
+    let alias = emu.arn("greeter", Some("live"));
+    let (status, body) = register_arn(&perdure, &alias, json!({}));
+    assert_eq!(status, 201, "{body}");
+    let dp = body["id"].as_str().expect("id").to_owned();
+
+    emu.set_alias("greeter", "live", &v2, &[]);
+    let done = post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "1");
+    assert_eq!(finished_on(Kind::Rust, &done), "v1", "held at the last version that passed");
+    let described = get(&format!("{}/deployments/{dp}", perdure.admin)).json();
+    assert_eq!(described["held_at_version"], json!(v1), "{described}");
+    let failed = described["lambda_versions"].as_array().unwrap().iter().find(|v| v["version"] == json!(v2)).cloned();
+    let failed = failed.unwrap_or_else(|| panic!("version 2 is listed: {described}"));
+    assert_eq!(failed["compatible"], false);
+    assert!(failed["changes"].to_string().contains("sleepy"), "it says what broke: {failed}");
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "describe", &dp]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("FAILED") && out.contains(&format!("held at version {v1}")), "{out}");
+
+    // While held, new work stays on version 1.
+    let on_v2 = emu.invocations("greeter", &v2);
+    for _ in 0..3 {
+        assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"x\"").status, 200);
+    }
+    assert_eq!(emu.invocations("greeter", &v2), on_v2, "nothing new ran on the refused version");
+
+    // The operator accepts version 2: registering the alias again with breaking.
+    let (status, body) = register_arn(&perdure, &alias, json!({ "force": true, "breaking": true }));
+    assert_eq!(status, 200, "{body}");
+    let described = get(&format!("{}/deployments/{dp}", perdure.admin)).json();
+    assert!(described.get("held_at_version").is_none(), "{described}");
+    assert_eq!(post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"y\"").status, 200);
+    assert!(emu.invocations("greeter", &v2) > on_v2, "new work follows the alias again");
+}
+
+#[test]
+fn registration_needs_a_version_or_an_alias_and_reports_unknown_ones() {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
+    let v1 = emu.publish_version("greeter");
+    let perdure = lambda.perdure(&[]);
+
+    let (status, body) = register_arn(&perdure, &emu.arn("greeter", None), json!({}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("names no version or alias"), "{body}");
+    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some("$LATEST")), json!({}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("lambda.allow-latest"), "{body}");
+    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some("99")), json!({}));
+    assert_eq!(status, 500, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("does not exist"), "{body}");
+
+    // By version, with the perdure CLI.
+    let (code, out, err) = perdure_cli(&perdure, &["dp", "add", &emu.arn("greeter", Some(&v1))]);
+    assert_eq!(code, 0, "{out}{err}");
+    let sleeping = send(&perdure, "Greeter/sleepy", "10");
+    assert_eq!(finished_on(Kind::Rust, &attach(&perdure, &sleeping)), "v1");
+    let rows = sql(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
+    let listed = get(&format!("{}/deployments", perdure.admin)).json();
+    assert_eq!(listed["deployments"][0]["arn"], json!(emu.arn("greeter", Some(&v1))), "{listed}");
+
+    // $LATEST with the development switch.
+    let dev = lambda.perdure(&[("PERDURE_LAMBDA__ALLOW_LATEST", "true")]);
+    let (status, body) = register_arn(&dev, &emu.arn("greeter", Some("$LATEST")), json!({}));
+    assert_eq!(status, 201, "{body}");
+}
+
+#[test]
+fn throttling_function_errors_and_timeouts_are_retried() {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("ts", function(Kind::Ts, "v1", ""));
+    let v1 = emu.publish_version("ts");
+    let perdure = lambda.perdure(&[]);
+    let (status, body) = register_arn(&perdure, &emu.arn("ts", Some(&v1)), json!({}));
+    assert_eq!(status, 201, "{body}");
+
+    // Throttled twice, then it runs.
+    emu.fail_next("ts", 2, Injected::Throttle);
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"slow\"");
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, slow!\""));
+
+    // A handler error on the first two attempts (the function answers, with an Error
+    // message), then success on the same version.
+    let r = post_json(&format!("{}/Greeter/flaky", perdure.ingress), "\"k\"");
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A function that times out on every attempt is retried, and the failure says why.
+    emu.create_function("stall", function(Kind::Rust, "v1", "").timeout(Duration::from_secs(1)));
+    let s1 = emu.publish_version("stall");
+    let perdure = lambda.perdure(&[]);
+    let (status, body) = register_arn(&perdure, &emu.arn("stall", Some(&s1)), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let id = send(&perdure, "Greeter/stall", "5000");
+    let failure = eventually(Duration::from_secs(30), "two timed-out attempts", || {
+        let rows = sql(&perdure, &format!("SELECT retry_count, last_failure FROM sys_invocation WHERE id = '{id}'"));
+        let row = rows.first()?.clone();
+        (row["retry_count"].as_u64()? >= 2).then_some(row)
+    });
+    assert!(failure["last_failure"].as_str().unwrap_or_default().contains("Task timed out"), "{failure}");
+    assert_eq!(request("PATCH", &format!("{}/invocations/{id}/kill", perdure.admin)).status, 202);
+}
