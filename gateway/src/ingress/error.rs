@@ -11,6 +11,8 @@ use crate::ids::{IdError, InvocationId};
 pub enum Error {
     #[error("bad path: {0}")]
     BadPath(String),
+    #[error("path '{path}' is outside the ingress's path prefix '{prefix}' (ingress.path-prefix): call {prefix}/<service>/<handler>")]
+    OutsidePrefix { path: String, prefix: String },
     #[error("bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler")]
     BadCallPath,
     #[error("service '{0}' not found, make sure to register the service before calling it.")]
@@ -72,6 +74,7 @@ impl Error {
             | Error::UnknownHandler { .. }
             | Error::InvocationNotFound
             | Error::UnknownDeployment(_)
+            | Error::OutsidePrefix { .. }
             | Error::NotOnDeployment { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotReady => StatusCode::from_u16(470).expect("470 is a valid status code"),

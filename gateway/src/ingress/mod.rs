@@ -92,7 +92,7 @@ impl Ingress {
             None => path::parse(full)?,
             Some(prefix) => match full.strip_prefix(prefix.as_str()) {
                 Some(rest) if rest.starts_with('/') => path::parse(rest)?,
-                _ => return Err(Error::BadPath(full.to_owned())),
+                _ => return Err(Error::OutsidePrefix { path: full.to_owned(), prefix: prefix.clone() }),
             },
         };
         match route {

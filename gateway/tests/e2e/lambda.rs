@@ -79,7 +79,7 @@ fn function(kind: Kind, tag: &str, variant: &str) -> FunctionSpec {
         Kind::Adapter => {
             let port = free_port();
             let command =
-                format!("exec '{}' '{}' {port} h1 {tag} '{variant}'", node22().display(), ts.join("services.mjs").display());
+                format!("exec '{}' '{}' {port} h2 {tag} '{variant}'", node22().display(), ts.join("services.mjs").display());
             FunctionSpec::binary(workspace_bin("perdure-lambda-adapter"))
                 .env("PERDURE_ADAPTER_COMMAND", &command)
                 .env("PERDURE_ADAPTER_PORT", &port.to_string())
@@ -154,7 +154,7 @@ fn alias_pinning(kind: Kind) {
     let greeted = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"Lambda\"");
     assert_eq!((greeted.status, greeted.body.as_str()), (200, "\"Hello, Lambda!\""), "{kind:?}");
 
-    let sleeping = send(&perdure, "Greeter/sleepy", "2500");
+    let sleeping = send(&perdure, "Greeter/sleepy", "6000");
     eventually(Duration::from_secs(20), "the sleeper to suspend on version 1", || {
         let rows = sql(&perdure, &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
         (rows.first().is_some_and(|r| r["status"] == "suspended" && r["pinned_lambda_version"] == json!(v1)))
@@ -310,5 +310,142 @@ fn throttling_function_errors_and_timeouts_are_retried() {
         (row["retry_count"].as_u64()? >= 2).then_some(row)
     });
     assert!(failure["last_failure"].as_str().unwrap_or_default().contains("Task timed out"), "{failure}");
-    assert_eq!(request("PATCH", &format!("{}/invocations/{id}/kill", perdure.admin)).status, 202);
+    assert_eq!(request("PATCH", &format!("{}/invocations/{id}/kill", perdure.admin)).status, 200);
+}
+
+/// Invokes `function` on the emulator with an event, as API Gateway does; returns its answer.
+fn invoke_event(emu: &Emulator, function: &str, event: &Value) -> Value {
+    let r = http()
+        .post(format!("{}/2015-03-31/functions/{function}/invocations", emu.endpoint()))
+        .json(event)
+        .send()
+        .expect("Invoke");
+    assert_eq!(r.status().as_u16(), 200, "Invoke {function}");
+    let function_error = r.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap_or_default().to_owned());
+    let answer: Value = r.json().expect("the function's answer is JSON");
+    assert_eq!(function_error, None, "{answer}");
+    answer
+}
+
+/// An HTTP API (payload v2) proxy event for `method raw_path` on stage `prod`.
+fn apigw_v2(method: &str, raw_path: &str, body: Option<&str>, headers: Value) -> Value {
+    let mut h = json!({ "host": "abc.execute-api.us-east-1.amazonaws.com", "content-type": "application/json",
+        "x-amzn-trace-id": "Root=1-5e1b4151-5ac6c58f3757e4b4a07a7b31", "x-forwarded-proto": "https" });
+    if let (Value::Object(h), Value::Object(extra)) = (&mut h, headers) {
+        h.extend(extra);
+    }
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": "", "headers": h,
+        "requestContext": { "accountId": "123456789012", "apiId": "abc", "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+            "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "curl/8" },
+            "requestId": "r2", "routeKey": "$default", "stage": "prod", "time": "04/Dec/2026:10:00:00 +0000", "timeEpoch": 1796378400000u64 },
+        "body": body.map(|b| base64_encode(b.as_bytes())), "isBase64Encoded": body.is_some(),
+    })
+}
+
+/// A REST API (payload v1) proxy event; its `path` carries no stage.
+fn apigw_v1(method: &str, path: &str, body: Option<&str>) -> Value {
+    json!({
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": { "Host": "abc.execute-api.us-east-1.amazonaws.com", "Content-Type": "application/json", "X-Amzn-Trace-Id": "Root=1-abc" },
+        "multiValueHeaders": {}, "pathParameters": { "proxy": path.trim_start_matches('/') },
+        "requestContext": { "accountId": "123456789012", "resourceId": "r1", "stage": "prod", "requestId": "r1",
+            "identity": { "sourceIp": "198.51.100.7" }, "resourcePath": "/{proxy+}", "httpMethod": method,
+            "path": format!("/prod{path}"), "apiId": "abc" },
+        "body": body, "isBase64Encoded": false,
+    })
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The body of an API Gateway answer, decoded.
+fn answer_body(answer: &Value) -> String {
+    let body = answer["body"].as_str().unwrap_or_default();
+    if answer["isBase64Encoded"] == true {
+        use base64::Engine as _;
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).expect("base64")).expect("utf-8")
+    } else {
+        body.to_owned()
+    }
+}
+
+/// API Gateway in front of the ingress through `apigw-front` (a Lambda function on the
+/// emulator): REST v1 and HTTP v2 events get the ingress's own status codes and bodies.
+#[test]
+fn api_gateway_events_reach_the_ingress_through_the_front() {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
+    let v1 = emu.publish_version("greeter");
+    let perdure = lambda.perdure(&[]);
+    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some(&v1)), json!({}));
+    assert_eq!(status, 201, "{body}");
+    emu.create_function("front", FunctionSpec::binary(workspace_bin("perdure-apigw-front")).env("PERDURE_INGRESS_URL", &perdure.ingress));
+    emu.publish_version("front");
+
+    // HTTP API v2 with a named stage in the path, base64 body.
+    let a = invoke_event(emu, "front", &apigw_v2("POST", "/prod/Greeter/greet", Some("\"Gateway\""), json!({})));
+    assert_eq!((a["statusCode"].as_u64(), answer_body(&a).as_str()), (Some(200), "\"Hello, Gateway!\""), "{a}");
+    // REST API v1, plain body.
+    let a = invoke_event(emu, "front", &apigw_v1("POST", "/Greeter/greet", Some("\"REST\"")));
+    assert_eq!((a["statusCode"].as_u64(), answer_body(&a).as_str()), (Some(200), "\"Hello, REST!\""), "{a}");
+
+    // Errors: exactly what the ingress answers directly.
+    for path in ["/Nope/greet", "/Greeter/nope"] {
+        let direct = post_json(&format!("{}{path}", perdure.ingress), "\"x\"");
+        let a = invoke_event(emu, "front", &apigw_v2("POST", &format!("/prod{path}"), Some("\"x\""), json!({})));
+        assert_eq!(a["statusCode"].as_u64(), Some(direct.status as u64), "{path}: {a}");
+        assert_eq!(answer_body(&a), direct.body, "{path}");
+        let a = invoke_event(emu, "front", &apigw_v1("POST", path, Some("\"x\"")));
+        assert_eq!((a["statusCode"].as_u64(), answer_body(&a)), (Some(direct.status as u64), direct.body.clone()), "{path}");
+    }
+
+    // `/send` with an idempotency key, twice: one invocation; then its output by id.
+    let send = apigw_v2("POST", "/prod/Greeter/greet/send", Some("\"once\""), json!({ "idempotency-key": "k-1" }));
+    let first = invoke_event(emu, "front", &send);
+    let second = invoke_event(emu, "front", &send);
+    assert_eq!(first["statusCode"].as_u64(), Some(202), "{first}");
+    let id = serde_json::from_str::<Value>(&answer_body(&first)).expect("JSON")["invocationId"].as_str().expect("invocationId").to_owned();
+    let again = serde_json::from_str::<Value>(&answer_body(&second)).expect("JSON");
+    assert_eq!(again["invocationId"].as_str(), Some(id.as_str()), "the same invocation");
+    let output = eventually(Duration::from_secs(20), "the sent invocation's output", || {
+        let a = invoke_event(emu, "front", &apigw_v1("GET", &format!("/restate/invocation/{id}/output"), None));
+        (a["statusCode"].as_u64() == Some(200)).then(|| answer_body(&a))
+    });
+    assert_eq!(output, "\"Hello, once!\"");
+}
+
+/// Behind an API Gateway HTTP integration that keeps the stage in the path, the ingress drops
+/// `ingress.path-prefix` and accepts API Gateway's `x-amzn-*` / `x-forwarded-*` headers.
+#[test]
+fn the_ingress_serves_under_an_api_gateway_stage_prefix() {
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
+    let v1 = emu.publish_version("greeter");
+    let perdure = lambda.perdure(&[("PERDURE_INGRESS__PATH_PREFIX", "/prod")]);
+    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some(&v1)), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let gateway_headers = [
+        ("content-type", "application/json"),
+        ("x-amzn-trace-id", "Root=1-5e1b4151-5ac6c58f3757e4b4a07a7b31"),
+        ("x-amzn-apigateway-api-id", "abc"),
+        ("x-amzn-requestid", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let r = post_with(&format!("{}/prod/Greeter/greet", perdure.ingress), "\"stage\"", &gateway_headers);
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, stage!\""));
+    let r = post_with(&format!("{}/prod/Greeter/greet/send", perdure.ingress), "\"later\"", &gateway_headers);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["invocationId"].as_str().expect("invocationId").to_owned();
+    let r = get(&format!("{}/prod/restate/invocation/{id}/attach", perdure.ingress));
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, later!\""));
+    // Without the prefix: not found, saying where the ingress serves.
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"x\"");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("/prod"), "{}", r.body);
 }

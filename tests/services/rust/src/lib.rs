@@ -39,8 +39,7 @@ impl Greeter {
 /// The Greeter of `VARIANT=drop:Greeter.sleepy`.
 pub struct GreeterWithoutSleepy;
 
-#[restate_sdk::service]
-#[name = "Greeter"]
+#[restate_sdk::service(name = "Greeter")]
 impl GreeterWithoutSleepy {
     #[handler]
     async fn greet(&self, _ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
