@@ -272,7 +272,7 @@ impl Emulator {
         for pool in pools {
             let envs: Vec<Environment> = std::mem::take(&mut *pool.idle.lock().expect("idle lock"));
             for mut env in envs {
-                let _ = env.child.kill().await;
+                env.kill().await;
             }
         }
     }
@@ -630,11 +630,11 @@ async fn run(
                 (bytes, true)
             }
             Ok(Outcome::InitError(bytes)) => {
-                let _ = env.child.kill().await;
+                env.kill().await;
                 (bytes, true)
             }
             Err(_) => {
-                let _ = env.child.kill().await;
+                env.kill().await;
                 (error_payload("Runtime.ExitError", &format!("RequestId: {id} Error: Runtime exited without answering")), true)
             }
         },
@@ -643,7 +643,7 @@ async fn run(
             (error_payload("Runtime.ExitError", &format!("RequestId: {id} Error: Runtime exited with error: exit status {code}")), true)
         }
         _ = tokio::time::sleep(spec.timeout) => {
-            let _ = env.child.kill().await;
+            env.kill().await;
             let secs = spec.timeout.as_secs_f64();
             (error_payload("Sandbox.Timedout", &format!("RequestId: {id} Error: Task timed out after {secs:.2} seconds")), true)
         }
@@ -725,14 +725,33 @@ impl Environment {
             .env_remove("AWS_LAMBDA_MAX_CONCURRENCY")
             .envs(&spec.env)
             .stdin(std::process::Stdio::null())
+            // Its own process group, so killing the environment kills what it started too
+            // (a server behind lambda-adapter), as a Lambda sandbox ends as a whole.
+            .process_group(0)
             .kill_on_drop(true);
         let child = cmd.spawn().map_err(|e| std::io::Error::new(e.kind(), format!("starting {cmd:?}: {e}")))?;
         Ok(Self { child, events, _server: server })
     }
 }
 
+impl Environment {
+    /// Kills the environment's whole process group.
+    async fn kill(&mut self) {
+        self.kill_group();
+        let _ = self.child.kill().await;
+    }
+
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: killpg only sends a signal; the group is the one this child leads.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 impl Drop for Environment {
     fn drop(&mut self) {
+        self.kill_group();
         self._server.abort();
     }
 }
