@@ -23,45 +23,40 @@ use crate::schema::{
 };
 use crate::storage::StorageError;
 
-/// `POST /deployments` body: the HTTP form or the Lambda form.
+/// `POST /deployments` body: an address (the HTTP form or the Lambda form) and what both carry.
+#[derive(Deserialize)]
+pub struct RegisterDeploymentRequest {
+    #[serde(flatten)]
+    address: DeploymentAddress,
+    #[serde(default)]
+    additional_headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    breaking: bool,
+    #[serde(default)]
+    force: Option<bool>,
+    #[serde(default)]
+    dry_run: bool,
+    /// perdure: false registers it without sending new invocations there.
+    #[serde(default)]
+    promote: Option<bool>,
+}
+
+/// Where a deployment to register is reached.
 #[derive(Deserialize)]
 #[serde(untagged)]
-pub enum RegisterDeploymentRequest {
+enum DeploymentAddress {
     Http {
         uri: String,
         #[serde(default)]
-        additional_headers: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        metadata: Option<BTreeMap<String, String>>,
-        #[serde(default)]
         use_http_11: bool,
-        #[serde(default)]
-        breaking: bool,
-        #[serde(default)]
-        force: Option<bool>,
-        #[serde(default)]
-        dry_run: bool,
-        /// perdure: false registers it without sending new invocations there.
-        #[serde(default)]
-        promote: Option<bool>,
     },
     /// A Lambda function: a published version or an alias.
     Lambda {
         arn: String,
         #[serde(default)]
         assume_role_arn: Option<String>,
-        #[serde(default)]
-        additional_headers: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        metadata: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        breaking: bool,
-        #[serde(default)]
-        force: Option<bool>,
-        #[serde(default)]
-        dry_run: bool,
-        #[serde(default)]
-        promote: Option<bool>,
     },
 }
 
@@ -452,50 +447,24 @@ pub async fn register(
     Extension(version): Extension<ApiVersion>,
     Json(body): Json<RegisterDeploymentRequest>,
 ) -> Result<Response, Error> {
-    let (endpoint, common) = match body {
-        RegisterDeploymentRequest::Http {
-            uri,
-            additional_headers,
-            metadata,
-            use_http_11,
-            breaking,
-            force,
-            dry_run,
-            promote,
-        } => {
+    let endpoint = match body.address {
+        DeploymentAddress::Http { uri, use_http_11 } => {
             let uri = normalize_uri(&uri)?;
             let http_version = if use_http_11 { HttpVersion::Http11 } else { HttpVersion::Http2 };
-            let common = Registration {
-                headers: additional_headers.unwrap_or_default(),
-                metadata: metadata.unwrap_or_default(),
-                breaking,
-                force,
-                dry_run,
-                promote: promote.unwrap_or(true),
-            };
-            (Endpoint::Http { uri, http_version }, common)
+            Endpoint::Http { uri, http_version }
         }
-        RegisterDeploymentRequest::Lambda {
-            arn,
-            assume_role_arn,
-            additional_headers,
-            metadata,
-            breaking,
-            force,
-            dry_run,
-            promote,
-        } => {
+        DeploymentAddress::Lambda { arn, assume_role_arn } => {
             check_arn(&arn, state.lambda_allow_latest)?;
-            let common = Registration {
-                headers: additional_headers.unwrap_or_default(),
-                metadata: metadata.unwrap_or_default(),
-                breaking,
-                force,
-                dry_run,
-                promote: promote.unwrap_or(true),
-            };
-            (Endpoint::Lambda { arn, assume_role_arn }, common)
+            Endpoint::Lambda { arn, assume_role_arn }
         }
+    };
+    let common = Registration {
+        headers: body.additional_headers.unwrap_or_default(),
+        metadata: body.metadata.unwrap_or_default(),
+        breaking: body.breaking,
+        force: body.force,
+        dry_run: body.dry_run,
+        promote: body.promote.unwrap_or(true),
     };
     // Admin API v2 defaults `force` to true; unversioned, v3 and v4 to false.
     let force = common.force.unwrap_or(version == ApiVersion::V2);

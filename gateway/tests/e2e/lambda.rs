@@ -103,6 +103,16 @@ fn register_arn(perdure: &Perdure, arn: &str, extra: Value) -> (u16, Value) {
     (status, r.json().unwrap_or(Value::Null))
 }
 
+/// A perdure serving function `name` (code of `kind`, tagged v1), registered by its version 1.
+fn registered_by_version(lambda: &Lambda, name: &str, kind: Kind, perdure_env: &[(&str, &str)]) -> Perdure {
+    lambda.emu.create_function(name, function(kind, "v1", ""));
+    let v1 = lambda.emu.publish_version(name);
+    let perdure = lambda.perdure(perdure_env);
+    let (status, body) = register_arn(&perdure, &lambda.emu.arn(name, Some(&v1)), json!({}));
+    assert_eq!(status, 201, "{body}");
+    perdure
+}
+
 fn send(perdure: &Perdure, path: &str, body: &str) -> String {
     let r = post_json(&format!("{}/{path}/send", perdure.ingress), body);
     assert_eq!(r.status, 202, "{path}: {}", r.body);
@@ -281,11 +291,7 @@ fn registration_needs_a_version_or_an_alias_and_reports_unknown_ones() {
 fn throttling_function_errors_and_timeouts_are_retried() {
     let lambda = Lambda::start();
     let emu = &lambda.emu;
-    emu.create_function("ts", function(Kind::Ts, "v1", ""));
-    let v1 = emu.publish_version("ts");
-    let perdure = lambda.perdure(&[]);
-    let (status, body) = register_arn(&perdure, &emu.arn("ts", Some(&v1)), json!({}));
-    assert_eq!(status, 201, "{body}");
+    let perdure = registered_by_version(&lambda, "ts", Kind::Ts, &[]);
 
     // Throttled twice, then it runs.
     emu.fail_next("ts", 2, Injected::Throttle);
@@ -378,11 +384,7 @@ fn answer_body(answer: &Value) -> String {
 fn api_gateway_events_reach_the_ingress_through_the_front() {
     let lambda = Lambda::start();
     let emu = &lambda.emu;
-    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
-    let v1 = emu.publish_version("greeter");
-    let perdure = lambda.perdure(&[]);
-    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some(&v1)), json!({}));
-    assert_eq!(status, 201, "{body}");
+    let perdure = registered_by_version(&lambda, "greeter", Kind::Rust, &[]);
     emu.create_function("front", FunctionSpec::binary(workspace_bin("perdure-apigw-front")).env("PERDURE_INGRESS_URL", &perdure.ingress));
     emu.publish_version("front");
 
@@ -423,12 +425,7 @@ fn api_gateway_events_reach_the_ingress_through_the_front() {
 #[test]
 fn the_ingress_serves_under_an_api_gateway_stage_prefix() {
     let lambda = Lambda::start();
-    let emu = &lambda.emu;
-    emu.create_function("greeter", function(Kind::Rust, "v1", ""));
-    let v1 = emu.publish_version("greeter");
-    let perdure = lambda.perdure(&[("PERDURE_INGRESS__PATH_PREFIX", "/prod")]);
-    let (status, body) = register_arn(&perdure, &emu.arn("greeter", Some(&v1)), json!({}));
-    assert_eq!(status, 201, "{body}");
+    let perdure = registered_by_version(&lambda, "greeter", Kind::Rust, &[("PERDURE_INGRESS__PATH_PREFIX", "/prod")]);
     let gateway_headers = [
         ("content-type", "application/json"),
         ("x-amzn-trace-id", "Root=1-5e1b4151-5ac6c58f3757e4b4a07a7b31"),
