@@ -159,7 +159,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     env = os.environ.get
     ap.add_argument("--perdure-bin", default=env("PERDURE_BIN", str(TARGET / "release/perdure")))
-    ap.add_argument("--restate-bin", default=env("RESTATE_BIN", str(CACHE / "restate-1.7.12/node_modules/.bin/restate-server")))
+    ap.add_argument("--restate-bin", default=env("RESTATE_BIN", str(CACHE / "restate-1.7.12/node_modules/@restatedev/restate-server-linux-x64/bin/restate-server")))
     ap.add_argument("--emu-bin", default=str(TARGET / "release/perdure-lambda-emu"))
     ap.add_argument("--function-bin", default=str(TARGET / "release/perdure-rust-lambda"))
     ap.add_argument("--wrk", default=env("WRK", "wrk"))

@@ -252,8 +252,11 @@ impl LambdaClients {
         let base = self
             .base
             .get_or_init(|| async {
+                // No SDK retries (the invocation's own policy retries) and no stalled-stream
+                // watchdog per call (the attempt's abort timeout covers a stuck call).
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
                     .load()
                     .await
             })
