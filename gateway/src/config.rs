@@ -35,6 +35,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub deployments: DeploymentsConfig,
     pub lambda: LambdaConfig,
+    pub request_identity: RequestIdentityConfig,
     /// `tracing` filter, e.g. `info` or `perdure=debug`.
     pub log_filter: String,
     /// `pretty` or `json`.
@@ -162,6 +163,18 @@ pub struct LambdaConfig {
     pub request_compression_threshold: u64,
 }
 
+/// Signing requests to deployments, so SDKs configured with the public key accept only them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RequestIdentityConfig {
+    /// An Ed25519 private key in PKCS#8 PEM (`perdure keygen --out FILE`); none = unsigned.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// How long each token is valid either side of now.
+    #[serde(with = "serde_friendly")]
+    pub expiration: Duration,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StorageConfig {
@@ -216,6 +229,7 @@ impl Default for Config {
             },
             deployments: DeploymentsConfig { auto_prune: false, keep_drained: 1, prune_interval: Duration::from_secs(30) },
             lambda: LambdaConfig { allow_latest: false, assume_role_external_id: None, request_compression_threshold: 4 << 20 },
+            request_identity: RequestIdentityConfig { private_key_file: None, expiration: Duration::from_secs(60) },
             log_filter: "info".into(),
             log_format: "pretty".into(),
         }
@@ -328,6 +342,12 @@ impl Config {
         {
             return Err(ConfigError::Invalid(format!(
                 "ingress.path-prefix must be a path like \"/prod\" (starting with /, no ?, # or spaces), not {prefix:?}"
+            )));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.request_identity.expiration) {
+            return Err(ConfigError::Invalid(format!(
+                "request-identity.expiration must be from 1s to 1d, not {}",
+                humantime::format_duration(self.request_identity.expiration)
             )));
         }
         if self.lambda.request_compression_threshold == 0 {

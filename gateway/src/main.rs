@@ -23,6 +23,9 @@ enum Command {
     /// Run the server (ingress, admin API, partitions) on an embedded RocksDB.
     #[command(alias = "server")]
     Serve(ServeArgs),
+    /// Make an Ed25519 key for signing requests to deployments (`request-identity`), or print
+    /// the public key of one; the SDKs take the printed `publickeyv1_…` as `identityKeys`.
+    Keygen(KeygenArgs),
     #[command(flatten)]
     Admin(perdure::cli::Command),
 }
@@ -49,10 +52,51 @@ struct ServeArgs {
     partitions: Option<u32>,
 }
 
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct KeygenArgs {
+    /// Write a new private key (PKCS#8 PEM, mode 0600) to this file; it must not exist yet.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the public key of an existing private key file.
+    #[arg(long, value_name = "FILE")]
+    public_key_of: Option<PathBuf>,
+}
+
+fn keygen(args: KeygenArgs) -> ExitCode {
+    use perdure::invoker::identity::RequestIdentity;
+    let any = std::time::Duration::from_secs(60);
+    let identity = match (&args.out, &args.public_key_of) {
+        (Some(out), _) => {
+            let identity = RequestIdentity::generate(any);
+            if let Err(e) = identity.write_new(out) {
+                eprintln!("perdure: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "perdure: wrote a private key to {}; set request-identity.private-key-file to it, and give the SDKs this public key:",
+                out.display()
+            );
+            identity
+        }
+        (None, Some(path)) => match RequestIdentity::from_pem_file(path, any) {
+            Ok(identity) => identity,
+            Err(e) => {
+                eprintln!("perdure: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => unreachable!("clap requires one of --out and --public-key-of"),
+    };
+    println!("{}", identity.public_key());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Keygen(args) => keygen(args),
         Command::Admin(command) => perdure::cli::run(cli.global, command),
     }
 }

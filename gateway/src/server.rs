@@ -20,6 +20,7 @@ use crate::engine::partition::{Partition, PartitionError};
 use crate::engine::partitions::key_range;
 use crate::engine::partition::router::{PartitionHandle, Router};
 use crate::ingress::{self, Ingress};
+use crate::invoker::identity::RequestIdentity;
 use crate::invoker::lambda::{LambdaClients, LambdaSettings};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
 use crate::schema::SchemaRegistry;
@@ -38,6 +39,8 @@ pub enum ServeError {
     Panicked(String),
     #[error("cannot listen for signals: {0}")]
     Signals(String),
+    #[error(transparent)]
+    Identity(#[from] crate::invoker::identity::IdentityError),
 }
 
 /// A running server.
@@ -117,6 +120,14 @@ impl Server {
             tasks.spawn(async move { partition.run(rx).await.map_err(ServeError::from) });
         }
 
+        let identity = match &config.request_identity.private_key_file {
+            None => None,
+            Some(path) => {
+                let identity = RequestIdentity::from_pem_file(path, config.request_identity.expiration)?;
+                tracing::info!(public_key = identity.public_key(), "requests to deployments are signed");
+                Some(Arc::new(identity))
+            }
+        };
         let client = DeploymentClient::new(config.invoker.connect_timeout);
         let lambda = Arc::new(LambdaClients::new(LambdaSettings {
             assume_role_external_id: config.lambda.assume_role_external_id.clone(),
@@ -135,6 +146,7 @@ impl Server {
                 ..InvokerConfig::default()
             },
             defaults: config.schema_defaults(),
+            identity: identity.clone(),
         };
         let rx = shutdown_rx.clone();
         tasks.spawn(async move {
@@ -178,6 +190,7 @@ impl Server {
             discovery_timeout: Duration::from_secs(10),
             lambda,
             lambda_allow_latest: config.lambda.allow_latest,
+            identity,
             storage: storage.clone(),
             query,
         });

@@ -509,12 +509,20 @@ async fn discover_endpoint(
 ) -> Result<crate::invoker::discovery::Discovered, Error> {
     Ok(match endpoint {
         Endpoint::Http { uri, http_version } => {
-            discover(&state.client, uri, http_version, headers, state.discovery_timeout).await?
+            discover(&state.client, uri, http_version, headers, state.identity.as_deref(), state.discovery_timeout).await?
         }
         Endpoint::Lambda { arn, assume_role_arn } => {
             let parsed = FunctionArn::parse(arn).map_err(|reason| Error::InvalidField { field: "arn", reason })?;
-            discover_lambda(&state.lambda, arn, &parsed, assume_role_arn.as_deref(), headers, state.discovery_timeout)
-                .await?
+            discover_lambda(
+                &state.lambda,
+                arn,
+                &parsed,
+                assume_role_arn.as_deref(),
+                headers,
+                state.identity.as_deref(),
+                state.discovery_timeout,
+            )
+            .await?
         }
     })
 }

@@ -48,6 +48,8 @@ pub struct AdminState {
     pub lambda: Arc<crate::invoker::lambda::LambdaClients>,
     /// `lambda.allow-latest`.
     pub lambda_allow_latest: bool,
+    /// Signs discovery requests, when a key is configured.
+    pub identity: Option<Arc<crate::invoker::identity::RequestIdentity>>,
     /// Read for drain counts and the pinned index.
     pub storage: crate::storage::Storage,
     /// SQL over the system tables.

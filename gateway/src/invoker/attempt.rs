@@ -265,6 +265,12 @@ fn invocation_headers<'a>(
     for (k, v) in ctx.config.additional_headers.iter().chain(&chosen.deployment.additional_headers) {
         headers.push((k.clone(), v.clone()));
     }
+    if let Some(identity) = &ctx.identity {
+        let path = format!("/invoke/{}/{}", spec.target.service, spec.target.handler);
+        for (k, v) in identity.headers(&path, spec.target.key.as_deref()) {
+            headers.push((k.to_owned(), v));
+        }
+    }
     headers
 }
 
@@ -520,7 +526,15 @@ async fn check_version(
         return if check.compatible { Ok(()) } else { Err(refused(check)) };
     }
     let exact = arn.with_qualifier(version);
-    let discovered = discover_lambda(&ctx.lambda, &exact, arn, role, &deployment.additional_headers, Duration::from_secs(10))
+    let discovered = discover_lambda(
+        &ctx.lambda,
+        &exact,
+        arn,
+        role,
+        &deployment.additional_headers,
+        ctx.identity.as_deref(),
+        Duration::from_secs(10),
+    )
         .await
         .map_err(|e| AttemptFailure::new(500, format!("checking Lambda version {version} behind alias '{}': {e}", arn.qualifier)))?;
     let check = check_lambda_version(deployment, &discovered.manifest, &ctx.defaults, now_ms());

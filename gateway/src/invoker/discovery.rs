@@ -7,6 +7,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 
 use super::client::{DeploymentClient, RequestBody, join_uri};
+use super::identity::RequestIdentity;
 use super::lambda::{FunctionArn, LambdaClients, LambdaRequest};
 use crate::protocol::manifest::{DISCOVERY_ACCEPT, Manifest, ManifestError, ProtocolMode, parse_manifest};
 use crate::schema::HttpVersion;
@@ -67,12 +68,16 @@ pub async fn discover(
     uri: &str,
     version: &HttpVersion,
     headers: &BTreeMap<String, String>,
+    identity: Option<&RequestIdentity>,
     timeout: Duration,
 ) -> Result<Discovered, DiscoveryError> {
     let unreachable = |reason: String| DiscoveryError::Unreachable { uri: uri.to_owned(), reason };
     let target = join_uri(uri, "/discover").map_err(|e| unreachable(e.to_string()))?;
     let mut builder = http::Request::get(target).header(http::header::ACCEPT, DISCOVERY_ACCEPT);
     for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    for (k, v) in identity.map(|i| i.headers("/discover", None)).into_iter().flatten() {
         builder = builder.header(k, v);
     }
     let request = builder.body(RequestBody::empty()).map_err(|e| unreachable(e.to_string()))?;
@@ -126,12 +131,16 @@ pub async fn discover_lambda(
     arn: &FunctionArn,
     role: Option<&str>,
     headers: &BTreeMap<String, String>,
+    identity: Option<&RequestIdentity>,
     timeout: Duration,
 ) -> Result<Discovered, DiscoveryError> {
     let unreachable = |reason: String| DiscoveryError::Unreachable { uri: function.to_owned(), reason };
     let mut event_headers: std::collections::HashMap<String, String> =
         headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
     event_headers.insert("accept".into(), DISCOVERY_ACCEPT.into());
+    for (k, v) in identity.map(|i| i.headers("/discover", None)).into_iter().flatten() {
+        event_headers.insert(k.into(), v);
+    }
     let request = LambdaRequest {
         path: "/discover".into(),
         method: "GET",

@@ -12,6 +12,7 @@
 pub mod attempt;
 pub mod client;
 pub mod discovery;
+pub mod identity;
 pub mod lambda;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +64,8 @@ pub struct AttemptContext {
     pub config: InvokerConfig,
     /// For checking Lambda versions behind an alias like a registration.
     pub defaults: crate::schema::SchemaDefaults,
+    /// Signs every request to deployments, when a key is configured.
+    pub identity: Option<Arc<identity::RequestIdentity>>,
 }
 
 enum Input {

@@ -291,6 +291,11 @@ impl TsServices {
     /// (a handler is gone), `drop:Mailbox` (a service is gone) or `flip:Counter.get`
     /// (exclusive <-> shared); see `services.mjs`.
     pub fn start_variant(port: u16, mode: &str, tag: &str, variant: &str) -> SdkProcess {
+        Self::start_with_env(port, mode, tag, variant, &[])
+    }
+
+    /// The same with extra environment (`IDENTITY_KEYS`, say).
+    pub fn start_with_env(port: u16, mode: &str, tag: &str, variant: &str, env: &[(&str, &str)]) -> SdkProcess {
         let dir = repo_root().join("tests/services/ts");
         assert!(
             dir.join("node_modules/@restatedev/restate-sdk").exists(),
@@ -298,6 +303,7 @@ impl TsServices {
         );
         let mut cmd = Command::new(node22());
         cmd.arg("services.mjs").arg(port.to_string()).arg(mode).arg(tag).arg(variant).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
+        cmd.envs(env.iter().copied());
         cmd.stderr(Stdio::inherit());
         SdkProcess::spawn(cmd, "TS services")
     }

@@ -446,3 +446,32 @@ fn the_ingress_serves_under_an_api_gateway_stage_prefix() {
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.body.contains("/prod"), "{}", r.body);
 }
+
+/// Lambda events are signed like HTTP requests: the TypeScript SDK's Lambda handler with
+/// `identityKeys` accepts perdure's and refuses unsigned ones.
+#[test]
+fn lambda_events_are_signed_for_sdks_that_verify_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("perdure.pem");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&key).output().expect("keygen");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+
+    let lambda = Lambda::start();
+    let emu = &lambda.emu;
+    emu.create_function("ts", function(Kind::Ts, "v1", "").env("IDENTITY_KEYS", &public));
+    let v1 = emu.publish_version("ts");
+    let arn = emu.arn("ts", Some(&v1));
+
+    let unsigned = lambda.perdure(&[]);
+    let (status, body) = register_arn(&unsigned, &arn, json!({}));
+    assert!(!(200..300).contains(&status) && body.to_string().contains("401"), "{status} {body}");
+
+    let signed = lambda.perdure(&[("PERDURE_REQUEST_IDENTITY__PRIVATE_KEY_FILE", key.to_str().unwrap())]);
+    let (status, body) = register_arn(&signed, &arn, json!({}));
+    assert_eq!(status, 201, "{body}");
+    let r = post_json(&format!("{}/Greeter/greet", signed.ingress), "\"signed\"");
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, signed!\""));
+    let r = post_json(&format!("{}/Counter/bob/add", signed.ingress), "3");
+    assert_eq!((r.status, r.body.as_str()), (200, "3"));
+}

@@ -18,6 +18,7 @@ mod python_sdk;
 mod query;
 mod rust_sdk;
 mod semantics;
+mod signing;
 mod typescript;
 mod upgrade;
 mod versioning;

@@ -8,6 +8,8 @@
 //   h1bidi the same with { bidirectional: true }
 //   port 0 picks a free port. Once listening, exactly one line `listening <port>` is printed to stdout;
 //   the SDK's own log lines go to stderr (level from RESTATE_LOGGING, default INFO).
+//   IDENTITY_KEYS (comma-separated publickeyv1_… keys) makes the SDK accept only requests signed
+//   with one of them (withIdentityV1); unsigned or wrongly signed requests get 401.
 //   tag is echoed by some handlers, so a test can tell which deployment revision answered.
 //   variant changes the code the way a new revision might, as comma-separated edits:
 //     drop:Greeter.sleepy   the handler is gone      drop:Mailbox   the service is gone
@@ -311,6 +313,8 @@ function stderrLogger(meta, message, ...rest) {
 }
 
 const endpoint = (lambdaMode ? restateLambda : restate).endpoint().setLogger(stderrLogger);
+const identityKeys = (process.env.IDENTITY_KEYS ?? "").split(",").filter((k) => k.trim() !== "");
+if (identityKeys.length > 0) endpoint.withIdentityV1(...identityKeys);
 for (const service of [greeter, counter, sleepWorkflow, mailbox, waiter, approval]) {
   if (!dropped.has(service.name)) endpoint.bind(service);
 }
