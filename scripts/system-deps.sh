@@ -6,6 +6,7 @@
 # against perdure's SQL port:
 #   postgresql-client        psql
 #   libpostgresql-jdbc-java  the JDBC driver (with default-jre-headless when there is no java)
+#   openssl                  makes the certificates of the https:// deployment tests
 set -euo pipefail
 
 missing=()
@@ -16,6 +17,7 @@ if [ "${1:-}" = "--with-nextest" ]; then
   command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
   command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
 if ((${#missing[@]})); then
   echo "system-deps: installing ${missing[*]}" >&2

@@ -117,6 +117,9 @@ pub struct InvokerSettings {
     pub eager_state_size_limit: u64,
     /// Most attempts running at once; the others wait in order.
     pub concurrent_invocations_limit: u32,
+    /// Extra CA certificates (PEM) trusted for `https://` deployments, besides the system's.
+    #[serde(default)]
+    pub trusted_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -211,6 +214,7 @@ impl Default for Config {
                 message_size_limit: 32 << 20,
                 eager_state_size_limit: 32 << 20,
                 concurrent_invocations_limit: 1000,
+                trusted_ca_file: None,
             },
             retry_policy: RetryPolicyConfig {
                 initial_interval: Duration::from_millis(500),

@@ -40,6 +40,8 @@ pub enum ServeError {
     #[error("cannot listen for signals: {0}")]
     Signals(String),
     #[error(transparent)]
+    Tls(#[from] crate::invoker::client::TlsError),
+    #[error(transparent)]
     Identity(#[from] crate::invoker::identity::IdentityError),
 }
 
@@ -128,7 +130,8 @@ impl Server {
                 Some(Arc::new(identity))
             }
         };
-        let client = DeploymentClient::new(config.invoker.connect_timeout);
+        let roots = crate::invoker::client::root_store(config.invoker.trusted_ca_file.as_deref())?;
+        let client = DeploymentClient::with_roots(config.invoker.connect_timeout, roots);
         let lambda = Arc::new(LambdaClients::new(LambdaSettings {
             assume_role_external_id: config.lambda.assume_role_external_id.clone(),
             request_compression_threshold: usize::try_from(config.lambda.request_compression_threshold).unwrap_or(usize::MAX),

@@ -403,9 +403,8 @@ fn normalize_uri(raw: &str) -> Result<String, Error> {
         return Err(invalid(format!("The provided uri {raw} is not absolute, only absolute URIs can be used.")));
     }
     match scheme {
-        "http" => {}
-        "https" => return Err(invalid("https deployments are not supported yet; use http://".into())),
-        other => return Err(invalid(format!("unsupported scheme '{other}', expected http"))),
+        "http" | "https" => {}
+        other => return Err(invalid(format!("unsupported scheme '{other}', expected http or https"))),
     }
     let path = uri.path();
     let mut out = format!("{scheme}://{}{}", uri.authority().expect("checked above"), if path.is_empty() { "/" } else { path });

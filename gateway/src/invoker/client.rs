@@ -1,15 +1,19 @@
-//! HTTP to deployments: HTTP/2 with prior knowledge (h2c) for `http://` deployments by
-//! default, HTTP/1.1 when registered with `use_http_11`. Request bodies are either complete
+//! HTTP to deployments: HTTP/2 (with prior knowledge, h2c, for `http://`; negotiated by ALPN
+//! over TLS for `https://`) by default, HTTP/1.1 when registered with `use_http_11`.
+//! `https://` deployments are verified against the system's roots plus configured CAs. Request bodies are either complete
 //! (request/response mode, discovery) or a channel the attempt keeps writing frames into
 //! (bidi mode).
 
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -62,16 +66,65 @@ impl Body for RequestBody {
 /// Connection pools to deployments, one per HTTP version.
 #[derive(Clone)]
 pub struct DeploymentClient {
-    h2: Client<HttpConnector, RequestBody>,
-    h1: Client<HttpConnector, RequestBody>,
+    h2: Client<HttpsConnector<HttpConnector>, RequestBody>,
+    h1: Client<HttpsConnector<HttpConnector>, RequestBody>,
+}
+
+/// A CA file for `https://` deployments that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invoker.trusted-ca-file {path}: {reason}")]
+pub struct TlsError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The roots `https://` deployments are verified against: the system's, and `extra_ca`'s.
+pub fn root_store(extra_ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, "system CA certificates for https deployments");
+    if let Some(path) = extra_ca {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let error = |reason: String| TlsError { path: path.to_owned(), reason };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| error(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(error("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| error(e.to_string()))?;
+        }
+    }
+    Ok(roots)
 }
 
 impl DeploymentClient {
+    /// Pools for `http://` and `https://` deployments (system roots only).
     pub fn new(connect_timeout: Duration) -> Self {
+        let roots = root_store(None).expect("no CA file to read");
+        Self::with_roots(connect_timeout, roots)
+    }
+
+    pub fn with_roots(connect_timeout: Duration, roots: rustls::RootCertStore) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
-        connector.enforce_http(true);
+        connector.enforce_http(false);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // Over TLS each pool offers exactly its protocol by ALPN.
+        let https = |h2: bool| {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http();
+            if h2 { builder.enable_http2().wrap_connector(connector.clone()) } else { builder.enable_http1().wrap_connector(connector.clone()) }
+        };
         let h2 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -81,12 +134,12 @@ impl DeploymentClient {
             .http2_keep_alive_interval(Duration::from_secs(40))
             .http2_keep_alive_timeout(Duration::from_secs(20))
             .pool_idle_timeout(Duration::from_secs(300))
-            .build(connector.clone());
+            .build(https(true));
         let h1 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .build(https(false));
         Self { h2, h1 }
     }
 

@@ -19,6 +19,7 @@ mod query;
 mod rust_sdk;
 mod semantics;
 mod signing;
+mod tls;
 mod typescript;
 mod upgrade;
 mod versioning;

@@ -6,6 +6,8 @@
 //   h2     endpoint.listen(port): HTTP/2 cleartext, bidirectional streaming (the SDK's default path)
 //   h1     http.createServer(endpoint.http1Handler()) on 127.0.0.1: HTTP/1.1 request/response
 //   h1bidi the same with { bidirectional: true }
+//   h2tls  http2.createSecureServer on 127.0.0.1 (TLS_KEY_FILE, TLS_CERT_FILE), HTTP/2 by ALPN and
+//          HTTP/1.1 for clients that ask for it: an https:// deployment
 //   port 0 picks a free port. Once listening, exactly one line `listening <port>` is printed to stdout;
 //   the SDK's own log lines go to stderr (level from RESTATE_LOGGING, default INFO).
 //   IDENTITY_KEYS (comma-separated publickeyv1_… keys) makes the SDK accept only requests signed
@@ -42,7 +44,9 @@
 //   Approval (workflow): run(what) waits on promise "decision"; decide(v), peek, status (shared)
 import * as restate from "@restatedev/restate-sdk";
 import * as restateLambda from "@restatedev/restate-sdk/lambda";
+import fs from "node:fs";
 import http from "node:http";
+import http2 from "node:http2";
 
 const nodeMajor = Number(process.versions.node.split(".")[0]);
 if (nodeMajor < 22) {
@@ -81,8 +85,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`invalid port: ${portArg}\n`);
   process.exit(2);
 }
-if (!["h2", "h1", "h1bidi", "lambda"].includes(mode)) {
-  process.stderr.write(`invalid mode: ${mode} (expected h2, h1 or h1bidi)\n`);
+if (!["h2", "h1", "h1bidi", "h2tls", "lambda"].includes(mode)) {
+  process.stderr.write(`invalid mode: ${mode} (expected h2, h1, h1bidi or h2tls)\n`);
   process.exit(2);
 }
 
@@ -330,6 +334,14 @@ if (lambdaMode) {
   // Served by the Lambda runtime through `handler`.
 } else if (mode === "h2") {
   announce(await endpoint.listen(port));
+} else if (mode === "h2tls") {
+  const tls = { key: fs.readFileSync(process.env.TLS_KEY_FILE), cert: fs.readFileSync(process.env.TLS_CERT_FILE) };
+  const server = http2.createSecureServer({ ...tls, allowHTTP1: true }, endpoint.handler());
+  server.on("error", (err) => {
+    process.stderr.write(`listen failed: ${err.message}\n`);
+    process.exit(1);
+  });
+  server.listen(port, "127.0.0.1", () => announce(server.address().port));
 } else {
   const server = http.createServer(endpoint.http1Handler({ bidirectional: mode === "h1bidi" }));
   server.on("error", (err) => {
