@@ -411,6 +411,20 @@ pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `perdure serve` on `data_dir` (loopback, any ports) with `env`, expected to refuse to start:
+/// its stderr.
+pub fn serve_refused(data_dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run perdure");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "perdure started, but should have refused: {stderr}");
+    stderr
+}
+
 /// The `perdure` CLI of this build, pointed at `perdure`'s admin API: (exit code, stdout, stderr).
 pub fn perdure_cli(perdure: &Perdure, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));

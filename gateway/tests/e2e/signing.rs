@@ -67,21 +67,9 @@ fn a_key_file_that_cannot_be_used_stops_the_server_naming_it() {
     let bad = dir.path().join("not-a-key.pem");
     std::fs::write(&bad, "hello\n").expect("write");
     for (file, expect) in [(bad.clone(), "PKCS#8"), (dir.path().join("missing.pem"), "cannot read")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
-            .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("PERDURE_REQUEST_IDENTITY__PRIVATE_KEY_FILE", &file)
-            .output()
-            .expect("run perdure");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{stderr}");
+        let stderr = serve_refused(&dir.path().join("data"), &[("PERDURE_REQUEST_IDENTITY__PRIVATE_KEY_FILE", file.as_os_str())]);
         assert!(stderr.contains(&*file.to_string_lossy()) && stderr.contains(expect), "{stderr}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("PERDURE_REQUEST_IDENTITY__EXPIRATION", "0s")
-        .output()
-        .expect("run perdure");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("request-identity.expiration"), "{out:?}");
+    let stderr = serve_refused(&dir.path().join("data"), &[("PERDURE_REQUEST_IDENTITY__EXPIRATION", "0s".as_ref())]);
+    assert!(stderr.contains("request-identity.expiration"), "{stderr}");
 }

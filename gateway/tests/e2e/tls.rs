@@ -71,14 +71,7 @@ fn a_ca_file_that_cannot_be_used_stops_the_server_naming_it() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "no certificates here\n").expect("write");
     for file in [empty, dir.path().join("missing.pem")] {
-        let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
-            .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .env("PERDURE_INVOKER__TRUSTED_CA_FILE", &file)
-            .output()
-            .expect("run perdure");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{stderr}");
+        let stderr = serve_refused(&dir.path().join("data"), &[("PERDURE_INVOKER__TRUSTED_CA_FILE", file.as_os_str())]);
         assert!(stderr.contains("invoker.trusted-ca-file") && stderr.contains(&*file.to_string_lossy()), "{stderr}");
     }
 }
