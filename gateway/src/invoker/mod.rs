@@ -8,6 +8,11 @@
 //!
 //! Call order: `Invoker::new` → spawn [`Invoker::run`] → partitions call
 //! [`InvokerHandle::invoke`] / `forward` / `abort` after each commit.
+//!
+//! At most `concurrent_invocations_limit` attempts run at once. The others wait in order, as
+//! an id and an attempt number only: what they need is in storage (the partition wrote it
+//! before asking), and is read when a slot frees. So memory grows with the running attempts,
+//! not with the backlog.
 
 pub mod attempt;
 pub mod client;
@@ -15,7 +20,7 @@ pub mod discovery;
 pub mod identity;
 pub mod lambda;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -23,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::action::InvokeAttempt;
 use crate::engine::records::JournalEntry;
+use crate::engine::store::Store as _;
 use crate::engine::partition::router::Router;
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
@@ -70,6 +76,8 @@ pub struct AttemptContext {
 
 enum Input {
     Invoke(Box<InvokeAttempt>),
+    /// Run this attempt when a slot is free, as storage describes it then.
+    InvokeLater { id: InvocationId, attempt: u32 },
     Forward { id: InvocationId, attempt: u32, index: u32, entry: JournalEntry },
     Abort { id: InvocationId, attempt: u32 },
     Done { id: InvocationId, attempt: u32 },
@@ -84,6 +92,11 @@ pub struct InvokerHandle {
 impl InvokerHandle {
     pub fn invoke(&self, attempt: Box<InvokeAttempt>) {
         let _ = self.tx.send(Input::Invoke(attempt));
+    }
+
+    /// Queues an attempt by id (a leader restarting what was running: cheap to hold many).
+    pub fn invoke_later(&self, id: InvocationId, attempt: u32) {
+        let _ = self.tx.send(Input::InvokeLater { id, attempt });
     }
 
     pub fn forward(&self, id: InvocationId, attempt: u32, index: u32, entry: JournalEntry) {
@@ -105,9 +118,11 @@ pub struct Invoker {
     rx: mpsc::UnboundedReceiver<Input>,
     tx: mpsc::UnboundedSender<Input>,
     context: Option<Arc<AttemptContext>>,
-    /// Bounds running attempts (`concurrent_invocations_limit`); fair, so they start in order.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// `concurrent_invocations_limit`.
+    limit: usize,
     running: HashMap<InvocationId, Running>,
+    /// Attempts waiting for a slot, in arrival order.
+    waiting: VecDeque<(InvocationId, u32)>,
 }
 
 impl Invoker {
@@ -115,12 +130,13 @@ impl Invoker {
     /// ([`Invoker::run`]), since attempts report to them.
     pub fn new() -> (Self, InvokerHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let slots = Arc::new(tokio::sync::Semaphore::new(0));
-        (Self { rx, tx: tx.clone(), context: None, slots, running: HashMap::new() }, InvokerHandle { tx })
+        let invoker =
+            Self { rx, tx: tx.clone(), context: None, limit: 1, running: HashMap::new(), waiting: VecDeque::new() };
+        (invoker, InvokerHandle { tx })
     }
 
     pub async fn run(mut self, context: AttemptContext, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        self.slots.add_permits(context.config.concurrent_invocations_limit.max(1));
+        self.limit = context.config.concurrent_invocations_limit.max(1);
         self.context = Some(Arc::new(context));
         loop {
             tokio::select! {
@@ -139,21 +155,16 @@ impl Invoker {
     fn handle(&mut self, input: Input) {
         match input {
             Input::Invoke(spec) => {
-                let (id, attempt) = (spec.id, spec.attempt);
-                if let Some(previous) = self.running.remove(&id) {
+                if let Some(previous) = self.running.remove(&spec.id) {
                     previous.task.abort();
                 }
-                let (notifications, rx) = mpsc::unbounded_channel();
-                let context = self.context.clone().expect("run() sets the context before handling input");
-                let done = self.tx.clone();
-                let slots = self.slots.clone();
-                let task = tokio::spawn(async move {
-                    let Ok(_slot) = slots.acquire_owned().await else { return };
-                    attempt::run(context, spec, rx).await;
-                    let _ = done.send(Input::Done { id, attempt });
-                });
-                self.running.insert(id, Running { attempt, notifications, task });
+                if self.running.len() < self.limit && self.waiting.is_empty() {
+                    self.start(spec);
+                } else {
+                    self.waiting.push_back((spec.id, spec.attempt));
+                }
             }
+            Input::InvokeLater { id, attempt } => self.waiting.push_back((id, attempt)),
             Input::Forward { id, attempt, index, entry } => {
                 if let Some(running) = self.running.get(&id).filter(|r| r.attempt == attempt) {
                     let _ = running.notifications.send((index, entry));
@@ -172,5 +183,43 @@ impl Invoker {
                 }
             }
         }
+        self.fill();
+    }
+
+    /// Starts waiting attempts while slots are free. Each is read back from storage: one
+    /// that moved on while it waited (cancelled, killed, superseded by a later attempt) is
+    /// dropped, as the partition no longer expects it.
+    fn fill(&mut self) {
+        while self.running.len() < self.limit {
+            let Some((id, attempt)) = self.waiting.pop_front() else { return };
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            let storage = &self.context.as_ref().expect("run() sets the context before handling input").storage;
+            match storage.invocation(&id) {
+                Ok(Some(status)) if status.attempt.attempt == attempt && status.attempt.in_flight => {
+                    self.start(Box::new(InvokeAttempt::of(id, &status)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Try again with the next event rather than lose the attempt.
+                    tracing::error!(invocation = %id, "reading a waiting attempt: {e}");
+                    self.waiting.push_front((id, attempt));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, spec: Box<InvokeAttempt>) {
+        let (id, attempt) = (spec.id, spec.attempt);
+        let (notifications, rx) = mpsc::unbounded_channel();
+        let context = self.context.clone().expect("run() sets the context before handling input");
+        let done = self.tx.clone();
+        let task = tokio::spawn(async move {
+            attempt::run(context, spec, rx).await;
+            let _ = done.send(Input::Done { id, attempt });
+        });
+        self.running.insert(id, Running { attempt, notifications, task });
     }
 }

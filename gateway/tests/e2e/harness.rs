@@ -411,6 +411,18 @@ pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The rows of a SQL query on the admin API (`POST /query`, JSON rows).
+pub fn query_rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
+    let r = http()
+        .post(format!("{}/query", perdure.admin))
+        .header("accept", "application/json")
+        .json(&serde_json::json!({ "query": sql }))
+        .send()
+        .expect("POST /query");
+    let body: Value = r.json().expect("JSON rows");
+    body["rows"].as_array().cloned().unwrap_or_else(|| panic!("no rows: {body}"))
+}
+
 /// `perdure serve` on `data_dir` (loopback, any ports) with `env`, expected to refuse to start:
 /// its stderr.
 pub fn serve_refused(data_dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> String {

@@ -123,16 +123,6 @@ fn attach(perdure: &Perdure, id: &str) -> Reply {
     get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress))
 }
 
-fn sql(perdure: &Perdure, query: &str) -> Vec<Value> {
-    let r = http()
-        .post(format!("{}/query", perdure.admin))
-        .header("accept", "application/json")
-        .json(&json!({ "query": query }))
-        .send()
-        .expect("POST /query");
-    let body: Value = r.json().expect("JSON rows");
-    body["rows"].as_array().cloned().unwrap_or_else(|| panic!("no rows: {body}"))
-}
 
 /// Where `finished on` shows in `Greeter/sleepy`'s answer (the TS services answer
 /// `{finished_on}`, the Rust ones a string).
@@ -166,7 +156,7 @@ fn alias_pinning(kind: Kind) {
 
     let sleeping = send(&perdure, "Greeter/sleepy", "6000");
     eventually(Duration::from_secs(20), "the sleeper to suspend on version 1", || {
-        let rows = sql(&perdure, &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+        let rows = query_rows(&perdure, &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
         (rows.first().is_some_and(|r| r["status"] == "suspended" && r["pinned_lambda_version"] == json!(v1)))
             .then_some(())
     });
@@ -179,7 +169,7 @@ fn alias_pinning(kind: Kind) {
     assert_eq!(finished_on(kind, &attach(&perdure, &sleeping)), "v1", "{kind:?}: it resumed on the version it started on");
     assert!(emu.invocations("greeter", &v1) > v1_before, "{kind:?}: the resume invoked version 1");
 
-    let rows = sql(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    let rows = query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
     assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
     let described = get(&format!("{}/deployments/{dp}", perdure.admin)).json();
     assert_eq!(described["arn"], json!(alias));
@@ -276,7 +266,7 @@ fn registration_needs_a_version_or_an_alias_and_reports_unknown_ones() {
     assert_eq!(code, 0, "{out}{err}");
     let sleeping = send(&perdure, "Greeter/sleepy", "10");
     assert_eq!(finished_on(Kind::Rust, &attach(&perdure, &sleeping)), "v1");
-    let rows = sql(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    let rows = query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
     assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
     let listed = get(&format!("{}/deployments", perdure.admin)).json();
     assert_eq!(listed["deployments"][0]["arn"], json!(emu.arn("greeter", Some(&v1))), "{listed}");
@@ -311,7 +301,7 @@ fn throttling_function_errors_and_timeouts_are_retried() {
     assert_eq!(status, 201, "{body}");
     let id = send(&perdure, "Greeter/stall", "5000");
     let failure = eventually(Duration::from_secs(30), "two timed-out attempts", || {
-        let rows = sql(&perdure, &format!("SELECT retry_count, last_failure FROM sys_invocation WHERE id = '{id}'"));
+        let rows = query_rows(&perdure, &format!("SELECT retry_count, last_failure FROM sys_invocation WHERE id = '{id}'"));
         let row = rows.first()?.clone();
         (row["retry_count"].as_u64()? >= 2).then_some(row)
     });

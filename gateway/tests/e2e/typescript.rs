@@ -293,6 +293,40 @@ fn lazy_state_everywhere_and_a_small_invocation_limit() {
     }
 }
 
+/// With every slot taken, new invocations wait (by id, read back when a slot frees) and then
+/// run in order; one killed while it waits ends killed and never runs.
+#[test]
+fn invocations_wait_for_a_slot_in_order_and_can_be_killed_while_waiting() {
+    let perdure = Perdure::start_with(&[("PERDURE_INVOKER__CONCURRENT_INVOCATIONS_LIMIT", "1")]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let i = &perdure.ingress;
+    let send = |path: &str, body: &str| {
+        let r = post_json(&format!("{i}/{path}/send"), body);
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()["invocationId"].as_str().unwrap().to_owned()
+    };
+    // The only slot: a 5 s durable sleep over a bidi stream, which keeps its stream (and slot).
+    let blocker = send("Counter/block/slowAdd", "5000");
+    eventually(Duration::from_secs(20), "the blocker to start", || {
+        let rows = query_rows(&perdure, &format!("SELECT status FROM sys_invocation WHERE id = '{blocker}'"));
+        rows.first().is_some_and(|r| r["status"] == "running" || r["status"] == "suspended").then_some(())
+    });
+    let waiting: Vec<String> = (0..20).map(|n| send("Greeter/greet", &format!("\"w{n}\""))).collect();
+    let killed = &waiting[7];
+    assert_eq!(request("PATCH", &format!("{}/invocations/{killed}/kill", perdure.admin)).status, 200);
+    for (n, id) in waiting.iter().enumerate() {
+        let r = get(&format!("{i}/restate/invocation/{id}/attach"));
+        if id == killed {
+            assert_ne!(r.status, 200, "the killed one never ran: {}", r.body);
+        } else {
+            assert_eq!((r.status, r.body.as_str()), (200, format!("\"Hello, w{n}!\"").as_str()));
+        }
+    }
+    let r = get(&format!("{i}/restate/invocation/{blocker}/attach"));
+    assert_eq!((r.status, r.body.as_str()), (200, "1"));
+}
+
 #[test]
 fn invocations_finish_when_idle_streams_are_closed_early() {
     // A 150 ms inactivity timeout: during a 1 s sleep perdure ends the stream, the SDK

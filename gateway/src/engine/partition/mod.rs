@@ -20,7 +20,7 @@ pub mod timer_queue;
 
 use self::router::{Reply, ReplyMode, Request, Router};
 use self::timer_queue::TimerQueue;
-use crate::engine::action::{Action, InvokeAttempt};
+use crate::engine::action::Action;
 use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
 use crate::engine::machine::apply;
 use crate::engine::partitions::PartitionInfo;
@@ -212,13 +212,9 @@ impl<L: Log> Partition<L> {
         for (seq, message) in self.storage.outbox(self.info.id)? {
             self.perform(Action::Ship { seq, message });
         }
-        let mut running = Vec::new();
-        self.storage.for_each_running_invocation(self.info.id, |id, status| {
-            running.push(InvokeAttempt::of(id, &status));
-        })?;
-        for attempt in running {
-            self.perform(Action::Invoke(Box::new(attempt)));
-        }
+        // By id only: a large backlog costs the invoker a few bytes each until it runs.
+        let invoker = &self.invoker;
+        self.storage.for_each_running_invocation(self.info.id, |id, status| invoker.invoke_later(id, status.attempt.attempt))?;
         Ok(())
     }
 
