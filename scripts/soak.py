@@ -11,6 +11,8 @@ acknowledged, across the crashes):
                                      each name once, so Counter/<name> must end at 1
   - SleepWorkflow/<key>/run/send 200 a workflow with a durable sleep; its output must be there
   - Greeter/sleepy/send 300          a durable sleep; its output must be there
+  - Waiter/awaitAwakeable/send box   an awakeable whose id goes to Mailbox/<box>; the client
+                                     resolves it through the ingress; the output must be "got <box>"
 
   scripts/soak.py [--kills 200] [--partitions 4] [--perdure-bin PATH] [--node NODE22]
 """
@@ -88,6 +90,23 @@ def until_acknowledged(server: Server, path: str, body: str, key: str | None, st
     return None
 
 
+def resolve(server: Server, box: str, stop: threading.Event) -> bool:
+    """Takes the awakeable id from Mailbox/<box> and resolves it with the box name."""
+    while not stop.is_set():
+        try:
+            status, out = call(server.ingress, "GET", f"/Mailbox/{box}/take", None, {})
+            awakeable = json.loads(out) if status == 200 else None
+            if awakeable:
+                status, _ = call(server.ingress, "POST", f"/restate/awakeables/{awakeable}/resolve",
+                                 json.dumps(box).encode(), {"content-type": "application/json"})
+                if status in (200, 202):
+                    return True
+        except (OSError, http.client.HTTPException, ValueError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=200)
@@ -116,13 +135,13 @@ def main() -> int:
     lock = threading.Lock()
     adds: dict[str, int] = {}      # counter key -> acknowledged adds
     visitors: list[str] = []       # greetAndCount names
-    outputs: list[tuple[str, str]] = []  # (invocation id, kind) whose output must exist
+    outputs: list[tuple[str, str, str | None]] = []  # (invocation id, kind, expected output) that must complete
 
     def client(n: int):
         i = 0
         while not stop.is_set():
             i += 1
-            kind = rng.choice(["add", "add", "visit", "workflow", "sleep"])
+            kind = rng.choice(["add", "add", "visit", "workflow", "sleep", "awakeable"])
             key = f"c{n}-{i}"
             if kind == "add":
                 counter = f"k{rng.randrange(20)}"
@@ -138,12 +157,18 @@ def main() -> int:
                 inv = until_acknowledged(server, f"/SleepWorkflow/wf-{key}/run/send", "200", None, stop)
                 if inv:
                     with lock:
-                        outputs.append((inv, "workflow"))
+                        outputs.append((inv, "workflow", None))
+            elif kind == "awakeable":
+                box = f"box-{key}"
+                inv = until_acknowledged(server, "/Waiter/awaitAwakeable/send", json.dumps(box), key, stop)
+                if inv and resolve(server, box, stop):
+                    with lock:
+                        outputs.append((inv, "awakeable", f"got {box}"))
             else:
                 inv = until_acknowledged(server, "/Greeter/sleepy/send", "300", key, stop)
                 if inv:
                     with lock:
-                        outputs.append((inv, "sleep"))
+                        outputs.append((inv, "sleep", None))
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(4)]
     for t in threads:
@@ -163,15 +188,18 @@ def main() -> int:
     # Everything acknowledged must complete, exactly once.
     deadline = time.monotonic() + 300
     missing = list(outputs)
+    wrong_outputs = []
     while missing and time.monotonic() < deadline:
         still = []
-        for inv, kind in missing:
+        for inv, kind, expected in missing:
             try:
-                status, _ = call(server.ingress, "GET", f"/restate/invocation/{inv}/output", None, {})
+                status, body = call(server.ingress, "GET", f"/restate/invocation/{inv}/output", None, {})
             except (OSError, http.client.HTTPException):
-                status = 0
+                status, body = 0, b""
             if status != 200:
-                still.append((inv, kind))
+                still.append((inv, kind, expected))
+            elif expected is not None and json.loads(body) != expected:
+                wrong_outputs.append((inv, body.decode(errors="replace")))
         missing = still
         if missing:
             time.sleep(0.5)
@@ -203,12 +231,14 @@ def main() -> int:
     report = {
         "seed": seed, "kills": args.kills, "partitions": args.partitions, "soak_seconds": round(soak_s, 1),
         "acknowledged": {"adds": sum(adds.values()), "visits": len(visitors),
-                         "workflows": sum(1 for _, k in outputs if k == "workflow"), "sleeps": sum(1 for _, k in outputs if k == "sleep")},
+                         "workflows": sum(1 for _, k, _ in outputs if k == "workflow"), "sleeps": sum(1 for _, k, _ in outputs if k == "sleep"),
+                         "awakeables": sum(1 for _, k, _ in outputs if k == "awakeable")},
         "retried_answers": {str(k): v for k, v in ANSWERS.items()},
         "not_completed": len(missing), "counters_off": wrong_adds, "visits_off": len(wrong_visits),
+        "wrong_outputs": wrong_outputs[:10],
     }
     print(json.dumps(report, indent=2))
-    ok = not missing and not wrong_adds and not wrong_visits
+    ok = not missing and not wrong_adds and not wrong_visits and not wrong_outputs
     bench.log("soak: " + ("every acknowledged invocation completed exactly once" if ok else "FAILED"))
     return 0 if ok else 1
 
