@@ -174,7 +174,8 @@ pub async fn restart_as_new(
     }
 }
 
-/// Deprecated form: fire and forget, 202.
+/// Deprecated form: 202 whatever the outcome (as Restate answers), but only once the command
+/// is durable, so an acknowledged cancel, kill or purge survives a crash.
 pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Query(params): Query<DeleteParams>) -> Response {
     let id = match parse(&id) {
         Ok(id) => id,
@@ -189,10 +190,9 @@ pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Quer
                 .into_response();
         }
     };
-    let command = Command::Control { id, request };
-    match state.router.send(id.partition_key, Request::Command { command, reply: ReplyMode::None }) {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => Error::Unavailable(e.to_string()).into_response(),
+    match control(&state, id, request).await {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

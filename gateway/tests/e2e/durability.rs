@@ -130,3 +130,24 @@ fn clean_shutdowns_under_load_never_crash() {
         }
     }
 }
+
+/// `DELETE /invocations/{id}` answers 202 only once the kill is durable: a crash right after
+/// the answer does not bring the invocation back.
+#[test]
+fn an_acknowledged_delete_survives_kill_9() {
+    let mut perdure = Perdure::start();
+    let svc = TsServices::start("h1", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({ "use_http_11": true })).0, 201);
+    let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "3600000");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["invocationId"].as_str().unwrap().to_owned();
+    let deleted = request("DELETE", &format!("{}/invocations/{id}?mode=kill", perdure.admin));
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    perdure.crash_and_restart();
+    let attached = get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress));
+    assert_ne!(attached.status, 200, "killed, not resumed: {}", attached.body);
+    let rows = query_rows(&perdure, &format!("SELECT status FROM sys_invocation WHERE id = '{id}'"));
+    assert_eq!(rows.first().map(|r| r["status"].clone()), Some(json!("completed")), "{rows:?}");
+    let bad = request("DELETE", &format!("{}/invocations/{id}?mode=explode", perdure.admin));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
