@@ -247,6 +247,12 @@ async fn drive(
     }
 }
 
+/// `/invoke/{service}/{handler}`: the path of an attempt's request (HTTP or Lambda event), and
+/// the audience its signature names.
+fn invoke_path(spec: &InvokeAttempt) -> String {
+    format!("/invoke/{}/{}", spec.target.service, spec.target.handler)
+}
+
 /// The headers of an attempt's request, whatever carries it.
 fn invocation_headers<'a>(
     ctx: &'a AttemptContext,
@@ -266,8 +272,7 @@ fn invocation_headers<'a>(
         headers.push((k.clone(), v.clone()));
     }
     if let Some(identity) = &ctx.identity {
-        let path = format!("/invoke/{}/{}", spec.target.service, spec.target.handler);
-        for (k, v) in identity.headers(&path, spec.target.key.as_deref()) {
+        for (k, v) in identity.headers(&invoke_path(spec), spec.target.key.as_deref()) {
             headers.push((k.to_owned(), v));
         }
     }
@@ -301,7 +306,7 @@ async fn drive_http(
 
     let initial = start_frames(ctx, spec, &chosen)?;
     let content_type = chosen.version.content_type();
-    let target = join_uri(uri, &format!("/invoke/{}/{}", spec.target.service, spec.target.handler))
+    let target = join_uri(uri, &invoke_path(spec))
         .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
     let mut builder = http::Request::post(target);
     for (k, v) in invocation_headers(ctx, spec, &chosen) {
@@ -438,7 +443,7 @@ async fn drive_lambda(
     let abort = Duration::from_millis(chosen.service.abort_timeout(handler).max(1));
     let content_type = chosen.version.content_type();
     let request = LambdaRequest {
-        path: format!("/invoke/{}/{}", spec.target.service, spec.target.handler),
+        path: invoke_path(spec),
         method: "POST",
         headers: invocation_headers(ctx, spec, &chosen).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
         body: start_frames(ctx, spec, &chosen)?,

@@ -103,12 +103,7 @@ pub fn root_store(extra_ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsE
 }
 
 impl DeploymentClient {
-    /// Pools for `http://` and `https://` deployments (system roots only).
-    pub fn new(connect_timeout: Duration) -> Self {
-        let roots = root_store(None).expect("no CA file to read");
-        Self::with_roots(connect_timeout, roots)
-    }
-
+    /// Pools for `http://` and `https://` deployments, verifying certificates against `roots`.
     pub fn with_roots(connect_timeout: Duration, roots: rustls::RootCertStore) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
