@@ -54,6 +54,12 @@ pub struct IngressConfig {
     /// API Gateway stage that forwards its prefix; requests without it get 404.
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Requests from the ingress one partition holds before it sheds more (503 with
+    /// `Retry-After`); in-flight invocations and the admin API do not count.
+    pub queue_per_partition: usize,
+    /// Ingress requests served at once (calls waiting for their result included); beyond
+    /// it, 503 with `Retry-After` instead of buffering.
+    pub concurrency_limit: usize,
 }
 
 impl IngressConfig {
@@ -200,6 +206,8 @@ impl Default for Config {
                 request_size_limit: 32 << 20,
                 advertised_address: None,
                 path_prefix: None,
+                queue_per_partition: 4096,
+                concurrency_limit: 20_000,
             },
             admin: AdminConfig {
                 bind_address: ([127, 0, 0, 1], 9070).into(),
@@ -346,6 +354,18 @@ impl Config {
         {
             return Err(ConfigError::Invalid(format!(
                 "ingress.path-prefix must be a path like \"/prod\" (starting with /, no ?, # or spaces), not {prefix:?}"
+            )));
+        }
+        if !(16..=1 << 20).contains(&self.ingress.queue_per_partition) {
+            return Err(ConfigError::Invalid(format!(
+                "ingress.queue-per-partition must be from 16 to 1048576 requests, not {}",
+                self.ingress.queue_per_partition
+            )));
+        }
+        if !(1..=1 << 20).contains(&self.ingress.concurrency_limit) {
+            return Err(ConfigError::Invalid(format!(
+                "ingress.concurrency-limit must be from 1 to 1048576 requests, not {}",
+                self.ingress.concurrency_limit
             )));
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.request_identity.expiration) {
@@ -525,5 +545,15 @@ mod tests {
         assert_eq!(c.lambda.request_compression_threshold, 4 << 20);
         assert_eq!(c.ingress.normalized_path_prefix().as_deref(), Some("/prod"));
         assert_eq!(Config::default().ingress.normalized_path_prefix(), None);
+    }
+
+    #[test]
+    fn ingress_bounds_out_of_range_are_refused_by_name() {
+        let e = Config::load(None, env(&[("PERDURE_INGRESS__QUEUE_PER_PARTITION", "0")])).unwrap_err();
+        assert!(e.to_string().contains("ingress.queue-per-partition must be from 16"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "0")])).unwrap_err();
+        assert!(e.to_string().contains("ingress.concurrency-limit must be from 1"), "{e}");
+        let c = Config::load(None, env(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "5")])).unwrap();
+        assert_eq!((c.ingress.concurrency_limit, c.ingress.queue_per_partition), (5, 4096));
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
@@ -35,6 +35,8 @@ pub enum ServeError {
     Bind { what: &'static str, addr: SocketAddr, reason: String },
     #[error("partition failed: {0}")]
     Partition(#[from] PartitionError),
+    #[error("cannot start a partition's runtime: {0}")]
+    Runtime(String),
     #[error("a server task panicked: {0}")]
     Panicked(String),
     #[error("cannot listen for signals: {0}")]
@@ -94,9 +96,9 @@ impl Server {
         let mut handles = Vec::new();
         let mut inboxes = Vec::new();
         for _ in 0..partitions {
-            let (tx, rx) = mpsc::unbounded_channel();
-            handles.push(PartitionHandle { tx });
-            inboxes.push(rx);
+            let (handle, inbox) = PartitionHandle::channel(config.ingress.queue_per_partition);
+            handles.push(handle);
+            inboxes.push(inbox);
         }
         let router = Router::new(handles);
         let mut applied = Vec::new();
@@ -119,7 +121,15 @@ impl Server {
             )?;
             applied.push((log, applied_lsn));
             let rx = shutdown_rx.clone();
-            tasks.spawn(async move { partition.run(rx).await.map_err(ServeError::from) });
+            // Each partition on a thread of its own: its reads of RocksDB block that thread,
+            // never the workers serving the ingress and the admin API.
+            tasks.spawn_blocking(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ServeError::Runtime(e.to_string()))?;
+                runtime.block_on(partition.run(rx)).map_err(ServeError::from)
+            });
         }
 
         let identity = match &config.request_identity.private_key_file {
@@ -162,6 +172,8 @@ impl Server {
             router: router.clone(),
             request_size_limit: config.ingress.request_size_limit,
             path_prefix: config.ingress.normalized_path_prefix(),
+            permits: tokio::sync::Semaphore::new(config.ingress.concurrency_limit),
+            concurrency_limit: config.ingress.concurrency_limit,
         });
         let rx = shutdown_rx.clone();
         tasks.spawn(async move {

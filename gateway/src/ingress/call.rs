@@ -135,12 +135,12 @@ pub async fn call(
     let command = Command::Invoke(Box::new(request));
     let reply = ingress
         .router
-        .ask(id.partition_key, |tx| Request::Command {
+        .offer_and_wait(id.partition_key, |tx| Request::Command {
             command,
             reply: if send { ReplyMode::Applied(tx) } else { ReplyMode::Completion(tx) },
         })
         .await
-        .map_err(|_| Error::Unavailable)?;
+        .map_err(Error::from)?;
 
     if let Reply::Rejected(reason) = reply {
         return Err(Error::Rejected(reason));
@@ -217,12 +217,12 @@ pub async fn awakeable(
     let target = awakeable.invocation;
     let reply = ingress
         .router
-        .ask(target.partition_key, |tx| Request::Command {
+        .offer_and_wait(target.partition_key, |tx| Request::Command {
             command: Command::Notify { target, notification },
             reply: ReplyMode::Applied(tx),
         })
         .await
-        .map_err(|_| Error::Unavailable)?;
+        .map_err(Error::from)?;
     if let Reply::Rejected(reason) = reply {
         return Err(Error::Rejected(reason));
     }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 
+use crate::engine::partition::router::Refused;
 use crate::ids::{IdError, InvocationId};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,10 @@ pub enum Error {
     BodyRead(String),
     #[error("the partition owning this invocation is unavailable, try again")]
     Unavailable,
+    #[error("partition {0} is behind and sheds new requests (ingress.queue-per-partition is full): retry after the Retry-After seconds")]
+    Overloaded(u32),
+    #[error("the ingress serves {0} requests at once (ingress.concurrency-limit) and sheds more: retry after the Retry-After seconds")]
+    TooManyRequests(usize),
     #[error("bad x-perdure-deployment header '{value}': {reason}")]
     BadDeploymentHeader { value: String, reason: String },
     #[error("deployment {0} (x-perdure-deployment) is not registered")]
@@ -79,7 +84,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::NotReady => StatusCode::from_u16(470).expect("470 is a valid status code"),
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable | Error::Overloaded(_) | Error::TooManyRequests(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Rejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::BadPath(_)
             | Error::BadCallPath
@@ -101,7 +106,23 @@ impl Error {
 
     pub fn into_response(self) -> http::Response<Full<Bytes>> {
         let status = self.status();
-        error_response(status, &self.to_string(), "ingress", None)
+        let mut response = error_response(status, &self.to_string(), "ingress", None);
+        if matches!(self, Error::Overloaded(_) | Error::TooManyRequests(_)) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+/// What a shed request is told to wait: a partition that is behind catches up in about this.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
+impl From<Refused> for Error {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Unavailable(_) => Error::Unavailable,
+            Refused::Overloaded(partition) => Error::Overloaded(partition),
+        }
     }
 }
 

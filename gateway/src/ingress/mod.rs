@@ -35,6 +35,9 @@ pub struct Ingress {
     pub request_size_limit: u64,
     /// `ingress.path-prefix`, normalised to `/p` (no trailing `/`).
     pub path_prefix: Option<String>,
+    /// One permit per request served at once (`ingress.concurrency-limit`).
+    pub permits: tokio::sync::Semaphore,
+    pub concurrency_limit: usize,
 }
 
 /// Accepts connections until `shutdown` flips.
@@ -72,7 +75,10 @@ impl Ingress {
         let mut response = if req.method() == Method::OPTIONS {
             preflight(&req)
         } else {
-            self.route(req).await.unwrap_or_else(Error::into_response)
+            match self.permits.try_acquire() {
+                Ok(_permit) => self.route(req).await.unwrap_or_else(Error::into_response),
+                Err(_) => Error::TooManyRequests(self.concurrency_limit).into_response(),
+            }
         };
         let headers = response.headers_mut();
         headers.insert(
@@ -141,9 +147,9 @@ impl Ingress {
                         // Known (running or retained) invocations only.
                         let reply = self
                             .router
-                            .ask(id.partition_key, |reply| Request::Output { id, reply })
+                            .offer_and_wait(id.partition_key, |reply| Request::Output { id, reply })
                             .await
-                            .map_err(|_| Error::Unavailable)?;
+                            .map_err(Error::from)?;
                         match reply {
                             Reply::NotFound => Err(Error::InvocationNotFound),
                             _ => Ok(json(StatusCode::OK, serde_json::json!({ "invocationId": id.to_string() }).to_string())),
@@ -162,12 +168,12 @@ impl Ingress {
     async fn result(&self, id: InvocationId, op: Op) -> Result<Response, Error> {
         let reply = self
             .router
-            .ask(id.partition_key, |reply| match op {
+            .offer_and_wait(id.partition_key, |reply| match op {
                 Op::Attach => Request::Attach { id, reply },
                 Op::Output => Request::Output { id, reply },
             })
             .await
-            .map_err(|_| Error::Unavailable)?;
+            .map_err(Error::from)?;
         match reply {
             Reply::Completed { result, expires_at } => Ok(call::result_response(&id, result, expires_at, None)),
             Reply::NotReady => Err(Error::NotReady),

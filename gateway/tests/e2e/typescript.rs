@@ -371,3 +371,74 @@ fn attach_output_and_lookup_with_a_json_target() {
     assert!(bad.body.contains("bad target"), "{}", bad.body);
     assert_eq!(get(&format!("{i}/restate/lookup")).status, 405);
 }
+
+/// Beyond `ingress.concurrency-limit` requests at once, the ingress sheds with 503 and
+/// `Retry-After` instead of buffering; the admin API keeps answering, and once the calls in
+/// flight end, new ones are served again.
+#[test]
+fn the_ingress_sheds_requests_beyond_its_concurrency_limit() {
+    let perdure = Perdure::start_with(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "2")]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let i = perdure.ingress.clone();
+    let calls: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|key| {
+            let url = format!("{i}/Counter/{key}/slowAdd");
+            std::thread::spawn(move || post_json(&url, "3000"))
+        })
+        .collect();
+    eventually(Duration::from_secs(20), "both calls to run", || {
+        let rows = query_rows(&perdure, "SELECT id FROM sys_invocation WHERE target_handler_name = 'slowAdd' AND status IN ('running', 'suspended')");
+        (rows.len() == 2).then_some(())
+    });
+    let shed = post_json(&format!("{i}/Greeter/greet"), "\"x\"");
+    assert_eq!(shed.status, 503, "{}", shed.body);
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    assert!(shed.body.contains("ingress.concurrency-limit"), "{}", shed.body);
+    assert_eq!(get(&format!("{}/health", perdure.admin)).status, 200);
+    for call in calls {
+        let r = call.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = post_json(&format!("{i}/Greeter/greet"), "\"y\"");
+    assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, y!\""));
+}
+
+/// With a tiny ingress queue, a burst of sends gets either 202 (and then runs, once) or 503
+/// with `Retry-After` (and never runs): nothing in between, nothing lost.
+#[test]
+fn a_full_partition_queue_sheds_sends_and_every_accepted_one_runs() {
+    let perdure = Perdure::start_with(&[("PERDURE_INGRESS__QUEUE_PER_PARTITION", "16")]);
+    let svc = TsServices::start("h2", "v1");
+    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let i = perdure.ingress.clone();
+    let senders: Vec<_> = (0..16)
+        .map(|t| {
+            let i = i.clone();
+            std::thread::spawn(move || {
+                let mut accepted = Vec::new();
+                for n in 0..40 {
+                    let name = format!("t{t}n{n}");
+                    let r = post_json(&format!("{i}/Greeter/greet/send"), &format!("\"{name}\""));
+                    match r.status {
+                        202 => accepted.push((r.json()["invocationId"].as_str().unwrap().to_owned(), name)),
+                        503 => {
+                            assert_eq!(r.header("retry-after"), Some("1"));
+                            assert!(r.body.contains("queue-per-partition"), "{}", r.body);
+                        }
+                        other => panic!("send answered {other}: {}", r.body),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let accepted: Vec<_> = senders.into_iter().flat_map(|s| s.join().unwrap()).collect();
+    for (id, name) in &accepted {
+        let r = get(&format!("{i}/restate/invocation/{id}/attach"));
+        assert_eq!((r.status, r.body.as_str()), (200, format!("\"Hello, {name}!\"").as_str()));
+    }
+    let rows = query_rows(&perdure, "SELECT count(*) AS n FROM sys_invocation WHERE target_handler_name = 'greet'");
+    assert_eq!(rows[0]["n"].as_u64(), Some(accepted.len() as u64), "shed sends never ran");
+}

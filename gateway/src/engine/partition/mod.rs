@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 pub mod router;
 pub mod timer_queue;
 
-use self::router::{Reply, ReplyMode, Request, Router};
+use self::router::{Inbox, Reply, ReplyMode, Request, Router};
 use self::timer_queue::TimerQueue;
 use crate::engine::action::Action;
 use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
@@ -55,7 +55,7 @@ pub struct Partition<L: Log> {
     log: L,
     tail: Lsn,
     meta: PartitionMeta,
-    requests: mpsc::UnboundedReceiver<Request>,
+    requests: Inbox,
     router: Router,
     invoker: InvokerHandle,
     /// Timers due soon; later ones wait in storage.
@@ -128,7 +128,7 @@ impl<L: Log> Partition<L> {
         storage: Storage,
         log: L,
         tail: Lsn,
-        requests: mpsc::UnboundedReceiver<Request>,
+        requests: Inbox,
         router: Router,
         invoker: InvokerHandle,
         applied: Arc<AtomicU64>,
@@ -162,16 +162,43 @@ impl<L: Log> Partition<L> {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
-                n = self.requests.recv_many(&mut batch, MAX_BATCH) => {
-                    if n == 0 {
-                        return Ok(());
-                    }
+                request = self.requests.internal.recv() => {
+                    let Some(request) = request else { return Ok(()) };
+                    batch.push(request);
+                    self.take_more(&mut batch);
+                    self.process(std::mem::take(&mut batch)).await?;
+                    batch.reserve(MAX_BATCH);
+                }
+                request = self.requests.ingress.recv() => {
+                    let Some(request) = request else { return Ok(()) };
+                    batch.push(request);
+                    self.take_more(&mut batch);
                     self.process(std::mem::take(&mut batch)).await?;
                     batch.reserve(MAX_BATCH);
                 }
                 _ = tokio::time::sleep(sleep) => {
                     self.process(Vec::new()).await?;
                 }
+            }
+        }
+    }
+
+    /// Fills a batch from both inboxes, half each at most, then whichever has more: work
+    /// under way keeps moving however many new requests wait, and new requests still get in.
+    fn take_more(&mut self, batch: &mut Vec<Request>) {
+        let Inbox { internal, ingress } = &mut self.requests;
+        while batch.len() < MAX_BATCH {
+            let before = batch.len();
+            if let Ok(request) = internal.try_recv() {
+                batch.push(request);
+            }
+            if batch.len() < MAX_BATCH
+                && let Ok(request) = ingress.try_recv()
+            {
+                batch.push(request);
+            }
+            if batch.len() == before {
+                return;
             }
         }
     }

@@ -46,15 +46,44 @@ pub enum Request {
     Delivered { seq: u64 },
 }
 
-/// A partition's inbox of requests.
+/// A partition's two inboxes: work already under way (attempts' journal entries, messages
+/// between partitions, admin commands), which must always get in, and new requests from the
+/// ingress, bounded, so a partition that falls behind sheds them instead of buffering.
 #[derive(Clone, Debug)]
 pub struct PartitionHandle {
     pub tx: mpsc::UnboundedSender<Request>,
+    pub ingress: mpsc::Sender<Request>,
+}
+
+/// Where a partition's requests arrive: see [`PartitionHandle`].
+#[derive(Debug)]
+pub struct Inbox {
+    pub internal: mpsc::UnboundedReceiver<Request>,
+    pub ingress: mpsc::Receiver<Request>,
+}
+
+impl PartitionHandle {
+    /// A partition's handle and inbox, holding at most `ingress_capacity` ingress requests.
+    pub fn channel(ingress_capacity: usize) -> (Self, Inbox) {
+        let (tx, internal) = mpsc::unbounded_channel();
+        let (ingress_tx, ingress) = mpsc::channel(ingress_capacity.max(1));
+        (Self { tx, ingress: ingress_tx }, Inbox { internal, ingress })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("partition {0} is not running")]
 pub struct PartitionUnavailable(pub u32);
+
+/// Why the ingress could not hand a request to its partition.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("partition {0} is not running")]
+    Unavailable(u32),
+    /// Its ingress queue is full: the partition is behind.
+    #[error("partition {0} is overloaded")]
+    Overloaded(u32),
+}
 
 /// Handles to every partition.
 #[derive(Clone, Debug)]
@@ -74,6 +103,27 @@ impl Router {
     pub fn send(&self, partition_key: u64, request: Request) -> Result<(), PartitionUnavailable> {
         let index = partition_of(partition_key, self.count());
         self.partitions[index as usize].tx.send(request).map_err(|_| PartitionUnavailable(index))
+    }
+
+    /// Offers a request from the ingress: refused at once when the partition's ingress queue
+    /// is full.
+    pub fn offer(&self, partition_key: u64, request: Request) -> Result<(), Refused> {
+        let index = partition_of(partition_key, self.count());
+        self.partitions[index as usize].ingress.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refused::Overloaded(index),
+            mpsc::error::TrySendError::Closed(_) => Refused::Unavailable(index),
+        })
+    }
+
+    /// Offers a request from the ingress and waits for the reply.
+    pub async fn offer_and_wait(
+        &self,
+        partition_key: u64,
+        make: impl FnOnce(oneshot::Sender<Reply>) -> Request,
+    ) -> Result<Reply, Refused> {
+        let (tx, rx) = oneshot::channel();
+        self.offer(partition_key, make(tx))?;
+        rx.await.map_err(|_| Refused::Unavailable(partition_of(partition_key, self.count())))
     }
 
     /// Sends and waits for the reply.
