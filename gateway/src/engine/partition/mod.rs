@@ -159,32 +159,26 @@ impl<L: Log> Partition<L> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let sleep = Duration::from_millis(self.timers.next_wakeup().saturating_sub(now_ms()));
-            tokio::select! {
+            let first = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
-                request = self.requests.internal.recv() => {
-                    let Some(request) = request else { return Ok(()) };
-                    batch.push(request);
-                    self.take_more(&mut batch);
-                    self.process(std::mem::take(&mut batch)).await?;
-                    batch.reserve(MAX_BATCH);
-                }
-                request = self.requests.ingress.recv() => {
-                    let Some(request) = request else { return Ok(()) };
-                    batch.push(request);
-                    self.take_more(&mut batch);
-                    self.process(std::mem::take(&mut batch)).await?;
-                    batch.reserve(MAX_BATCH);
-                }
+                request = self.requests.internal.recv() => request,
+                request = self.requests.ingress.recv() => request,
                 _ = tokio::time::sleep(sleep) => {
                     self.process(Vec::new()).await?;
+                    continue;
                 }
-            }
+            };
+            let Some(first) = first else { return Ok(()) };
+            batch.push(first);
+            self.take_more(&mut batch);
+            self.process(std::mem::take(&mut batch)).await?;
+            batch.reserve(MAX_BATCH);
         }
     }
 
-    /// Fills a batch from both inboxes, half each at most, then whichever has more: work
-    /// under way keeps moving however many new requests wait, and new requests still get in.
+    /// Fills a batch taking from both inboxes in turn: work under way keeps moving however
+    /// many new requests wait, and new requests still get in.
     fn take_more(&mut self, batch: &mut Vec<Request>) {
         let Inbox { internal, ingress } = &mut self.requests;
         while batch.len() < MAX_BATCH {
