@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::render::{Drain, RegisterResponse, deployment_detail, deployment_summary};
-use super::{ApiVersion, Error, State, bad_path_id};
+use super::{ApiVersion, Error, State, bad_path_id, read_storage};
 use crate::durations::now_ms;
 use crate::ids::DeploymentId;
 use crate::invoker::discovery::{discover, discover_lambda};
@@ -62,7 +62,7 @@ enum DeploymentAddress {
 
 pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
     let schema = state.schema.snapshot();
-    let counts = state.storage.drain_counts()?;
+    let counts = read_storage(&state, |s| Ok(s.drain_counts()?)).await?;
     let deployments: Vec<_> = schema
         .deployments
         .values()
@@ -77,9 +77,10 @@ fn parse_id(id: &str) -> Result<DeploymentId, Response> {
 }
 
 /// The drain status of one deployment, as of now.
-fn drain_of(state: &State, schema: &crate::schema::Schema, id: &DeploymentId) -> Result<Drain, Error> {
-    let counts = state.storage.drain_counts()?.remove(id).unwrap_or_default();
-    Ok(Drain::of(schema, id, &counts))
+async fn drain_of(state: &State, schema: &crate::schema::Schema, id: &DeploymentId) -> Result<Drain, Error> {
+    let id = *id;
+    let counts = read_storage(state, move |s| Ok(s.drain_counts()?.remove(&id).unwrap_or_default())).await?;
+    Ok(Drain::of(schema, &id, &counts))
 }
 
 pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
@@ -89,9 +90,10 @@ pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> 
     };
     let schema = state.schema.snapshot();
     let Some(d) = schema.deployments.get(&parsed) else { return Err(Error::UnknownDeployment(id)) };
-    let mut detail = deployment_detail(d, drain_of(&state, &schema, &parsed)?);
+    let mut detail = deployment_detail(d, drain_of(&state, &schema, &parsed).await?);
     if let Endpoint::Lambda { .. } = d.endpoint {
-        add_pinned_versions(&state, &parsed, &mut detail)?;
+        let counts = read_storage(&state, move |s| pinned_versions(s, &parsed)).await?;
+        add_pinned_versions(counts, &mut detail);
     }
     Ok(Json(detail).into_response())
 }
@@ -102,20 +104,21 @@ const VERSION_COUNT_LIMIT: usize = 1_000_000;
 /// Counts the not-completed invocations pinned to each function version of a Lambda
 /// deployment (reads each pinned invocation: O(pinned), for one deployment's details), so an
 /// operator knows when an old version can be deleted.
-fn add_pinned_versions(
-    state: &State,
-    id: &DeploymentId,
-    detail: &mut super::render::DeploymentJson<super::render::ServiceJson>,
-) -> Result<(), Error> {
+fn pinned_versions(storage: &crate::storage::Storage, id: &DeploymentId) -> Result<BTreeMap<String, u64>, Error> {
     use crate::engine::store::Store as _;
     let as_storage = |e: crate::engine::store::StoreError| Error::Storage(StorageError::Log(e.0));
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for invocation in state.storage.pinned_to(id, VERSION_COUNT_LIMIT).map_err(as_storage)? {
-        let Some(status) = state.storage.invocation(&invocation).map_err(as_storage)? else { continue };
+    for invocation in storage.pinned_to(id, VERSION_COUNT_LIMIT).map_err(as_storage)? {
+        let Some(status) = storage.invocation(&invocation).map_err(as_storage)? else { continue };
         if let Some(version) = status.deployment.and_then(|p| p.executed_version) {
             *counts.entry(version).or_default() += 1;
         }
     }
+    Ok(counts)
+}
+
+/// Adds the pinned counts to the function versions a deployment's details list.
+fn add_pinned_versions(mut counts: BTreeMap<String, u64>, detail: &mut super::render::DeploymentJson<super::render::ServiceJson>) {
     for v in &mut detail.lambda_versions {
         v.pinned_invocations = Some(counts.remove(&v.version).unwrap_or(0));
     }
@@ -129,7 +132,6 @@ fn add_pinned_versions(
             pinned_invocations: Some(n),
         });
     }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -210,7 +212,7 @@ async fn set_paused(state: State, id: String, paused: bool) -> Result<Response, 
     }
     let schema = state.schema.snapshot();
     let d = schema.deployments.get(&parsed).ok_or_else(|| Error::UnknownDeployment(id.clone()))?;
-    Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed)?)).into_response())
+    Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed).await?)).into_response())
 }
 
 /// Appends a command to every partition; answers once each has it in its log.
@@ -253,7 +255,7 @@ pub async fn prune(AxState(state): AxState<State>, body: Option<Json<PruneReques
 /// removal is decided again inside its schema change, against the counters as they are then.
 pub async fn prune_drained(state: &State, keep: usize, dry_run: bool) -> Result<Vec<(DeploymentId, String)>, Error> {
     let schema = state.schema.snapshot();
-    let counts = state.storage.drain_counts()?;
+    let counts = read_storage(state, |s| Ok(s.drain_counts()?)).await?;
     let mut drained: Vec<&crate::schema::Deployment> = schema
         .deployments
         .values()
@@ -383,7 +385,7 @@ pub async fn update(
     next.endpoint = endpoint;
     next.additional_headers = headers;
     let schema = state.schema.snapshot();
-    let drain = drain_of(&state, &schema, &parsed)?;
+    let drain = drain_of(&state, &schema, &parsed).await?;
     if req.dry_run || (next.endpoint == current.endpoint && next.additional_headers == current.additional_headers) {
         return Ok(Json(deployment_detail(&next, drain)).into_response());
     }

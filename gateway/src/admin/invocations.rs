@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Error, State, bad_path_id};
+use super::{Error, State, bad_path_id, read_storage};
 use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
 use crate::engine::partition::router::{Reply, ReplyMode, Request};
 use crate::ids::InvocationId;
@@ -104,7 +104,6 @@ pub struct ResumeParams {
 /// or move it (its next attempt replays the journal on the deployment named, or on the one
 /// its service's latest revision is on).
 pub async fn resume(AxState(state): AxState<State>, Path(raw): Path<String>, Query(params): Query<ResumeParams>) -> Response {
-    use crate::engine::store::Store as _;
     let id = match parse(&raw) {
         Ok(id) => id,
         Err(r) => return r,
@@ -114,10 +113,10 @@ pub async fn resume(AxState(state): AxState<State>, Path(raw): Path<String>, Que
         None | Some("keep") => ControlRequest::Resume,
         Some(which) => {
             let schema = state.schema.snapshot();
-            let service = match state.storage.invocation(&id) {
+            let service = match read_invocation(&state, id).await {
                 Ok(Some(status)) => status.target.service,
                 Ok(None) => return Error::UnknownInvocation(raw).into_response(),
-                Err(e) => return Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+                Err(e) => return e.into_response(),
             };
             let deployment = if which == "latest" {
                 match schema.service(&service) {
@@ -198,16 +197,21 @@ pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Quer
 
 /// `GET /invocations/{id}` (perdure): where one invocation stands and where it is pinned.
 pub async fn get_one(AxState(state): AxState<State>, Path(raw): Path<String>) -> Response {
-    use crate::engine::store::Store as _;
     let id = match parse(&raw) {
         Ok(id) => id,
         Err(r) => return r,
     };
-    match state.storage.invocation(&id) {
+    match read_invocation(&state, id).await {
         Ok(Some(status)) => Json(super::render::invocation(&id, &status)).into_response(),
         Ok(None) => Error::UnknownInvocation(raw).into_response(),
-        Err(e) => Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+        Err(e) => e.into_response(),
     }
+}
+
+/// One invocation's status, read off the async workers.
+async fn read_invocation(state: &State, id: InvocationId) -> Result<Option<crate::engine::records::InvocationStatus>, Error> {
+    use crate::engine::store::Store as _;
+    read_storage(state, move |s| s.invocation(&id).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))).await
 }
 
 #[derive(Deserialize)]
@@ -239,19 +243,24 @@ pub async fn pinned(
     if !state.schema.snapshot().deployments.contains_key(&deployment) {
         return Error::UnknownDeployment(raw).into_response();
     }
-    let listed = state.storage.pinned_to(&deployment, params.limit).and_then(|ids| {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(status) = state.storage.invocation(&id)?
-                && !status.is_completed()
-            {
-                out.push(super::render::invocation(&id, &status));
+    let limit = params.limit;
+    let listed = read_storage(&state, move |s| {
+        let listed = s.pinned_to(&deployment, limit).and_then(|ids| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(status) = s.invocation(&id)?
+                    && !status.is_completed()
+                {
+                    out.push(super::render::invocation(&id, &status));
+                }
             }
-        }
-        Ok(out)
-    });
+            Ok(out)
+        });
+        listed.map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))
+    })
+    .await;
     match listed {
         Ok(invocations) => Json(serde_json::json!({ "invocations": invocations })).into_response(),
-        Err(e) => Error::Storage(crate::storage::StorageError::Log(e.0)).into_response(),
+        Err(e) => e.into_response(),
     }
 }

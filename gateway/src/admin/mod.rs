@@ -58,6 +58,18 @@ pub struct AdminState {
 
 pub type State = Arc<AdminState>;
 
+/// Runs storage reads off the async workers: a slow disk (or a large scan, such as the
+/// invocations pinned to a deployment) stalls a blocking thread, never `/health` or the ingress.
+async fn read_storage<T: Send + 'static>(
+    state: &State,
+    read: impl FnOnce(&crate::storage::Storage) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let storage = state.storage.clone();
+    tokio::task::spawn_blocking(move || read(&storage))
+        .await
+        .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::Log(format!("reading storage: {e}")))))
+}
+
 /// The admin API; with `tokens`, every route but `/health` needs `Authorization: Bearer` one
 /// of them.
 pub fn router(state: State, tokens: Vec<String>) -> Router {

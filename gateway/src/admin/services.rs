@@ -156,7 +156,7 @@ async fn route(
     dry_run: bool,
     decide: impl FnOnce(&Schema, &std::collections::BTreeMap<String, u64>) -> Result<(Option<SchemaChange>, Routed), Error>,
 ) -> Result<Json<serde_json::Value>, Error> {
-    let pending = state.storage.pending_by_handler()?;
+    let pending = super::read_storage(state, |s| Ok(s.pending_by_handler()?)).await?;
     let routed = state
         .schema
         .update(|schema| {

@@ -304,7 +304,7 @@ async fn drive_http(
     let abort = Duration::from_millis(chosen.service.abort_timeout(handler).max(1));
     let bidi = chosen.deployment.protocol_mode == ProtocolMode::BidiStream && !inactivity.is_zero();
 
-    let initial = start_frames(ctx, spec, &chosen)?;
+    let initial = start_frames(ctx, spec, &chosen).await?;
     let content_type = chosen.version.content_type();
     let target = join_uri(uri, &invoke_path(spec))
         .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
@@ -446,7 +446,7 @@ async fn drive_lambda(
         path: invoke_path(spec),
         method: "POST",
         headers: invocation_headers(ctx, spec, &chosen).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
-        body: start_frames(ctx, spec, &chosen)?,
+        body: start_frames(ctx, spec, &chosen).await?,
         zstd: deployment.manifest.lambda_compression.as_deref() == Some("zstd"),
     };
     let response = tokio::time::timeout(abort, ctx.lambda.call(&function, &arn.region, role, &request))
@@ -593,34 +593,46 @@ fn lambda_failure(e: LambdaError, function: &str, pinned: Option<&str>) -> Attem
     AttemptFailure::new(e.code(), message)
 }
 
-/// Start message plus the journal replay, framed.
-fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>) -> Result<Bytes, AttemptFailure> {
-    let storage_failure = |e: String| AttemptFailure::new(500, format!("reading the journal: {e}"));
-    let journal = ctx.storage.journal(&spec.id, spec.journal_len).map_err(|e| storage_failure(e.to_string()))?;
-    if journal.len() != spec.journal_len as usize {
-        return Err(storage_failure(format!("expected {} entries, found {}", spec.journal_len, journal.len())));
-    }
+/// Start message plus the journal replay, framed. The journal (and, for an object, its state
+/// when sent eagerly) is read off the async workers.
+async fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>) -> Result<Bytes, AttemptFailure> {
     let handler = chosen.service.handler(&spec.target.handler);
-    let (state_map, partial_state) = match spec.target.object() {
-        Some(obj) if !chosen.service.lazy_state(handler) && ctx.config.eager_state_size_limit > 0 => {
-            // All of the object's state, as long as it fits the limit; past it the SDK reads
-            // the rest lazily (partial state).
-            let entries = ctx.storage.state_all(&obj).map_err(|e| storage_failure(e.to_string()))?;
-            let mut size = 0usize;
-            let mut map = Vec::with_capacity(entries.len());
-            let mut partial = false;
-            for (key, value) in entries {
-                size += key.len() + value.len();
-                if size > ctx.config.eager_state_size_limit {
-                    partial = true;
-                    break;
-                }
-                map.push(StateEntry { key, value });
-            }
-            (map, partial)
+    let eager_state = spec
+        .target
+        .object()
+        .filter(|_| !chosen.service.lazy_state(handler) && ctx.config.eager_state_size_limit > 0);
+    let (storage, id, len) = (ctx.storage.clone(), spec.id, spec.journal_len);
+    let eager = eager_state.is_some();
+    let read = tokio::task::spawn_blocking(move || {
+        let journal = storage.journal(&id, len).map_err(|e| e.to_string())?;
+        let state = match eager_state {
+            Some(obj) => storage.state_all(&obj).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        Ok::<_, String>((journal, state))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let (journal, state) = read.map_err(|e| AttemptFailure::new(500, format!("reading the journal: {e}")))?;
+    if journal.len() != spec.journal_len as usize {
+        return Err(AttemptFailure::new(
+            500,
+            format!("reading the journal: expected {} entries, found {}", spec.journal_len, journal.len()),
+        ));
+    }
+    // All of the object's state, as long as it fits the limit; past it the SDK reads the
+    // rest lazily (partial state).
+    let mut partial_state = !eager;
+    let mut state_map = Vec::with_capacity(state.len());
+    let mut size = 0usize;
+    for (key, value) in state {
+        size += key.len() + value.len();
+        if size > ctx.config.eager_state_size_limit {
+            partial_state = true;
+            break;
         }
-        _ => (Vec::new(), true),
-    };
+        state_map.push(StateEntry { key, value });
+    }
     let start = StartMessage {
         id: Bytes::copy_from_slice(&spec.id.to_bytes()),
         debug_id: spec.id.to_string(),

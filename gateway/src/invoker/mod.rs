@@ -159,7 +159,7 @@ impl Invoker {
                     previous.task.abort();
                 }
                 if self.running.len() < self.limit && self.waiting.is_empty() {
-                    self.start(spec);
+                    self.start(spec.id, spec.attempt, Starting::Known(spec));
                 } else {
                     self.waiting.push_back((spec.id, spec.attempt));
                 }
@@ -186,40 +186,58 @@ impl Invoker {
         self.fill();
     }
 
-    /// Starts waiting attempts while slots are free. Each is read back from storage: one
-    /// that moved on while it waited (cancelled, killed, superseded by a later attempt) is
-    /// dropped, as the partition no longer expects it.
+    /// Starts waiting attempts while slots are free. Each is read back from storage by its
+    /// task (off the async workers): one that moved on while it waited (cancelled, killed,
+    /// superseded by a later attempt) ends at once, as the partition no longer expects it.
     fn fill(&mut self) {
         while self.running.len() < self.limit {
             let Some((id, attempt)) = self.waiting.pop_front() else { return };
-            if self.running.contains_key(&id) {
-                continue;
-            }
-            let storage = &self.context.as_ref().expect("run() sets the context before handling input").storage;
-            match storage.invocation(&id) {
-                Ok(Some(status)) if status.attempt.attempt == attempt && status.attempt.in_flight => {
-                    self.start(Box::new(InvokeAttempt::of(id, &status)));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    // Try again with the next event rather than lose the attempt.
-                    tracing::error!(invocation = %id, "reading a waiting attempt: {e}");
-                    self.waiting.push_front((id, attempt));
-                    return;
-                }
+            if !self.running.contains_key(&id) {
+                self.start(id, attempt, Starting::Waited);
             }
         }
     }
 
-    fn start(&mut self, spec: Box<InvokeAttempt>) {
-        let (id, attempt) = (spec.id, spec.attempt);
+    fn start(&mut self, id: InvocationId, attempt: u32, starting: Starting) {
         let (notifications, rx) = mpsc::unbounded_channel();
         let context = self.context.clone().expect("run() sets the context before handling input");
         let done = self.tx.clone();
         let task = tokio::spawn(async move {
-            attempt::run(context, spec, rx).await;
+            let spec = match starting {
+                Starting::Known(spec) => Some(spec),
+                Starting::Waited => waited_attempt(&context, id, attempt).await,
+            };
+            if let Some(spec) = spec {
+                attempt::run(context, spec, rx).await;
+            }
             let _ = done.send(Input::Done { id, attempt });
         });
         self.running.insert(id, Running { attempt, notifications, task });
+    }
+}
+
+/// What a starting attempt knows: all of it (sent by the partition), or only its id and
+/// number (it waited for a slot), the rest being in storage.
+enum Starting {
+    Known(Box<InvokeAttempt>),
+    Waited,
+}
+
+/// The attempt as storage describes it now, if it is still the invocation's current one.
+/// A failing read is retried (the partition expects the attempt, so it must not be lost).
+async fn waited_attempt(context: &AttemptContext, id: InvocationId, attempt: u32) -> Option<Box<InvokeAttempt>> {
+    loop {
+        let storage = context.storage.clone();
+        let read = tokio::task::spawn_blocking(move || storage.invocation(&id).map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match read {
+            Ok(Some(status)) if status.attempt.attempt == attempt && status.attempt.in_flight => {
+                return Some(Box::new(InvokeAttempt::of(id, &status)));
+            }
+            Ok(_) => return None,
+            Err(e) => tracing::error!(invocation = %id, "reading a waiting attempt (retrying in 1 s): {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
