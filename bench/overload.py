@@ -11,9 +11,13 @@ Three scenarios, each on a fresh data dir and fresh services, for each server in
                (--slow-ms) and waiting for its result, for --connections-seconds. Calls answered,
                shed and timed out, peak RSS.
   backlog      `Counter/<key>/add/send` (1000 keys) until --backlog sends are accepted, then
-               the wait until every one has run: the counters' sum must equal the sends
-               accepted (each ran exactly once). Invocations still pending when the last send
-               was accepted, peak RSS while sending and while draining, time to drain.
+               the wait until every one has run. On perdure the deployment is paused while
+               sending (`POST /deployments/{id}/pause`), so all of them are pending at once (a
+               real backlog, not one that drains as fast as it fills); then it is resumed. The
+               server's own count of stored invocations when sending stopped must equal the
+               counters' sum at the end (each ran exactly once; wrk's count of answered sends
+               is lower by the requests it cut off when each 5 s run ended). Peak RSS while
+               sending and while draining, time to drain.
 
 During every scenario a prober GETs the admin `/health` (a new connection each time, every
 50 ms) and reports its p50 / p99 / max latency and failures.
@@ -137,7 +141,13 @@ class Server:
                                       json.dumps({"uri": f"http://127.0.0.1:{port}"}).encode(), timeout=30)
         if status not in (200, 201):
             raise RuntimeError(f"register: {status} {out[:300]!r}")
+        self.deployment = json.loads(out)["id"]
         time.sleep(1)
+
+    def admin_post(self, path: str) -> None:
+        status, out = bench.http_call(self.admin, "POST", path, b"", timeout=60)
+        if status != 200:
+            raise RuntimeError(f"POST {path}: {status} {out[:300]!r}")
 
     def rss_mib(self) -> float:
         return bench.status_kib(self.proc.pid, "VmRSS") / 1024
@@ -173,8 +183,16 @@ def connections(name: str, args) -> dict:
     return out
 
 
+def stored_invocations(admin: int) -> int:
+    rows = query(admin, "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'Counter'")
+    return int(rows[0]["n"])
+
+
 def backlog(name: str, args) -> dict:
     s = Server(name, args, args.backlog_sdk)
+    hold = name == "perdure"  # Restate has no deployment pause
+    if hold:
+        s.admin_post(f"/deployments/{s.deployment}/pause")
     sampler, prober = bench.RssSampler(s.proc.pid), HealthProber(s.admin)
     sampler.start()
     prober.start()
@@ -188,19 +206,25 @@ def backlog(name: str, args) -> dict:
         bench.log(f"{name}: {accepted} sends accepted ({shed} shed), RSS {s.rss_mib():.0f} MiB")
     send_s = time.monotonic() - t0
     send_peak = sampler.max_kib / 1024
+    stored = stored_invocations(s.admin) if hold else None
     done = counters_sum(s.admin)
-    pending_at_end = accepted - done
-    bench.log(f"{name}: {pending_at_end} of {accepted} still pending; waiting for them to run")
+    pending_at_end = (stored if hold else accepted) - done
+    bench.log(f"{name}: {pending_at_end} pending ({stored} stored, {accepted} answered); RSS {s.rss_mib():.0f} MiB")
+    t1 = time.monotonic()
+    if hold:
+        s.admin_post(f"/deployments/{s.deployment}/resume")
+    target = stored if hold else accepted
     deadline = time.monotonic() + args.drain_timeout
-    while done < accepted and time.monotonic() < deadline:
+    while done < target and time.monotonic() < deadline:
         time.sleep(5)
         done = counters_sum(s.admin)
-        bench.log(f"{name}: {done} of {accepted} ran, RSS {s.rss_mib():.0f} MiB")
-    drain_s = time.monotonic() - t0 - send_s
+        bench.log(f"{name}: {done} of {target} ran, RSS {s.rss_mib():.0f} MiB")
+    drain_s = time.monotonic() - t1
     out = {"accepted": accepted, "shed": shed, "send_seconds": round(send_s, 1),
-           "accepted_per_s": round(accepted / send_s), "pending_when_sending_stopped": pending_at_end,
-           "peak_rss_while_sending_mib": round(send_peak, 1), "ran": done, "all_ran_once": done == accepted,
-           "drain_seconds": round(drain_s, 1)}
+           "accepted_per_s": round(accepted / send_s), "held_while_sending": hold, "stored": stored,
+           "pending_when_sending_stopped": pending_at_end, "peak_rss_while_sending_mib": round(send_peak, 1),
+           "ran": done, "all_ran_once": done == target if hold else None,
+           "drain_seconds": round(drain_s, 1), "drain_per_s": round(pending_at_end / drain_s) if drain_s else None}
     out.update(prober.finish())
     out["peak_rss_mib"] = round(sampler.finish() / 1024, 1)
     out["end_rss_mib"] = round(s.rss_mib(), 1)

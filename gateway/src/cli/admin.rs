@@ -90,6 +90,28 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// A deployment named by its id (`dp_…`) or by its address (the URL or Lambda ARN it was
+    /// registered with): its id. Pipelines know the address they deployed, not the id.
+    pub fn deployment_id(&self, reference: &str) -> Result<String, Failure> {
+        if reference.starts_with("dp_") {
+            return Ok(reference.to_owned());
+        }
+        let answer = self.get("/deployments")?;
+        let found = answer["deployments"].as_array().into_iter().flatten().find(|d| {
+            [&d["uri"], &d["arn"]].into_iter().any(|a| a.as_str().is_some_and(|a| a.trim_end_matches('/') == reference.trim_end_matches('/')))
+        });
+        match found.and_then(|d| d["id"].as_str()) {
+            Some(id) => Ok(id.to_owned()),
+            None => Err(Failure::Refused {
+                status: 404,
+                message: format!("no deployment is registered at '{reference}' (give its id, dp_…, or the exact URL or ARN it was registered with)"),
+                body: Value::Null,
+            }),
+        }
+    }
+}
+
 /// Percent-encodes a path segment (service names and ids are plain, but keys may not be).
 pub fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -43,7 +43,10 @@ pub enum DpCommand {
     List,
     /// A deployment's services, revisions, drain status and pinned invocations.
     #[command(alias = "get")]
-    Describe { id: String },
+    Describe {
+        /// Its id (dp_…) or the URL or Lambda ARN it was registered with (as everywhere below).
+        id: String,
+    },
     /// Remove a deployment: only when drained unless --force.
     #[command(alias = "remove")]
     Rm {
@@ -58,6 +61,37 @@ pub enum DpCommand {
         #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
         timeout: Option<Duration>,
         /// How often --wait checks.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        interval: Duration,
+    },
+    /// Send new invocations of every service of the deployment to it.
+    Promote {
+        id: String,
+        #[arg(long)]
+        breaking: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send a percentage of new invocations of every service of the deployment to it (a canary).
+    Ramp {
+        id: String,
+        /// 0 ends the ramp, 100 promotes.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        percent: u32,
+        #[arg(long)]
+        breaking: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Retire a superseded deployment: wait until it drains, then remove it. One that is still
+    /// routed to (active) is left registered, and one already gone is fine (both exit 0): what a
+    /// pipeline runs for the previous version after promoting the new one.
+    Retire {
+        id: String,
+        /// How long to wait for the drain at most (e.g. 30m); default: until drained.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// How often to check.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
         interval: Duration,
     },
@@ -150,14 +184,19 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             Ok(())
         }
         DpCommand::Describe { id } => {
+            let id = admin.deployment_id(&id)?;
             let answer = admin.get(&format!("/deployments/{}", segment(&id)))?;
             out.show(&answer, describe);
             Ok(())
         }
         DpCommand::Rm { id, force, wait, timeout, interval } => {
+            let id = admin.deployment_id(&id)?;
             let path = format!("/deployments/{}", segment(&id));
-            if wait {
-                wait_for_drain(admin, out, &path, &id, timeout, interval)?;
+            if wait && let Drain::Active(services) = wait_for_drain(admin, out, &path, &id, timeout, interval)? {
+                return Err(Failure::Other(format!(
+                    "{id} is active: new invocations of {services} go to it. Promote another deployment first \
+                     (perdure services promote NAME --to ID), then wait for it to drain"
+                )));
             }
             admin.delete(&format!("{path}{}", if force { "?force=true" } else { "" }))?;
             out.show(&json!({ "removed": id }), |_| {
@@ -165,12 +204,23 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             });
             Ok(())
         }
+        DpCommand::Promote { id, breaking, dry_run } => {
+            let body = json!({ "breaking": breaking, "dry_run": dry_run });
+            each_service(admin, out, &id, "promote", body)
+        }
+        DpCommand::Ramp { id, percent, breaking, dry_run } => {
+            let body = json!({ "percent": percent, "breaking": breaking, "dry_run": dry_run });
+            each_service(admin, out, &id, "ramp", body)
+        }
+        DpCommand::Retire { id, timeout, interval } => retire(admin, out, &id, timeout, interval),
         DpCommand::Pause { id } => {
+            let id = admin.deployment_id(&id)?;
             let answer = admin.post(&format!("/deployments/{}/pause", segment(&id)), json!({}))?;
             out.show(&answer, |d| format!("Paused deployment {}: no new attempt starts on it", text(&d["id"])));
             Ok(())
         }
         DpCommand::Resume { id } => {
+            let id = admin.deployment_id(&id)?;
             let answer = admin.post(&format!("/deployments/{}/resume", segment(&id)), json!({}))?;
             out.show(&answer, |d| format!("Resumed deployment {}", text(&d["id"])));
             Ok(())
@@ -247,7 +297,14 @@ fn describe(d: &Value) -> String {
     s
 }
 
-/// Polls the deployment until it is drained, printing each change of its counts.
+/// What a wait for the drain ended with.
+enum Drain {
+    Drained,
+    /// New invocations of these services go to it: it will not drain.
+    Active(String),
+}
+
+/// Polls the deployment until it is drained (or found active), printing each change of its counts.
 fn wait_for_drain(
     admin: &Admin,
     out: &Output,
@@ -255,24 +312,20 @@ fn wait_for_drain(
     id: &str,
     timeout: Option<Duration>,
     interval: Duration,
-) -> Result<(), Failure> {
+) -> Result<Drain, Failure> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
         let d = admin.get(path)?;
         let status = text(&d["drain_status"]);
-        if status == "drained" {
+        if status == "drained" || status == "inactive" {
             if !out.json {
-                println!("{id}: drained");
+                println!("{id}: {status}");
             }
-            return Ok(());
+            return Ok(Drain::Drained);
         }
         if status == "active" {
-            return Err(Failure::Other(format!(
-                "{id} is active: new invocations of {} go to it. Promote another deployment first \
-                 (perdure services promote NAME --to ID), then wait for it to drain",
-                list(&d["latest_for"])
-            )));
+            return Ok(Drain::Active(list(&d["latest_for"])));
         }
         let line = format!("{id}: draining, {} pinned", pinned(&d["pinned_invocations"]));
         if line != last && !out.json {
@@ -288,4 +341,57 @@ fn wait_for_drain(
         }
         std::thread::sleep(interval);
     }
+}
+
+/// `dp retire`: wait, remove (guarded, so work pinned meanwhile makes it wait again).
+fn retire(admin: &Admin, out: &Output, reference: &str, timeout: Option<Duration>, interval: Duration) -> Result<(), Failure> {
+    let gone = |id: &str| {
+        out.show(&json!({ "retired": id, "already_gone": true }), |_| format!("{id}: not registered (already removed)"));
+        Ok(())
+    };
+    let id = match admin.deployment_id(reference) {
+        Err(Failure::Refused { status: 404, .. }) => return gone(reference),
+        other => other?,
+    };
+    let path = format!("/deployments/{}", segment(&id));
+    let started = Instant::now();
+    loop {
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        match wait_for_drain(admin, out, &path, &id, left, interval) {
+            Err(Failure::Refused { status: 404, .. }) => return gone(&id),
+            Err(e) => return Err(e),
+            Ok(Drain::Active(services)) => {
+                out.show(&json!({ "retired": null, "active": id }), |_| {
+                    format!("{id} is active (new invocations of {services} go to it): left registered")
+                });
+                return Ok(());
+            }
+            Ok(Drain::Drained) => {}
+        }
+        match admin.delete(&path) {
+            Ok(_) => {
+                out.show(&json!({ "retired": id }), |_| format!("Retired deployment {id}"));
+                return Ok(());
+            }
+            Err(Failure::Refused { status: 404, .. }) => return gone(&id),
+            // Work got pinned to it after it drained: wait for that too.
+            Err(Failure::Refused { status: 409, .. }) => std::thread::sleep(interval),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `dp promote|ramp`: the same move for every service the deployment serves.
+fn each_service(admin: &Admin, out: &Output, reference: &str, action: &str, mut body: Value) -> Result<(), Failure> {
+    let id = admin.deployment_id(reference)?;
+    let d = admin.get(&format!("/deployments/{}", segment(&id)))?;
+    body["deployment"] = json!(id);
+    let mut answers = Vec::new();
+    for name in d["services"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()) {
+        answers.push(admin.post(&format!("/services/{}/{action}", segment(name)), body.clone())?);
+    }
+    out.show(&Value::Array(answers), |all| {
+        all.as_array().into_iter().flatten().map(super::services::moved_line).collect::<Vec<_>>().join("\n")
+    });
+    Ok(())
 }

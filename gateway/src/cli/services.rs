@@ -22,7 +22,7 @@ pub enum ServicesCommand {
     /// Send the service's new invocations to a registered deployment.
     Promote {
         name: String,
-        /// Deployment id (dp_…).
+        /// Deployment id (dp_…), or the URL or Lambda ARN it was registered with.
         #[arg(long)]
         to: String,
         #[arg(long)]
@@ -126,26 +126,34 @@ fn visibility(admin: &Admin, out: &Output, name: &str, public: bool) -> Result<(
 }
 
 fn moved(admin: &Admin, out: &Output, name: &str, action: &str, body: Value) -> Result<(), Failure> {
+    let to = body["deployment"].as_str().map(|d| admin.deployment_id(d)).transpose()?;
+    let mut body = body;
+    if let Some(to) = to {
+        body["deployment"] = json!(to);
+    }
     let answer = admin.post(&format!("/services/{}/{action}", segment(name)), body)?;
-    out.show(&answer, |a| {
-        let s = &a["service"];
-        let prefix = if a["dry_run"] == true { "Dry run: " } else { "" };
-        let mut line = format!(
-            "{prefix}{} revision {} on {}{}",
-            text(&s["name"]),
-            text(&s["revision"]),
-            text(&s["deployment_id"]),
-            match ramp(s).as_str() {
-                "-" => String::new(),
-                r => format!(", ramp {r}"),
-            }
-        );
-        let c = changes(&a["changes"]);
-        if !c.is_empty() {
-            line.push_str("\n\nChanges:\n");
-            line.push_str(&c);
-        }
-        line
-    });
+    out.show(&answer, moved_line);
     Ok(())
+}
+
+/// One answer of promote, rollback or ramp: where the service's new invocations go now.
+pub(super) fn moved_line(a: &Value) -> String {
+    let s = &a["service"];
+    let prefix = if a["dry_run"] == true { "Dry run: " } else { "" };
+    let mut line = format!(
+        "{prefix}{} revision {} on {}{}",
+        text(&s["name"]),
+        text(&s["revision"]),
+        text(&s["deployment_id"]),
+        match ramp(s).as_str() {
+            "-" => String::new(),
+            r => format!(", ramp {r}"),
+        }
+    );
+    let c = changes(&a["changes"]);
+    if !c.is_empty() {
+        line.push_str("\n\nChanges:\n");
+        line.push_str(&c);
+    }
+    line
 }

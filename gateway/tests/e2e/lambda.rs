@@ -14,20 +14,20 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// The emulator, on its own runtime (the tests themselves are blocking).
-struct Lambda {
-    emu: Emulator,
+pub(crate) struct Lambda {
+    pub(crate) emu: Emulator,
     rt: tokio::runtime::Runtime,
 }
 
 impl Lambda {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let emu = rt.block_on(Emulator::start()).expect("start the Lambda emulator");
         Self { emu, rt }
     }
 
     /// A perdure that reaches Lambda (and STS) at the emulator, with static credentials.
-    fn perdure(&self, extra: &[(&str, &str)]) -> Perdure {
+    pub(crate) fn perdure(&self, extra: &[(&str, &str)]) -> Perdure {
         let endpoint = self.emu.endpoint();
         let mut env = vec![
             ("AWS_ENDPOINT_URL", endpoint.as_str()),
@@ -60,7 +60,7 @@ fn workspace_bin(name: &str) -> PathBuf {
 
 /// The three kinds of function the scenarios run on.
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     /// `restate-sdk`'s Lambda handler (`perdure-rust-lambda`).
     Rust,
     /// The TypeScript SDK's Lambda handler (`services.handler`), through the Node shim.
@@ -71,7 +71,7 @@ enum Kind {
 
 /// A function of `kind` whose code is tagged `tag` (what `Greeter/sleepy` answers), with
 /// `variant` edits (see the services) for a changed version.
-fn function(kind: Kind, tag: &str, variant: &str) -> FunctionSpec {
+pub(crate) fn function(kind: Kind, tag: &str, variant: &str) -> FunctionSpec {
     let ts = repo_root().join("tests/services/ts");
     let spec = match kind {
         Kind::Rust => FunctionSpec::binary(workspace_bin("perdure-rust-lambda")),

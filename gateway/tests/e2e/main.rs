@@ -13,6 +13,7 @@ mod ingress;
 mod lambda;
 mod lifecycle;
 mod pg;
+mod pipelines;
 mod poison;
 mod python_sdk;
 mod query;

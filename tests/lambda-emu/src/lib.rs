@@ -6,7 +6,8 @@
 //! Layout:
 //! - [`Emulator`]: one HTTP port (`127.0.0.1:0`) serving Lambda's REST API (Invoke,
 //!   GetFunction, GetFunctionConfiguration, ListVersionsByFunction, Get/List/Create/Update/
-//!   DeleteAlias) and STS `AssumeRole`; set-up calls from Rust (functions, published versions,
+//!   DeleteAlias), STS `AssumeRole` and Secrets Manager `GetSecretValue` (for the CDK
+//!   construct's auth token secret); set-up calls from Rust (functions, published versions,
 //!   aliases that a test moves, injected throttling) and counters of what ran where.
 //! - Execution environments: one child process per (function, version) invocation slot, started
 //!   on demand and kept warm, each with its own Runtime API listener (`AWS_LAMBDA_RUNTIME_API`).
@@ -144,6 +145,8 @@ struct Registry {
     invocations: HashMap<(String, String), u64>,
     injected: HashMap<String, VecDeque<Injected>>,
     roles: Vec<String>,
+    /// Secrets Manager secrets by name (a SecretId is the name or an ARN ending in it).
+    secrets: BTreeMap<String, String>,
     /// Warm environments per (function, version), and the slots bounding how many run.
     pools: HashMap<(String, String), Arc<Pool>>,
 }
@@ -265,6 +268,12 @@ impl Emulator {
         self.registry().roles.clone()
     }
 
+    /// A Secrets Manager secret `name` whose `SecretString` is `value`; returns its ARN.
+    pub fn put_secret(&self, name: &str, value: &str) -> String {
+        self.registry().secrets.insert(name.to_owned(), value.to_owned());
+        format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}")
+    }
+
     /// Stops serving and kills every environment.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
@@ -363,6 +372,11 @@ async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let method = req.method().clone();
     let q = query(&req);
     if path == "/" && method == Method::POST {
+        let target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(target) = target {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+            return secrets_manager(&emu, &target, &body);
+        }
         let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
         let mut params = form(&String::from_utf8_lossy(&body));
         params.extend(q);
@@ -534,6 +548,25 @@ fn sts(emu: &Emulator, params: &HashMap<String, String>) -> Response {
         request_id()
     );
     (StatusCode::OK, [("content-type", "text/xml")], xml).into_response()
+}
+
+/// Secrets Manager's JSON 1.1 protocol: only `GetSecretValue`.
+fn secrets_manager(emu: &Emulator, target: &str, body: &[u8]) -> Response {
+    let error = |status: StatusCode, ty: &str, message: &str| {
+        (status, [("content-type", "application/x-amz-json-1.1")], json!({"__type": ty, "message": message}).to_string())
+            .into_response()
+    };
+    if target != "secretsmanager.GetSecretValue" {
+        return error(StatusCode::BAD_REQUEST, "UnknownOperationException", &format!("{target} is not emulated"));
+    }
+    let id = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["SecretId"].as_str().map(str::to_owned)).unwrap_or_default();
+    let name = id.rsplit(":secret:").next().unwrap_or(&id).to_owned();
+    let Some(value) = emu.registry().secrets.get(&name).cloned() else {
+        return error(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+    };
+    let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}");
+    let out = json!({"ARN": arn, "Name": name, "SecretString": value, "VersionId": "emulated", "VersionStages": ["AWSCURRENT"], "CreatedDate": now_ms() / 1000});
+    (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], out.to_string()).into_response()
 }
 
 async fn invoke(emu: &Emulator, name: &str, qualifier: Option<&str>, headers: &HeaderMap, body: Bytes) -> Response {
