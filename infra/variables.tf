@@ -156,3 +156,9 @@ variable "retire_timeout" {
     error_message = "retire_timeout must be a duration such as 90s, 30m or 1h30m."
   }
 }
+
+variable "retire" {
+  description = "After promoting a version, retire the versions of this function it superseded once each has drained (nothing pinned is ever removed)."
+  type        = bool
+  default     = true
+}

@@ -88,6 +88,10 @@ pub enum DpCommand {
     /// pipeline runs for the previous version after promoting the new one.
     Retire {
         id: String,
+        /// Retire every other deployment of the same Lambda function instead (the versions the
+        /// given one superseded), each as above.
+        #[arg(long)]
+        superseded: bool,
         /// How long to wait for the drain at most (e.g. 30m); default: until drained.
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
@@ -212,7 +216,15 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             let body = json!({ "percent": percent, "breaking": breaking, "dry_run": dry_run });
             each_service(admin, out, &id, "ramp", body)
         }
-        DpCommand::Retire { id, timeout, interval } => retire(admin, out, &id, timeout, interval),
+        DpCommand::Retire { id, superseded: false, timeout, interval } => retire(admin, out, &id, timeout, interval),
+        DpCommand::Retire { id, superseded: true, timeout, interval } => {
+            let started = Instant::now();
+            for other in superseded(admin, &id)? {
+                let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+                retire(admin, out, &other, left, interval)?;
+            }
+            Ok(())
+        }
         DpCommand::Pause { id } => {
             let id = admin.deployment_id(&id)?;
             let answer = admin.post(&format!("/deployments/{}/pause", segment(&id)), json!({}))?;
@@ -379,6 +391,27 @@ fn retire(admin: &Admin, out: &Output, reference: &str, timeout: Option<Duration
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The other deployments of the Lambda function `reference` names (its other versions and
+/// aliases), oldest first.
+fn superseded(admin: &Admin, reference: &str) -> Result<Vec<String>, Failure> {
+    let id = admin.deployment_id(reference)?;
+    let d = admin.get(&format!("/deployments/{}", segment(&id)))?;
+    let function = |arn: &str| arn.split(':').take(7).collect::<Vec<_>>().join(":");
+    let Some(mine) = d["arn"].as_str().map(function) else {
+        return Err(Failure::Other(format!("--superseded is for Lambda deployments; {id} is at {}", text(&d["uri"]))));
+    };
+    let all = admin.get("/deployments")?;
+    let mut others: Vec<(String, String)> = all["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["arn"].as_str().is_some_and(|a| function(a) == mine))
+        .filter_map(|o| o["id"].as_str().filter(|o| *o != id).map(|i| (text(&o["created_at"]), i.to_owned())))
+        .collect();
+    others.sort();
+    Ok(others.into_iter().map(|(_, i)| i).collect())
 }
 
 /// `dp promote|ramp`: the same move for every service the deployment serves.

@@ -336,3 +336,121 @@ fn cdk_construct_synthesizes() {
     assert!(out.status.success(), "construct tests failed:\n{text}");
     assert!(text.contains("pass 6"), "{text}");
 }
+
+/// One `local-exec` provisioner of the Terraform module, as `infra/tests/module.py` reads it.
+struct Provisioner {
+    resource: String,
+    when: String,
+    interpreter: Vec<String>,
+    script: String,
+    environment: Vec<String>,
+}
+
+/// The module's provisioners (and its static checks: variables typed and described, outputs
+/// present, every script executable), from `infra/tests/module.py` with python-hcl2.
+fn terraform_provisioners() -> Vec<Provisioner> {
+    let out = Command::new(venv_python()).arg(repo_root().join("infra/tests/module.py")).output().expect("run infra/tests/module.py");
+    assert!(out.status.success(), "module checks:\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("module.py JSON");
+    let strings = |v: &Value| v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>();
+    assert!(strings(&v["outputs"]).contains(&"deployment_id".to_owned()), "{v}");
+    v["provisioners"]
+        .as_array()
+        .expect("provisioners")
+        .iter()
+        .map(|p| Provisioner {
+            resource: p["resource"].as_str().unwrap_or_default().to_owned(),
+            when: p["when"].as_str().unwrap_or_default().to_owned(),
+            interpreter: strings(&p["interpreter"]),
+            script: p["script"].as_str().unwrap_or_default().to_owned(),
+            environment: strings(&p["environment"]),
+        })
+        .collect()
+}
+
+/// Runs the provisioner of `resource` (`create` or `destroy`) the way Terraform's local-exec
+/// does, with the environment the module gives it; every variable it sets must be given here.
+fn provision(all: &[Provisioner], resource: &str, when: &str, env: &[(&str, String)]) -> (bool, String) {
+    let p = all.iter().find(|p| p.resource == resource && p.when == when).unwrap_or_else(|| panic!("no {when} provisioner on {resource}"));
+    let given: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
+    for name in &p.environment {
+        assert!(given.contains(&name.as_str()), "{resource} ({when}) sets {name}, which this test does not give");
+    }
+    let out = Command::new(&p.interpreter[0])
+        .args(&p.interpreter[1..])
+        .arg(&p.script)
+        .env_remove("PERDURE_AUTH_TOKEN")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run the provisioner");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The Terraform module's life as `terraform apply` runs it, one provisioner at a time, with
+/// the exact scripts and environment names of `infra/main.tf`: v1 registered and promoted; v2
+/// registered and ramped to 10% while an invocation sleeps on v1, the replaced v1 registration
+/// left in place because 90% still goes to it; a retried registration harmless; v2 promoted
+/// and v1 retired only once its invocation finished (on v1); a wrong token refused; destroy
+/// leaving the active version registered.
+#[test]
+fn terraform_module_provisioners_register_ramp_promote_and_retire() {
+    let p = Pipeline::start();
+    let all = terraform_provisioners();
+    let env = |arn: String, ramp: &str, token: &str| {
+        vec![
+            ("PERDURE_CLI", env!("CARGO_BIN_EXE_perdure").to_owned()),
+            ("PERDURE_ADMIN_URL", p.perdure.admin.clone()),
+            ("PERDURE_AUTH_TOKEN", token.to_owned()),
+            ("PERDURE_RETIRE_TIMEOUT", "90s".to_owned()),
+            ("PERDURE_ARN", arn),
+            ("PERDURE_ASSUME_ROLE_ARN", String::new()),
+            ("PERDURE_BREAKING", "false".to_owned()),
+            ("PERDURE_RAMP_PERCENT", ramp.to_owned()),
+            ("PERDURE_RETIRE", "true".to_owned()),
+        ]
+    };
+    let ok = |r: (bool, String), what: &str| {
+        assert!(r.0, "{what} failed:\n{}", r.1);
+        r.1
+    };
+    // What the module's deployment_id output reads: GET /deployments, the one at the ARN.
+    let id_of = |arn: &str| {
+        p.deployments().into_iter().find(|d| d["arn"] == json!(arn)).and_then(|d| d["id"].as_str().map(str::to_owned))
+    };
+
+    // apply 1: v1.
+    ok(provision(&all, "terraform_data.registration", "create", &env(p.arn("1"), "", TOKEN)), "register v1");
+    ok(provision(&all, "terraform_data.routing", "create", &env(p.arn("1"), "", TOKEN)), "promote v1");
+    let dp1 = id_of(&p.arn("1")).expect("v1 registered");
+    assert_eq!(p.deployment(&dp1).1["drain_status"], "active");
+    let inv1 = p.sleepy(5000);
+
+    // apply 2: v2 at 10%; the replaced registration of v1 is destroyed, but v1 still serves 90%.
+    ok(provision(&all, "terraform_data.registration", "create", &env(p.arn("2"), "", TOKEN)), "register v2");
+    let again = provision(&all, "terraform_data.registration", "create", &env(p.arn("2"), "", TOKEN));
+    assert!(again.0, "registering the same version again (a retried apply) must succeed:\n{}", again.1);
+    ok(provision(&all, "terraform_data.routing", "create", &env(p.arn("2"), "10", TOKEN)), "ramp v2");
+    let dp2 = id_of(&p.arn("2")).expect("v2 registered");
+    let (_, greeter) = p.admin(reqwest::Method::GET, "/services/Greeter", None);
+    assert_eq!(greeter["deployment_id"], json!(dp1), "{greeter}");
+    assert_eq!(greeter["ramp"]["deployment_id"], json!(dp2), "{greeter}");
+    let kept = ok(provision(&all, "terraform_data.registration", "destroy", &env(p.arn("1"), "", TOKEN)), "retire v1 (ramped)");
+    assert!(kept.contains("active"), "{kept}");
+    assert_eq!(p.deployment(&dp1).0, 200, "v1 still serves 90%: left registered");
+
+    // apply 3: ramp_percent = null promotes v2 and retires v1 once its invocation finished.
+    let promoted = ok(provision(&all, "terraform_data.routing", "create", &env(p.arn("2"), "", TOKEN)), "promote v2");
+    assert!(promoted.contains(&format!("Retired deployment {dp1}")), "{promoted}");
+    assert_eq!(p.deployment(&dp1).0, 404, "v1 retired");
+    assert_eq!(p.finished_on(&inv1), "v1", "the invocation finished on the version it started on");
+
+    // A wrong token: refused, named, nothing changed.
+    let (refused, text) = provision(&all, "terraform_data.registration", "create", &env(p.arn("3"), "", "not-the-token"));
+    assert!(!refused && text.contains("401"), "{text}");
+    assert!(id_of(&p.arn("3")).is_none());
+
+    // terraform destroy: the registration of v2 goes, but v2 is what Greeter runs on: kept.
+    let kept = ok(provision(&all, "terraform_data.registration", "destroy", &env(p.arn("2"), "", TOKEN)), "destroy");
+    assert!(kept.contains("active"), "{kept}");
+    assert_eq!(p.deployment(&dp2).0, 200);
+}
