@@ -4,7 +4,7 @@
 # http, to read the deployment id back).
 
 locals {
-  source_code_hash = coalesce(var.source_code_hash, filebase64sha256(var.filename))
+  source_code_hash = var.source_code_hash != null ? var.source_code_hash : filebase64sha256(var.filename)
   # What perdure registers: the published version (one deployment per version) or the alias.
   registered_arn = var.register == "version" ? aws_lambda_function.this.qualified_arn : aws_lambda_alias.this.arn
   perdure_env = {

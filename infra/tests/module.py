@@ -38,6 +38,13 @@ def main():
             with open(os.path.join(root, f)) as fh:
                 parsed[f] = hcl2.load(fh)
     problems = []
+    tests = os.path.join(root, "tests")
+    for f in sorted(os.listdir(tests)) if os.path.isdir(tests) else []:
+        if f.endswith(".tftest.hcl"):
+            with open(os.path.join(tests, f)) as fh:
+                runs = list(named(hcl2.load(fh).get("run")))
+            if not runs:
+                problems.append(f"tests/{f} has no run blocks")
     merged = {}
     for doc in parsed.values():
         for key, value in doc.items():
