@@ -411,14 +411,14 @@ pub fn restate_cli(perdure: &Perdure, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The rows of a SQL query on the admin API (`POST /query`, JSON rows).
+/// The rows of a SQL query on the admin API (`POST /query`, JSON rows; with the admin token,
+/// when it has one).
 pub fn query_rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
-    let r = http()
-        .post(format!("{}/query", perdure.admin))
-        .header("accept", "application/json")
-        .json(&serde_json::json!({ "query": sql }))
-        .send()
-        .expect("POST /query");
+    let mut r = http().post(format!("{}/query", perdure.admin)).header("accept", "application/json");
+    if let Some(token) = perdure.token() {
+        r = r.bearer_auth(token);
+    }
+    let r = r.json(&serde_json::json!({ "query": sql })).send().expect("POST /query");
     let body: Value = r.json().expect("JSON rows");
     body["rows"].as_array().cloned().unwrap_or_else(|| panic!("no rows: {body}"))
 }
