@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::Output;
 use super::admin::{Admin, Failure, segment};
+use super::services::{MoveChecks, percent_arg};
 use super::table::{address, changes, list, pinned, table, text};
 
 #[derive(Subcommand, Debug)]
@@ -67,21 +68,17 @@ pub enum DpCommand {
     /// Send new invocations of every service of the deployment to it.
     Promote {
         id: String,
-        #[arg(long)]
-        breaking: bool,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        checks: MoveChecks,
     },
     /// Send a percentage of new invocations of every service of the deployment to it (a canary).
     Ramp {
         id: String,
         /// 0 ends the ramp, 100 promotes.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        #[arg(long, value_parser = percent_arg())]
         percent: u32,
-        #[arg(long)]
-        breaking: bool,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        checks: MoveChecks,
     },
     /// Retire a superseded deployment: wait until it drains, then remove it. One that is still
     /// routed to (active) is left registered, and one already gone is fine (both exit 0): what a
@@ -208,14 +205,8 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             });
             Ok(())
         }
-        DpCommand::Promote { id, breaking, dry_run } => {
-            let body = json!({ "breaking": breaking, "dry_run": dry_run });
-            each_service(admin, out, &id, "promote", body)
-        }
-        DpCommand::Ramp { id, percent, breaking, dry_run } => {
-            let body = json!({ "percent": percent, "breaking": breaking, "dry_run": dry_run });
-            each_service(admin, out, &id, "ramp", body)
-        }
+        DpCommand::Promote { id, checks } => each_service(admin, out, &id, "promote", checks.body(json!({}))),
+        DpCommand::Ramp { id, percent, checks } => each_service(admin, out, &id, "ramp", checks.body(json!({ "percent": percent }))),
         DpCommand::Retire { id, superseded: false, timeout, interval } => retire(admin, out, &id, timeout, interval),
         DpCommand::Retire { id, superseded: true, timeout, interval } => {
             let started = Instant::now();

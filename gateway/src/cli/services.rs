@@ -1,11 +1,36 @@
 //! `perdure services`: list, describe, hide and show, promote, roll back, ramp.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::Output;
 use super::admin::{Admin, Failure, segment};
 use super::table::{changes, table, text};
+
+/// The checks of every move of new invocations (promote, rollback, ramp), `services` or `dp`.
+#[derive(Args, Debug)]
+pub struct MoveChecks {
+    /// Move them even though perdure reports the change as breaking.
+    #[arg(long)]
+    pub breaking: bool,
+    /// Check and report, move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl MoveChecks {
+    /// The request body: these checks and `fields`.
+    pub fn body(&self, mut fields: Value) -> Value {
+        fields["breaking"] = json!(self.breaking);
+        fields["dry_run"] = json!(self.dry_run);
+        fields
+    }
+}
+
+/// `--percent` of a ramp.
+pub fn percent_arg() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(0..=100)
+}
 
 #[derive(Subcommand, Debug)]
 pub enum ServicesCommand {
@@ -25,20 +50,16 @@ pub enum ServicesCommand {
         /// Deployment id (dp_…), or the URL or Lambda ARN it was registered with.
         #[arg(long)]
         to: String,
-        #[arg(long)]
-        breaking: bool,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        checks: MoveChecks,
     },
     /// Send the service's new invocations back to the deployment before (or --to one).
     Rollback {
         name: String,
         #[arg(long)]
         to: Option<String>,
-        #[arg(long)]
-        breaking: bool,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        checks: MoveChecks,
     },
     /// Send a percentage of the service's new invocations to a deployment (by key for objects).
     Ramp {
@@ -46,12 +67,10 @@ pub enum ServicesCommand {
         #[arg(long)]
         to: String,
         /// 0 ends the ramp, 100 promotes.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        #[arg(long, value_parser = percent_arg())]
         percent: u32,
-        #[arg(long)]
-        breaking: bool,
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        checks: MoveChecks,
     },
 }
 
@@ -70,16 +89,14 @@ pub fn run(admin: &Admin, out: &Output, command: ServicesCommand) -> Result<(), 
         }
         ServicesCommand::Hide { name } => visibility(admin, out, &name, false)?,
         ServicesCommand::Show { name } => visibility(admin, out, &name, true)?,
-        ServicesCommand::Promote { name, to, breaking, dry_run } => {
-            let body = json!({ "deployment": to, "breaking": breaking, "dry_run": dry_run });
-            moved(admin, out, &name, "promote", body)?;
+        ServicesCommand::Promote { name, to, checks } => {
+            moved(admin, out, &name, "promote", checks.body(json!({ "deployment": to })))?;
         }
-        ServicesCommand::Rollback { name, to, breaking, dry_run } => {
-            let body = json!({ "deployment": to, "breaking": breaking, "dry_run": dry_run });
-            moved(admin, out, &name, "rollback", body)?;
+        ServicesCommand::Rollback { name, to, checks } => {
+            moved(admin, out, &name, "rollback", checks.body(json!({ "deployment": to })))?;
         }
-        ServicesCommand::Ramp { name, to, percent, breaking, dry_run } => {
-            let body = json!({ "deployment": to, "percent": percent, "breaking": breaking, "dry_run": dry_run });
+        ServicesCommand::Ramp { name, to, percent, checks } => {
+            let body = checks.body(json!({ "deployment": to, "percent": percent }));
             moved(admin, out, &name, "ramp", body)?;
         }
     }
