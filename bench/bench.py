@@ -251,6 +251,7 @@ def server_command(name: str, args, data_dir: Path, ingress: int, admin: int, no
         "PERDURE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{ingress}",
         "PERDURE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{admin}",
         "PERDURE_PG__BIND_ADDRESS": f"127.0.0.1:{node}",
+        "PERDURE_NODE__BIND_ADDRESS": "127.0.0.1:0",
     })
     return [args.perdure_bin, "serve", "--data-dir", str(data_dir)], env
 

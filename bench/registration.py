@@ -131,7 +131,8 @@ def main() -> int:
     ingress, admin = bench.free_ports(2)
     env = dict(os.environ, PERDURE_INGRESS__BIND_ADDRESS=f"127.0.0.1:{ingress}",
                PERDURE_ADMIN__BIND_ADDRESS=f"127.0.0.1:{admin}",
-               PERDURE_PG__BIND_ADDRESS="127.0.0.1:0", RUST_LOG="warn")
+               PERDURE_PG__BIND_ADDRESS="127.0.0.1:0",
+               PERDURE_NODE__BIND_ADDRESS="127.0.0.1:0", RUST_LOG="warn")
     serverlog = open(workdir / "server.log", "wb")
     server = PROCS.spawn([args.perdure_bin, "serve", "--data-dir", str(workdir / "data")],
                          env=env, stdout=serverlog, stderr=subprocess.STDOUT)

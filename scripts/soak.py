@@ -49,7 +49,8 @@ class Server:
 
     def start(self):
         env = dict(os.environ, PERDURE_INGRESS__BIND_ADDRESS=f"127.0.0.1:{self.ingress}",
-                   PERDURE_ADMIN__BIND_ADDRESS=f"127.0.0.1:{self.admin}", PERDURE_PG__BIND_ADDRESS=f"127.0.0.1:{self.pg}")
+                   PERDURE_ADMIN__BIND_ADDRESS=f"127.0.0.1:{self.admin}", PERDURE_PG__BIND_ADDRESS=f"127.0.0.1:{self.pg}",
+                   PERDURE_NODE__BIND_ADDRESS="127.0.0.1:0")
         with open(self.log, "ab") as lf:
             self.proc = subprocess.Popen([self.args.perdure_bin, "serve", "--data-dir", str(self.data),
                                           "--partitions", str(self.args.partitions)],

@@ -22,6 +22,7 @@ pub struct Config {
     pub ingress: IngressConfig,
     pub admin: AdminConfig,
     pub pg: PgConfig,
+    pub node: NodeConfig,
     pub invoker: InvokerSettings,
     pub retry_policy: RetryPolicyConfig,
     /// How long results of idempotent (and all ingress) invocations are kept.
@@ -89,6 +90,15 @@ pub struct AdminConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PgConfig {
+    pub enabled: bool,
+    pub bind_address: SocketAddr,
+}
+
+/// The node port: Prometheus `/metrics`, `/health`, and gRPC (`grpc.health.v1`, reflection,
+/// `perdure.node.v1.NodeStatus`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeConfig {
     pub enabled: bool,
     pub bind_address: SocketAddr,
 }
@@ -215,6 +225,7 @@ impl Default for Config {
                 auth_tokens: Vec::new(),
             },
             pg: PgConfig { enabled: true, bind_address: ([127, 0, 0, 1], 9071).into() },
+            node: NodeConfig { enabled: true, bind_address: ([127, 0, 0, 1], 5122).into() },
             invoker: InvokerSettings {
                 inactivity_timeout: Duration::from_secs(60),
                 abort_timeout: Duration::from_secs(600),
@@ -344,6 +355,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "pg.bind-address {} is not a loopback address: set admin.auth-tokens (clients give one as the password), or bind 127.0.0.1",
                 self.pg.bind_address
+            )));
+        }
+        if self.node.enabled && !self.node.bind_address.ip().is_loopback() && self.admin.auth_tokens.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "node.bind-address {} is not a loopback address: set admin.auth-tokens (Prometheus and gRPC clients send one as `Authorization: Bearer`; /health and grpc.health.v1 stay open), or bind 127.0.0.1",
+                self.node.bind_address
             )));
         }
         if self.deployments.prune_interval < Duration::from_millis(100) {

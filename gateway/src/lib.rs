@@ -19,6 +19,8 @@
 //! - [`query`]: SQL introspection over Restate's system tables: the tables, their streaming
 //!   scans, and `POST /query`'s encodings.
 //! - [`pg`]: the same SQL over the PostgreSQL wire protocol (psql, drivers) on port 9071.
+//! - [`node`]: the node port: Prometheus `/metrics` (and the metrics recorded everywhere),
+//!   gRPC health, reflection and node status.
 //! - [`cli`]: `perdure dp|services|invocations`, a client of the admin API.
 //! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
 //!
@@ -33,6 +35,7 @@ pub mod engine;
 pub mod ids;
 pub mod ingress;
 pub mod invoker;
+pub mod node;
 pub mod pg;
 pub mod protocol;
 pub mod query;

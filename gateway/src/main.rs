@@ -47,6 +47,9 @@ struct ServeArgs {
     /// PostgreSQL (psql) listen address. Default: 127.0.0.1:9071.
     #[arg(long)]
     pg_bind: Option<std::net::SocketAddr>,
+    /// Node port (Prometheus /metrics, gRPC health and node status). Default: 127.0.0.1:5122.
+    #[arg(long)]
+    node_bind: Option<std::net::SocketAddr>,
     /// Number of partitions for a new data directory. Default: 1.
     #[arg(long)]
     partitions: Option<u32>,
@@ -121,6 +124,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(a) = args.pg_bind {
         config.pg.bind_address = a;
     }
+    if let Some(a) = args.node_bind {
+        config.node.bind_address = a;
+    }
     if let Some(p) = args.partitions {
         config.partitions = p;
     }
@@ -153,10 +159,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         let server = Server::start(config.clone(), &database).await?;
         // One line on stdout that scripts and tests can wait for.
         println!(
-            "perdure ready: ingress=http://{} admin=http://{} pg={} data-dir={}",
+            "perdure ready: ingress=http://{} admin=http://{} pg={} node={} data-dir={}",
             server.ingress_addr,
             server.admin_addr,
             server.pg_addr.map_or("off".to_owned(), |a| format!("postgresql://{a}")),
+            server.node_addr.map_or("off".to_owned(), |a| format!("http://{a}")),
             config.data_dir.display()
         );
         server.run_until_signal().await

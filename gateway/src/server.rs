@@ -53,6 +53,8 @@ pub struct Server {
     pub admin_addr: SocketAddr,
     /// The PostgreSQL port, unless `pg.enabled` is off.
     pub pg_addr: Option<SocketAddr>,
+    /// The node port (`/metrics`, gRPC), unless `node.enabled` is off.
+    pub node_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<Result<(), ServeError>>,
     /// Taken by [`Server::run_until_signal`].
@@ -62,6 +64,9 @@ pub struct Server {
 impl Server {
     /// Starts every component over `database` (opened with [`Config::storage_options`]).
     pub async fn start(config: Config, database: &Database) -> Result<Self, ServeError> {
+        let started = std::time::Instant::now();
+        // First, so that handles resolved from here on record into it.
+        let metrics = config.node.enabled.then(crate::node::metrics::install).flatten();
         let storage = database.storage();
         let partitions = storage.partitions();
         if partitions != config.partitions {
@@ -88,6 +93,11 @@ impl Server {
             false => None,
         };
         let pg_addr = pg_listener.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
+        let node_listener = match config.node.enabled {
+            true => Some(bind("node", config.node.bind_address).await?),
+            false => None,
+        };
+        let node_addr = node_listener.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -102,6 +112,7 @@ impl Server {
         }
         let router = Router::new(handles);
         let mut applied = Vec::new();
+        let mut partition_views = Vec::new();
         for (id, requests) in inboxes.into_iter().enumerate() {
             let id = id as u32;
             let info = PartitionInfo { id, keys: key_range(id, partitions) };
@@ -109,6 +120,7 @@ impl Server {
             let meta = storage.partition_meta(id)?;
             let log = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(id), meta.applied_lsn)?;
             let tail = log.tail().await.map_err(|e| PartitionError::Log(e.0))?;
+            partition_views.push((info.clone(), applied_lsn.clone()));
             let partition = Partition::new(
                 info,
                 storage.clone(),
@@ -193,6 +205,37 @@ impl Server {
                 Ok(())
             });
         }
+        if let Some(listener) = node_listener {
+            let state = Arc::new(crate::node::NodeState {
+                started,
+                metrics,
+                schema: schema.clone(),
+                storage: storage.clone(),
+                router: router.clone(),
+                partitions: partition_views,
+            });
+            if let Some(handle) = state.metrics.clone() {
+                // Histograms are buffered lock-free until drained: drain them between scrapes.
+                let mut rx = shutdown_rx.clone();
+                tasks.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = rx.changed() => return Ok(()),
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+                        }
+                    }
+                });
+            }
+            let app = crate::node::router(state, config.admin.auth_tokens.clone())
+                .await
+                .map_err(|reason| ServeError::Bind { what: "node", addr: node_addr.expect("bound above"), reason })?;
+            let rx = shutdown_rx.clone();
+            tasks.spawn(async move {
+                crate::node::serve(listener, app, rx)
+                    .await
+                    .map_err(|reason| ServeError::Bind { what: "node", addr: node_addr.expect("bound above"), reason })
+            });
+        }
         let admin_state = Arc::new(AdminState {
             schema: schema.clone(),
             router: router.clone(),
@@ -253,7 +296,7 @@ impl Server {
         });
 
         let signals = Signals::listen().map_err(|e| ServeError::Signals(e.to_string()))?;
-        Ok(Self { ingress_addr, admin_addr, pg_addr, shutdown, tasks, signals: Some(signals) })
+        Ok(Self { ingress_addr, admin_addr, pg_addr, node_addr, shutdown, tasks, signals: Some(signals) })
     }
 
     /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
@@ -368,6 +411,7 @@ mod tests {
             ingress_addr: ([127, 0, 0, 1], 0).into(),
             admin_addr: ([127, 0, 0, 1], 0).into(),
             pg_addr: None,
+            node_addr: None,
             shutdown,
             tasks,
             signals: Some(Signals::listen().unwrap()),

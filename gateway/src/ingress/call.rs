@@ -44,6 +44,7 @@ pub async fn call(
     service: String,
     parts: Vec<String>,
     send: bool,
+    routed: &mut Option<(String, String)>,
 ) -> Result<Response, Error> {
     let schema = ingress.schema.snapshot();
     let requested = requested_deployment(req.headers())?;
@@ -67,6 +68,8 @@ pub async fn call(
     let handler = svc
         .handler(handler_name)
         .ok_or_else(|| Error::UnknownHandler { service: service.clone(), handler: handler_name.clone() })?;
+    // From here on the request counts under its (registered, so bounded) service and handler.
+    *routed = Some((service.clone(), handler_name.clone()));
     // Hiding a service (PATCH /services) changes its latest revision: it hides every one.
     if !latest.unwrap_or(svc).public || !svc.public || !handler.public {
         return Err(Error::Private);

@@ -107,7 +107,11 @@ impl Error {
     pub fn into_response(self) -> http::Response<Full<Bytes>> {
         let status = self.status();
         let mut response = error_response(status, &self.to_string(), "ingress", None);
-        if matches!(self, Error::Overloaded(_) | Error::TooManyRequests(_)) {
+        if let Error::Overloaded(_) | Error::TooManyRequests(_) = self {
+            crate::node::metrics::shed(match self {
+                Error::TooManyRequests(_) => crate::node::metrics::Shed::ConcurrencyLimit,
+                _ => crate::node::metrics::Shed::PartitionQueueFull,
+            });
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::partition::router::{Reply, Request, Router};
 use crate::ids::InvocationId;
+use crate::node::metrics;
 use crate::schema::SchemaRegistry;
 use error::Error;
 use path::{BodyAction, Op, Route};
@@ -114,7 +115,20 @@ impl Ingress {
                 } else {
                     only(&req, &[Method::GET, Method::POST])?;
                 }
-                call::call(self, req, service, parts, send).await
+                let started = std::time::Instant::now();
+                let mut routed = None;
+                let result = call::call(self, req, service, parts, send, &mut routed).await;
+                let status = match &result {
+                    Ok(response) => response.status(),
+                    Err(e) => e.status(),
+                };
+                match routed {
+                    Some((service, handler)) => {
+                        metrics::ingress_request(&service, &handler, send, status.as_u16(), started.elapsed())
+                    }
+                    None => metrics::ingress_unrouted(send, status.as_u16()),
+                }
+                result
             }
             Route::ById { id, op } => {
                 only(&req, &[Method::GET])?;

@@ -21,6 +21,7 @@ use crate::engine::records::{
 use crate::engine::partition::router::{ReplyMode, Request};
 use crate::durations::now_ms;
 use crate::engine::store::Store;
+use crate::node::metrics::{self, AttemptOutcome};
 use crate::protocol::frame;
 use crate::protocol::manifest::ProtocolMode;
 use crate::protocol::messages::{
@@ -235,15 +236,34 @@ async fn drive(
         );
         reporter.pending.push(Effect::Held { message });
         reporter.flush();
+        metrics::attempt(&chosen.deployment.id, protocol_label(&chosen.deployment.endpoint), AttemptOutcome::Held, Duration::ZERO);
         return Ok(());
     }
-    match &chosen.deployment.endpoint {
+    let (deployment, protocol, started) =
+        (chosen.deployment.id, protocol_label(&chosen.deployment.endpoint), std::time::Instant::now());
+    let result = match &chosen.deployment.endpoint {
         Endpoint::Http { uri, http_version } => {
             drive_http(ctx, spec, &schema, chosen, uri, http_version, notifications, reporter).await
         }
         Endpoint::Lambda { arn, assume_role_arn } => {
             drive_lambda(ctx, spec, &schema, chosen, arn, assume_role_arn.as_deref(), reporter).await
         }
+    };
+    let outcome = match &result {
+        Ok(()) => AttemptOutcome::Ok,
+        Err(f) if f.terminal => AttemptOutcome::TerminalFailure,
+        Err(_) => AttemptOutcome::RetryableFailure,
+    };
+    metrics::attempt(&deployment, protocol, outcome, started.elapsed());
+    result
+}
+
+/// The `protocol` label of an attempt's metrics.
+fn protocol_label(endpoint: &Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Http { http_version: crate::schema::HttpVersion::Http2, .. } => "http2",
+        Endpoint::Http { http_version: crate::schema::HttpVersion::Http11, .. } => "http1",
+        Endpoint::Lambda { .. } => "lambda",
     }
 }
 

@@ -123,6 +123,7 @@ pub struct Invoker {
     running: HashMap<InvocationId, Running>,
     /// Attempts waiting for a slot, in arrival order.
     waiting: VecDeque<(InvocationId, u32)>,
+    gauges: crate::node::metrics::InvokerGauges,
 }
 
 impl Invoker {
@@ -130,8 +131,15 @@ impl Invoker {
     /// ([`Invoker::run`]), since attempts report to them.
     pub fn new() -> (Self, InvokerHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let invoker =
-            Self { rx, tx: tx.clone(), context: None, limit: 1, running: HashMap::new(), waiting: VecDeque::new() };
+        let invoker = Self {
+            rx,
+            tx: tx.clone(),
+            context: None,
+            limit: 1,
+            running: HashMap::new(),
+            waiting: VecDeque::new(),
+            gauges: crate::node::metrics::InvokerGauges::new(),
+        };
         (invoker, InvokerHandle { tx })
     }
 
@@ -184,6 +192,8 @@ impl Invoker {
             }
         }
         self.fill();
+        self.gauges.running.set(self.running.len() as f64);
+        self.gauges.waiting.set(self.waiting.len() as f64);
     }
 
     /// Starts waiting attempts while slots are free. Each is read back from storage by its

@@ -169,7 +169,9 @@ fn write_group(storage: &Storage, group: Vec<Append>) {
     }
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
+    let started = std::time::Instant::now();
     let result = storage.db().write_opt(batch, &wo).map_err(|e| e.to_string());
+    crate::node::metrics::log_group(group.len(), started.elapsed());
     for a in group {
         (a.then)(result.clone());
     }
@@ -252,6 +254,7 @@ impl Log for RocksLog {
         value.extend_from_slice(&epoch.to_be_bytes());
         value.extend_from_slice(&batch);
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let started = std::time::Instant::now();
         let append = Append {
             log: self.id,
             lsn,
@@ -268,6 +271,7 @@ impl Log for RocksLog {
             .await
             .map_err(|_| AppendError::Unavailable("the log writer stopped before writing".into()))?
             .map_err(AppendError::Unavailable)?;
+        crate::node::metrics::log_append(started.elapsed());
         self.tail.store(lsn, Ordering::Release);
         self.appended.notify_waiters();
         Ok((lsn, result))

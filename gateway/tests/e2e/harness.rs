@@ -39,6 +39,8 @@ pub struct Perdure {
     pub admin: String,
     /// `postgresql://127.0.0.1:PORT`, the SQL port.
     pub pg: String,
+    /// `http://127.0.0.1:PORT`, the node port (`/metrics`, gRPC).
+    pub node: String,
     data_dir: PathBuf,
     env: Vec<(String, String)>,
     /// Where the server's stderr goes (appended across restarts), when captured.
@@ -60,6 +62,7 @@ impl Perdure {
             ingress: String::new(),
             admin: String::new(),
             pg: String::new(),
+            node: String::new(),
             data_dir,
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             stderr: None,
@@ -76,6 +79,7 @@ impl Perdure {
             ingress: String::new(),
             admin: String::new(),
             pg: String::new(),
+            node: String::new(),
             data_dir,
             env: Vec::new(),
             stderr: None,
@@ -93,6 +97,7 @@ impl Perdure {
             ingress: String::new(),
             admin: String::new(),
             pg: String::new(),
+            node: String::new(),
             data_dir: tmp.path().join("data"),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             stderr: Some(tmp.path().join("stderr.log")),
@@ -113,10 +118,10 @@ impl Perdure {
     }
 
     fn spawn(&mut self) {
-        self.spawn_on("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
+        self.spawn_on("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0");
     }
 
-    fn spawn_on(&mut self, ingress: &str, admin: &str, pg: &str) {
+    fn spawn_on(&mut self, ingress: &str, admin: &str, pg: &str, node: &str) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_perdure"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -127,6 +132,8 @@ impl Perdure {
             .arg(admin)
             .arg("--pg-bind")
             .arg(pg)
+            .arg("--node-bind")
+            .arg(node)
             // Several partitions, so calls between invocations cross partitions (the outbox).
             .arg("--partitions")
             .arg("3")
@@ -156,6 +163,7 @@ impl Perdure {
         self.ingress = field("ingress=");
         self.admin = field("admin=");
         self.pg = field("pg=");
+        self.node = field("node=");
         self.child = Some(child);
     }
 
@@ -176,7 +184,8 @@ impl Perdure {
         let ingress = self.ingress.trim_start_matches("http://").to_owned();
         let admin = self.admin.trim_start_matches("http://").to_owned();
         let pg = self.pg.trim_start_matches("postgresql://").to_owned();
-        self.spawn_on(&ingress, &admin, &pg);
+        let node = self.node.trim_start_matches("http://").to_owned();
+        self.spawn_on(&ingress, &admin, &pg, &node);
     }
 
     pub fn kill9(&mut self) {
@@ -427,7 +436,7 @@ pub fn query_rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
 /// its stderr.
 pub fn serve_refused(data_dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--node-bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .envs(env.iter().copied())
         .output()

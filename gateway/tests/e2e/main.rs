@@ -12,6 +12,7 @@ mod harness;
 mod ingress;
 mod lambda;
 mod lifecycle;
+mod operations;
 mod pg;
 mod pipelines;
 mod poison;

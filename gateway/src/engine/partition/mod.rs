@@ -419,6 +419,7 @@ impl<L: Log> Partition<L> {
             Action::Forward { id, attempt, index, entry } => self.invoker.forward(id, attempt, index, entry),
             Action::Abort { id, attempt } => self.invoker.abort(id, attempt),
             Action::Completed { id, result, .. } => {
+                crate::node::metrics::invocation_completed(matches!(result, crate::engine::records::InvocationResult::Success(_)));
                 // Whoever waited sees the completion itself, not a stored result: no expiry
                 // (as Restate answers a first completion).
                 for waiter in self.waiters.remove(&id).unwrap_or_default() {

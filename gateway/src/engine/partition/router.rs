@@ -100,6 +100,15 @@ impl Router {
         self.partitions.len() as u32
     }
 
+    /// Each partition's ingress queue: requests waiting in it, or `None` once its task has
+    /// stopped.
+    pub fn ingress_queues(&self) -> Vec<Option<usize>> {
+        self.partitions
+            .iter()
+            .map(|p| (!p.ingress.is_closed()).then(|| p.ingress.max_capacity() - p.ingress.capacity()))
+            .collect()
+    }
+
     pub fn send(&self, partition_key: u64, request: Request) -> Result<(), PartitionUnavailable> {
         let index = partition_of(partition_key, self.count());
         self.partitions[index as usize].tx.send(request).map_err(|_| PartitionUnavailable(index))
