@@ -7,6 +7,7 @@
 #   postgresql-client        psql
 #   libpostgresql-jdbc-java  the JDBC driver (with default-jre-headless when there is no java)
 #   openssl                  makes the certificates of the https:// deployment tests
+#   chromium chromium-driver headless Chromium over WebDriver, for the web console test
 set -euo pipefail
 
 missing=()
@@ -18,6 +19,7 @@ if [ "${1:-}" = "--with-nextest" ]; then
   [ -f /usr/share/java/postgresql.jar ] || missing+=(libpostgresql-jdbc-java)
   command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium chromium-driver)
 fi
 if ((${#missing[@]})); then
   echo "system-deps: installing ${missing[*]}" >&2

@@ -1,6 +1,7 @@
 //! The admin REST API (port 9070): deployments, services, handlers, health, version and the
 //! OpenAPI document, mounted at `/` and `/v2`..`/v4` like Restate's, so the real `restate`
-//! CLI and the CDK construct work against it.
+//! CLI and the CDK construct work against it; and the web console at `/ui` ([`ui`]), a page
+//! that is a client of the same API.
 //!
 //! Owns: HTTP shapes and status codes of the admin API. Does not own: registration rules
 //! (`schema/`) or discovery (`invoker/discovery`).
@@ -12,6 +13,7 @@ mod openapi;
 mod query;
 pub mod render;
 mod services;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,8 +72,23 @@ async fn read_storage<T: Send + 'static>(
         .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::Log(format!("reading storage: {e}")))))
 }
 
-/// The admin API; with `tokens`, every route but `/health` needs `Authorization: Bearer` one
-/// of them.
+/// Checks `Authorization: Bearer` against `admin.auth-tokens` (in constant time); the error
+/// says what is wrong, naming `what` wants a token.
+pub fn bearer(tokens: &[String], headers: &axum::http::HeaderMap, what: &str) -> Result<(), String> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(g) if tokens.iter().any(|t| crate::pg::constant_time_eq(t.as_bytes(), g.as_bytes())) => Ok(()),
+        Some(_) => Err("the bearer token is not one of admin.auth-tokens".into()),
+        None => Err(format!("{what} needs `Authorization: Bearer <token>` with one of admin.auth-tokens")),
+    }
+}
+
+/// The admin API; with `tokens`, every route but `/health` and the console's shell needs
+/// `Authorization: Bearer` one of them.
 pub fn router(state: State, tokens: Vec<String>) -> Router {
     let app = routes(state);
     if tokens.is_empty() {
@@ -82,23 +99,14 @@ pub fn router(state: State, tokens: Vec<String>) -> Router {
         let tokens = tokens.clone();
         async move {
             let path = request.uri().path();
-            let open = path == "/health" || path.strip_prefix("/v").and_then(|r| r.split_once('/')).is_some_and(|(_, p)| p == "health");
-            let given = request
-                .headers()
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            let known = given.is_some_and(|g| tokens.iter().any(|t| crate::pg::constant_time_eq(t.as_bytes(), g.as_bytes())));
-            if open || known {
-                return next.run(request).await;
+            let open = path == "/health"
+                || ui::is_open(path)
+                || path.strip_prefix("/v").and_then(|r| r.split_once('/')).is_some_and(|(_, p)| p == "health");
+            match bearer(&tokens, request.headers(), "this admin API") {
+                Ok(()) => next.run(request).await,
+                Err(_) if open => next.run(request).await,
+                Err(message) => (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response(),
             }
-            let message = if given.is_some() {
-                "the bearer token is not one of admin.auth-tokens"
-            } else {
-                "this admin API needs `Authorization: Bearer <token>` with one of admin.auth-tokens"
-            };
-            (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response()
         }
     }))
 }
@@ -147,6 +155,7 @@ fn routes(state: State) -> Router {
         .nest("/v4", api(ApiVersion::V4))
         .route("/v1", any(v1))
         .route("/v1/{*rest}", any(v1))
+        .merge(ui::routes())
 }
 
 async fn v1() -> impl IntoResponse {

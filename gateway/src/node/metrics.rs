@@ -111,32 +111,32 @@ fn with_key<T>(name: &str, labels: &[(&'static str, &str)], f: impl FnOnce(&str)
     })
 }
 
-fn cached_counter(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+/// Records through this thread's handle for `name` with `labels`, resolving it first if new.
+fn cached<H: Clone>(
+    cache: &'static std::thread::LocalKey<RefCell<HashMap<String, H>>>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    resolve: impl FnOnce(Vec<metrics::Label>) -> H,
+    record: impl FnOnce(&H),
+) {
     with_key(name, labels, |key| {
-        COUNTERS.with_borrow_mut(|cache| match cache.get(key) {
-            Some(c) => c.increment(by),
+        cache.with_borrow_mut(|cache| match cache.get(key) {
+            Some(h) => record(h),
             None => {
-                let labels: Vec<metrics::Label> = labels.iter().map(|(k, v)| metrics::Label::new(*k, (*v).to_owned())).collect();
-                let c = counter!(name, labels);
-                c.increment(by);
-                cache.insert(key.to_owned(), c);
+                let h = resolve(labels.iter().map(|(k, v)| metrics::Label::new(*k, (*v).to_owned())).collect());
+                record(&h);
+                cache.insert(key.to_owned(), h);
             }
         })
     })
 }
 
+fn cached_counter(name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+    cached(&COUNTERS, name, labels, |labels| counter!(name, labels), |c| c.increment(by));
+}
+
 fn cached_histogram(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-    with_key(name, labels, |key| {
-        HISTOGRAMS.with_borrow_mut(|cache| match cache.get(key) {
-            Some(h) => h.record(value),
-            None => {
-                let labels: Vec<metrics::Label> = labels.iter().map(|(k, v)| metrics::Label::new(*k, (*v).to_owned())).collect();
-                let h = histogram!(name, labels);
-                h.record(value);
-                cache.insert(key.to_owned(), h);
-            }
-        })
-    })
+    cached(&HISTOGRAMS, name, labels, |labels| histogram!(name, labels), |h| h.record(value));
 }
 
 /// An ingress request for a registered handler was answered.

@@ -176,20 +176,10 @@ pub async fn router(state: Arc<NodeState>, tokens: Vec<String>) -> Result<Router
         async move {
             let path = request.uri().path();
             let open = path == "/health" || path.starts_with("/grpc.health.v1.Health/");
-            let given = request
-                .headers()
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            let known = given.is_some_and(|g| tokens.iter().any(|t| crate::pg::constant_time_eq(t.as_bytes(), g.as_bytes())));
-            if open || known {
-                return next.run(request).await;
-            }
-            let message = if given.is_some() {
-                "the bearer token is not one of admin.auth-tokens"
-            } else {
-                "the node port needs `Authorization: Bearer <token>` with one of admin.auth-tokens"
+            let refused = match crate::admin::bearer(&tokens, request.headers(), "the node port") {
+                Ok(()) => return next.run(request).await,
+                Err(_) if open => return next.run(request).await,
+                Err(message) => message,
             };
             let grpc = request
                 .headers()
@@ -197,9 +187,9 @@ pub async fn router(state: Arc<NodeState>, tokens: Vec<String>) -> Result<Router
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|c| c.starts_with("application/grpc"));
             if grpc {
-                return tonic::Status::unauthenticated(message).into_http::<axum::body::Body>().into_response();
+                return tonic::Status::unauthenticated(refused).into_http::<axum::body::Body>().into_response();
             }
-            (StatusCode::UNAUTHORIZED, format!("{message}\n")).into_response()
+            (StatusCode::UNAUTHORIZED, format!("{refused}\n")).into_response()
         }
     })))
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod broken;
 mod cli;
+mod console;
 mod crash;
 mod durability;
 mod fuzz;
