@@ -351,6 +351,8 @@ def bench_server(name: str, args) -> dict:
                 invocations += run_wrk(args, ingress, script, 16, args.warmup)["ok"]
 
         for wl, script, _path, conns, keys in WORKLOADS:
+            if args.workloads and wl not in args.workloads:
+                continue
             cpu0, svc0 = cpu_seconds(server.pid), cpu_seconds(services.pid)
             sampler = RssSampler(server.pid)
             sampler.start()
@@ -516,7 +518,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dirs and logs")
     ap.add_argument("--baseline", type=Path, default=env("BENCH_BASELINE"),
                     help="with --only: take the other server's column from this earlier JSON report")
+    ap.add_argument("--workloads", type=lambda v: [w for w in v.split(",") if w], default=None,
+                    help="comma-separated workload names to run (default: all): "
+                         + ",".join(w[0] for w in WORKLOADS))
     args = ap.parse_args()
+    if args.workloads and (unknown := set(args.workloads) - {w[0] for w in WORKLOADS}):
+        ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     if args.duration < 1:
         ap.error("--duration must be >= 1")
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub deployments: DeploymentsConfig,
     pub lambda: LambdaConfig,
     pub request_identity: RequestIdentityConfig,
+    /// OpenTelemetry traces (OTLP); off without an endpoint.
+    pub tracing: TracingConfig,
     /// `tracing` filter, e.g. `info` or `perdure=debug`.
     pub log_filter: String,
     /// `pretty` or `json`.
@@ -101,6 +103,44 @@ pub struct PgConfig {
 pub struct NodeConfig {
     pub enabled: bool,
     pub bind_address: SocketAddr,
+}
+
+/// Where and how traces are exported. The standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `OTEL_EXPORTER_OTLP_PROTOCOL` and `OTEL_SERVICE_NAME`
+/// apply where these are not set.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector: `http://host:4317` for gRPC, `http://host:4318` (or the full
+    /// `…/v1/traces`) for HTTP. No endpoint, no traces.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub protocol: TracingProtocol,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Share of new traces recorded (0 to 1); a request whose `traceparent` is sampled (or not)
+    /// keeps its caller's decision.
+    pub sample_ratio: f64,
+    /// Spans are sent at least this often (and whenever 512 are waiting).
+    #[serde(with = "serde_friendly")]
+    pub export_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TracingProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl TracingProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            TracingProtocol::Grpc => "grpc",
+            TracingProtocol::HttpProtobuf => "http/protobuf",
+        }
+    }
 }
 
 fn tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -253,6 +293,13 @@ impl Default for Config {
             deployments: DeploymentsConfig { auto_prune: false, keep_drained: 1, prune_interval: Duration::from_secs(30) },
             lambda: LambdaConfig { allow_latest: false, assume_role_external_id: None, request_compression_threshold: 4 << 20 },
             request_identity: RequestIdentityConfig { private_key_file: None, expiration: Duration::from_secs(60) },
+            tracing: TracingConfig {
+                endpoint: None,
+                protocol: TracingProtocol::Grpc,
+                service_name: "perdure".into(),
+                sample_ratio: 1.0,
+                export_interval: Duration::from_secs(1),
+            },
             log_filter: "info".into(),
             log_format: "pretty".into(),
         }
@@ -302,7 +349,12 @@ impl Config {
             // Checked here so that an error names the file rather than a later variable.
             merged.clone().try_into::<Config>().map_err(|e| ConfigError::File { path, reason: e.to_string() })?;
         }
+        let mut otel = Vec::new();
         for (name, raw) in env {
+            if name.starts_with("OTEL_") {
+                otel.push((name, raw));
+                continue;
+            }
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
             if rest.is_empty() || rest == "CONFIG" {
                 continue;
@@ -318,7 +370,8 @@ impl Config {
                 return Err(ConfigError::Env { name, reason: e.to_string() });
             }
         }
-        let config: Config = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let mut config: Config = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.tracing.apply_otel_env(&otel)?;
         config.validate()?;
         Ok((config, ignored))
     }
@@ -394,6 +447,26 @@ impl Config {
         if self.lambda.request_compression_threshold == 0 {
             return Err(ConfigError::Invalid("lambda.request-compression-threshold must be at least 1 byte".into()));
         }
+        let t = &self.tracing;
+        if let Some(endpoint) = &t.endpoint {
+            let uri: http::Uri = endpoint
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("tracing.endpoint {endpoint:?} is not a URL: {e}")))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "tracing.endpoint {endpoint:?} must be an http:// or https:// URL with a host"
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err(ConfigError::Invalid(format!("tracing.sample-ratio must be from 0 to 1, not {}", t.sample_ratio)));
+        }
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&t.export_interval) {
+            return Err(ConfigError::Invalid(format!(
+                "tracing.export-interval must be from 10ms to 60s, not {}",
+                humantime::format_duration(t.export_interval)
+            )));
+        }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));
         }
@@ -430,6 +503,56 @@ impl Config {
     /// The ingress URL `/version` reports.
     pub fn ingress_url(&self) -> String {
         self.ingress.advertised_address.clone().unwrap_or_else(|| format!("http://{}/", self.ingress.bind_address))
+    }
+}
+
+impl TracingConfig {
+    /// The standard OpenTelemetry variables, where perdure's own settings leave a gap.
+    fn apply_otel_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        let get = |name: &str| env.iter().find(|(n, v)| n == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_owned());
+        let protocol_var = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+            .into_iter()
+            .find_map(|n| get(n).map(|v| (n, v)));
+        if self.endpoint.is_none()
+            && let Some((name, value)) = protocol_var
+        {
+            self.protocol = match value.as_str() {
+                "grpc" => TracingProtocol::Grpc,
+                "http/protobuf" => TracingProtocol::HttpProtobuf,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: name.to_owned(),
+                        reason: format!("perdure exports OTLP as \"grpc\" or \"http/protobuf\", not {other:?}"),
+                    });
+                }
+            };
+        }
+        if self.endpoint.is_none() {
+            self.endpoint = match (get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+                (Some(traces), _) => Some(traces),
+                // The general endpoint is a base: over HTTP, traces go to its /v1/traces.
+                (None, Some(base)) if self.protocol == TracingProtocol::HttpProtobuf => {
+                    Some(format!("{}/v1/traces", base.trim_end_matches('/')))
+                }
+                (None, base) => base,
+            };
+        }
+        if let Some(name) = get("OTEL_SERVICE_NAME")
+            && self.service_name == "perdure"
+        {
+            self.service_name = name;
+        }
+        Ok(())
+    }
+
+    /// Where spans are sent: the endpoint, and over HTTP its `/v1/traces` when it names no path.
+    pub fn export_url(&self) -> Option<String> {
+        let endpoint = self.endpoint.as_deref()?;
+        let bare = endpoint.parse::<http::Uri>().map_or(false, |u| matches!(u.path(), "" | "/"));
+        Some(match self.protocol {
+            TracingProtocol::HttpProtobuf if bare => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+            _ => endpoint.to_owned(),
+        })
     }
 }
 
@@ -572,5 +695,43 @@ mod tests {
         assert!(e.to_string().contains("ingress.concurrency-limit must be from 1"), "{e}");
         let c = Config::load(None, env(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "5")])).unwrap();
         assert_eq!((c.ingress.concurrency_limit, c.ingress.queue_per_partition), (5, 4096));
+    }
+
+    #[test]
+    fn tracing_takes_the_standard_otel_variables_where_perdure_sets_nothing() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.tracing.export_url(), None, "off by default");
+        let c = Config::load(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])).unwrap();
+        assert_eq!(c.tracing.export_url().as_deref(), Some("http://collector:4317"));
+        assert_eq!(c.tracing.protocol, TracingProtocol::Grpc);
+        let c = Config::load(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_SERVICE_NAME", "payments-gateway"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tracing.export_url().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(c.tracing.service_name, "payments-gateway");
+        let c = Config::load(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4317"),
+                ("PERDURE_TRACING__ENDPOINT", "http://mine:4317"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tracing.export_url().as_deref(), Some("http://mine:4317"), "perdure's own setting wins");
+        let e = Config::load(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.to_string().contains("http/json"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_TRACING__ENDPOINT", "collector:4317")])).unwrap_err();
+        assert!(e.to_string().contains("tracing.endpoint"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_TRACING__SAMPLE_RATIO", "1.5")])).unwrap_err();
+        assert!(e.to_string().contains("tracing.sample-ratio"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_TRACING__PROTOCOL", "carrier-pigeon")])).unwrap_err();
+        assert!(e.to_string().contains("PERDURE_TRACING__PROTOCOL"), "{e}");
     }
 }

@@ -21,6 +21,7 @@
 //! - [`pg`]: the same SQL over the PostgreSQL wire protocol (psql, drivers) on port 9071.
 //! - [`node`]: the node port: Prometheus `/metrics` (and the metrics recorded everywhere),
 //!   gRPC health, reflection and node status.
+//! - [`traces`]: OpenTelemetry traces of invocations, exported over OTLP.
 //! - [`cli`]: `perdure dp|services|invocations`, a client of the admin API.
 //! - [`ids`], [`durations`]: identifiers and durations in the forms users see.
 //!
@@ -42,6 +43,7 @@ pub mod query;
 pub mod schema;
 pub mod server;
 pub mod storage;
+pub mod traces;
 
 /// How many cases a property test runs: `default`, or `PERDURE_FUZZ_CASES` when set (the
 /// test script sets it low while it repeats the unit suite, and high for a long fuzz run).

@@ -53,6 +53,14 @@ struct ServeArgs {
     /// Number of partitions for a new data directory. Default: 1.
     #[arg(long)]
     partitions: Option<u32>,
+    /// Log lines as `pretty` text or `json` objects (with the invocation and attempt of the
+    /// line, where it has one). Default: pretty.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Export traces over OTLP to this collector (e.g. http://127.0.0.1:4317). Default: off,
+    /// or OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    tracing_endpoint: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -129,6 +137,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(p) = args.partitions {
         config.partitions = p;
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = f;
+    }
+    if let Some(e) = args.tracing_endpoint {
+        config.tracing.endpoint = Some(e);
     }
     if let Err(e) = config.validate() {
         eprintln!("perdure: {e}");

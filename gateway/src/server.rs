@@ -67,6 +67,7 @@ impl Server {
         let started = std::time::Instant::now();
         // First, so that handles resolved from here on record into it.
         let metrics = config.node.enabled.then(crate::node::metrics::install).flatten();
+        crate::traces::export::install(&config.tracing);
         let storage = database.storage();
         let partitions = storage.partitions();
         if partitions != config.partitions {
@@ -359,6 +360,8 @@ impl Server {
                 }
             }
         }
+        // The spans of what ended last go out before the process does.
+        crate::traces::export::flush(Duration::from_secs(2)).await;
     }
 }
 

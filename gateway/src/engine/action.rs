@@ -17,7 +17,13 @@ pub enum Action {
     /// Stop the running attempt without telling the SDK anything more.
     Abort { id: InvocationId, attempt: u32 },
     /// The invocation finished: answer everyone waiting on it through ingress.
-    Completed { id: InvocationId, result: InvocationResult, expires_at: Option<u64> },
+    Completed {
+        id: InvocationId,
+        result: InvocationResult,
+        expires_at: Option<u64>,
+        /// The invocation's span, when it was traced (sampled).
+        span: Option<Box<crate::traces::Span>>,
+    },
     /// The invocation's result is gone (purged): waiters learn it does not exist.
     Forgotten { id: InvocationId },
     /// Arm a timer.
@@ -38,6 +44,8 @@ pub struct InvokeAttempt {
     pub journal_len: u32,
     pub retry_count: u32,
     pub journal_modified_at: u64,
+    /// Its place in a trace: the attempt's span is a child of the invocation's.
+    pub trace: Option<super::records::TraceContext>,
 }
 
 impl InvokeAttempt {
@@ -52,6 +60,7 @@ impl InvokeAttempt {
             journal_len: status.journal_len,
             retry_count: status.attempt.retry_count,
             journal_modified_at: status.journal_modified_at,
+            trace: status.trace,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::ids::{DeploymentId, InvocationId};
 pub use super::records::InvokeRequest;
 use super::records::{
     FailureInfo, InvocationResult, Notification, OutboxMessage, PinnedDeployment, Retention, RetryPolicy, Target,
-    Timer, WaitSet,
+    Timer, TraceContext, WaitSet,
 };
 
 /// One entry of the log: the commands of one group commit and the leader's clock.
@@ -94,6 +94,9 @@ pub enum Effect {
         call_target: Option<Target>,
         /// For Call/OneWayCall: the callee's retry policy and retention.
         call_policy: Option<(RetryPolicy, Retention)>,
+        /// For Call/OneWayCall of a traced invocation: the callee's place in the trace.
+        #[serde(default)]
+        call_trace: Option<TraceContext>,
     },
     /// The SDK proposed the result of a `ctx.run`.
     ProposeRun { completion_id: u32, result: InvocationResult },

@@ -25,7 +25,8 @@ pub fn complete<S: Store>(
         let (target, notification) = sink.notification(result.clone());
         ctx.route(OutboxMessage::Notify { target, notification });
     }
-    ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at() });
+    let span = status.trace.filter(|t| t.sampled).map(|t| Box::new(crate::traces::invocation_span(id, &status, t, &result, ctx.now)));
+    ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at(), span });
 
     // The result is kept for the completion retention; the journal for the journal
     // retention, which never outlives the result.

@@ -183,6 +183,7 @@ fn restart_as_new<S: Store>(
         retry_policy: status.retry_policy.clone(),
         retention: status.retention.clone(),
         deployment: None,
+        trace: None,
     };
     on_invoke(ctx, request)?;
     Ok(ControlOutcome::Restarted(new_id))

@@ -29,9 +29,11 @@ pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> Sto
             Effect::Pinned(pinned) => {
                 status.deployment.get_or_insert(pinned);
             }
-            Effect::Command { ty, payload, call_target, call_policy } => {
+            Effect::Command { ty, payload, call_target, call_policy, call_trace } => {
                 let callee = match (call_target, call_policy) {
-                    (Some(target), Some((retry_policy, retention))) => Some(Callee { target, retry_policy, retention }),
+                    (Some(target), Some((retry_policy, retention))) => {
+                        Some(Callee { target, retry_policy, retention, trace: call_trace })
+                    }
                     _ => None,
                 };
                 journal::on_command(ctx, id, &mut status, ty, payload, callee)?;

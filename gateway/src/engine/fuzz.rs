@@ -133,8 +133,9 @@ fn invoke_request() -> impl Strategy<Value = InvokeRequest> {
         retry_policy(),
         retention(),
         proptest::option::of(id()),
+        proptest::option::of(proptest::prelude::any::<(u128, u64, u64, bool)>()),
     )
-        .prop_map(|(id, target, body, idempotency_key, execute_at, sink, retry_policy, retention, caller)| InvokeRequest {
+        .prop_map(|(id, target, body, idempotency_key, execute_at, sink, retry_policy, retention, caller, trace)| InvokeRequest {
             id,
             target,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -149,6 +150,12 @@ fn invoke_request() -> impl Strategy<Value = InvokeRequest> {
             retry_policy,
             retention,
             deployment: None,
+            trace: trace.map(|(trace_id, span_id, parent_span_id, sampled)| crate::engine::records::TraceContext {
+                trace_id,
+                span_id,
+                parent_span_id,
+                sampled,
+            }),
         })
 }
 
@@ -265,7 +272,7 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
             .prop_map(|(t, junk)| (t, junk)),
     ];
     (encoded, proptest::option::of(target()), proptest::option::of((retry_policy(), retention()))).prop_map(
-        |((ty, payload), call_target, call_policy)| Effect::Command { ty, payload: payload.into(), call_target, call_policy },
+        |((ty, payload), call_target, call_policy)| Effect::Command { ty, payload: payload.into(), call_target, call_policy, call_trace: None },
     )
 }
 

@@ -46,6 +46,7 @@ pub fn on_invoke<S: Store>(ctx: &mut Ctx<'_, '_, S>, req: InvokeRequest) -> Stor
         journal_purged: false,
         requested_deployment: req.deployment,
         held: false,
+        trace: req.trace,
     };
     let input = entries::input(&req.headers, req.body);
     ctx.txn.put_journal(id, 0, JournalEntry { ty: input.0, payload: input.1, appended_at: ctx.now });

@@ -76,6 +76,7 @@ pub struct Callee {
     pub target: Target,
     pub retry_policy: RetryPolicy,
     pub retention: Retention,
+    pub trace: Option<super::records::TraceContext>,
 }
 
 /// Appends a command the SDK sent and applies its effect.
@@ -365,6 +366,7 @@ fn call<S: Store>(
         retry_policy: callee.retry_policy,
         retention: callee.retention,
         deployment: None,
+        trace: callee.trace,
     };
     ctx.route(OutboxMessage::Invoke(Box::new(request)));
     Ok(())

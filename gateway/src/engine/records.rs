@@ -287,6 +287,9 @@ pub struct InvocationStatus {
     /// deployment resumes it.
     #[serde(default)]
     pub held: bool,
+    /// Its place in a trace, when traces were exported as it was created.
+    #[serde(default)]
+    pub trace: Option<TraceContext>,
 }
 
 impl InvocationStatus {
@@ -336,6 +339,7 @@ impl InvocationStatus {
             journal_purged: false,
             requested_deployment: None,
             held: false,
+            trace: None,
         }
     }
 
@@ -512,6 +516,22 @@ pub struct InvokeRequest {
     /// The deployment its first attempt goes to, instead of the latest revision.
     #[serde(default)]
     pub deployment: Option<DeploymentId>,
+    /// Its place in a trace (see [`TraceContext`]).
+    #[serde(default)]
+    pub trace: Option<TraceContext>,
+}
+
+/// Where an invocation sits in a distributed trace (W3C Trace Context): decided where it is
+/// created and stored with it, so that every attempt, after restarts too, continues the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    pub trace_id: u128,
+    /// The invocation's own span; its attempts are children of it.
+    pub span_id: u64,
+    /// What created it: the ingress request's span, or the caller's call step.
+    pub parent_span_id: u64,
+    /// Recorded (exported); a context that is not still propagates to the deployment.
+    pub sampled: bool,
 }
 
 /// A message from one partition to another, kept in the sender's outbox until delivered.

@@ -81,11 +81,12 @@ fn invoke(id: InvocationId, target: Target) -> Command {
         retry_policy: RetryPolicy::default(),
         retention: Retention { completion_ms: 86_400_000, journal_ms: 86_400_000 },
         deployment: None,
+        trace: None,
     }))
 }
 
 fn command<M: prost::Message>(ty: u16, msg: M) -> Effect {
-    Effect::Command { ty, payload: msg.encode_to_vec().into(), call_target: None, call_policy: None }
+    Effect::Command { ty, payload: msg.encode_to_vec().into(), call_target: None, call_policy: None, call_trace: None }
 }
 
 fn output(value: &str) -> Effect {
@@ -342,6 +343,7 @@ fn a_call_creates_the_callee_and_its_result_returns_to_the_caller() {
         payload: call.encode_to_vec().into(),
         call_target: Some(object("Counter", "carol", "add", HandlerKind::Exclusive)),
         call_policy: Some((RetryPolicy::default(), Retention::default())),
+        call_trace: None,
     };
     let actions = e.effects(caller, 1, vec![effect]);
     let callee_attempt = invoked(&actions);

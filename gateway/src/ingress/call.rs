@@ -25,6 +25,23 @@ const NOT_FORWARDED: [&str; 5] =
 /// revision (a smoke test of an unpromoted deployment, a pinned retry).
 pub const DEPLOYMENT_HEADER: &str = "x-perdure-deployment";
 
+/// What a routed call leaves for the ingress's metrics and trace, once answered.
+#[derive(Default)]
+pub struct Routed {
+    /// The registered service and handler it named (metric labels).
+    pub target: Option<(String, String)>,
+    /// With traces exported: the ingress span to record.
+    pub trace: Option<IngressTrace>,
+}
+
+pub struct IngressTrace {
+    pub span_id: u64,
+    /// The caller's span, from the request's `traceparent` (0 for none).
+    pub remote_parent: u64,
+    pub context: crate::traces::TraceContext,
+    pub invocation: InvocationId,
+}
+
 /// The deployment `x-perdure-deployment` names, if the request carries it.
 fn requested_deployment(headers: &http::HeaderMap) -> Result<Option<crate::ids::DeploymentId>, Error> {
     let Some(value) = headers.get(DEPLOYMENT_HEADER) else { return Ok(None) };
@@ -44,7 +61,7 @@ pub async fn call(
     service: String,
     parts: Vec<String>,
     send: bool,
-    routed: &mut Option<(String, String)>,
+    routed: &mut Routed,
 ) -> Result<Response, Error> {
     let schema = ingress.schema.snapshot();
     let requested = requested_deployment(req.headers())?;
@@ -69,7 +86,7 @@ pub async fn call(
         .handler(handler_name)
         .ok_or_else(|| Error::UnknownHandler { service: service.clone(), handler: handler_name.clone() })?;
     // From here on the request counts under its (registered, so bounded) service and handler.
-    *routed = Some((service.clone(), handler_name.clone()));
+    routed.target = Some((service.clone(), handler_name.clone()));
     // Hiding a service (PATCH /services) changes its latest revision: it hides every one.
     if !latest.unwrap_or(svc).public || !svc.public || !handler.public {
         return Err(Error::Private);
@@ -98,6 +115,16 @@ pub async fn call(
         .map(|v| v.to_str().map(str::to_owned).map_err(|_| Error::InputValidation("bad content-type header".into())))
         .transpose()?;
 
+    // Traced: the request's traceparent (if any) is continued under an ingress span.
+    let trace = crate::traces::enabled().then(|| {
+        let remote = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::traces::parse_traceparent);
+        let span_id = crate::traces::new_span_id();
+        (remote.map_or(0, |r| r.span_id), span_id, crate::traces::new_invocation(remote, span_id))
+    });
     let mut headers = Vec::with_capacity(req.headers().len() + 1);
     let ingress_path = req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str());
     headers.push(("x-restate-ingress-path".to_owned(), ingress_path.to_owned()));
@@ -134,7 +161,11 @@ pub async fn call(
         retry_policy: svc.retry_policy(handler),
         retention: svc.retention(handler),
         deployment: requested,
+        trace: trace.map(|t| t.2),
     };
+    if let Some((remote_parent, span_id, context)) = trace {
+        routed.trace = Some(IngressTrace { span_id, remote_parent, context, invocation: id });
+    }
     let command = Command::Invoke(Box::new(request));
     let reply = ingress
         .router

@@ -116,17 +116,22 @@ impl Ingress {
                     only(&req, &[Method::GET, Method::POST])?;
                 }
                 let started = std::time::Instant::now();
-                let mut routed = None;
+                let mut routed = call::Routed::default();
                 let result = call::call(self, req, service, parts, send, &mut routed).await;
                 let status = match &result {
                     Ok(response) => response.status(),
                     Err(e) => e.status(),
                 };
-                match routed {
+                match &routed.target {
                     Some((service, handler)) => {
-                        metrics::ingress_request(&service, &handler, send, status.as_u16(), started.elapsed())
+                        metrics::ingress_request(service, handler, send, status.as_u16(), started.elapsed())
                     }
                     None => metrics::ingress_unrouted(send, status.as_u16()),
+                }
+                if let (Some(trace), Some((service, handler))) = (routed.trace, routed.target)
+                    && trace.context.sampled
+                {
+                    ingress_span(trace, &service, &handler, send, status, started);
                 }
                 result
             }
@@ -195,6 +200,31 @@ impl Ingress {
             Reply::NotFound | Reply::Applied(_) => Err(Error::InvocationNotFound),
         }
     }
+}
+
+/// Records the span of an ingress request that created (or found) an invocation.
+fn ingress_span(trace: call::IngressTrace, service: &str, handler: &str, send: bool, status: StatusCode, started: std::time::Instant) {
+    use crate::traces::{Span, SpanKind, now_ns};
+    let start_ns = now_ns().saturating_sub(started.elapsed().as_nanos() as u64);
+    let kind = if send { "send" } else { "call" };
+    let mut span = Span::new(
+        trace.context.trace_id,
+        trace.span_id,
+        trace.remote_parent,
+        format!("ingress {service}/{handler}"),
+        SpanKind::Server,
+        start_ns,
+    )
+    .attr("rpc.system", "restate")
+    .attr("rpc.service", service.to_owned())
+    .attr("rpc.method", handler.to_owned())
+    .attr("perdure.ingress.kind", kind)
+    .attr("restate.invocation.id", trace.invocation.to_string())
+    .attr("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.error = Some(format!("HTTP {status}"));
+    }
+    crate::traces::record(span);
 }
 
 fn only(req: &http::Request<Incoming>, methods: &[Method]) -> Result<(), Error> {

@@ -13,6 +13,7 @@ use super::AttemptContext;
 use super::client::{RequestBody, join_uri, percent_encode};
 use super::discovery::{discover_lambda, error_chain};
 use super::lambda::{FunctionArn, LambdaError, LambdaRequest};
+use super::trace::AttemptTrace;
 use crate::engine::action::InvokeAttempt;
 use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{
@@ -61,6 +62,8 @@ struct Reporter<'a> {
     id: crate::ids::InvocationId,
     attempt: u32,
     pending: Vec<Effect>,
+    /// The attempt's spans, when its invocation is traced.
+    trace: Option<AttemptTrace>,
 }
 
 impl Reporter<'_> {
@@ -101,7 +104,8 @@ pub async fn run(
     spec: Box<InvokeAttempt>,
     mut notifications: mpsc::UnboundedReceiver<(u32, JournalEntry)>,
 ) {
-    let mut reporter = Reporter { ctx: &ctx, id: spec.id, attempt: spec.attempt, pending: Vec::new() };
+    let trace = AttemptTrace::start(spec.trace, spec.deployment.as_ref().and_then(|p| p.executed_version.clone()));
+    let mut reporter = Reporter { ctx: &ctx, id: spec.id, attempt: spec.attempt, pending: Vec::new(), trace };
     if let Err(failure) = drive(&ctx, &spec, &mut notifications, &mut reporter).await {
         reporter.fail(failure);
     }
@@ -255,6 +259,11 @@ async fn drive(
         Err(_) => AttemptOutcome::RetryableFailure,
     };
     metrics::attempt(&deployment, protocol, outcome, started.elapsed());
+    if let Some(trace) = reporter.trace.take() {
+        let target = format!("{}/{}", spec.target.service, spec.target.handler);
+        let failure = result.as_ref().err().map(|f| format!("{}: {}", f.info.code, f.info.message));
+        trace.finish(&target, spec.attempt, &deployment.to_string(), protocol, outcome.label(), failure.as_deref());
+    }
     result
 }
 
@@ -278,6 +287,7 @@ fn invocation_headers<'a>(
     ctx: &'a AttemptContext,
     spec: &InvokeAttempt,
     chosen: &'a Chosen<'_>,
+    trace: Option<&AttemptTrace>,
 ) -> Vec<(String, String)> {
     let content_type = chosen.version.content_type();
     let mut headers = vec![
@@ -296,11 +306,17 @@ fn invocation_headers<'a>(
             headers.push((k.to_owned(), v));
         }
     }
+    if let Some(trace) = trace {
+        headers.push(("traceparent".to_owned(), trace.traceparent()));
+    }
     headers
 }
 
 /// Records the pin (and the settings of the revision it starts on) of a first attempt.
 fn pin(reporter: &mut Reporter<'_>, newly_pinned: Option<(PinnedDeployment, RetryPolicy, Retention)>, executed: Option<String>) {
+    if let Some(trace) = &mut reporter.trace {
+        trace.executed_version(executed.as_deref());
+    }
     if let Some((mut pin, retry_policy, retention)) = newly_pinned {
         pin.executed_version = executed;
         reporter.pending.push(Effect::Pinned(pin));
@@ -329,7 +345,7 @@ async fn drive_http(
     let target = join_uri(uri, &invoke_path(spec))
         .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
     let mut builder = http::Request::post(target);
-    for (k, v) in invocation_headers(ctx, spec, &chosen) {
+    for (k, v) in invocation_headers(ctx, spec, &chosen, reporter.trace.as_ref()) {
         builder = builder.header(k, v);
     }
     let (mut request_stream, body) = if bidi {
@@ -395,6 +411,9 @@ async fn drive_http(
                     continue;
                 }
                 next_forward = index + 1;
+                if let Some(trace) = &mut reporter.trace {
+                    trace.forwarded(&entry);
+                }
                 let mut out = BytesMut::with_capacity(8 + entry.payload.len());
                 frame::encode(entry.ty, &entry.payload, &mut out);
                 if let Some(tx) = &request_stream {
@@ -427,7 +446,8 @@ fn relay(ctx: &AttemptContext, schema: &Schema, buffer: &mut BytesMut, reporter:
         let message = DeploymentMessage::from_frame(&frame)
             .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?;
         let terminal = message.is_terminal();
-        reporter.pending.push(effect_of(schema, message)?);
+        let effect = effect_of(schema, message, reporter.trace.as_mut())?;
+        reporter.pending.push(effect);
         if terminal {
             return Ok(true);
         }
@@ -465,7 +485,7 @@ async fn drive_lambda(
     let request = LambdaRequest {
         path: invoke_path(spec),
         method: "POST",
-        headers: invocation_headers(ctx, spec, &chosen).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+        headers: invocation_headers(ctx, spec, &chosen, reporter.trace.as_ref()).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
         body: start_frames(ctx, spec, &chosen).await?,
         zstd: deployment.manifest.lambda_compression.as_deref() == Some("zstd"),
     };
@@ -699,10 +719,11 @@ fn check_head(status: http::StatusCode, headers: &http::HeaderMap, content_type:
 }
 
 /// What a message from the SDK means for the partition.
-fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, AttemptFailure> {
+fn effect_of(schema: &Schema, message: DeploymentMessage, trace: Option<&mut AttemptTrace>) -> Result<Effect, AttemptFailure> {
     Ok(match message {
         DeploymentMessage::Command { command, payload } => {
             let ty = command.ty();
+            let call_trace = trace.and_then(|t| t.command(&command));
             let call = match &command {
                 SdkCommand::Call(c) => Some((&c.service_name, &c.handler_name, &c.key)),
                 SdkCommand::OneWayCall(c) => Some((&c.service_name, &c.handler_name, &c.key)),
@@ -726,24 +747,32 @@ fn effect_of(schema: &Schema, message: DeploymentMessage) -> Result<Effect, Atte
                 }
                 None => (None, None),
             };
-            Effect::Command { ty, payload, call_target, call_policy }
+            Effect::Command { ty, payload, call_target, call_policy, call_trace: call_trace.filter(|_| call.is_some()) }
         }
-        DeploymentMessage::ProposeRunCompletion(p) => Effect::ProposeRun {
-            completion_id: p.completion_id,
-            result: match p.result {
-                ProposedRunResult::Value(v) => InvocationResult::Success(v),
-                ProposedRunResult::Failure(f) => InvocationResult::Failure {
-                    code: crate::engine::entries::clamp_code(f.code),
-                    message: f.message,
+        DeploymentMessage::ProposeRunCompletion(p) => {
+            if let Some(t) = trace {
+                t.run_proposed(p.completion_id);
+            }
+            Effect::ProposeRun {
+                completion_id: p.completion_id,
+                result: match p.result {
+                    ProposedRunResult::Value(v) => InvocationResult::Success(v),
+                    ProposedRunResult::Failure(f) => InvocationResult::Failure {
+                        code: crate::engine::entries::clamp_code(f.code),
+                        message: f.message,
+                    },
                 },
-            },
-        },
+            }
+        }
         DeploymentMessage::Suspension(s) => Effect::Suspended(WaitSet {
             completions: s.waiting_completions,
             signals: s.waiting_signals,
             named_signals: s.waiting_named_signals,
         }),
         DeploymentMessage::Error(e) => {
+            if let Some(t) = trace {
+                t.failed(&format!("{}: {}", e.code, e.message));
+            }
             let mut message = e.message;
             if !e.stacktrace.is_empty() {
                 message.push('\n');

@@ -19,6 +19,7 @@ pub mod client;
 pub mod discovery;
 pub mod identity;
 pub mod lambda;
+pub mod trace;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -212,16 +213,23 @@ impl Invoker {
         let (notifications, rx) = mpsc::unbounded_channel();
         let context = self.context.clone().expect("run() sets the context before handling input");
         let done = self.tx.clone();
-        let task = tokio::spawn(async move {
-            let spec = match starting {
-                Starting::Known(spec) => Some(spec),
-                Starting::Waited => waited_attempt(&context, id, attempt).await,
-            };
-            if let Some(spec) = spec {
-                attempt::run(context, spec, rx).await;
-            }
-            let _ = done.send(Input::Done { id, attempt });
-        });
+        // Log lines of the attempt carry its invocation id and number (`--log-format json`
+        // writes them as the `span` object of each line). At the highest level, so that it is
+        // there whatever the filter lets through.
+        let span = tracing::error_span!("attempt", invocation = %id, attempt);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let spec = match starting {
+                    Starting::Known(spec) => Some(spec),
+                    Starting::Waited => waited_attempt(&context, id, attempt).await,
+                };
+                if let Some(spec) = spec {
+                    attempt::run(context, spec, rx).await;
+                }
+                let _ = done.send(Input::Done { id, attempt });
+            },
+            span,
+        ));
         self.running.insert(id, Running { attempt, notifications, task });
     }
 }

@@ -31,6 +31,8 @@ pub const ATTEMPTS_WAITING: &str = "perdure_invoker_attempts_waiting";
 pub const LOG_APPEND_DURATION: &str = "perdure_log_append_duration_seconds";
 pub const LOG_COMMIT_ENTRIES: &str = "perdure_log_commit_batch_entries";
 pub const LOG_FSYNC_DURATION: &str = "perdure_log_fsync_duration_seconds";
+pub const TRACE_SPANS_EXPORTED: &str = "perdure_trace_spans_exported_total";
+pub const TRACE_SPANS_DROPPED: &str = "perdure_trace_spans_dropped_total";
 
 /// Buckets of the latency histograms, in seconds: 100 µs to 60 s.
 const SECONDS: &[f64] =
@@ -88,6 +90,11 @@ fn describe() {
     );
     describe_histogram!(LOG_COMMIT_ENTRIES, "Log entries written by one group commit (one write batch, one fsync)");
     describe_histogram!(LOG_FSYNC_DURATION, Unit::Seconds, "Time of one group commit's synced write");
+    describe_counter!(TRACE_SPANS_EXPORTED, "Trace spans sent to the OTLP collector");
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Trace spans dropped: the exporter's queue was full, or the collector could not be reached or refused them"
+    );
 }
 
 thread_local! {
@@ -206,16 +213,39 @@ pub enum AttemptOutcome {
     Held,
 }
 
+impl AttemptOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::RetryableFailure => "retryable_failure",
+            AttemptOutcome::TerminalFailure => "terminal_failure",
+            AttemptOutcome::Held => "held",
+        }
+    }
+}
+
+thread_local! {
+    /// Deployment ids as label values, formatted once per thread.
+    static DEPLOYMENT_LABELS: RefCell<HashMap<DeploymentId, String>> = RefCell::new(HashMap::new());
+}
+
 pub fn attempt(deployment: &DeploymentId, protocol: &'static str, outcome: AttemptOutcome, elapsed: Duration) {
-    let outcome = match outcome {
-        AttemptOutcome::Ok => "ok",
-        AttemptOutcome::RetryableFailure => "retryable_failure",
-        AttemptOutcome::TerminalFailure => "terminal_failure",
-        AttemptOutcome::Held => "held",
-    };
-    let deployment = deployment.to_string();
-    cached_counter(ATTEMPTS, &[("deployment", &deployment), ("protocol", protocol), ("outcome", outcome)], 1);
-    cached_histogram(ATTEMPT_DURATION, &[("deployment", &deployment), ("protocol", protocol)], elapsed.as_secs_f64());
+    let outcome = outcome.label();
+    DEPLOYMENT_LABELS.with_borrow_mut(|labels| {
+        let deployment = labels.entry(*deployment).or_insert_with(|| deployment.to_string());
+        cached_counter(ATTEMPTS, &[("deployment", deployment), ("protocol", protocol), ("outcome", outcome)], 1);
+        cached_histogram(ATTEMPT_DURATION, &[("deployment", deployment), ("protocol", protocol)], elapsed.as_secs_f64());
+    });
+}
+
+/// Spans handed to the collector.
+pub fn trace_spans_exported(count: u64) {
+    counter!(TRACE_SPANS_EXPORTED).increment(count);
+}
+
+/// Spans dropped: the exporter's queue was full, or the collector refused or missed them.
+pub fn trace_spans_dropped(count: u64) {
+    counter!(TRACE_SPANS_DROPPED).increment(count);
 }
 
 /// The invoker's slot gauges, resolved once.

@@ -65,7 +65,7 @@ const STATUS_COLUMNS: &[Column] = &[
     col("restarted_from", Text, "The invocation it was restarted from (not recorded: NULL)."),
     col("pinned_deployment_id", Text, "The deployment it is pinned to (set at its first attempt)."),
     col("pinned_service_protocol_version", U32, "The protocol version of that pin."),
-    col("trace_id", Text, "Trace id (not recorded yet: NULL)."),
+    col("trace_id", Text, "Trace id (32 hex digits) when traces are exported (`[tracing] endpoint`), else NULL."),
     col("journal_size", U32, "Entries in its journal."),
     col("journal_commands_size", U32, "Commands in its journal."),
     col("created_at", Time, "When it was created."),
@@ -481,7 +481,8 @@ fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Ce
         "invoked_by_target" => caller().map(|(_, t)| t.clone()).into(),
         "pinned_deployment_id" | "last_attempt_deployment_id" => pin.map(|p| p.deployment.to_string()).into(),
         "pinned_service_protocol_version" => pin.map(|p| p.protocol_version).into(),
-        "trace_id" | "last_attempt_server" | "vqueue_id" | "scope" | "limit_key" | "invoked_by_subscription_id"
+        "trace_id" => s.trace.map(|t| format!("{:032x}", t.trace_id)).into(),
+        "last_attempt_server" | "vqueue_id" | "scope" | "limit_key" | "invoked_by_subscription_id"
         | "restarted_from" | "created_using_restate_version" | "last_awaiting_on_future_json" => Cell::Text(None),
         "suspended_waiting_for_completions" => Cell::U32List(match &s.phase {
             Phase::Suspended { waiting } => waiting.completions.clone(),

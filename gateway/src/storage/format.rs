@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | 1 | perdure up to commit 3d2a799 (no format file) | a column family per table, records in postcard |
 //! | 2 | perdure of 2026-12-02 (commits 4cf9f9c to 9f2c24b) | a column family per table per partition (`pN-invocation`, …, `pN-log`), tagged keys, records in `pack` with field counts |
-//! | 3 | this perdure | format 2 plus each partition's drain counters and pinned index (`pN-pinned`); records gain fields (pin revision, terminal failures, settings from the revision started on) |
+//! | 3 | perdure of 2026-12-04 to 2026-12-06 (up to commit 9e3a63f) | format 2 plus each partition's drain counters and pinned index (`pN-pinned`); records gain fields (pin revision, terminal failures, settings from the revision started on) |
+//! | 4 | this perdure | format 3; records gain trace contexts (invocations, new invocations, calls) |
 //!
 //! Older formats are upgraded in place at open by [`super::upgrade`].
 
@@ -16,7 +17,7 @@ use std::path::Path;
 use super::StorageError;
 
 /// The format this build writes.
-pub const CURRENT: u32 = 3;
+pub const CURRENT: u32 = 4;
 /// The oldest format this build can upgrade.
 pub const OLDEST: u32 = 1;
 

@@ -139,6 +139,10 @@ impl Perdure {
             .arg("3")
             .env("RUST_LOG", std::env::var("PERDURE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("RUST_BACKTRACE")
+            // Only tests that ask for traces export them.
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
             .stdout(Stdio::piped());
         match &self.stderr {
             Some(path) => {

@@ -23,6 +23,7 @@ mod rust_sdk;
 mod semantics;
 mod signing;
 mod tls;
+mod traces;
 mod typescript;
 mod upgrade;
 mod versioning;

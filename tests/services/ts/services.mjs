@@ -130,6 +130,17 @@ const greeter = restate.service({
       return "sent";
     },
 
+    // A step of every kind the server traces, and the traceparent this attempt was sent with.
+    traced: async (ctx, name) => {
+      const stamped = await ctx.run("stamp", () => `${name}`);
+      await ctx.sleep(20);
+      const greeting = await ctx.serviceClient({ name: "Greeter" }).greet(stamped);
+      ctx.serviceSendClient({ name: "Greeter" }).greet(`${name} again`);
+      const headers = ctx.request().attemptHeaders;
+      const traceparent = typeof headers.get === "function" ? headers.get("traceparent") : headers["traceparent"];
+      return { greeting, traceparent: traceparent ?? null };
+    },
+
     flaky: async (_ctx, key) => {
       const id = String(key);
       const attempt = (attemptsByKey.get(id) ?? 0) + 1;

@@ -418,8 +418,11 @@ impl<L: Log> Partition<L> {
             Action::Invoke(attempt) => self.invoker.invoke(attempt),
             Action::Forward { id, attempt, index, entry } => self.invoker.forward(id, attempt, index, entry),
             Action::Abort { id, attempt } => self.invoker.abort(id, attempt),
-            Action::Completed { id, result, .. } => {
+            Action::Completed { id, result, span, .. } => {
                 crate::node::metrics::invocation_completed(matches!(result, crate::engine::records::InvocationResult::Success(_)));
+                if let Some(span) = span {
+                    crate::traces::record(*span);
+                }
                 // Whoever waited sees the completion itself, not a stored result: no expiry
                 // (as Restate answers a first completion).
                 for waiter in self.waiters.remove(&id).unwrap_or_default() {

@@ -11,6 +11,9 @@
 //!
 //! Format 2 → 3: records only gained fields (they read as they are); each partition's drain
 //! counters and pinned index are counted from its invocation records.
+//!
+//! Format 3 → 4: records only gained fields (trace contexts); nothing is rewritten. The
+//! format changes all the same, so that a format-3 build refuses what it would misread.
 
 mod v1;
 
@@ -32,7 +35,7 @@ const CHUNK: usize = 1024;
 
 /// Upgrades from format `from` to the current one, one format at a time.
 pub fn run(storage: &Storage, from: u32) -> Result<(), StorageError> {
-    let steps: [(u32, fn(&Storage) -> Result<(), StorageError>); 2] = [(1, from_v1), (2, from_v2)];
+    let steps: [(u32, fn(&Storage) -> Result<(), StorageError>); 3] = [(1, from_v1), (2, from_v2), (3, from_v3)];
     for (format, step) in steps {
         if from <= format {
             tracing::info!("upgrading the data directory from storage format {format} to {}", format + 1);
@@ -210,6 +213,11 @@ fn from_v1(storage: &Storage) -> Result<(), StorageError> {
 
 /// Counts every partition's not-completed invocations into its drain counters and pinned
 /// index (format 3 keeps them with every batch; format 2 had neither).
+/// Records of format 3 read as format 4 ones (their trace contexts are `None`).
+fn from_v3(_: &Storage) -> Result<(), StorageError> {
+    Ok(())
+}
+
 fn from_v2(storage: &Storage) -> Result<(), StorageError> {
     for partition in 0..storage.partitions() {
         let mut meta = storage.partition_meta(partition)?;
