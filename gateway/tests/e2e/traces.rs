@@ -286,3 +286,54 @@ fn json_logs_name_the_invocation() {
         assert!(line["timestamp"].is_string(), "{line}");
     }
 }
+
+/// OTLP over HTTP (`protocol = "http/protobuf"`): a bare endpoint gets `/v1/traces`, and the
+/// body is an `ExportTraceServiceRequest` in protobuf.
+#[test]
+fn traces_go_over_otlp_http_too() {
+    use prost::Message as _;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let received: Arc<Mutex<Vec<(String, Span)>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: http::HeaderMap, body: bytes::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let request = ExportTraceServiceRequest::decode(body).expect("an ExportTraceServiceRequest");
+                let mut spans = sink.lock().unwrap();
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        spans.extend(ss.spans.into_iter().map(|s| (content_type.clone(), s)));
+                    }
+                }
+                http::StatusCode::OK
+            }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let perdure = Perdure::start_with(&[
+        ("PERDURE_TRACING__ENDPOINT", url.as_str()),
+        ("PERDURE_TRACING__PROTOCOL", "http/protobuf"),
+        ("PERDURE_TRACING__EXPORT_INTERVAL", "50ms"),
+    ]);
+    let svc = TsServices::start("h2", "v1");
+    let (status, body) = perdure.register(&svc.url(), json!({}));
+    assert_eq!(status, 201, "{body}");
+    let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"http\"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let spans = eventually(Duration::from_secs(30), "ingress, invocation and attempt spans over HTTP", || {
+        let spans = received.lock().unwrap().clone();
+        let has = |name: &str| spans.iter().any(|(_, s)| s.name == name);
+        (has("ingress Greeter/greet") && has("invocation Greeter/greet") && has("attempt Greeter/greet")).then_some(spans)
+    });
+    assert!(spans.iter().all(|(ct, _)| ct == "application/x-protobuf"), "protobuf bodies");
+    let (_, invocation) = spans.iter().find(|(_, s)| s.name == "invocation Greeter/greet").unwrap();
+    let (_, ingress) = spans.iter().find(|(_, s)| s.name == "ingress Greeter/greet").unwrap();
+    assert_eq!(invocation.parent_span_id, ingress.span_id);
+    drop(runtime);
+}
