@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What metrics and traces cost: Greeter throughput and server CPU with both off
-(`PERDURE_NODE__ENABLED=false`, no tracing endpoint) and both on (metrics on the node port,
+(`PERDURE_NODE__ENABLED=false`, no tracing endpoint), metrics only, and both on (metrics on the node port,
 every invocation traced, 100% sampled, exported over OTLP/HTTP to a sink in this script),
 alternating the two over several rounds so drift on the machine hits both alike.
 
@@ -50,12 +50,11 @@ class Sink(BaseHTTPRequestHandler):
 def run_bench(args, mode: str, sink_url: str, out: Path) -> dict:
     env = dict(os.environ)
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    if mode == "off":
-        env["PERDURE_NODE__ENABLED"] = "false"
-    else:
-        env["PERDURE_NODE__ENABLED"] = "true"
+    env["PERDURE_NODE__ENABLED"] = "false" if mode == "off" else "true"
+    if mode.startswith("on"):
         env["PERDURE_TRACING__ENDPOINT"] = sink_url
         env["PERDURE_TRACING__PROTOCOL"] = "http/protobuf"
+        env["PERDURE_TRACING__SAMPLE_RATIO"] = "0.1" if mode == "on-10%" else "1.0"
     cmd = [sys.executable, str(HERE / "bench.py"), "--only", "perdure", "--sdk", args.sdk,
            "--perdure-bin", args.perdure_bin, "--node", args.node, "--duration", str(args.duration),
            "--warmup", str(args.warmup), "--workloads", ",".join(WORKLOADS), "--out", str(out)]
@@ -74,21 +73,27 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--modes", default="off,on",
+                    help="comma-separated, from: off (no metrics, no traces), metrics (metrics only), "
+                         "on (metrics + every trace), on-10%% (metrics + 10%% of traces)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "observability.json")
     args = ap.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sink_url = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
-    runs: dict = {"off": [], "on": []}
+    modes = args.modes.split(",")
+    if "off" not in modes or set(modes) - {"off", "metrics", "on", "on-10%"}:
+        ap.error("--modes takes off (required), metrics, on, on-10%")
+    runs: dict = {m: [] for m in modes}
     sink_cpu = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             # Alternate which goes first, so a trend over the run hits both alike.
-            for mode in (("off", "on") if round_ % 2 == 0 else ("on", "off")):
+            for mode in (modes if round_ % 2 == 0 else modes[::-1]):
                 before = time.process_time()
                 result = run_bench(args, mode, sink_url, Path(tmp) / f"{mode}-{round_}.json")
-                if mode == "on":
+                if mode.startswith("on"):
                     sink_cpu += time.process_time() - before
                 runs[mode].append(result)
                 row = ", ".join(f"{w} {result[w]['throughput_rps']:.0f} req/s" for w in WORKLOADS)
@@ -98,16 +103,15 @@ def main() -> int:
     summary: dict = {"rounds": args.rounds, "duration_s": args.duration, "sdk": args.sdk,
                      "sink_exports": Sink.exports, "sink_bytes": Sink.bytes, "sink_cpu_s": sink_cpu,
                      "workloads": {}}
-    lines = ["| workload | off: req/s | on: req/s | on/off | off: CPU ms/req | on: CPU ms/req |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| workload | mode | req/s (median) | vs off | server CPU ms/req |", "|---|---|---|---|---|"]
     for w in WORKLOADS:
         med = {m: statistics.median(r[w]["throughput_rps"] for r in runs[m]) for m in runs}
         cpu = {m: statistics.median(r[w]["server_cpu_ms_per_req"] for r in runs[m]) for m in runs}
         summary["workloads"][w] = {"throughput_rps": med, "server_cpu_ms_per_req": cpu,
-                                   "ratio": med["on"] / med["off"],
+                                   "ratio": {m: med[m] / med["off"] for m in runs},
                                    "runs": {m: [r[w]["throughput_rps"] for r in runs[m]] for m in runs}}
-        lines.append(f"| {w} | {med['off']:,.0f} | {med['on']:,.0f} | {med['on'] / med['off']:.3f} | "
-                     f"{cpu['off']:.3f} | {cpu['on']:.3f} |")
+        for m in modes:
+            lines.append(f"| {w} | {m} | {med[m]:,.0f} | {med[m] / med['off']:.3f} | {cpu[m]:.3f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
     print("\n".join(lines))
