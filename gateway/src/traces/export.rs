@@ -3,6 +3,7 @@
 //! the collector over gRPC (`TraceService/Export`, port 4317) or HTTP (`POST /v1/traces`,
 //! protobuf, port 4318).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -11,7 +12,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span, status};
 use prost::Message as _;
-use tokio::sync::{mpsc, oneshot};
+use crossbeam_queue::ArrayQueue;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{EXPORTER, Span, SpanKind, Value};
 use crate::config::{TracingConfig, TracingProtocol};
@@ -24,20 +26,28 @@ const QUEUE: usize = 8192;
 /// One export may take this long.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-enum Message {
-    Span(Box<Span>),
-    Flush(oneshot::Sender<()>),
+pub struct Exporter {
+    queue: Arc<Queue>,
+    sample_ratio: f64,
 }
 
-pub struct Exporter {
-    tx: mpsc::Sender<Message>,
-    sample_ratio: f64,
+/// Spans waiting for the exporter task. Recording a span is a lock-free push; the task is
+/// woken only when a batch is full (else it takes what is there every `export-interval`), so
+/// a traced request never pays for a task wake-up.
+struct Queue {
+    spans: ArrayQueue<Span>,
+    /// A full batch is waiting.
+    ready: Notify,
+    /// Flush requests (shutdown).
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 impl Exporter {
     pub(super) fn offer(&self, span: Span) {
-        if self.tx.try_send(Message::Span(Box::new(span))).is_err() {
+        if self.queue.spans.push(span).is_err() {
             metrics::trace_spans_dropped(1);
+        } else if self.queue.spans.len() == BATCH {
+            self.queue.ready.notify_one();
         }
     }
 
@@ -52,7 +62,8 @@ impl Exporter {
 pub fn install(config: &TracingConfig) {
     let Some(endpoint) = config.export_url() else { return };
     EXPORTER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (flush, flushes) = mpsc::unbounded_channel();
+        let queue = Arc::new(Queue { spans: ArrayQueue::new(QUEUE), ready: Notify::new(), flush });
         let sink = match config.protocol {
             TracingProtocol::Grpc => match tonic::transport::Endpoint::from_shared(endpoint.clone()) {
                 Ok(e) => Sink::Grpc(TraceServiceClient::new(e.timeout(EXPORT_TIMEOUT).connect_lazy())),
@@ -68,9 +79,9 @@ pub fn install(config: &TracingConfig) {
             },
         };
         let resource = resource(&config.service_name);
-        tokio::spawn(run(rx, sink, resource, config.export_interval));
+        tokio::spawn(run(Arc::clone(&queue), flushes, sink, resource, config.export_interval));
         tracing::info!("exporting traces over OTLP ({}) to {endpoint}", config.protocol.name());
-        Exporter { tx, sample_ratio: config.sample_ratio }
+        Exporter { queue, sample_ratio: config.sample_ratio }
     });
 }
 
@@ -78,7 +89,7 @@ pub fn install(config: &TracingConfig) {
 pub async fn flush(timeout: Duration) {
     let Some(exporter) = EXPORTER.get() else { return };
     let (tx, rx) = oneshot::channel();
-    if exporter.tx.send(Message::Flush(tx)).await.is_ok() {
+    if exporter.queue.flush.send(tx).is_ok() {
         let _ = tokio::time::timeout(timeout, rx).await;
     }
 }
@@ -89,29 +100,32 @@ enum Sink {
     None,
 }
 
-async fn run(mut rx: mpsc::Receiver<Message>, mut sink: Sink, resource: Resource, interval: Duration) {
-    let mut batch: Vec<Span> = Vec::with_capacity(BATCH);
+async fn run(
+    queue: Arc<Queue>,
+    mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    mut sink: Sink,
+    resource: Resource,
+    interval: Duration,
+) {
     let mut last_warning: Option<std::time::Instant> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let flushed = tokio::select! {
-            message = rx.recv() => match message {
+            done = flushes.recv() => match done {
                 None => break,
-                Some(Message::Span(span)) => {
-                    batch.push(*span);
-                    if batch.len() < BATCH {
-                        continue;
-                    }
-                    None
-                }
-                Some(Message::Flush(done)) => Some(done),
+                done => done,
             },
+            () = queue.ready.notified() => None,
             _ = tick.tick() => None,
         };
-        if !batch.is_empty() {
-            let spans = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            let count = spans.len() as u64;
+        // Everything queued now, a batch at a time.
+        loop {
+            let spans: Vec<Span> = std::iter::from_fn(|| queue.spans.pop()).take(BATCH).collect();
+            if spans.is_empty() {
+                break;
+            }
+            let (count, full) = (spans.len() as u64, spans.len() == BATCH);
             match send(&mut sink, request(&resource, spans)).await {
                 Ok(()) => metrics::trace_spans_exported(count),
                 Err(e) => {
@@ -122,6 +136,9 @@ async fn run(mut rx: mpsc::Receiver<Message>, mut sink: Sink, resource: Resource
                         last_warning = Some(std::time::Instant::now());
                     }
                 }
+            }
+            if !full {
+                break;
             }
         }
         if let Some(done) = flushed {
