@@ -1,4 +1,4 @@
-//! The OTLP exporter: spans queue in a bounded channel (a full queue drops and counts them,
+//! The OTLP exporter: spans queue in a bounded lock-free queue (a full queue drops and counts them,
 //! never blocks a request), one task batches them and sends `ExportTraceServiceRequest`s to
 //! the collector over gRPC (`TraceService/Export`, port 4317) or HTTP (`POST /v1/traces`,
 //! protobuf, port 4318).
