@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""What metrics and traces cost: Greeter throughput and server CPU with both off
-(`PERDURE_NODE__ENABLED=false`, no tracing endpoint), metrics only, and both on (metrics on the node port,
-every invocation traced, 100% sampled, exported over OTLP/HTTP to a sink in this script),
-alternating the two over several rounds so drift on the machine hits both alike.
+"""What metrics and traces cost: Greeter throughput and server CPU in the modes chosen with
+--modes: off (`PERDURE_NODE__ENABLED=false`, no tracing endpoint), metrics (metrics only), on
+(metrics on the node port and every invocation traced, exported over OTLP/HTTP to a sink in this
+script) and on-10% (the same with `tracing.sample-ratio = 0.1`), alternating them over several
+rounds (the order reversed each round) so drift on the machine hits all alike.
 
     R=/root/.cache/perdure/target-release/release
     python3 bench/observability.py --perdure-bin $R/perdure --sdk rust \\
-        --rust-services $R/perdure-rust-services --node $NODE22 --rounds 4 --duration 10
+        --rust-services $R/perdure-rust-services --node $NODE22 --rounds 4 --duration 10 \\
+        --modes off,metrics,on-10%,on
 
 The sink answers every export with 200 and counts spans' bytes; it runs on the same machine,
 so its CPU (reported) competes with the server as a local collector would.

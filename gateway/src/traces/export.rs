@@ -28,6 +28,8 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Exporter {
     queue: Arc<Queue>,
+    /// Flush requests (shutdown).
+    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
     sample_ratio: f64,
 }
 
@@ -38,8 +40,6 @@ struct Queue {
     spans: ArrayQueue<Span>,
     /// A full batch is waiting.
     ready: Notify,
-    /// Flush requests (shutdown).
-    flush: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 impl Exporter {
@@ -63,7 +63,7 @@ pub fn install(config: &TracingConfig) {
     let Some(endpoint) = config.export_url() else { return };
     EXPORTER.get_or_init(|| {
         let (flush, flushes) = mpsc::unbounded_channel();
-        let queue = Arc::new(Queue { spans: ArrayQueue::new(QUEUE), ready: Notify::new(), flush });
+        let queue = Arc::new(Queue { spans: ArrayQueue::new(QUEUE), ready: Notify::new() });
         let sink = match config.protocol {
             TracingProtocol::Grpc => match tonic::transport::Endpoint::from_shared(endpoint.clone()) {
                 Ok(e) => Sink::Grpc(TraceServiceClient::new(e.timeout(EXPORT_TIMEOUT).connect_lazy())),
@@ -81,7 +81,7 @@ pub fn install(config: &TracingConfig) {
         let resource = resource(&config.service_name);
         tokio::spawn(run(Arc::clone(&queue), flushes, sink, resource, config.export_interval));
         tracing::info!("exporting traces over OTLP ({}) to {endpoint}", config.protocol.name());
-        Exporter { queue, sample_ratio: config.sample_ratio }
+        Exporter { queue, flush, sample_ratio: config.sample_ratio }
     });
 }
 
@@ -89,7 +89,7 @@ pub fn install(config: &TracingConfig) {
 pub async fn flush(timeout: Duration) {
     let Some(exporter) = EXPORTER.get() else { return };
     let (tx, rx) = oneshot::channel();
-    if exporter.queue.flush.send(tx).is_ok() {
+    if exporter.flush.send(tx).is_ok() {
         let _ = tokio::time::timeout(timeout, rx).await;
     }
 }
