@@ -643,7 +643,7 @@ pub fn docs_markdown() -> String {
     let mut out = String::from(
         "# SQL introspection: tables and columns\n\n\
          Generated from `gateway/src/query/tables.rs` (the definitions the server uses); do not edit by hand.\n\
-         Query them with `POST /query` on the admin API (see the README's \"Ask with SQL\"). Names and types\n\
+         Query them with `POST /query` on the admin API (see [Ask with SQL](sql.md)). Names and types\n\
          follow Restate 1.7; columns marked *perdure* are perdure's own.\n",
     );
     for table in ALL.iter() {

@@ -4,8 +4,8 @@
 //! invocation sleeps on it, that invocation's journal with its sleep, cancels it through the
 //! confirmation dialog, and sees it end and the old deployment drain and go.
 //!
-//! With `PERDURE_CONSOLE_SCREENSHOTS=<dir>` the test saves the main views there (README's
-//! pictures in `docs/console/` come from it).
+//! With `PERDURE_CONSOLE_SCREENSHOTS=<dir>` the test saves the main views there (the
+//! pictures of `docs/operations.md` in `docs/console/` come from it).
 
 use std::net::TcpListener;
 use std::path::PathBuf;

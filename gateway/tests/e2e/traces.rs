@@ -1,6 +1,6 @@
 //! Traces as a collector receives them: a small OTLP receiver (the `opentelemetry-proto`
 //! `TraceService` over tonic) in the test, perdure exporting to it, and the spans checked for
-//! the structure the README documents: ingress → invocation → attempts → steps, calls as
+//! the structure `docs/operations.md` documents: ingress → invocation → attempts → steps, calls as
 //! child invocations in the same trace, the request's `traceparent` continued and the
 //! attempt's passed to the deployment, and the same trace after a `kill -9`.
 
