@@ -4,6 +4,7 @@
 //! not the server's: whoever opened it closes it (flushing every table) once the runtime and
 //! every task holding a handle are gone, on the thread that opened it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +16,12 @@ use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::engine::partitions::PartitionInfo;
-use crate::engine::partition::{Partition, PartitionError};
-use crate::engine::partitions::key_range;
-use crate::engine::partition::router::{PartitionHandle, Router};
+use crate::engine::keyspace::{PartitionInfo, key_range};
 use crate::ingress::{self, Ingress};
 use crate::invoker::identity::RequestIdentity;
 use crate::invoker::lambda::{LambdaClients, LambdaSettings};
-use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig};
+use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig, InvokerHandle};
+use crate::partition::{self, Partition, RunError};
 use crate::schema::SchemaRegistry;
 use crate::storage::log::{Log, LogId, RocksLog};
 use crate::storage::{Database, Storage};
@@ -34,7 +33,7 @@ pub enum ServeError {
     #[error("cannot listen on {addr} ({what}): {reason}")]
     Bind { what: &'static str, addr: SocketAddr, reason: String },
     #[error("partition failed: {0}")]
-    Partition(#[from] PartitionError),
+    Partition(#[from] RunError),
     #[error("cannot start a partition's runtime: {0}")]
     Runtime(String),
     #[error("a server task panicked: {0}")]
@@ -47,6 +46,9 @@ pub enum ServeError {
     Identity(#[from] crate::invoker::identity::IdentityError),
 }
 
+/// The server's tasks: each ends with the server, or fails it.
+type Tasks = JoinSet<Result<(), ServeError>>;
+
 /// A running server.
 pub struct Server {
     pub ingress_addr: SocketAddr,
@@ -56,94 +58,67 @@ pub struct Server {
     /// The node port (`/metrics`, gRPC), unless `node.enabled` is off.
     pub node_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    tasks: JoinSet<Result<(), ServeError>>,
+    tasks: Tasks,
     /// Taken by [`Server::run_until_signal`].
     signals: Option<Signals>,
 }
 
+/// The server's sockets, bound before anything starts so that a taken port fails the start.
+struct Listeners {
+    ingress: TcpListener,
+    admin: TcpListener,
+    pg: Option<TcpListener>,
+    node: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Self, ServeError> {
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr).await.map_err(|e| ServeError::Bind { what, addr, reason: e.to_string() })
+        };
+        Ok(Self {
+            ingress: bind("ingress", config.ingress.bind_address).await?,
+            admin: bind("admin", config.admin.bind_address).await?,
+            pg: match config.pg.enabled {
+                true => Some(bind("PostgreSQL", config.pg.bind_address).await?),
+                false => None,
+            },
+            node: match config.node.enabled {
+                true => Some(bind("node", config.node.bind_address).await?),
+                false => None,
+            },
+        })
+    }
+}
+
+fn address(listener: &TcpListener) -> SocketAddr {
+    listener.local_addr().expect("a bound socket has an address")
+}
+
+/// Each partition and the applied LSN its task publishes.
+type Applied = Vec<(PartitionInfo, RocksLog, Arc<AtomicU64>)>;
+
 impl Server {
-    /// Starts every component over `database` (opened with [`Config::storage_options`]).
+    /// Starts every component over `database` (opened with [`Config::storage_options`]):
+    /// schema, partitions, the invoker, the ingress, SQL, the node port, the admin API and
+    /// the periodic work, in that order.
     pub async fn start(config: Config, database: &Database) -> Result<Self, ServeError> {
         let started = std::time::Instant::now();
         // First, so that handles resolved from here on record into it.
-        let metrics = config.node.enabled.then(crate::node::metrics::install).flatten();
+        let metrics = config.node.enabled.then(crate::metrics::install).flatten();
         crate::traces::export::install(&config.tracing);
         let storage = database.storage();
-        let partitions = storage.partitions();
-        if partitions != config.partitions {
-            tracing::warn!(
-                "the data directory was created with {partitions} partitions; ignoring the configured {}",
-                config.partitions
-            );
-        }
-        let writer = database.log_writer();
-        let schema_log = RocksLog::open(storage.clone(), writer.clone(), LogId::Schema, 0)?;
+        let schema_log = RocksLog::open(storage.clone(), database.log_writer(), LogId::Schema, 0)?;
         let schema = SchemaRegistry::load(storage.clone(), schema_log).await?;
-
-        let bind = |what, addr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| ServeError::Bind { what, addr, reason: e.to_string() })
-        };
-        let ingress_listener = bind("ingress", config.ingress.bind_address).await?;
-        let admin_listener = bind("admin", config.admin.bind_address).await?;
-        let ingress_addr = ingress_listener.local_addr().expect("bound socket has an address");
-        let admin_addr = admin_listener.local_addr().expect("bound socket has an address");
-        let pg_listener = match config.pg.enabled {
-            true => Some(bind("PostgreSQL", config.pg.bind_address).await?),
-            false => None,
-        };
-        let pg_addr = pg_listener.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
-        let node_listener = match config.node.enabled {
-            true => Some(bind("node", config.node.bind_address).await?),
-            false => None,
-        };
-        let node_addr = node_listener.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
+        let listeners = Listeners::bind(&config).await?;
+        let (ingress_addr, admin_addr) = (address(&listeners.ingress), address(&listeners.admin));
+        let (pg_addr, node_addr) = (listeners.pg.as_ref().map(address), listeners.node.as_ref().map(address));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
+        let mut tasks = Tasks::new();
 
         let (invoker, invoker_handle) = Invoker::new();
-        let mut handles = Vec::new();
-        let mut inboxes = Vec::new();
-        for _ in 0..partitions {
-            let (handle, inbox) = PartitionHandle::channel(config.ingress.queue_per_partition);
-            handles.push(handle);
-            inboxes.push(inbox);
-        }
-        let router = Router::new(handles);
-        let mut applied = Vec::new();
-        let mut partition_views = Vec::new();
-        for (id, requests) in inboxes.into_iter().enumerate() {
-            let id = id as u32;
-            let info = PartitionInfo { id, keys: key_range(id, partitions) };
-            let applied_lsn = Arc::new(AtomicU64::new(0));
-            let meta = storage.partition_meta(id)?;
-            let log = RocksLog::open(storage.clone(), writer.clone(), LogId::Partition(id), meta.applied_lsn)?;
-            let tail = log.tail().await.map_err(|e| PartitionError::Log(e.0))?;
-            partition_views.push((info.clone(), applied_lsn.clone()));
-            let partition = Partition::new(
-                info,
-                storage.clone(),
-                log.clone(),
-                tail,
-                requests,
-                router.clone(),
-                invoker_handle.clone(),
-                applied_lsn.clone(),
-            )?;
-            applied.push((log, applied_lsn));
-            let rx = shutdown_rx.clone();
-            // Each partition on a thread of its own: its reads of RocksDB block that thread,
-            // never the workers serving the ingress and the admin API.
-            tasks.spawn_blocking(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| ServeError::Runtime(e.to_string()))?;
-                runtime.block_on(partition.run(rx)).map_err(ServeError::from)
-            });
-        }
+        let (partitions, applied) = start_partitions(&config, database, &invoker_handle, &mut tasks, &shutdown_rx).await?;
 
         let identity = match &config.request_identity.private_key_file {
             None => None,
@@ -164,7 +139,7 @@ impl Server {
             lambda: lambda.clone(),
             schema: schema.clone(),
             storage: storage.clone(),
-            router: router.clone(),
+            partitions: partitions.clone(),
             config: InvokerConfig {
                 message_size_limit: config.invoker.message_size_limit,
                 eager_state_size_limit: config.invoker.eager_state_size_limit as usize,
@@ -182,20 +157,21 @@ impl Server {
 
         let ingress = Arc::new(Ingress {
             schema: schema.clone(),
-            router: router.clone(),
+            partitions: partitions.clone(),
             request_size_limit: config.ingress.request_size_limit,
             path_prefix: config.ingress.normalized_path_prefix(),
             permits: tokio::sync::Semaphore::new(config.ingress.concurrency_limit),
             concurrency_limit: config.ingress.concurrency_limit,
         });
         let rx = shutdown_rx.clone();
+        let ingress_listener = listeners.ingress;
         tasks.spawn(async move {
             ingress::serve(ingress_listener, ingress, rx).await;
             Ok(())
         });
 
         let query = crate::query::QueryEngine::new(schema.clone(), storage.clone(), config.admin.query_timeout);
-        if let Some(listener) = pg_listener {
+        if let Some(listener) = listeners.pg {
             let settings = crate::pg::PgSettings {
                 query_timeout: config.admin.query_timeout,
                 tokens: (!config.admin.auth_tokens.is_empty()).then(|| config.admin.auth_tokens.clone()),
@@ -206,40 +182,31 @@ impl Server {
                 Ok(())
             });
         }
-        if let Some(listener) = node_listener {
+        if let (Some(listener), Some(addr)) = (listeners.node, node_addr) {
             let state = Arc::new(crate::node::NodeState {
                 started,
                 metrics,
                 schema: schema.clone(),
                 storage: storage.clone(),
-                router: router.clone(),
-                partitions: partition_views,
+                partitions: partitions.clone(),
+                applied: applied.iter().map(|(info, _, lsn)| (info.clone(), lsn.clone())).collect(),
             });
             if let Some(handle) = state.metrics.clone() {
                 // Histograms are buffered lock-free until drained: drain them between scrapes.
-                let mut rx = shutdown_rx.clone();
-                tasks.spawn(async move {
-                    loop {
-                        tokio::select! {
-                            _ = rx.changed() => return Ok(()),
-                            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
-                        }
-                    }
+                every(&mut tasks, &shutdown_rx, Duration::from_secs(5), move || {
+                    handle.run_upkeep();
+                    async {}
                 });
             }
-            let app = crate::node::router(state, config.admin.auth_tokens.clone())
-                .await
-                .map_err(|reason| ServeError::Bind { what: "node", addr: node_addr.expect("bound above"), reason })?;
+            let node_failed = move |reason| ServeError::Bind { what: "node", addr, reason };
+            let app = crate::node::router(state, config.admin.auth_tokens.clone()).await.map_err(node_failed)?;
             let rx = shutdown_rx.clone();
-            tasks.spawn(async move {
-                crate::node::serve(listener, app, rx)
-                    .await
-                    .map_err(|reason| ServeError::Bind { what: "node", addr: node_addr.expect("bound above"), reason })
-            });
+            tasks.spawn(async move { crate::node::serve(listener, app, rx).await.map_err(node_failed) });
         }
+
         let admin_state = Arc::new(AdminState {
             schema: schema.clone(),
-            router: router.clone(),
+            partitions,
             client,
             defaults: config.schema_defaults(),
             ingress_url: match &config.ingress.advertised_address {
@@ -254,15 +221,10 @@ impl Server {
             query,
         });
         if config.deployments.auto_prune {
-            let (state, every, keep) =
-                (admin_state.clone(), config.deployments.prune_interval, config.deployments.keep_drained as usize);
-            let mut rx = shutdown_rx.clone();
-            tasks.spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = rx.changed() => return Ok(()),
-                        _ = tokio::time::sleep(every) => {}
-                    }
+            let (state, keep) = (admin_state.clone(), config.deployments.keep_drained as usize);
+            every(&mut tasks, &shutdown_rx, config.deployments.prune_interval, move || {
+                let state = state.clone();
+                async move {
                     if let Err(e) = admin::deployments::prune_drained(&state, keep, false).await {
                         tracing::warn!("auto-prune failed: {e}");
                     }
@@ -270,10 +232,9 @@ impl Server {
             });
         }
         let mut rx = shutdown_rx.clone();
-        let tokens = config.admin.auth_tokens.clone();
+        let (admin_listener, tokens) = (listeners.admin, config.admin.auth_tokens.clone());
         tasks.spawn(async move {
-            let app = admin::router(admin_state, tokens);
-            axum::serve(admin_listener, app)
+            axum::serve(admin_listener, admin::router(admin_state, tokens))
                 .with_graceful_shutdown(async move {
                     let _ = rx.changed().await;
                 })
@@ -281,16 +242,11 @@ impl Server {
                 .map_err(|e| ServeError::Bind { what: "admin", addr: admin_addr, reason: e.to_string() })
         });
 
-        let flush_storage = storage.clone();
-        let interval = config.storage.flush_interval;
-        let mut rx = shutdown_rx;
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = rx.changed() => return Ok(()),
-                    _ = tokio::time::sleep(interval) => {}
-                }
-                if let Err(e) = flush_and_trim(&flush_storage, &applied).await {
+        let applied = Arc::new(applied);
+        every(&mut tasks, &shutdown_rx, config.storage.flush_interval, move || {
+            let (storage, applied) = (storage.clone(), applied.clone());
+            async move {
+                if let Err(e) = flush_and_trim(&storage, &applied).await {
                     tracing::warn!("periodic flush failed: {e}");
                 }
             }
@@ -300,7 +256,7 @@ impl Server {
         Ok(Self { ingress_addr, admin_addr, pg_addr, node_addr, shutdown, tasks, signals: Some(signals) })
     }
 
-    /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
+/// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
     /// second signal during the shutdown exits at once (everything acknowledged is already
     /// durable: the next start replays the log). A task that panicked makes the server exit
     /// with an error naming the panic.
@@ -313,7 +269,7 @@ impl Server {
                     Ok(Ok(())) => {}
                     // A logged command that cannot be applied stops its partition, not the
                     // server: requests for it get 503, the rest keeps serving.
-                    Ok(Err(ServeError::Partition(e @ PartitionError::Replay { .. }))) => {
+                    Ok(Err(ServeError::Partition(e @ RunError::Replay { .. }))) => {
                         tracing::error!("{e}; the other partitions keep serving");
                     }
                     Ok(Err(e)) => break Some(e),
@@ -365,12 +321,75 @@ impl Server {
     }
 }
 
+/// Starts a task per partition, each on a thread of its own: its reads of RocksDB block that
+/// thread, never the workers serving the ingress and the admin API. Answers the handle to
+/// all of them, and each one's log and applied LSN (for trimming and the node port).
+async fn start_partitions(
+    config: &Config,
+    database: &Database,
+    invoker: &InvokerHandle,
+    tasks: &mut Tasks,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(partition::Handle, Applied), ServeError> {
+    let storage = database.storage();
+    let count = storage.partitions();
+    if count != config.partitions {
+        tracing::warn!("the data directory was created with {count} partitions; ignoring the configured {}", config.partitions);
+    }
+    let (handle, inboxes) = partition::Handle::new(count, config.ingress.queue_per_partition);
+    let mut applied = Vec::new();
+    for (id, inbox) in (0..count).zip(inboxes) {
+        let info = PartitionInfo { id, keys: key_range(id, count) };
+        let applied_lsn = Arc::new(AtomicU64::new(0));
+        let meta = storage.partition_meta(id)?;
+        let log = RocksLog::open(storage.clone(), database.log_writer(), LogId::Partition(id), meta.applied_lsn)?;
+        let tail = log.tail().await.map_err(|e| RunError::Log(e.0))?;
+        let partition = Partition::new(
+            info.clone(),
+            storage.clone(),
+            log.clone(),
+            tail,
+            inbox,
+            handle.clone(),
+            invoker.clone(),
+            applied_lsn.clone(),
+        )?;
+        applied.push((info, log, applied_lsn));
+        let rx = shutdown.clone();
+        tasks.spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ServeError::Runtime(e.to_string()))?;
+            runtime.block_on(partition.run(rx)).map_err(ServeError::from)
+        });
+    }
+    Ok((handle, applied))
+}
+
+/// Runs `work` every `period` until the server shuts down.
+fn every<F, W>(tasks: &mut Tasks, shutdown: &watch::Receiver<bool>, period: Duration, mut work: W)
+where
+    W: FnMut() -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                _ = tokio::time::sleep(period) => work().await,
+            }
+        }
+    });
+}
+
 /// Flushes every table to disk, then drops log entries whose effects are now on disk.
-async fn flush_and_trim(storage: &Storage, partitions: &[(RocksLog, Arc<AtomicU64>)]) -> Result<(), String> {
-    let durable: Vec<u64> = partitions.iter().map(|(_, a)| a.load(Ordering::Acquire)).collect();
+async fn flush_and_trim(storage: &Storage, partitions: &Applied) -> Result<(), String> {
+    let durable: Vec<u64> = partitions.iter().map(|(_, _, a)| a.load(Ordering::Acquire)).collect();
     let s = storage.clone();
     tokio::task::spawn_blocking(move || s.flush()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-    for ((log, _), upto) in partitions.iter().zip(durable) {
+    for ((_, log, _), upto) in partitions.iter().zip(durable) {
         if upto > 0 {
             log.trim(upto).await.map_err(|e| e.0)?;
         }

@@ -16,11 +16,11 @@ use crate::ids::DeploymentId;
 use crate::invoker::discovery::{discover, discover_lambda};
 use crate::invoker::lambda::FunctionArn;
 use crate::engine::command::Command;
-use crate::engine::partition::router::{ReplyMode, Request};
 use crate::ids::InvocationId;
 use crate::schema::{
     Endpoint, HttpVersion, InFlight, RegisterOutcome, RegisterRequest, SchemaChange, register as register_deployment,
 };
+use crate::schema::DrainStatus;
 use crate::storage::StorageError;
 
 /// `POST /deployments` body: an address (the HTTP form or the Lambda form) and what both carry.
@@ -165,7 +165,7 @@ pub async fn remove(
             let latest = schema.latest_on(&parsed);
             let counts = storage.drain_counts()?.remove(&parsed).unwrap_or_default();
             let drain = Drain::of(schema, &parsed, &counts);
-            if !query.force && !drain.is_drained() {
+            if !query.force && !drain.drain_status.can_be_removed() {
                 use crate::engine::store::Store as _;
                 let pinned = storage.pinned_to(&parsed, LISTED).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
                 return Err(Error::Held { id: parsed, drain, invocations: pinned });
@@ -176,7 +176,7 @@ pub async fn remove(
     if removed.pinned_invocations.total > 0 || query.force {
         // The schema no longer has it (no new attempt can start there); now every partition
         // ends what is still pinned to it. Answered once each partition has it in its log.
-        broadcast(&state, || Command::DeploymentRemoved { deployment: parsed }).await?;
+        state.partitions.broadcast(|| Command::DeploymentRemoved { deployment: parsed }).await?;
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -208,25 +208,11 @@ async fn set_paused(state: State, id: String, paused: bool) -> Result<Response, 
         .await?;
     if !paused {
         // Also when it was not paused: an invocation held just as it was resumed goes on.
-        broadcast(&state, || Command::DeploymentResumed { deployment: parsed }).await?;
+        state.partitions.broadcast(|| Command::DeploymentResumed { deployment: parsed }).await?;
     }
     let schema = state.schema.snapshot();
     let d = schema.deployments.get(&parsed).ok_or_else(|| Error::UnknownDeployment(id.clone()))?;
     Ok(Json(deployment_detail(d, drain_of(&state, &schema, &parsed).await?)).into_response())
-}
-
-/// Appends a command to every partition; answers once each has it in its log.
-async fn broadcast(state: &State, command: impl Fn() -> Command) -> Result<(), Error> {
-    for partition in 0..state.router.count() {
-        let key = *crate::engine::partitions::key_range(partition, state.router.count()).start();
-        let command = command();
-        state
-            .router
-            .ask(key, |tx| Request::Command { command, reply: ReplyMode::Applied(tx) })
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// `POST /deployments/prune` body (perdure).
@@ -256,14 +242,8 @@ pub async fn prune(AxState(state): AxState<State>, body: Option<Json<PruneReques
 pub async fn prune_drained(state: &State, keep: usize, dry_run: bool) -> Result<Vec<(DeploymentId, String)>, Error> {
     let schema = state.schema.snapshot();
     let counts = read_storage(state, |s| Ok(s.drain_counts()?)).await?;
-    let mut drained: Vec<&crate::schema::Deployment> = schema
-        .deployments
-        .values()
-        .filter(|d| Drain::of(&schema, &d.id, &counts.get(&d.id).cloned().unwrap_or_default()).drain_status == "drained")
-        .collect();
-    drained.sort_by_key(|d| std::cmp::Reverse(d.created_at));
     let mut removed = Vec::new();
-    for d in drained.into_iter().skip(keep) {
+    for d in crate::schema::prunable(&schema, &counts, keep) {
         let (id, address) = (d.id, d.endpoint.address().to_owned());
         if dry_run {
             removed.push((id, address));
@@ -273,8 +253,8 @@ pub async fn prune_drained(state: &State, keep: usize, dry_run: bool) -> Result<
         let gone = state
             .schema
             .update(|schema| {
-                let counts = storage.drain_counts()?.remove(&id).unwrap_or_default();
-                if !schema.deployments.contains_key(&id) || Drain::of(schema, &id, &counts).drain_status != "drained" {
+                let pinned = storage.drain_counts()?.remove(&id).unwrap_or_default().total();
+                if !schema.deployments.contains_key(&id) || DrainStatus::of(schema, &id, pinned) != DrainStatus::Drained {
                     return Ok::<_, Error>((None, false));
                 }
                 Ok((Some(SchemaChange::RemoveDeployment { id, services: schema.latest_on(&id) }), true))

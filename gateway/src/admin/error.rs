@@ -115,6 +115,15 @@ impl Error {
     }
 }
 
+impl From<crate::partition::Error> for Error {
+    fn from(e: crate::partition::Error) -> Self {
+        match e {
+            crate::partition::Error::Rejected(reason) => Error::Rejected(reason),
+            unavailable => Error::Unavailable(unavailable.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -128,7 +137,7 @@ impl IntoResponse for Error {
         };
         let mut body = serde_json::json!({ "message": message, "restate_code": code });
         if let Error::Held { drain, invocations, .. } = &self {
-            body["drain_status"] = drain.drain_status.into();
+            body["drain_status"] = drain.drain_status.as_str().into();
             body["latest_for"] = serde_json::json!(drain.latest_for);
             body["pinned_invocations"] = serde_json::to_value(&drain.pinned_invocations).unwrap_or_default();
             body["invocations"] = invocations.iter().map(|i| i.to_string()).collect();

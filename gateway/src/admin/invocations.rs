@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Error, State, bad_path_id, read_storage};
 use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
-use crate::engine::partition::router::{Reply, ReplyMode, Request};
+use crate::partition::Lane;
 use crate::ids::InvocationId;
 
 #[derive(Deserialize, Default)]
@@ -24,17 +24,8 @@ pub struct DeleteParams {
 }
 
 async fn control(state: &State, id: InvocationId, request: ControlRequest) -> Result<ControlOutcome, Error> {
-    let reply = state
-        .router
-        .ask(id.partition_key, |tx| Request::Command {
-            command: Command::Control { id, request },
-            reply: ReplyMode::Applied(tx),
-        })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?;
-    match reply {
-        Reply::Applied(Outcome::Control(outcome)) => Ok(outcome),
-        Reply::Rejected(reason) => Err(Error::Rejected(reason)),
+    match state.partitions.apply(Lane::Work, id.partition_key, Command::Control { id, request }).await? {
+        Outcome::Control(outcome) => Ok(outcome),
         other => Err(Error::Unavailable(format!("unexpected answer from the partition: {other:?}"))),
     }
 }

@@ -41,7 +41,7 @@ pub enum ApiVersion {
 /// What the admin handlers share.
 pub struct AdminState {
     pub schema: SchemaRegistry,
-    pub router: crate::engine::partition::router::Router,
+    pub partitions: crate::partition::Handle,
     pub client: DeploymentClient,
     pub defaults: SchemaDefaults,
     pub ingress_url: String,
@@ -72,21 +72,6 @@ async fn read_storage<T: Send + 'static>(
         .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::Log(format!("reading storage: {e}")))))
 }
 
-/// Checks `Authorization: Bearer` against `admin.auth-tokens` (in constant time); the error
-/// says what is wrong, naming `what` wants a token.
-pub fn bearer(tokens: &[String], headers: &axum::http::HeaderMap, what: &str) -> Result<(), String> {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(g) if tokens.iter().any(|t| crate::pg::constant_time_eq(t.as_bytes(), g.as_bytes())) => Ok(()),
-        Some(_) => Err("the bearer token is not one of admin.auth-tokens".into()),
-        None => Err(format!("{what} needs `Authorization: Bearer <token>` with one of admin.auth-tokens")),
-    }
-}
-
 /// The admin API; with `tokens`, every route but `/health` and the console's shell needs
 /// `Authorization: Bearer` one of them.
 pub fn router(state: State, tokens: Vec<String>) -> Router {
@@ -102,7 +87,7 @@ pub fn router(state: State, tokens: Vec<String>) -> Router {
             let open = path == "/health"
                 || ui::is_open(path)
                 || path.strip_prefix("/v").and_then(|r| r.split_once('/')).is_some_and(|(_, p)| p == "health");
-            match bearer(&tokens, request.headers(), "this admin API") {
+            match crate::auth::bearer(&tokens, request.headers(), "this admin API") {
                 Ok(()) => next.run(request).await,
                 Err(_) if open => next.run(request).await,
                 Err(message) => (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response(),

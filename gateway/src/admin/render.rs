@@ -9,7 +9,7 @@ use crate::durations::{format_compact, rfc3339_nanos};
 use crate::engine::records::OnMaxAttempts;
 use crate::protocol::manifest::{HandlerType, ProtocolMode, ServiceType};
 use crate::engine::records::DrainCounts;
-use crate::schema::{Deployment, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision};
+use crate::schema::{Deployment, DrainStatus, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision};
 
 fn friendly(ms: u64) -> String {
     format_compact(Duration::from_millis(ms))
@@ -264,7 +264,7 @@ pub struct Drain {
     /// or a ramp); `draining`: not any more, but invocations are still pinned to it;
     /// `drained`: neither, it can go; `inactive`: registered without promotion and never
     /// routed to (nothing pinned either: it can go, but `dp prune` leaves it).
-    pub drain_status: &'static str,
+    pub drain_status: DrainStatus,
     pub latest_for: Vec<String>,
     pub pinned_invocations: PinnedCounts,
 }
@@ -285,19 +285,9 @@ pub struct PinnedCounts {
 
 impl Drain {
     pub fn of(schema: &crate::schema::Schema, id: &crate::ids::DeploymentId, counts: &DrainCounts) -> Self {
-        let latest_for = schema.routed_to(id);
-        let drain_status = if !latest_for.is_empty() {
-            "active"
-        } else if counts.total() > 0 {
-            "draining"
-        } else if schema.ever_routed(id) {
-            "drained"
-        } else {
-            "inactive"
-        };
         Drain {
-            drain_status,
-            latest_for,
+            drain_status: DrainStatus::of(schema, id, counts.total()),
+            latest_for: schema.routed_to(id),
             pinned_invocations: PinnedCounts {
                 total: counts.total(),
                 running: counts.running,
@@ -310,10 +300,6 @@ impl Drain {
         }
     }
 
-    /// Nothing routes to it and nothing is pinned to it: it can go.
-    pub fn is_drained(&self) -> bool {
-        matches!(self.drain_status, "drained" | "inactive")
-    }
 }
 
 pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) -> DeploymentJson<S> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::invoker::discovery::error_chain;
+use crate::error_chain;
 
 /// Why a command did not do what it was asked.
 #[derive(Debug, thiserror::Error)]

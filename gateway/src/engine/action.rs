@@ -1,10 +1,12 @@
 //! Actions: the side effects a state transition asks for. The partition performs them only
 //! after the batch that produced them is durable (commit, then act), each in one arm of
-//! `Partition::perform`.
+//! the partition service's `perform`.
 
 use crate::ids::{DeploymentId, InvocationId};
 
-use super::records::{InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer};
+use super::records::{
+    InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, PinnedDeployment, Target, Timer, TraceContext,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -21,8 +23,8 @@ pub enum Action {
         id: InvocationId,
         result: InvocationResult,
         expires_at: Option<u64>,
-        /// The invocation's span, when it was traced (sampled).
-        span: Option<Box<crate::traces::Span>>,
+        /// What its span is made of, when it was traced (sampled).
+        traced: Option<Box<TracedRun>>,
     },
     /// The invocation's result is gone (purged): waiters learn it does not exist.
     Forgotten { id: InvocationId },
@@ -62,5 +64,32 @@ impl InvokeAttempt {
             journal_modified_at: status.journal_modified_at,
             trace: status.trace,
         }
+    }
+}
+
+/// A traced invocation's run, as its span shows it (built by whoever performs
+/// [`Action::Completed`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedRun {
+    pub trace: TraceContext,
+    pub target: Target,
+    pub created_at: u64,
+    pub completed_at: u64,
+    pub attempts: u32,
+    pub deployment: Option<DeploymentId>,
+}
+
+impl TracedRun {
+    /// The run of an invocation completing at `now`, if it is traced.
+    pub fn of(status: &InvocationStatus, now: u64) -> Option<Box<Self>> {
+        let trace = status.trace.filter(|t| t.sampled)?;
+        Some(Box::new(Self {
+            trace,
+            target: status.target.clone(),
+            created_at: status.timestamps.created_at,
+            completed_at: now,
+            attempts: status.attempt.attempt,
+            deployment: status.deployment.as_ref().map(|p| p.deployment),
+        }))
     }
 }

@@ -1,7 +1,7 @@
 //! Completing an invocation: store the result, answer callers and waiting clients, release
 //! the key's lock to the next invocation in its inbox, and plan the cleanup by retention.
 
-use super::action::Action;
+use super::action::{Action, TracedRun};
 use super::invoke::{schedule, start_attempt};
 use super::ctx::Ctx;
 use super::records::{InvocationResult, InvocationStatus, Lock, OutboxMessage, Phase, Timer, TimerKind};
@@ -25,8 +25,8 @@ pub fn complete<S: Store>(
         let (target, notification) = sink.notification(result.clone());
         ctx.route(OutboxMessage::Notify { target, notification });
     }
-    let span = status.trace.filter(|t| t.sampled).map(|t| Box::new(crate::traces::invocation_span(id, &status, t, &result, ctx.now)));
-    ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at(), span });
+    let traced = TracedRun::of(&status, ctx.now);
+    ctx.actions.push(Action::Completed { id, result, expires_at: status.expires_at(), traced });
 
     // The result is kept for the completion retention; the journal for the journal
     // retention, which never outlives the result.

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use super::action::Action;
-use super::partitions::PartitionInfo;
+use super::keyspace::PartitionInfo;
 use super::records::{InvocationStatus, OutboxMessage};
 use super::store::{Store, StoreResult, Txn};
 use crate::ids::InvocationId;

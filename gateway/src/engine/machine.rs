@@ -12,7 +12,7 @@
 use super::action::Action;
 use super::command::{Command, ControlRequest, Outcome};
 use super::ctx::Ctx;
-use super::partitions::PartitionInfo;
+use super::keyspace::PartitionInfo;
 use super::records::OutboxMessage;
 use super::store::{Store, StoreResult, Txn};
 

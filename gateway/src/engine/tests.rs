@@ -7,7 +7,7 @@ use prost::Message as _;
 use super::action::Action;
 use super::command::{Command, Effect, EffectBatch, InvokeRequest, Outcome};
 use super::machine::apply;
-use super::partitions::PartitionInfo;
+use super::keyspace::PartitionInfo;
 use super::records::*;
 use super::store::{EmptyStore, Store, Txn};
 use crate::ids::InvocationId;

@@ -12,7 +12,7 @@ use crate::durations::now_ms;
 use crate::engine::records::{
     HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source,
 };
-use crate::engine::partition::router::{Reply, ReplyMode, Request};
+use crate::partition::{Lane, Reply};
 use crate::ids::{AwakeableId, InvocationId, partition_key_of};
 use crate::protocol::messages::ty;
 use crate::schema::{HandlerSchema, InputRules};
@@ -167,21 +167,9 @@ pub async fn call(
         routed.trace = Some(IngressTrace { span_id, remote_parent, context, invocation: id });
     }
     let command = Command::Invoke(Box::new(request));
-    let reply = ingress
-        .router
-        .offer_and_wait(id.partition_key, |tx| Request::Command {
-            command,
-            reply: if send { ReplyMode::Applied(tx) } else { ReplyMode::Completion(tx) },
-        })
-        .await
-        .map_err(Error::from)?;
-
-    if let Reply::Rejected(reason) = reply {
-        return Err(Error::Rejected(reason));
-    }
     if send {
-        let status = match reply {
-            Reply::Applied(Outcome::Accepted) => "Accepted",
+        let status = match ingress.partitions.apply(Lane::Ingress, id.partition_key, command).await? {
+            Outcome::Accepted => "Accepted",
             _ => "PreviouslyAccepted",
         };
         let mut body = serde_json::Map::new();
@@ -194,7 +182,7 @@ pub async fn call(
         response.headers_mut().insert("x-restate-id", header_value(&id.to_string()));
         return Ok(response);
     }
-    match reply {
+    match ingress.partitions.call(id.partition_key, command).await? {
         Reply::Completed { result, expires_at } => Ok(result_response(&id, result, expires_at, Some(handler))),
         _ => Err(Error::Unavailable),
     }
@@ -249,17 +237,7 @@ pub async fn awakeable(
     let notification =
         Notification { ty: ty::SIGNAL_NOTIFICATION, id: NotificationId::Signal(awakeable.signal_index), result };
     let target = awakeable.invocation;
-    let reply = ingress
-        .router
-        .offer_and_wait(target.partition_key, |tx| Request::Command {
-            command: Command::Notify { target, notification },
-            reply: ReplyMode::Applied(tx),
-        })
-        .await
-        .map_err(Error::from)?;
-    if let Reply::Rejected(reason) = reply {
-        return Err(Error::Rejected(reason));
-    }
+    ingress.partitions.apply(Lane::Ingress, target.partition_key, Command::Notify { target, notification }).await?;
     let mut response = http::Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)

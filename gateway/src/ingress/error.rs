@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 
-use crate::engine::partition::router::Refused;
+
 use crate::ids::{IdError, InvocationId};
 
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +108,9 @@ impl Error {
         let status = self.status();
         let mut response = error_response(status, &self.to_string(), "ingress", None);
         if let Error::Overloaded(_) | Error::TooManyRequests(_) = self {
-            crate::node::metrics::shed(match self {
-                Error::TooManyRequests(_) => crate::node::metrics::Shed::ConcurrencyLimit,
-                _ => crate::node::metrics::Shed::PartitionQueueFull,
+            crate::metrics::shed(match self {
+                Error::TooManyRequests(_) => crate::metrics::Shed::ConcurrencyLimit,
+                _ => crate::metrics::Shed::PartitionQueueFull,
             });
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
@@ -121,11 +121,12 @@ impl Error {
 /// What a shed request is told to wait: a partition that is behind catches up in about this.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
-impl From<Refused> for Error {
-    fn from(refused: Refused) -> Self {
-        match refused {
-            Refused::Unavailable(_) => Error::Unavailable,
-            Refused::Overloaded(partition) => Error::Overloaded(partition),
+impl From<crate::partition::Error> for Error {
+    fn from(e: crate::partition::Error) -> Self {
+        match e {
+            crate::partition::Error::Unavailable(_) => Error::Unavailable,
+            crate::partition::Error::Overloaded(partition) => Error::Overloaded(partition),
+            crate::partition::Error::Rejected(reason) => Error::Rejected(reason),
         }
     }
 }

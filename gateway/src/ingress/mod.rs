@@ -3,7 +3,7 @@
 //! hyper directly: this is the hot path.
 //!
 //! Owns: parsing and validating requests, minting invocation ids, shaping responses. Does
-//! not own: invocation state (it asks the owning partition through the [`Router`]).
+//! not own: invocation state (it asks the owning partition through its [`Handle`]).
 
 mod call;
 pub mod error;
@@ -20,9 +20,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::engine::partition::router::{Reply, Request, Router};
+use crate::partition::{Handle, Reply};
 use crate::ids::InvocationId;
-use crate::node::metrics;
+use crate::metrics;
 use crate::schema::SchemaRegistry;
 use error::Error;
 use path::{BodyAction, Op, Route};
@@ -32,7 +32,7 @@ pub type Response = http::Response<Full<Bytes>>;
 /// What the ingress needs; shared by every connection.
 pub struct Ingress {
     pub schema: SchemaRegistry,
-    pub router: Router,
+    pub partitions: Handle,
     pub request_size_limit: u64,
     /// `ingress.path-prefix`, normalised to `/p` (no trailing `/`).
     pub path_prefix: Option<String>,
@@ -164,12 +164,7 @@ impl Ingress {
                     BodyAction::Result(op) => self.result(id, op).await,
                     BodyAction::Lookup => {
                         // Known (running or retained) invocations only.
-                        let reply = self
-                            .router
-                            .offer_and_wait(id.partition_key, |reply| Request::Output { id, reply })
-                            .await
-                            .map_err(Error::from)?;
-                        match reply {
+                        match self.partitions.output(id).await? {
                             Reply::NotFound => Err(Error::InvocationNotFound),
                             _ => Ok(json(StatusCode::OK, serde_json::json!({ "invocationId": id.to_string() }).to_string())),
                         }
@@ -185,18 +180,13 @@ impl Ingress {
 
     /// Attach (wait) or output (peek) of an invocation.
     async fn result(&self, id: InvocationId, op: Op) -> Result<Response, Error> {
-        let reply = self
-            .router
-            .offer_and_wait(id.partition_key, |reply| match op {
-                Op::Attach => Request::Attach { id, reply },
-                Op::Output => Request::Output { id, reply },
-            })
-            .await
-            .map_err(Error::from)?;
+        let reply = match op {
+            Op::Attach => self.partitions.attach(id).await?,
+            Op::Output => self.partitions.output(id).await?,
+        };
         match reply {
             Reply::Completed { result, expires_at } => Ok(call::result_response(&id, result, expires_at, None)),
             Reply::NotReady => Err(Error::NotReady),
-            Reply::Rejected(reason) => Err(Error::Rejected(reason)),
             Reply::NotFound | Reply::Applied(_) => Err(Error::InvocationNotFound),
         }
     }

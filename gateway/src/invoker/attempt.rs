@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use super::AttemptContext;
 use super::client::{RequestBody, join_uri, percent_encode};
-use super::discovery::{discover_lambda, error_chain};
+use super::discovery::discover_lambda;
+use crate::error_chain;
 use super::lambda::{FunctionArn, LambdaError, LambdaRequest};
 use super::trace::AttemptTrace;
 use crate::engine::action::InvokeAttempt;
@@ -19,10 +20,9 @@ use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{
     FailureInfo, InvocationResult, JournalEntry, PinnedDeployment, Retention, RetryPolicy, Target, WaitSet,
 };
-use crate::engine::partition::router::{ReplyMode, Request};
 use crate::durations::now_ms;
 use crate::engine::store::Store;
-use crate::node::metrics::{self, AttemptOutcome};
+use crate::metrics::{self, AttemptOutcome};
 use crate::protocol::frame;
 use crate::protocol::manifest::ProtocolMode;
 use crate::protocol::messages::{
@@ -83,8 +83,7 @@ impl Reporter<'_> {
             }
         }
         let batch = EffectBatch { id: self.id, attempt: self.attempt, effects: std::mem::take(&mut self.pending) };
-        let request = Request::Command { command: Command::Effects(Box::new(batch)), reply: ReplyMode::None };
-        if self.ctx.router.send(self.id.partition_key, request).is_err() {
+        if self.ctx.partitions.tell(self.id.partition_key, Command::Effects(Box::new(batch))).is_err() {
             tracing::debug!(invocation = %self.id, "partition gone; dropping effects");
         }
     }

@@ -84,7 +84,7 @@ pub async fn discover(
 
     let exchange = async {
         let response = client.request(version, request).await.map_err(|e| {
-            let reason = error_chain(&e);
+            let reason = crate::error_chain(&e);
             if *version == HttpVersion::Http2 && !e.is_connect() {
                 DiscoveryError::Http11Only { uri: uri.to_owned(), reason }
             } else {
@@ -166,16 +166,4 @@ pub async fn discover_lambda(
         return Err(DiscoveryError::BidiOverLambda { uri: function.to_owned() });
     }
     Ok(Discovered { manifest, sdk_version: header("x-restate-server"), executed_version: response.executed_version })
-}
-
-/// The error and its causes, one after another, as hyper nests them.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

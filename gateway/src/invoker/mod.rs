@@ -30,7 +30,6 @@ use tokio::task::JoinHandle;
 use crate::engine::action::InvokeAttempt;
 use crate::engine::records::JournalEntry;
 use crate::engine::store::Store as _;
-use crate::engine::partition::router::Router;
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
 use crate::storage::Storage;
@@ -67,7 +66,7 @@ pub struct AttemptContext {
     pub lambda: Arc<lambda::LambdaClients>,
     pub schema: SchemaRegistry,
     pub storage: Storage,
-    pub router: Router,
+    pub partitions: crate::partition::Handle,
     pub config: InvokerConfig,
     /// For checking Lambda versions behind an alias like a registration.
     pub defaults: crate::schema::SchemaDefaults,
@@ -124,7 +123,7 @@ pub struct Invoker {
     running: HashMap<InvocationId, Running>,
     /// Attempts waiting for a slot, in arrival order.
     waiting: VecDeque<(InvocationId, u32)>,
-    gauges: crate::node::metrics::InvokerGauges,
+    gauges: crate::metrics::InvokerGauges,
 }
 
 impl Invoker {
@@ -139,7 +138,7 @@ impl Invoker {
             limit: 1,
             running: HashMap::new(),
             waiting: VecDeque::new(),
-            gauges: crate::node::metrics::InvokerGauges::new(),
+            gauges: crate::metrics::InvokerGauges::new(),
         };
         (invoker, InvokerHandle { tx })
     }

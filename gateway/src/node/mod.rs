@@ -1,6 +1,6 @@
 //! The node port (5122 by default): what operators wire into what they run.
 //!
-//! - `GET /metrics`: Prometheus text ([`metrics`]: recorded events, then state read at scrape);
+//! - `GET /metrics`: Prometheus text ([`prometheus`]: recorded events, then state read at scrape);
 //! - `GET /health`: 200 while the server runs;
 //! - gRPC over HTTP/2 on the same port: `grpc.health.v1.Health` (overall and per service),
 //!   server reflection (`grpc.reflection.v1` and `v1alpha`, for grpcurl-style clients), and
@@ -10,7 +10,7 @@
 //! With `admin.auth-tokens`, everything but `/health` and the gRPC health service needs
 //! `Authorization: Bearer` one of them (as the admin API does).
 
-pub mod metrics;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,10 +24,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::admin::render::Drain;
-use crate::engine::partition::router::Router as PartitionRouter;
-use crate::engine::partitions::PartitionInfo;
-use crate::schema::SchemaRegistry;
+use crate::engine::keyspace::PartitionInfo;
+use crate::schema::{DrainStatus, SchemaRegistry};
 use crate::storage::Storage;
 
 /// The generated node-control service (`proto/node.proto`).
@@ -46,29 +44,28 @@ pub struct NodeState {
     pub metrics: Option<PrometheusHandle>,
     pub schema: SchemaRegistry,
     pub storage: Storage,
-    pub router: PartitionRouter,
+    pub partitions: crate::partition::Handle,
     /// Each partition and its applied LSN, as its task publishes it.
-    pub partitions: Vec<(PartitionInfo, Arc<AtomicU64>)>,
+    pub applied: Vec<(PartitionInfo, Arc<AtomicU64>)>,
 }
 
 impl NodeState {
     /// The state `/metrics` and `GetStatus` report. Reads partition metadata from storage:
     /// call it off the async workers.
-    fn snapshot(&self) -> Result<metrics::Snapshot, crate::storage::StorageError> {
-        let queues = self.router.ingress_queues();
+    fn snapshot(&self) -> Result<prometheus::Snapshot, crate::storage::StorageError> {
+        let queues = self.partitions.ingress_queues();
         let partitions = self
-            .partitions
+            .applied
             .iter()
             .map(|(info, applied)| (info.id, applied.load(Ordering::Acquire), queues.get(info.id as usize).copied().flatten()))
             .collect();
         let counts = self.storage.drain_counts()?;
         let schema = self.schema.snapshot();
-        let mut statuses: BTreeMap<&'static str, u64> =
-            ["active", "draining", "drained", "inactive"].into_iter().map(|s| (s, 0)).collect();
+        let mut statuses: BTreeMap<DrainStatus, u64> = DrainStatus::ALL.into_iter().map(|s| (s, 0)).collect();
         let mut pinned = Vec::new();
         for id in schema.deployments.keys() {
             let c = counts.get(id).cloned().unwrap_or_default();
-            *statuses.entry(Drain::of(&schema, id, &c).drain_status).or_default() += 1;
+            *statuses.entry(DrainStatus::of(&schema, id, c.total())).or_default() += 1;
             pinned.push((
                 *id,
                 vec![
@@ -81,7 +78,7 @@ impl NodeState {
                 ],
             ));
         }
-        Ok(metrics::Snapshot {
+        Ok(prometheus::Snapshot {
             partitions,
             storage: self.storage.stats(),
             drain_statuses: statuses.into_iter().collect(),
@@ -90,7 +87,7 @@ impl NodeState {
     }
 }
 
-async fn snapshot(state: &Arc<NodeState>) -> Result<metrics::Snapshot, String> {
+async fn snapshot(state: &Arc<NodeState>) -> Result<prometheus::Snapshot, String> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || state.snapshot().map_err(|e| e.to_string()))
         .await
@@ -101,7 +98,7 @@ async fn scrape(axum::extract::State(state): axum::extract::State<Arc<NodeState>
     match snapshot(&state).await {
         Ok(s) => (
             [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            metrics::render(state.metrics.as_ref(), &s),
+            prometheus::render(state.metrics.as_ref(), &s),
         )
             .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("cannot read metrics: {e}\n")).into_response(),
@@ -121,7 +118,7 @@ impl NodeStatus for StatusService {
         let s = snapshot(&self.state).await.map_err(tonic::Status::unavailable)?;
         let partitions = self
             .state
-            .partitions
+            .applied
             .iter()
             .zip(&s.partitions)
             .map(|((info, _), (id, applied_lsn, queue))| proto::PartitionStatus {
@@ -141,7 +138,7 @@ impl NodeStatus for StatusService {
             restate_compatible_version: crate::RESTATE_COMPATIBLE_VERSION.to_owned(),
             uptime_ms: self.state.started.elapsed().as_millis() as u64,
             partitions,
-            deployments_by_drain_status: s.drain_statuses.iter().map(|(k, v)| ((*k).to_owned(), *v as u32)).collect(),
+            deployments_by_drain_status: s.drain_statuses.iter().map(|(k, v)| (k.as_str().to_owned(), *v as u32)).collect(),
         }))
     }
 }
@@ -176,7 +173,7 @@ pub async fn router(state: Arc<NodeState>, tokens: Vec<String>) -> Result<Router
         async move {
             let path = request.uri().path();
             let open = path == "/health" || path.starts_with("/grpc.health.v1.Health/");
-            let refused = match crate::admin::bearer(&tokens, request.headers(), "the node port") {
+            let refused = match crate::auth::bearer(&tokens, request.headers(), "the node port") {
                 Ok(()) => return next.run(request).await,
                 Err(_) if open => return next.run(request).await,
                 Err(message) => message,

@@ -210,7 +210,7 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let given = password.into_password()?.password;
                 let tokens = self.tokens.as_deref().unwrap_or_default();
-                if tokens.iter().any(|t| constant_time_eq(t.as_bytes(), given.as_bytes())) {
+                if crate::auth::is_one_of(tokens, &given) {
                     return self.accept(client).await;
                 }
                 return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -233,11 +233,6 @@ fn show(name: &str, value: &str) -> PgWireResult<Response> {
     encoder.encode_field(&Some(value))?;
     let row = encoder.take_row();
     Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter([Ok(row)]))))
-}
-
-/// Compares secrets in time that does not depend on where they differ.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Runs statements through `datafusion-postgres`, each within the statement timeout: the
@@ -558,13 +553,5 @@ mod tests {
         let (code, message) = code(refusal(&statement("SET datafusion.execution.batch_size = 1")).unwrap());
         assert_eq!(code, "25006");
         assert!(message.contains("datafusion.execution.batch_size"), "{message}");
-    }
-
-    #[test]
-    fn passwords_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

@@ -409,7 +409,6 @@ pub fn deployment_rows(schema: &Schema, counts: &BTreeMap<DeploymentId, DrainCou
                 Endpoint::Lambda { arn, .. } => ("lambda", arn.clone()),
             };
             let c = counts.get(&d.id).cloned().unwrap_or_default();
-            let drain = crate::admin::render::Drain::of(schema, &d.id, &c);
             vec![
                 d.id.to_string().into(),
                 ty.into(),
@@ -418,8 +417,8 @@ pub fn deployment_rows(schema: &Schema, counts: &BTreeMap<DeploymentId, DrainCou
                 d.min_protocol_version.into(),
                 d.max_protocol_version.into(),
                 Cell::TextList(d.services.iter().map(|s| s.name.clone()).collect()),
-                drain.drain_status.into(),
-                Cell::TextList(drain.latest_for),
+                crate::schema::DrainStatus::of(schema, &d.id, c.total()).as_str().into(),
+                Cell::TextList(schema.routed_to(&d.id)),
                 c.total().into(),
                 d.paused.into(),
             ]

@@ -20,12 +20,14 @@
 //! HTTP (`admin/`), or the drain counters (kept by the partitions with the invocations).
 
 mod compat;
+mod drain;
 mod model;
 mod register;
 mod routing;
 
 pub use model::*;
 pub use compat::Change;
+pub use drain::{DrainStatus, prunable};
 pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, check_lambda_version, register};
 pub use routing::{Routed, RoutingError, previous as rollback_target, promote, ramp};
 

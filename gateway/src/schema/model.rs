@@ -389,6 +389,11 @@ impl Schema {
         names
     }
 
+    /// Whether new invocations of some service go to `deployment` now (latest revision or ramp).
+    pub fn is_routed_to(&self, deployment: &DeploymentId) -> bool {
+        self.services.values().any(|s| &s.deployment_id == deployment) || self.ramps.values().any(|r| &r.deployment == deployment)
+    }
+
     /// Whether new invocations of some service ever went to `deployment` (registered and
     /// promoted, promoted later, or rolled back to), as far as the routing history goes.
     pub fn ever_routed(&self, deployment: &DeploymentId) -> bool {

@@ -171,7 +171,7 @@ fn write_group(storage: &Storage, group: Vec<Append>) {
     wo.set_sync(true);
     let started = std::time::Instant::now();
     let result = storage.db().write_opt(batch, &wo).map_err(|e| e.to_string());
-    crate::node::metrics::log_group(group.len(), started.elapsed());
+    crate::metrics::log_group(group.len(), started.elapsed());
     for a in group {
         (a.then)(result.clone());
     }
@@ -271,7 +271,7 @@ impl Log for RocksLog {
             .await
             .map_err(|_| AppendError::Unavailable("the log writer stopped before writing".into()))?
             .map_err(AppendError::Unavailable)?;
-        crate::node::metrics::log_append(started.elapsed());
+        crate::metrics::log_append(started.elapsed());
         self.tail.store(lsn, Ordering::Release);
         self.appended.notify_waiters();
         Ok((lsn, result))

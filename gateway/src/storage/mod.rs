@@ -12,7 +12,7 @@
 //! derives from it are written **without** the WAL and reach disk with memtable flushes. All
 //! column families flush atomically, and each partition's applied LSN is stored with its
 //! state, so after a crash the state on disk is a consistent prefix of the log and the
-//! partition replays the log from there (`engine::partition`). The log is trimmed up to what
+//! partition replays the log from there (`crate::partition`). The log is trimmed up to what
 //! a flush has made durable.
 //!
 //! Call order: [`Database::open`] (checks the format, upgrades older ones) → per partition
@@ -336,7 +336,7 @@ impl Storage {
 
     /// The partition that owns `partition_key`.
     pub fn partition_of(&self, partition_key: u64) -> u32 {
-        crate::engine::partitions::partition_of(partition_key, self.inner.partitions)
+        crate::engine::keyspace::partition_of(partition_key, self.inner.partitions)
     }
 
     /// RocksDB's memory and disk use, summed over every column family (RocksDB's own

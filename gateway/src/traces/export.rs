@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{EXPORTER, Span, SpanKind, Value};
 use crate::config::{TracingConfig, TracingProtocol};
-use crate::node::metrics;
+use crate::metrics;
 
 /// Spans a batch holds at most.
 const BATCH: usize = 512;
@@ -157,7 +157,7 @@ async fn send(sink: &mut Sink, request: ExportTraceServiceRequest) -> Result<(),
                 .body(request.encode_to_vec())
                 .send()
                 .await
-                .map_err(|e| crate::invoker::discovery::error_chain(&e))?;
+                .map_err(|e| crate::error_chain(&e))?;
             if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
         }
         Sink::None => Ok(()),

@@ -183,32 +183,29 @@ impl Span {
     }
 }
 
-/// The span of a finished invocation: from its creation (`created_at`) to `now_ms`.
+/// The span of a finished invocation: from its creation to its completion.
 pub fn invocation_span(
     id: crate::ids::InvocationId,
-    status: &crate::engine::records::InvocationStatus,
-    trace: TraceContext,
+    run: &crate::engine::action::TracedRun,
     result: &crate::engine::records::InvocationResult,
-    now_ms: u64,
 ) -> Span {
-    let target = status.target.display();
-    let start_ns = status.timestamps.created_at.saturating_mul(1_000_000);
+    let start_ns = run.created_at.saturating_mul(1_000_000);
     let mut span = Span {
-        trace_id: trace.trace_id,
-        span_id: trace.span_id,
-        parent_span_id: trace.parent_span_id,
-        name: format!("invocation {}/{}", status.target.service, status.target.handler),
+        trace_id: run.trace.trace_id,
+        span_id: run.trace.span_id,
+        parent_span_id: run.trace.parent_span_id,
+        name: format!("invocation {}/{}", run.target.service, run.target.handler),
         kind: SpanKind::Internal,
         start_ns,
-        end_ns: now_ms.saturating_mul(1_000_000).max(start_ns),
+        end_ns: run.completed_at.saturating_mul(1_000_000).max(start_ns),
         attributes: Vec::with_capacity(5),
         error: None,
     }
     .attr("restate.invocation.id", id.to_string())
-    .attr("restate.invocation.target", target)
-    .attr("perdure.attempts", status.attempt.attempt);
-    if let Some(pinned) = &status.deployment {
-        span = span.attr("perdure.deployment.id", pinned.deployment.to_string());
+    .attr("restate.invocation.target", run.target.display())
+    .attr("perdure.attempts", run.attempts);
+    if let Some(deployment) = &run.deployment {
+        span = span.attr("perdure.deployment.id", deployment.to_string());
     }
     match result {
         crate::engine::records::InvocationResult::Success(_) => span.attr("restate.invocation.result", "success"),

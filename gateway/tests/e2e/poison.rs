@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use perdure::engine::command::{Command, ControlRequest, LogBatch};
-use perdure::engine::partitions::partition_of;
+use perdure::engine::keyspace::partition_of;
 use perdure::engine::records::PartitionMeta;
 use perdure::ids::{InvocationId, partition_key_of};
 use perdure::storage::codec;

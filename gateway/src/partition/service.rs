@@ -1,4 +1,4 @@
-//! The partition driver: one task per partition that owns its log and state.
+//! [`Partition`]: the task that owns one partition's log and state, and drives the engine.
 //!
 //! 1. On start, replay the log entries after the applied LSN stored with the state (they
 //!    are durable but their effects may not have reached disk before a crash).
@@ -15,18 +15,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-pub mod router;
-pub mod timer_queue;
-
-use self::router::{Inbox, Reply, ReplyMode, Request, Router};
-use self::timer_queue::TimerQueue;
+use super::handle::{Answer, Handle, Inbox, Lane, Rejected, Reply, ReplyMode, Request};
+use super::timer_queue::TimerQueue;
+use crate::durations::now_ms;
 use crate::engine::action::Action;
 use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
+use crate::engine::keyspace::PartitionInfo;
 use crate::engine::machine::apply;
-use crate::engine::partitions::PartitionInfo;
-use crate::engine::records::{PartitionMeta, Phase};
+use crate::engine::records::{InvocationResult, PartitionMeta, Phase};
 use crate::engine::store::{Store, Txn};
-use crate::durations::now_ms;
 use crate::ids::InvocationId;
 use crate::invoker::InvokerHandle;
 use crate::storage::log::{Log, Lsn};
@@ -35,8 +32,9 @@ use crate::storage::{Storage, StorageError, codec};
 /// Most requests taken into one batch.
 const MAX_BATCH: usize = 512;
 
+/// Why a partition's task stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum PartitionError {
+pub enum RunError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -56,12 +54,13 @@ pub struct Partition<L: Log> {
     tail: Lsn,
     meta: PartitionMeta,
     requests: Inbox,
-    router: Router,
+    /// Every partition, this one included: where outbox messages go.
+    partitions: Handle,
     invoker: InvokerHandle,
     /// Timers due soon; later ones wait in storage.
     timers: TimerQueue,
     /// Clients waiting for invocations to complete.
-    waiters: HashMap<InvocationId, Vec<oneshot::Sender<Reply>>>,
+    waiters: HashMap<InvocationId, Vec<oneshot::Sender<Answer>>>,
     /// Shipped outbox messages confirmed by their targets, not yet contiguous.
     delivered: BTreeSet<u64>,
     /// The LSN whose state was last written, read by the flusher before trimming.
@@ -129,10 +128,10 @@ impl<L: Log> Partition<L> {
         log: L,
         tail: Lsn,
         requests: Inbox,
-        router: Router,
+        partitions: Handle,
         invoker: InvokerHandle,
         applied: Arc<AtomicU64>,
-    ) -> Result<Self, PartitionError> {
+    ) -> Result<Self, RunError> {
         let meta = storage.partition_meta(info.id)?;
         applied.store(meta.applied_lsn, Ordering::Release);
         Ok(Self {
@@ -142,7 +141,7 @@ impl<L: Log> Partition<L> {
             tail,
             meta,
             requests,
-            router,
+            partitions,
             invoker,
             timers: TimerQueue::default(),
             waiters: HashMap::new(),
@@ -153,7 +152,7 @@ impl<L: Log> Partition<L> {
         })
     }
 
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), PartitionError> {
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), RunError> {
         self.replay().await?;
         self.lead()?;
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -162,7 +161,7 @@ impl<L: Log> Partition<L> {
             let first = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
-                request = self.requests.internal.recv() => request,
+                request = self.requests.work.recv() => request,
                 request = self.requests.ingress.recv() => request,
                 _ = tokio::time::sleep(sleep) => {
                     self.process(Vec::new()).await?;
@@ -180,10 +179,10 @@ impl<L: Log> Partition<L> {
     /// Fills a batch taking from both inboxes in turn: work under way keeps moving however
     /// many new requests wait, and new requests still get in.
     fn take_more(&mut self, batch: &mut Vec<Request>) {
-        let Inbox { internal, ingress } = &mut self.requests;
+        let Inbox { work, ingress } = &mut self.requests;
         while batch.len() < MAX_BATCH {
             let before = batch.len();
-            if let Ok(request) = internal.try_recv() {
+            if let Ok(request) = work.try_recv() {
                 batch.push(request);
             }
             if batch.len() < MAX_BATCH
@@ -199,16 +198,16 @@ impl<L: Log> Partition<L> {
 
     /// Re-applies log entries the stored state does not contain yet. Their actions were
     /// performed (or lost) before the restart; [`Partition::lead`] recreates what matters.
-    async fn replay(&mut self) -> Result<(), PartitionError> {
+    async fn replay(&mut self) -> Result<(), RunError> {
         loop {
-            let entries = self.log.read(self.meta.applied_lsn, 64).await.map_err(|e| PartitionError::Log(e.0))?;
+            let entries = self.log.read(self.meta.applied_lsn, 64).await.map_err(|e| RunError::Log(e.0))?;
             if entries.is_empty() {
                 return Ok(());
             }
             for entry in entries {
                 let batch: LogBatch = codec::decode(&entry.batch, "log")?;
                 let (mut txn, _, _) = apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands)
-                    .map_err(|failed| PartitionError::Replay {
+                    .map_err(|failed| RunError::Replay {
                         partition: self.info.id,
                         lsn: entry.lsn,
                         index: failed.index,
@@ -228,7 +227,7 @@ impl<L: Log> Partition<L> {
 
     /// Takes over: arms timers, re-ships undelivered outbox messages, restarts attempts
     /// that were running when the previous leader stopped.
-    fn lead(&mut self) -> Result<(), PartitionError> {
+    fn lead(&mut self) -> Result<(), RunError> {
         self.refill_timers(now_ms())?;
         for (seq, message) in self.storage.outbox(self.info.id)? {
             self.perform(Action::Ship { seq, message });
@@ -239,7 +238,7 @@ impl<L: Log> Partition<L> {
         Ok(())
     }
 
-    fn refill_timers(&mut self, now: u64) -> Result<(), PartitionError> {
+    fn refill_timers(&mut self, now: u64) -> Result<(), RunError> {
         let (storage, partition) = (&self.storage, self.info.id);
         Ok(self.timers.refill(now, |from, until, max| storage.timers(partition, from, until, max))?)
     }
@@ -251,7 +250,7 @@ impl<L: Log> Partition<L> {
     }
 
     /// Applies one group of requests and commits it.
-    async fn process(&mut self, requests: Vec<Request>) -> Result<(), PartitionError> {
+    async fn process(&mut self, requests: Vec<Request>) -> Result<(), RunError> {
         let now = now_ms().max(self.last_now);
         self.last_now = now;
         self.batches_since_sweep += 1;
@@ -323,7 +322,7 @@ impl<L: Log> Partition<L> {
                     storage.write_partition_state(partition, &writes, &meta).map(|()| meta)
                 })
                 .await
-                .map_err(|e| PartitionError::Log(e.to_string()))?;
+                .map_err(|e| RunError::Log(e.to_string()))?;
             self.tail = lsn;
             self.applied(written?);
             for ((reply, id), outcome) in replies.into_iter().zip(outcomes) {
@@ -348,7 +347,7 @@ impl<L: Log> Partition<L> {
         entry: &[u8],
         mut failed: Failed,
         replies: &mut Vec<(ReplyMode, Option<InvocationId>)>,
-    ) -> Result<(Applied<'_>, Vec<Command>), PartitionError> {
+    ) -> Result<(Applied<'_>, Vec<Command>), RunError> {
         let mut commands = codec::decode::<LogBatch>(entry, "log")?.commands;
         loop {
             tracing::error!(
@@ -361,7 +360,7 @@ impl<L: Log> Partition<L> {
             let (reply, _) = replies.remove(failed.index);
             match reply {
                 ReplyMode::Applied(tx) | ReplyMode::Completion(tx) => {
-                    let _ = tx.send(Reply::Rejected(failed.reason.clone()));
+                    let _ = tx.send(Err(Rejected(failed.reason.clone())));
                 }
                 ReplyMode::None => {}
             }
@@ -376,22 +375,22 @@ impl<L: Log> Partition<L> {
         match (reply, outcome) {
             (ReplyMode::None, _) => {}
             (ReplyMode::Applied(tx), outcome) => {
-                let _ = tx.send(Reply::Applied(outcome));
+                let _ = tx.send(Ok(Reply::Applied(outcome)));
             }
             (ReplyMode::Completion(tx), Outcome::Completed { result, expires_at }) => {
-                let _ = tx.send(Reply::Completed { result, expires_at });
+                let _ = tx.send(Ok(Reply::Completed { result, expires_at }));
             }
             (ReplyMode::Completion(tx), outcome) => match id {
                 // The result arrives with the invocation's `Completed` action.
                 Some(id) => self.waiters.entry(id).or_default().push(tx),
                 None => {
-                    let _ = tx.send(Reply::Applied(outcome));
+                    let _ = tx.send(Ok(Reply::Applied(outcome)));
                 }
             },
         }
     }
 
-    fn read(&mut self, request: Request) -> Result<(), PartitionError> {
+    fn read(&mut self, request: Request) -> Result<(), RunError> {
         let (id, reply, attach) = match request {
             Request::Attach { id, reply } => (id, reply, true),
             Request::Output { id, reply } => (id, reply, false),
@@ -408,7 +407,7 @@ impl<L: Log> Partition<L> {
                 _ => Reply::NotReady,
             },
         };
-        let _ = reply.send(answer);
+        let _ = reply.send(Ok(answer));
         Ok(())
     }
 
@@ -418,38 +417,41 @@ impl<L: Log> Partition<L> {
             Action::Invoke(attempt) => self.invoker.invoke(attempt),
             Action::Forward { id, attempt, index, entry } => self.invoker.forward(id, attempt, index, entry),
             Action::Abort { id, attempt } => self.invoker.abort(id, attempt),
-            Action::Completed { id, result, span, .. } => {
-                crate::node::metrics::invocation_completed(matches!(result, crate::engine::records::InvocationResult::Success(_)));
-                if let Some(span) = span {
-                    crate::traces::record(*span);
+            Action::Completed { id, result, traced, .. } => {
+                crate::metrics::invocation_completed(matches!(result, InvocationResult::Success(_)));
+                if let Some(run) = traced {
+                    crate::traces::record(crate::traces::invocation_span(id, &run, &result));
                 }
                 // Whoever waited sees the completion itself, not a stored result: no expiry
                 // (as Restate answers a first completion).
                 for waiter in self.waiters.remove(&id).unwrap_or_default() {
-                    let _ = waiter.send(Reply::Completed { result: result.clone(), expires_at: None });
+                    let _ = waiter.send(Ok(Reply::Completed { result: result.clone(), expires_at: None }));
                 }
             }
             Action::Forgotten { id } => {
                 for waiter in self.waiters.remove(&id).unwrap_or_default() {
-                    let _ = waiter.send(Reply::NotFound);
+                    let _ = waiter.send(Ok(Reply::NotFound));
                 }
             }
             Action::ScheduleTimer(timer) => self.timers.arm(timer),
             Action::Ship { seq, message } => {
-                let source = self.info.id;
-                let own = self.router.clone();
-                let own_key = *self.info.keys.start();
+                let (source, own_key) = (self.info.id, *self.info.keys.start());
+                let target = message.partition_key();
                 let (tx, rx) = oneshot::channel();
                 let request = Request::Command {
-                    command: Command::Shuffle { source, seq, message: message.clone() },
+                    command: Command::Shuffle { source, seq, message },
                     reply: ReplyMode::Applied(tx),
                 };
-                if self.router.send(message.partition_key(), request).is_err() {
+                // Sent now, so that messages reach each target in the order they were shipped.
+                if self.partitions.send(Lane::Work, target, request).is_err() {
                     return;
                 }
+                // Delivered once the target answers (it has the message in its log, or rejected
+                // it); until then it stays in the outbox and the next leader ships it again.
+                let partitions = self.partitions.clone();
                 tokio::spawn(async move {
                     if rx.await.is_ok() {
-                        let _ = own.send(own_key, Request::Delivered { seq });
+                        let _ = partitions.send(Lane::Work, own_key, Request::Delivered { seq });
                     }
                 });
             }

@@ -1,4 +1,4 @@
-//! The state machine fed arbitrary command sequences, on RocksDB as the partition driver
+//! The state machine fed arbitrary command sequences, on RocksDB as the partition service
 //! runs it: every batch is encoded as a log entry, applied, and its writes stored. Then:
 //! - no command panics or fails to apply, whatever ids, times, payloads and orders it has
 //!   (commands come from clients, operators, deployments and other partitions);
@@ -9,12 +9,12 @@ use bytes::Bytes;
 use prost::Message as _;
 use proptest::prelude::*;
 
-use super::action::Action;
-use super::command::{Command, ControlRequest, Effect, EffectBatch, InvokeRequest, LogBatch, LogBatchRef};
-use super::machine::apply;
-use super::partitions::PartitionInfo;
-use super::records::*;
-use super::store::Txn;
+use crate::engine::action::Action;
+use crate::engine::command::{Command, ControlRequest, Effect, EffectBatch, InvokeRequest, LogBatch, LogBatchRef};
+use crate::engine::keyspace::PartitionInfo;
+use crate::engine::machine::apply;
+use crate::engine::records::*;
+use crate::engine::store::Txn;
 use crate::ids::{AwakeableId, DeploymentId, InvocationId};
 use crate::protocol::messages as pm;
 use crate::protocol::messages::ty;
@@ -411,7 +411,7 @@ proptest! {
 /// Counts from scratch what the partition's counters should hold: every invocation record,
 /// and the pinned index as the storage lists it.
 fn recount(storage: &Storage) -> (PartitionMeta, std::collections::BTreeMap<DeploymentId, Vec<InvocationId>>) {
-    use super::store::Store as _;
+    use crate::engine::store::Store as _;
     let mut meta = PartitionMeta::default();
     let mut indexed = std::collections::BTreeMap::new();
     let stored = storage.dump_partition(0).into_iter().filter(|(k, _)| k[0] == crate::storage::keys::tag::INVOCATION);
@@ -446,7 +446,7 @@ fn scenarios_reach_deep_states() {
             now += step;
             apply_batch(&db.storage(), &partition, now, commands).unwrap();
         }
-        use super::store::Store as _;
+        use crate::engine::store::Store as _;
         for id in ids() {
             if let Some(s) = db.storage().invocation(&id).unwrap() {
                 completed += s.is_completed() as u32;
