@@ -49,9 +49,7 @@ pub fn build_client() -> Client {
 /// Configuration errors, each naming the offending environment variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error(
-        "{ENV_INGRESS_URL} is not set; set it to perdure's HTTP ingress URL, e.g. http://10.0.0.5:8080"
-    )]
+    #[error("{ENV_INGRESS_URL} is not set; set it to perdure's HTTP ingress URL, e.g. http://10.0.0.5:8080")]
     MissingIngressUrl,
     #[error("{ENV_INGRESS_URL}={value:?} is not a valid URL: {reason}")]
     InvalidIngressUrl { value: String, reason: String },
@@ -61,9 +59,7 @@ pub enum ConfigError {
     HttpsNotSupported { value: String },
     #[error("{ENV_STRIP_PREFIX}={value:?} is not a valid path prefix: {reason}")]
     InvalidStripPrefix { value: String, reason: String },
-    #[error(
-        "{ENV_TIMEOUT}={value:?} is not a valid duration (expected e.g. \"25s\" or \"500ms\"): {reason}"
-    )]
+    #[error("{ENV_TIMEOUT}={value:?} is not a valid duration (expected e.g. \"25s\" or \"500ms\"): {reason}")]
     InvalidTimeout { value: String, reason: String },
 }
 
@@ -100,22 +96,15 @@ impl Config {
 
         let strip_prefix = match get(ENV_STRIP_PREFIX) {
             None => None,
-            Some(value) => {
-                normalize_prefix(value).map_err(|reason| ConfigError::InvalidStripPrefix {
-                    value: value.to_string(),
-                    reason,
-                })?
-            }
+            Some(value) => normalize_prefix(value)
+                .map_err(|reason| ConfigError::InvalidStripPrefix { value: value.to_string(), reason })?,
         };
 
         let timeout = match get(ENV_TIMEOUT) {
             None => DEFAULT_TIMEOUT,
             Some(value) => {
-                let parsed =
-                    humantime::parse_duration(value).map_err(|e| ConfigError::InvalidTimeout {
-                        value: value.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let parsed = humantime::parse_duration(value)
+                    .map_err(|e| ConfigError::InvalidTimeout { value: value.to_string(), reason: e.to_string() })?;
                 if parsed.is_zero() {
                     return Err(ConfigError::InvalidTimeout {
                         value: value.to_string(),
@@ -126,43 +115,26 @@ impl Config {
             }
         };
 
-        Ok(Config {
-            ingress_url,
-            ingress_authority,
-            ingress_base_path,
-            strip_prefix,
-            timeout,
-        })
+        Ok(Config { ingress_url, ingress_authority, ingress_base_path, strip_prefix, timeout })
     }
 }
 
 fn parse_ingress_url(value: &str) -> Result<(http::uri::Authority, String), ConfigError> {
-    let invalid = |reason: &str| ConfigError::InvalidIngressUrl {
-        value: value.to_string(),
-        reason: reason.to_string(),
-    };
-    let uri: Uri = value
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
+    let invalid =
+        |reason: &str| ConfigError::InvalidIngressUrl { value: value.to_string(), reason: reason.to_string() };
+    let uri: Uri = value.parse().map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(s) if s.eq_ignore_ascii_case("https") => {
-            return Err(ConfigError::HttpsNotSupported {
-                value: value.to_string(),
-            });
+            return Err(ConfigError::HttpsNotSupported { value: value.to_string() });
         }
         Some(s) if s.eq_ignore_ascii_case("http") => {}
         Some(_) => return Err(invalid("the scheme must be http://")),
         None => {
-            return Err(invalid(
-                "expected an absolute URL such as http://10.0.0.5:8080",
-            ));
+            return Err(invalid("expected an absolute URL such as http://10.0.0.5:8080"));
         }
     }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| invalid("the URL has no host"))?;
+    let authority = uri.authority().cloned().ok_or_else(|| invalid("the URL has no host"))?;
     if authority.host().is_empty() {
         return Err(invalid("the URL has no host"));
     }
@@ -305,11 +277,7 @@ pub fn encode_query(params: &QueryMap) -> String {
 /// (when present in it) and the configured prefix, percent-encoded where needed.
 pub fn ingress_path(config: &Config, request: &Request) -> String {
     let raw = request.raw_http_path();
-    let raw = if raw.is_empty() {
-        request.uri().path()
-    } else {
-        raw
-    };
+    let raw = if raw.is_empty() { request.uri().path() } else { raw };
     let path = strip_stage(raw, request_stage(request));
     let path = strip_prefix(path, config.strip_prefix.as_deref());
     encode_path(path)
@@ -334,24 +302,14 @@ pub fn ingress_uri(config: &Config, path: &str, query: Option<&str>) -> Result<U
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
-    Uri::builder()
-        .scheme("http")
-        .authority(config.ingress_authority.clone())
-        .path_and_query(path_and_query)
-        .build()
+    Uri::builder().scheme("http").authority(config.ingress_authority.clone()).path_and_query(path_and_query).build()
 }
 
 /// Connection-specific headers that must not be forwarded in either direction.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "te"
-            | "trailer"
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te" | "trailer"
     )
 }
 
@@ -400,10 +358,7 @@ pub fn response_headers(ingress: &HeaderMap) -> HeaderMap {
     let listed = connection_listed(ingress);
     let mut out = HeaderMap::with_capacity(ingress.len());
     for (name, value) in ingress {
-        if !is_hop_by_hop(name)
-            && name != header::CONTENT_LENGTH
-            && !listed.iter().any(|l| l == name.as_str())
-        {
+        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && !listed.iter().any(|l| l == name.as_str()) {
             out.append(name.clone(), value.clone());
         }
     }
@@ -450,12 +405,7 @@ pub fn fold_repeated_headers(headers: HeaderMap) -> HeaderMap {
 /// `application/json`, `*+json`) rather than base64-encoded binary.
 pub fn is_text_content_type(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence.starts_with("text/") || essence == "application/json" || essence.ends_with("+json")
 }
 
@@ -465,9 +415,7 @@ pub fn response_body(headers: &HeaderMap, body: Bytes) -> Body {
     if body.is_empty() {
         return Body::Empty;
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if is_text_content_type(ct) {
         match String::from_utf8(body.to_vec()) {
             Ok(s) => Body::Text(s),
@@ -483,10 +431,7 @@ pub fn error_response(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "message": message, "restate_code": null }).to_string();
     let mut response = Response::new(Body::Text(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -515,19 +460,11 @@ fn request_body_bytes(body: Body) -> Bytes {
 /// The time budget for this request: the configured timeout, capped by the Lambda deadline
 /// (minus a small margin) when the request carries a Lambda context.
 fn effective_timeout(config: &Config, request: &Request) -> Duration {
-    let Some(deadline_ms) = request
-        .lambda_context_ref()
-        .map(|c| c.deadline)
-        .filter(|d| *d > 0)
-    else {
+    let Some(deadline_ms) = request.lambda_context_ref().map(|c| c.deadline).filter(|d| *d > 0) else {
         return config.timeout;
     };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let left =
-        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(DEADLINE_MARGIN);
     config.timeout.min(left.max(Duration::from_millis(1)))
 }
 
@@ -540,29 +477,19 @@ enum ForwardError {
 ///
 /// Ingress failures become 502/504 answers (see the crate docs); the `Err` case is reserved
 /// for failures to build the Lambda response itself.
-pub async fn forward(
-    config: &Config,
-    client: &Client,
-    request: Request,
-) -> Result<Response<Body>, lambda_http::Error> {
+pub async fn forward(config: &Config, client: &Client, request: Request) -> Result<Response<Body>, lambda_http::Error> {
     let path = ingress_path(config, &request);
     let query = ingress_query(&request);
     let headers = forward_request_headers(request.headers(), source_ip(&request));
     let timeout = effective_timeout(config, &request);
     let method = request.method().clone();
-    let http_api = matches!(
-        request.request_context_ref(),
-        Some(RequestContext::ApiGatewayV2(_))
-    );
+    let http_api = matches!(request.request_context_ref(), Some(RequestContext::ApiGatewayV2(_)));
 
     let uri = match ingress_uri(config, &path, query.as_deref()) {
         Ok(uri) => uri,
         Err(e) => {
             tracing::warn!(%path, error = %e, "cannot build ingress URI");
-            return Ok(error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("Invalid request path {path:?}: {e}"),
-            ));
+            return Ok(error_response(StatusCode::BAD_REQUEST, &format!("Invalid request path {path:?}: {e}")));
         }
     };
 
@@ -575,20 +502,12 @@ pub async fn forward(
     tracing::debug!(%method, %uri, "forwarding to ingress");
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(timeout, async {
-        let response = client
-            .request(outgoing)
-            .await
-            .map_err(|e| ForwardError::Unreachable(error_chain(&e)))?;
+        let response = client.request(outgoing).await.map_err(|e| ForwardError::Unreachable(error_chain(&e)))?;
         let (parts, body) = response.into_parts();
         let bytes = body
             .collect()
             .await
-            .map_err(|e| {
-                ForwardError::Unreachable(format!(
-                    "reading the response body failed: {}",
-                    error_chain(&e)
-                ))
-            })?
+            .map_err(|e| ForwardError::Unreachable(format!("reading the response body failed: {}", error_chain(&e))))?
             .to_bytes();
         Ok::<_, ForwardError>((parts, bytes))
     })
@@ -612,10 +531,7 @@ pub async fn forward(
             tracing::warn!(%method, %uri, %cause, "ingress unreachable");
             Ok(error_response(
                 StatusCode::BAD_GATEWAY,
-                &format!(
-                    "The perdure ingress at {} could not be reached: {cause}",
-                    config.ingress_url
-                ),
+                &format!("The perdure ingress at {} could not be reached: {cause}", config.ingress_url),
             ))
         }
         Err(ForwardError::Timeout(t)) => {

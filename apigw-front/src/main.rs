@@ -27,8 +27,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config: &'static Config = Box::leak(Box::new(config));
     let client: &'static perdure_apigw_front::Client = Box::leak(Box::new(build_client()));
 
-    lambda_http::run(service_fn(move |request: Request| {
-        forward(config, client, request)
-    }))
-    .await
+    lambda_http::run(service_fn(move |request: Request| forward(config, client, request))).await
 }

@@ -2,10 +2,7 @@ use super::*;
 use serde_json::{Value, json};
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn config(prefix: Option<&str>) -> Config {
@@ -94,12 +91,9 @@ fn config_all_variables() {
     assert_eq!(c.strip_prefix.as_deref(), Some("/restate"));
     assert_eq!(c.timeout, Duration::from_millis(500));
 
-    let c = Config::from_env_map(&env(&[
-        (ENV_INGRESS_URL, "http://h:1"),
-        (ENV_TIMEOUT, "25s"),
-        (ENV_STRIP_PREFIX, "/"),
-    ]))
-    .unwrap();
+    let c =
+        Config::from_env_map(&env(&[(ENV_INGRESS_URL, "http://h:1"), (ENV_TIMEOUT, "25s"), (ENV_STRIP_PREFIX, "/")]))
+            .unwrap();
     assert_eq!(c.timeout, Duration::from_secs(25));
     assert_eq!(c.strip_prefix, None);
 }
@@ -115,19 +109,9 @@ fn config_missing_url_names_variable() {
 
 #[test]
 fn config_rejects_invalid_urls() {
-    for bad in [
-        "not a url",
-        "10.0.0.5:8080",
-        "/just/a/path",
-        "ftp://h:21",
-        "http://h:1/?x=1",
-        "http://u:p@h:1",
-    ] {
+    for bad in ["not a url", "10.0.0.5:8080", "/just/a/path", "ftp://h:21", "http://h:1/?x=1", "http://u:p@h:1"] {
         let err = Config::from_env_map(&env(&[(ENV_INGRESS_URL, bad)])).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::InvalidIngressUrl { .. }),
-            "{bad}: {err:?}"
-        );
+        assert!(matches!(err, ConfigError::InvalidIngressUrl { .. }), "{bad}: {err:?}");
         assert!(err.to_string().contains("PERDURE_INGRESS_URL"), "{err}");
     }
 }
@@ -137,29 +121,17 @@ fn config_rejects_https_with_explanation() {
     let err = Config::from_env_map(&env(&[(ENV_INGRESS_URL, "https://ingress:8080")])).unwrap_err();
     assert!(matches!(err, ConfigError::HttpsNotSupported { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("PERDURE_INGRESS_URL") && msg.contains("https") && msg.contains("http://"),
-        "{msg}"
-    );
+    assert!(msg.contains("PERDURE_INGRESS_URL") && msg.contains("https") && msg.contains("http://"), "{msg}");
 }
 
 #[test]
 fn config_rejects_bad_timeout_and_prefix() {
     for bad in ["soon", "25", "0s"] {
-        let err =
-            Config::from_env_map(&env(&[(ENV_INGRESS_URL, "http://h:1"), (ENV_TIMEOUT, bad)]))
-                .unwrap_err();
-        assert!(
-            matches!(err, ConfigError::InvalidTimeout { .. }),
-            "{bad}: {err:?}"
-        );
+        let err = Config::from_env_map(&env(&[(ENV_INGRESS_URL, "http://h:1"), (ENV_TIMEOUT, bad)])).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidTimeout { .. }), "{bad}: {err:?}");
         assert!(err.to_string().contains("PERDURE_FRONT_TIMEOUT"));
     }
-    let err = Config::from_env_map(&env(&[
-        (ENV_INGRESS_URL, "http://h:1"),
-        (ENV_STRIP_PREFIX, "/a?b"),
-    ]))
-    .unwrap_err();
+    let err = Config::from_env_map(&env(&[(ENV_INGRESS_URL, "http://h:1"), (ENV_STRIP_PREFIX, "/a?b")])).unwrap_err();
     assert!(err.to_string().contains("PERDURE_FRONT_STRIP_PREFIX"));
 }
 
@@ -167,14 +139,8 @@ fn config_rejects_bad_timeout_and_prefix() {
 
 #[test]
 fn strip_stage_rules() {
-    assert_eq!(
-        strip_stage("/prod/Greeter/greet", Some("prod")),
-        "/Greeter/greet"
-    );
-    assert_eq!(
-        strip_stage("/Greeter/greet", Some("prod")),
-        "/Greeter/greet"
-    );
+    assert_eq!(strip_stage("/prod/Greeter/greet", Some("prod")), "/Greeter/greet");
+    assert_eq!(strip_stage("/Greeter/greet", Some("prod")), "/Greeter/greet");
     assert_eq!(strip_stage("/prod", Some("prod")), "/");
     assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
     assert_eq!(strip_stage("/$default/x", Some("$default")), "/$default/x");
@@ -183,10 +149,7 @@ fn strip_stage_rules() {
 
 #[test]
 fn strip_prefix_rules() {
-    assert_eq!(
-        strip_prefix("/restate/Greeter/greet", Some("/restate")),
-        "/Greeter/greet"
-    );
+    assert_eq!(strip_prefix("/restate/Greeter/greet", Some("/restate")), "/Greeter/greet");
     assert_eq!(strip_prefix("/restate", Some("/restate")), "/");
     assert_eq!(strip_prefix("/restatex/a", Some("/restate")), "/restatex/a");
     assert_eq!(strip_prefix("/a", None), "/a");
@@ -195,10 +158,7 @@ fn strip_prefix_rules() {
 #[test]
 fn encode_path_keeps_valid_and_encodes_the_rest() {
     assert_eq!(encode_path("/Greeter/greet"), "/Greeter/greet");
-    assert_eq!(
-        encode_path("/Counter/my%20key/add"),
-        "/Counter/my%20key/add"
-    );
+    assert_eq!(encode_path("/Counter/my%20key/add"), "/Counter/my%20key/add");
     assert_eq!(encode_path("/Counter/my key/add"), "/Counter/my%20key/add");
     assert_eq!(encode_path("/C/100%/a"), "/C/100%25/a");
     assert_eq!(encode_path("/C/é?#/a"), "/C/%C3%A9%3F%23/a");
@@ -236,33 +196,17 @@ fn v2_default_stage_keeps_path() {
 
 #[test]
 fn stage_then_prefix_are_stripped() {
-    let req = v2_event(
-        "/prod/perdure/restate/invocation/inv_1/attach",
-        "prod",
-        "",
-        json!({}),
-    );
-    assert_eq!(
-        ingress_path(&config(Some("/perdure")), &req),
-        "/restate/invocation/inv_1/attach"
-    );
+    let req = v2_event("/prod/perdure/restate/invocation/inv_1/attach", "prod", "", json!({}));
+    assert_eq!(ingress_path(&config(Some("/perdure")), &req), "/restate/invocation/inv_1/attach");
     let req = v1_event("/perdure/Greeter/greet", "prod", json!({}));
-    assert_eq!(
-        ingress_path(&config(Some("perdure")), &req),
-        "/Greeter/greet"
-    );
+    assert_eq!(ingress_path(&config(Some("perdure")), &req), "/Greeter/greet");
 }
 
 // --- query -----------------------------------------------------------------------------------
 
 #[test]
 fn v2_query_is_raw() {
-    let req = v2_event(
-        "/Greeter/greet/send",
-        "$default",
-        "delay=10s&x=a%20b",
-        json!({}),
-    );
+    let req = v2_event("/Greeter/greet/send", "$default", "delay=10s&x=a%20b", json!({}));
     assert_eq!(ingress_query(&req).as_deref(), Some("delay=10s&x=a%20b"));
     let req = v2_event("/Greeter/greet", "$default", "", json!({}));
     assert_eq!(ingress_query(&req), None);
@@ -278,10 +222,7 @@ fn v1_query_is_reencoded() {
             "multiValueQueryStringParameters": { "delay": ["10s"], "n": ["a b", "c&d=e"] }
         }),
     );
-    assert_eq!(
-        ingress_query(&req).as_deref(),
-        Some("delay=10s&n=a%20b&n=c%26d%3De")
-    );
+    assert_eq!(ingress_query(&req).as_deref(), Some("delay=10s&n=a%20b&n=c%26d%3De"));
     let req = v1_event("/Greeter/greet", "prod", json!({}));
     assert_eq!(ingress_query(&req), None);
 }
@@ -290,10 +231,7 @@ fn v1_query_is_reencoded() {
 fn ingress_uri_joins_base_path_and_query() {
     let c = Config::from_env_map(&env(&[(ENV_INGRESS_URL, "http://10.0.0.5:8080/base")])).unwrap();
     let uri = ingress_uri(&c, "/Greeter/greet/send", Some("delay=1s")).unwrap();
-    assert_eq!(
-        uri.to_string(),
-        "http://10.0.0.5:8080/base/Greeter/greet/send?delay=1s"
-    );
+    assert_eq!(uri.to_string(), "http://10.0.0.5:8080/base/Greeter/greet/send?delay=1s");
 }
 
 // --- headers ---------------------------------------------------------------------------------
@@ -334,10 +272,7 @@ fn request_header_filtering() {
         "te",
         "trailer",
     ] {
-        assert!(
-            !names.contains(&dropped),
-            "{dropped} should be dropped: {names:?}"
-        );
+        assert!(!names.contains(&dropped), "{dropped} should be dropped: {names:?}");
     }
     assert_eq!(out["content-type"], "application/json");
     assert_eq!(out["idempotency-key"], "abc");
@@ -350,28 +285,16 @@ fn request_header_filtering() {
 #[test]
 fn existing_x_forwarded_for_is_kept() {
     let mut h = HeaderMap::new();
-    h.insert(
-        "x-forwarded-for",
-        HeaderValue::from_static("192.0.2.1, 10.0.0.1"),
-    );
+    h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1, 10.0.0.1"));
     let out = forward_request_headers(&h, Some("198.51.100.7"));
-    assert_eq!(
-        out.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
-        ["192.0.2.1, 10.0.0.1"]
-    );
+    assert_eq!(out.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["192.0.2.1, 10.0.0.1"]);
     assert!(!forward_request_headers(&HeaderMap::new(), None).contains_key("x-forwarded-for"));
 }
 
 #[test]
 fn source_ip_from_both_payload_versions() {
-    assert_eq!(
-        source_ip(&v1_event("/a", "prod", json!({}))),
-        Some("198.51.100.7")
-    );
-    assert_eq!(
-        source_ip(&v2_event("/a", "$default", "", json!({}))),
-        Some("203.0.113.9")
-    );
+    assert_eq!(source_ip(&v1_event("/a", "prod", json!({}))), Some("198.51.100.7"));
+    assert_eq!(source_ip(&v2_event("/a", "$default", "", json!({}))), Some("203.0.113.9"));
 }
 
 #[test]
@@ -385,10 +308,7 @@ fn response_header_filtering_keeps_multi_values() {
     h.append("x-multi", HeaderValue::from_static("2"));
     let out = response_headers(&h);
     assert_eq!(out.len(), 3);
-    assert_eq!(
-        out.get_all("x-multi").iter().collect::<Vec<_>>(),
-        ["1", "2"]
-    );
+    assert_eq!(out.get_all("x-multi").iter().collect::<Vec<_>>(), ["1", "2"]);
 }
 
 #[test]
@@ -401,10 +321,7 @@ fn repeated_headers_are_folded_for_http_api() {
     h.insert("content-type", HeaderValue::from_static("text/plain"));
     let out = fold_repeated_headers(h);
     assert_eq!(out.get_all("x-multi").iter().collect::<Vec<_>>(), ["1, 2"]);
-    assert_eq!(
-        out.get_all("set-cookie").iter().collect::<Vec<_>>(),
-        ["a=1", "b=2"]
-    );
+    assert_eq!(out.get_all("set-cookie").iter().collect::<Vec<_>>(), ["a=1", "b=2"]);
     assert_eq!(out["content-type"], "text/plain");
 }
 
@@ -413,9 +330,7 @@ fn repeated_headers_are_folded_for_http_api() {
 #[test]
 fn text_content_types() {
     assert!(is_text_content_type(Some("application/json")));
-    assert!(is_text_content_type(Some(
-        "Application/JSON; charset=utf-8"
-    )));
+    assert!(is_text_content_type(Some("Application/JSON; charset=utf-8")));
     assert!(is_text_content_type(Some("text/plain")));
     assert!(is_text_content_type(Some("application/problem+json")));
     assert!(!is_text_content_type(Some("application/octet-stream")));
@@ -427,16 +342,11 @@ fn text_content_types() {
 fn response_body_kinds() {
     let mut h = HeaderMap::new();
     assert!(matches!(response_body(&h, Bytes::new()), Body::Empty));
-    assert!(
-        matches!(response_body(&h, Bytes::from_static(b"\x00\x01")), Body::Binary(ref b) if b == b"\x00\x01")
-    );
+    assert!(matches!(response_body(&h, Bytes::from_static(b"\x00\x01")), Body::Binary(ref b) if b == b"\x00\x01"));
     h.insert("content-type", HeaderValue::from_static("application/json"));
     assert!(matches!(response_body(&h, Bytes::from_static(b"{}")), Body::Text(ref s) if s == "{}"));
     // Claims to be text but is not UTF-8: sent as binary so no byte is lost.
-    assert!(matches!(
-        response_body(&h, Bytes::from_static(b"\xff")),
-        Body::Binary(_)
-    ));
+    assert!(matches!(response_body(&h, Bytes::from_static(b"\xff")), Body::Binary(_)));
 }
 
 #[test]
@@ -444,9 +354,7 @@ fn error_response_shape() {
     let r = error_response(StatusCode::BAD_GATEWAY, "boom");
     assert_eq!(r.status(), 502);
     assert_eq!(r.headers()["content-type"], "application/json");
-    let Body::Text(s) = r.body() else {
-        panic!("text body")
-    };
+    let Body::Text(s) = r.body() else { panic!("text body") };
     let v: Value = serde_json::from_str(s).unwrap();
     assert_eq!(v, json!({ "message": "boom", "restate_code": null }));
 }

@@ -16,9 +16,7 @@ fn config_for(url: &str, extra: &[(&str, &str)]) -> Config {
 
 async fn call(config: &Config, event: &str) -> Response<Body> {
     let request = lambda_http::request::from_str(event).expect("event parses");
-    forward(config, &build_client(), request)
-        .await
-        .expect("forward never fails")
+    forward(config, &build_client(), request).await.expect("forward never fails")
 }
 
 fn json_body(response: &Response<Body>) -> Value {
@@ -54,14 +52,7 @@ async fn v2_post_with_stage_in_path_is_forwarded() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     // HTTP API responses have no multiValueHeaders: repeated values are folded.
-    assert_eq!(
-        response
-            .headers()
-            .get_all("x-multi")
-            .iter()
-            .collect::<Vec<_>>(),
-        ["one, two"]
-    );
+    assert_eq!(response.headers().get_all("x-multi").iter().collect::<Vec<_>>(), ["one, two"]);
     assert!(response.headers().get("content-length").is_none());
 
     let echo = json_body(&response);
@@ -78,19 +69,13 @@ async fn v2_post_with_stage_in_path_is_forwarded() {
     assert_eq!(h["x-forwarded-for"], json!(["203.0.113.9"]));
     assert_eq!(h["custom"], json!(["a,b"]));
     assert!(h.get("te").is_none());
-    assert_eq!(
-        B64.decode(echo["body_b64"].as_str().unwrap()).unwrap(),
-        body.as_bytes()
-    );
+    assert_eq!(B64.decode(echo["body_b64"].as_str().unwrap()).unwrap(), body.as_bytes());
 }
 
 #[tokio::test]
 async fn v2_default_stage_keyed_send_with_delay_and_strip_prefix() {
     let addr = start_fake_ingress().await;
-    let config = config_for(
-        &format!("http://{addr}"),
-        &[("PERDURE_FRONT_STRIP_PREFIX", "/perdure")],
-    );
+    let config = config_for(&format!("http://{addr}"), &[("PERDURE_FRONT_STRIP_PREFIX", "/perdure")]);
     let event = v2_event(
         "POST",
         "/perdure/Greeter/my%20key/greet/send",
@@ -126,21 +111,11 @@ async fn v1_base64_body_and_multi_value_query() {
     assert_eq!(response.status(), 200);
     let echo = json_body(&response);
     // REST API responses keep repeated values separate (multiValueHeaders).
-    assert_eq!(
-        response
-            .headers()
-            .get_all("x-multi")
-            .iter()
-            .collect::<Vec<_>>(),
-        ["one", "two"]
-    );
+    assert_eq!(response.headers().get_all("x-multi").iter().collect::<Vec<_>>(), ["one", "two"]);
     assert_eq!(echo["path"], "/Greeter/greet/send");
     assert_eq!(echo["query"], "delay=5s");
     assert_eq!(echo["headers"]["x-forwarded-for"], json!(["192.0.2.1"]));
-    assert_eq!(
-        echo["headers"]["content-length"],
-        json!([raw.len().to_string()])
-    );
+    assert_eq!(echo["headers"]["content-length"], json!([raw.len().to_string()]));
     assert_eq!(B64.decode(echo["body_b64"].as_str().unwrap()).unwrap(), raw);
 }
 
@@ -149,18 +124,11 @@ async fn v1_stage_in_path_and_binary_response() {
     let addr = start_fake_ingress().await;
     let config = config_for(&format!("http://{addr}"), &[]);
     let raw: Vec<u8> = (0u8..=255).collect();
-    let event = v1_event(
-        "POST",
-        "/prod/binary/echo",
-        "prod",
-        json!({ "body": B64.encode(&raw), "isBase64Encoded": true }),
-    );
+    let event =
+        v1_event("POST", "/prod/binary/echo", "prod", json!({ "body": B64.encode(&raw), "isBase64Encoded": true }));
     let response = call(&config, &event).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/octet-stream"
-    );
+    assert_eq!(response.headers()["content-type"], "application/octet-stream");
     match response.body() {
         Body::Binary(b) => assert_eq!(b, &raw),
         other => panic!("expected binary body, got {other:?}"),
@@ -180,36 +148,20 @@ async fn get_attach_and_output_paths_pass_through() {
         assert_eq!(echo["path"], path);
         assert_eq!(B64.decode(echo["body_b64"].as_str().unwrap()).unwrap(), b"");
     }
-    let response = call(
-        &config,
-        &v1_event(
-            "POST",
-            "/restate/awakeables/sign_1xyz/resolve",
-            "prod",
-            json!({ "body": "42" }),
-        ),
-    )
-    .await;
-    assert_eq!(
-        json_body(&response)["path"],
-        "/restate/awakeables/sign_1xyz/resolve"
-    );
+    let response =
+        call(&config, &v1_event("POST", "/restate/awakeables/sign_1xyz/resolve", "prod", json!({ "body": "42" })))
+            .await;
+    assert_eq!(json_body(&response)["path"], "/restate/awakeables/sign_1xyz/resolve");
 }
 
 #[tokio::test]
 async fn ingress_error_status_and_body_are_kept() {
     let addr = start_fake_ingress().await;
     let config = config_for(&format!("http://{addr}"), &[]);
-    let response = call(
-        &config,
-        &v2_event("POST", "/prod/Nope/handler", "prod", "", json!({})),
-    )
-    .await;
+    let response = call(&config, &v2_event("POST", "/prod/Nope/handler", "prod", "", json!({}))).await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["content-type"], "application/json");
-    let Body::Text(text) = response.body() else {
-        panic!("text body")
-    };
+    let Body::Text(text) = response.body() else { panic!("text body") };
     assert_eq!(
         text,
         r#"{"message":"Service 'Nope' not found. Make sure the service is registered.","restate_code":"RT0018"}"#
@@ -225,11 +177,7 @@ async fn unreachable_ingress_is_502() {
     };
     let url = format!("http://127.0.0.1:{port}");
     let config = config_for(&url, &[]);
-    let response = call(
-        &config,
-        &v2_event("POST", "/Greeter/greet", "$default", "", json!({})),
-    )
-    .await;
+    let response = call(&config, &v2_event("POST", "/Greeter/greet", "$default", "", json!({}))).await;
     assert_eq!(response.status(), 502);
     assert_eq!(response.headers()["content-type"], "application/json");
     let body = json_body(&response);
@@ -246,19 +194,12 @@ async fn slow_ingress_is_504() {
     let url = format!("http://{addr}");
     let config = config_for(&url, &[("PERDURE_FRONT_TIMEOUT", "200ms")]);
     let started = std::time::Instant::now();
-    let response = call(
-        &config,
-        &v2_event("POST", "/slow/x", "$default", "", json!({})),
-    )
-    .await;
+    let response = call(&config, &v2_event("POST", "/slow/x", "$default", "", json!({}))).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_eq!(response.status(), 504);
     let body = json_body(&response);
     assert_eq!(body["restate_code"], Value::Null);
     let message = body["message"].as_str().unwrap();
     eprintln!("504 message: {message}");
-    assert!(
-        message.contains(&url) && message.contains("200ms"),
-        "{message}"
-    );
+    assert!(message.contains(&url) && message.contains("200ms"), "{message}");
 }

@@ -28,10 +28,7 @@ struct FakeRuntime {
     posts: mpsc::UnboundedSender<(String, Vec<u8>)>,
 }
 
-async fn runtime_api(
-    state: Arc<FakeRuntime>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn runtime_api(state: Arc<FakeRuntime>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     if req.method() == hyper::Method::GET && path == "/2018-06-01/runtime/invocation/next" {
         let event = state.event.lock().unwrap().take();
@@ -39,44 +36,24 @@ async fn runtime_api(
             std::future::pending::<()>().await;
             unreachable!();
         };
-        let deadline_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-            + 30_000;
+        let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 30_000;
         return Ok(Response::builder()
             .status(200)
             .header("content-type", "application/json")
             .header("Lambda-Runtime-Aws-Request-Id", REQUEST_ID)
             .header("Lambda-Runtime-Deadline-Ms", deadline_ms.to_string())
-            .header(
-                "Lambda-Runtime-Invoked-Function-Arn",
-                "arn:aws:lambda:eu-west-1:123456789012:function:front",
-            )
+            .header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:eu-west-1:123456789012:function:front")
             .body(Full::new(Bytes::from(event)))
             .unwrap());
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let _ = state.posts.send((path, body));
-    Ok(Response::builder()
-        .status(202)
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap())
+    Ok(Response::builder().status(202).body(Full::new(Bytes::from_static(b"{}"))).unwrap())
 }
 
-async fn start_fake_runtime(
-    event: String,
-) -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+async fn start_fake_runtime(event: String) -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::new(FakeRuntime {
-        event: Mutex::new(Some(event)),
-        posts: tx,
-    });
+    let state = Arc::new(FakeRuntime { event: Mutex::new(Some(event)), posts: tx });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -87,9 +64,7 @@ async fn start_fake_runtime(
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| runtime_api(state.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });
@@ -120,14 +95,8 @@ async fn run_binary_once(event: String, ingress: SocketAddr) -> (Value, String) 
     let _ = child.start_kill();
     let output = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let (path, body) = posted
-        .expect("the function answered in time")
-        .expect("a POST arrived");
-    assert_eq!(
-        path,
-        format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"),
-        "stderr: {stderr}"
-    );
+    let (path, body) = posted.expect("the function answered in time").expect("a POST arrived");
+    assert_eq!(path, format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"), "stderr: {stderr}");
     let answer: Value = serde_json::from_slice(&body).unwrap();
     eprintln!("runtime API received: {answer}\nfunction stderr:\n{stderr}");
     (answer, stderr)
@@ -158,38 +127,23 @@ async fn binary_answers_a_v2_invocation_through_the_runtime_api() {
 async fn binary_answers_a_v1_invocation_with_binary_body() {
     let ingress = start_fake_ingress().await;
     let raw: Vec<u8> = vec![0, 1, 2, 250, 251, 255];
-    let event = v1_event(
-        "POST",
-        "/binary/x",
-        "prod",
-        json!({ "body": B64.encode(&raw), "isBase64Encoded": true }),
-    );
+    let event = v1_event("POST", "/binary/x", "prod", json!({ "body": B64.encode(&raw), "isBase64Encoded": true }));
     let (answer, _) = run_binary_once(event, ingress).await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(answer["isBase64Encoded"], true);
-    assert_eq!(
-        answer["multiValueHeaders"]["content-type"],
-        json!(["application/octet-stream"])
-    );
+    assert_eq!(answer["multiValueHeaders"]["content-type"], json!(["application/octet-stream"]));
     assert_eq!(B64.decode(answer["body"].as_str().unwrap()).unwrap(), raw);
 }
 
 #[tokio::test]
 async fn binary_answers_a_v1_invocation_with_multi_value_headers_and_error_status() {
     let ingress = start_fake_ingress().await;
-    let (answer, _) = run_binary_once(
-        v1_event("POST", "/Greeter/greet", "prod", json!({ "body": "1" })),
-        ingress,
-    )
-    .await;
-    assert_eq!(answer["statusCode"], 200, "{answer}");
-    assert_eq!(
-        answer["multiValueHeaders"]["x-multi"],
-        json!(["one", "two"])
-    );
-
     let (answer, _) =
-        run_binary_once(v1_event("POST", "/Nope/run", "prod", json!({})), ingress).await;
+        run_binary_once(v1_event("POST", "/Greeter/greet", "prod", json!({ "body": "1" })), ingress).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["multiValueHeaders"]["x-multi"], json!(["one", "two"]));
+
+    let (answer, _) = run_binary_once(v1_event("POST", "/Nope/run", "prod", json!({})), ingress).await;
     assert_eq!(answer["statusCode"], 404, "{answer}");
     let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["restate_code"], "RT0018");

@@ -290,8 +290,16 @@ impl Default for Config {
                 cache_size: 16 << 20,
                 flush_interval: Duration::from_secs(30),
             },
-            deployments: DeploymentsConfig { auto_prune: false, keep_drained: 1, prune_interval: Duration::from_secs(30) },
-            lambda: LambdaConfig { allow_latest: false, assume_role_external_id: None, request_compression_threshold: 4 << 20 },
+            deployments: DeploymentsConfig {
+                auto_prune: false,
+                keep_drained: 1,
+                prune_interval: Duration::from_secs(30),
+            },
+            lambda: LambdaConfig {
+                allow_latest: false,
+                assume_role_external_id: None,
+                request_compression_threshold: 4 << 20,
+            },
             request_identity: RequestIdentityConfig { private_key_file: None, expiration: Duration::from_secs(60) },
             tracing: TracingConfig {
                 endpoint: None,
@@ -378,7 +386,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.partitions == 0 || self.partitions > 1024 {
-            return Err(ConfigError::Invalid(format!("partitions must be between 1 and 1024, not {}", self.partitions)));
+            return Err(ConfigError::Invalid(format!(
+                "partitions must be between 1 and 1024, not {}",
+                self.partitions
+            )));
         }
         if !matches!(self.retry_policy.on_max_attempts.as_str(), "pause" | "kill") {
             return Err(ConfigError::Invalid(format!(
@@ -459,7 +470,10 @@ impl Config {
             }
         }
         if !(0.0..=1.0).contains(&t.sample_ratio) {
-            return Err(ConfigError::Invalid(format!("tracing.sample-ratio must be from 0 to 1, not {}", t.sample_ratio)));
+            return Err(ConfigError::Invalid(format!(
+                "tracing.sample-ratio must be from 0 to 1, not {}",
+                t.sample_ratio
+            )));
         }
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&t.export_interval) {
             return Err(ConfigError::Invalid(format!(
@@ -468,7 +482,10 @@ impl Config {
             )));
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
-            return Err(ConfigError::Invalid(format!("log-format must be \"pretty\" or \"json\", not {:?}", self.log_format)));
+            return Err(ConfigError::Invalid(format!(
+                "log-format must be \"pretty\" or \"json\", not {:?}",
+                self.log_format
+            )));
         }
         Ok(())
     }
@@ -509,7 +526,8 @@ impl Config {
 impl TracingConfig {
     /// The standard OpenTelemetry variables, where perdure's own settings leave a gap.
     fn apply_otel_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
-        let get = |name: &str| env.iter().find(|(n, v)| n == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_owned());
+        let get =
+            |name: &str| env.iter().find(|(n, v)| n == name && !v.trim().is_empty()).map(|(_, v)| v.trim().to_owned());
         let protocol_var = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
             .into_iter()
             .find_map(|n| get(n).map(|v| (n, v)));
@@ -632,7 +650,11 @@ mod tests {
         .unwrap();
         let c = Config::load(
             Some(&path),
-            env(&[("PERDURE_INGRESS__BIND_ADDRESS", "127.0.0.1:2"), ("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "3"), ("OTHER", "x")]),
+            env(&[
+                ("PERDURE_INGRESS__BIND_ADDRESS", "127.0.0.1:2"),
+                ("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "3"),
+                ("OTHER", "x"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
@@ -653,7 +675,10 @@ mod tests {
         assert!(e.to_string().contains("admin.auth-tokens"), "{e}");
         let c = Config::load(
             None,
-            env(&[("PERDURE_PG__BIND_ADDRESS", "0.0.0.0:9071"), ("PERDURE_ADMIN__AUTH_TOKENS", "0123456789abcdef, fedcba9876543210")]),
+            env(&[
+                ("PERDURE_PG__BIND_ADDRESS", "0.0.0.0:9071"),
+                ("PERDURE_ADMIN__AUTH_TOKENS", "0123456789abcdef, fedcba9876543210"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.admin.auth_tokens, ["0123456789abcdef", "fedcba9876543210"]);
@@ -724,8 +749,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tracing.export_url().as_deref(), Some("http://mine:4317"), "perdure's own setting wins");
-        let e = Config::load(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]))
-            .unwrap_err();
+        let e = Config::load(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL") && e.to_string().contains("http/json"), "{e}");
         let e = Config::load(None, env(&[("PERDURE_TRACING__ENDPOINT", "collector:4317")])).unwrap_err();
         assert!(e.to_string().contains("tracing.endpoint"), "{e}");

@@ -136,10 +136,7 @@ fn civil(ms: u64) -> (String, String) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60),
-    )
+    (format!("{y:04}-{m:02}-{d:02}"), format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60))
 }
 
 /// Serde support for durations in config files: friendly strings or plain milliseconds.
@@ -187,7 +184,14 @@ mod tests {
     #[test]
     fn durations_beyond_the_limit_are_errors_not_panics() {
         assert!(parse("36500d").is_ok());
-        for huge in ["36501d", "PT99999999999999H", "P99999999999999999999D", "P1e400D", "99999999999d", "18446744073709551615s"] {
+        for huge in [
+            "36501d",
+            "PT99999999999999H",
+            "P99999999999999999999D",
+            "P1e400D",
+            "99999999999d",
+            "18446744073709551615s",
+        ] {
             let err = parse(huge).expect_err(huge);
             assert!(err.contains(huge), "{err}");
         }
@@ -228,4 +232,3 @@ mod tests {
         }
     }
 }
-

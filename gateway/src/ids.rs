@@ -121,8 +121,8 @@ impl InvocationId {
         h.update(parent.to_bytes());
         h.update(index.to_be_bytes());
         let digest = h.finalize();
-        let pk = partition_key
-            .unwrap_or_else(|| u64::from_be_bytes(digest[16..24].try_into().expect("32-byte digest")));
+        let pk =
+            partition_key.unwrap_or_else(|| u64::from_be_bytes(digest[16..24].try_into().expect("32-byte digest")));
         Self::new(pk, uuid_of_digest(&digest))
     }
 
@@ -244,9 +244,7 @@ impl std::str::FromStr for AwakeableId {
 
     fn from_str(s: &str) -> Result<Self, IdError> {
         let rest = split_resource(s, "sign")?;
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(rest)
-            .map_err(|_| IdError::BadFormat)?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rest).map_err(|_| IdError::BadFormat)?;
         if raw.len() != 28 {
             return Err(IdError::BadFormat);
         }
@@ -332,4 +330,3 @@ mod tests {
         }
     }
 }
-

@@ -10,7 +10,11 @@ use perdure::server::Server;
 use perdure::storage::Database;
 
 #[derive(Parser)]
-#[command(name = "perdure", version, about = "A durable-execution gateway for serverless code, compatible with Restate 1.7")]
+#[command(
+    name = "perdure",
+    version,
+    about = "A durable-execution gateway for serverless code, compatible with Restate 1.7"
+)]
 struct Cli {
     #[command(flatten)]
     global: perdure::cli::Global,

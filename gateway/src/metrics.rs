@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use ::metrics::{Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use ::metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::ids::DeploymentId;
@@ -34,8 +36,9 @@ pub const TRACE_SPANS_EXPORTED: &str = "perdure_trace_spans_exported_total";
 pub const TRACE_SPANS_DROPPED: &str = "perdure_trace_spans_dropped_total";
 
 /// Buckets of the latency histograms, in seconds: 100 µs to 60 s.
-const SECONDS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 /// Buckets of the group-commit size, in log entries (at most 1024 a group).
 const ENTRIES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
@@ -67,13 +70,19 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(INGRESS_REQUESTS, "Ingress requests answered, by target service and handler, kind (call, send) and HTTP status");
+    describe_counter!(
+        INGRESS_REQUESTS,
+        "Ingress requests answered, by target service and handler, kind (call, send) and HTTP status"
+    );
     describe_histogram!(
         INGRESS_REQUEST_DURATION,
         Unit::Seconds,
         "Time to answer an ingress request (a call waits for the invocation's result), by service, handler and kind"
     );
-    describe_counter!(INGRESS_SHED, "Ingress requests refused with 503 and Retry-After, by reason (concurrency_limit, partition_queue_full)");
+    describe_counter!(
+        INGRESS_SHED,
+        "Ingress requests refused with 503 and Retry-After, by reason (concurrency_limit, partition_queue_full)"
+    );
     describe_counter!(INVOCATIONS_COMPLETED, "Invocations that finished, by outcome (success, failure)");
     describe_counter!(
         ATTEMPTS,
@@ -153,13 +162,21 @@ pub fn ingress_request(service: &str, handler: &str, send: bool, status: u16, el
         &[("service", service), ("handler", handler), ("kind", kind), ("status", status_label(status))],
         1,
     );
-    cached_histogram(INGRESS_REQUEST_DURATION, &[("service", service), ("handler", handler), ("kind", kind)], elapsed.as_secs_f64());
+    cached_histogram(
+        INGRESS_REQUEST_DURATION,
+        &[("service", service), ("handler", handler), ("kind", kind)],
+        elapsed.as_secs_f64(),
+    );
 }
 
 /// An ingress request that named no registered handler (or was refused before routing).
 pub fn ingress_unrouted(send: bool, status: u16) {
     let kind = if send { "send" } else { "call" };
-    cached_counter(INGRESS_REQUESTS, &[("service", ""), ("handler", ""), ("kind", kind), ("status", status_label(status))], 1);
+    cached_counter(
+        INGRESS_REQUESTS,
+        &[("service", ""), ("handler", ""), ("kind", kind), ("status", status_label(status))],
+        1,
+    );
 }
 
 fn status_label(status: u16) -> &'static str {
@@ -233,7 +250,11 @@ pub fn attempt(deployment: &DeploymentId, protocol: &'static str, outcome: Attem
     DEPLOYMENT_LABELS.with_borrow_mut(|labels| {
         let deployment = labels.entry(*deployment).or_insert_with(|| deployment.to_string());
         cached_counter(ATTEMPTS, &[("deployment", deployment), ("protocol", protocol), ("outcome", outcome)], 1);
-        cached_histogram(ATTEMPT_DURATION, &[("deployment", deployment), ("protocol", protocol)], elapsed.as_secs_f64());
+        cached_histogram(
+            ATTEMPT_DURATION,
+            &[("deployment", deployment), ("protocol", protocol)],
+            elapsed.as_secs_f64(),
+        );
     });
 }
 

@@ -118,7 +118,8 @@ impl Server {
         let mut tasks = Tasks::new();
 
         let (invoker, invoker_handle) = Invoker::new();
-        let (partitions, applied) = start_partitions(&config, database, &invoker_handle, &mut tasks, &shutdown_rx).await?;
+        let (partitions, applied) =
+            start_partitions(&config, database, &invoker_handle, &mut tasks, &shutdown_rx).await?;
 
         let identity = match &config.request_identity.private_key_file {
             None => None,
@@ -132,7 +133,8 @@ impl Server {
         let client = DeploymentClient::with_roots(config.invoker.connect_timeout, roots);
         let lambda = Arc::new(LambdaClients::new(LambdaSettings {
             assume_role_external_id: config.lambda.assume_role_external_id.clone(),
-            request_compression_threshold: usize::try_from(config.lambda.request_compression_threshold).unwrap_or(usize::MAX),
+            request_compression_threshold: usize::try_from(config.lambda.request_compression_threshold)
+                .unwrap_or(usize::MAX),
         }));
         let context = AttemptContext {
             client: client.clone(),
@@ -256,7 +258,7 @@ impl Server {
         Ok(Self { ingress_addr, admin_addr, pg_addr, node_addr, shutdown, tasks, signals: Some(signals) })
     }
 
-/// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
+    /// Runs until SIGTERM or SIGINT, or until a component fails; then shuts down in order. A
     /// second signal during the shutdown exits at once (everything acknowledged is already
     /// durable: the next start replays the log). A task that panicked makes the server exit
     /// with an error naming the panic.
@@ -334,7 +336,10 @@ async fn start_partitions(
     let storage = database.storage();
     let count = storage.partitions();
     if count != config.partitions {
-        tracing::warn!("the data directory was created with {count} partitions; ignoring the configured {}", config.partitions);
+        tracing::warn!(
+            "the data directory was created with {count} partitions; ignoring the configured {}",
+            config.partitions
+        );
     }
     let (handle, inboxes) = partition::Handle::new(count, config.ingress.queue_per_partition);
     let mut applied = Vec::new();

@@ -134,7 +134,9 @@ impl From<AdapterError> for lambda_runtime::Diagnostic {
         let error_type = match e {
             AdapterError::Event(_) => "Adapter.BadEvent",
             AdapterError::Endpoint { .. } => "Adapter.EndpointUnreachable",
-            AdapterError::Exited(..) | AdapterError::NotReady(..) | AdapterError::Spawn(_) => "Adapter.EndpointNotStarted",
+            AdapterError::Exited(..) | AdapterError::NotReady(..) | AdapterError::Spawn(_) => {
+                "Adapter.EndpointNotStarted"
+            }
         };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }
@@ -194,8 +196,12 @@ impl Adapter {
     }
 
     /// Answers one Lambda event.
-    pub async fn handle(&self, event: lambda_runtime::LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, AdapterError> {
-        let request: RequestEvent = serde_json::from_value(event.payload).map_err(|e| AdapterError::Event(e.to_string()))?;
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, AdapterError> {
+        let request: RequestEvent =
+            serde_json::from_value(event.payload).map_err(|e| AdapterError::Event(e.to_string()))?;
         let response = self.forward(request).await?;
         serde_json::to_value(response).map_err(|e| AdapterError::Event(e.to_string()))
     }
@@ -206,7 +212,9 @@ impl Adapter {
         let addr = format!("{}:{}", config.host, config.port);
         let body = decode_body(&event)?;
         let path = if event.path.starts_with('/') { event.path.clone() } else { format!("/{}", event.path) };
-        let uri: http::Uri = format!("http://{addr}{path}").parse().map_err(|e| AdapterError::Event(format!("path '{}': {e}", event.path)))?;
+        let uri: http::Uri = format!("http://{addr}{path}")
+            .parse()
+            .map_err(|e| AdapterError::Event(format!("path '{}': {e}", event.path)))?;
         let method = http::Method::from_bytes(event.http_method.as_bytes())
             .map_err(|_| AdapterError::Event(format!("method '{}'", event.http_method)))?;
         let mut request = http::Request::builder().method(method).uri(uri);
@@ -244,8 +252,17 @@ impl Adapter {
                 })
                 .or_insert(value);
         }
-        let body = if path.starts_with("/discover") && parts.status.is_success() { request_response_manifest(body) } else { body };
-        Ok(ResponseEvent { status_code: parts.status.as_u16(), headers, is_base64_encoded: true, body: BASE64.encode(&body) })
+        let body = if path.starts_with("/discover") && parts.status.is_success() {
+            request_response_manifest(body)
+        } else {
+            body
+        };
+        Ok(ResponseEvent {
+            status_code: parts.status.as_u16(),
+            headers,
+            is_base64_encoded: true,
+            body: BASE64.encode(&body),
+        })
     }
 
     /// A dead endpoint cannot come back inside this environment: exit, so Lambda starts a new one.
@@ -253,7 +270,9 @@ impl Adapter {
         if let Some(child) = &self.inner.child
             && let Ok(Some(status)) = child.lock().await.try_wait()
         {
-            eprintln!("perdure-lambda-adapter: the endpoint command exited ({status}); exiting so the environment restarts");
+            eprintln!(
+                "perdure-lambda-adapter: the endpoint command exited ({status}); exiting so the environment restarts"
+            );
             std::process::exit(1);
         }
     }
@@ -262,7 +281,10 @@ impl Adapter {
 fn decode_body(event: &RequestEvent) -> Result<Bytes, AdapterError> {
     let raw = event.body.as_deref().unwrap_or("");
     if event.is_base64_encoded {
-        BASE64.decode(raw.as_bytes()).map(Bytes::from).map_err(|e| AdapterError::Event(format!("body is not base64: {e}")))
+        BASE64
+            .decode(raw.as_bytes())
+            .map(Bytes::from)
+            .map_err(|e| AdapterError::Event(format!("body is not base64: {e}")))
     } else {
         Ok(Bytes::copy_from_slice(raw.as_bytes()))
     }
@@ -293,13 +315,31 @@ mod tests {
     #[test]
     fn defaults_and_bad_settings_are_named() {
         let c = Config::from_env_map(&env(&[])).unwrap();
-        assert_eq!((c.port, c.http, c.host.as_str(), c.ready_timeout, c.command), (9080, Http::H2, "127.0.0.1", Duration::from_secs(10), None));
-        let c = Config::from_env_map(&env(&[("PERDURE_ADAPTER_PORT", "9999"), ("PERDURE_ADAPTER_HTTP", "h1"), ("PERDURE_ADAPTER_COMMAND", "node app.mjs"), ("PERDURE_ADAPTER_READY_TIMEOUT", "500ms")])).unwrap();
-        assert_eq!((c.port, c.http, c.ready_timeout, c.command.as_deref()), (9999, Http::H1, Duration::from_millis(500), Some("node app.mjs")));
+        assert_eq!(
+            (c.port, c.http, c.host.as_str(), c.ready_timeout, c.command),
+            (9080, Http::H2, "127.0.0.1", Duration::from_secs(10), None)
+        );
+        let c = Config::from_env_map(&env(&[
+            ("PERDURE_ADAPTER_PORT", "9999"),
+            ("PERDURE_ADAPTER_HTTP", "h1"),
+            ("PERDURE_ADAPTER_COMMAND", "node app.mjs"),
+            ("PERDURE_ADAPTER_READY_TIMEOUT", "500ms"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.port, c.http, c.ready_timeout, c.command.as_deref()),
+            (9999, Http::H1, Duration::from_millis(500), Some("node app.mjs"))
+        );
         assert_eq!(Config::from_env_map(&env(&[("PERDURE_ADAPTER_PORT", "0")])), Err(ConfigError::Port("0".into())));
-        assert_eq!(Config::from_env_map(&env(&[("PERDURE_ADAPTER_PORT", "70000")])), Err(ConfigError::Port("70000".into())));
+        assert_eq!(
+            Config::from_env_map(&env(&[("PERDURE_ADAPTER_PORT", "70000")])),
+            Err(ConfigError::Port("70000".into()))
+        );
         assert_eq!(Config::from_env_map(&env(&[("PERDURE_ADAPTER_HTTP", "h3")])), Err(ConfigError::Http("h3".into())));
-        assert_eq!(Config::from_env_map(&env(&[("PERDURE_ADAPTER_READY_TIMEOUT", "soon")])), Err(ConfigError::ReadyTimeout("soon".into())));
+        assert_eq!(
+            Config::from_env_map(&env(&[("PERDURE_ADAPTER_READY_TIMEOUT", "soon")])),
+            Err(ConfigError::ReadyTimeout("soon".into()))
+        );
         assert_eq!(Config::from_env_map(&env(&[("PERDURE_ADAPTER_HOST", " ")])), Err(ConfigError::Host));
     }
 
@@ -315,7 +355,13 @@ mod tests {
 
     #[test]
     fn event_bodies_decode_plain_or_base64() {
-        let ev = |body: &str, b64: bool| RequestEvent { path: "/x".into(), http_method: "POST".into(), headers: HashMap::new(), body: Some(body.into()), is_base64_encoded: b64 };
+        let ev = |body: &str, b64: bool| RequestEvent {
+            path: "/x".into(),
+            http_method: "POST".into(),
+            headers: HashMap::new(),
+            body: Some(body.into()),
+            is_base64_encoded: b64,
+        };
         assert_eq!(decode_body(&ev("aGk=", true)).unwrap(), Bytes::from_static(b"hi"));
         assert_eq!(decode_body(&ev("hi", false)).unwrap(), Bytes::from_static(b"hi"));
         assert!(matches!(decode_body(&ev("!!", true)), Err(AdapterError::Event(_))));
@@ -345,23 +391,46 @@ mod tests {
                         }
                         Ok::<_, std::convert::Infallible>(r.body(Full::new(answer)).unwrap())
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        let config = Config { command: None, host: "127.0.0.1".into(), port, http: Http::H1, ready_timeout: Duration::from_secs(5) };
+        let config = Config {
+            command: None,
+            host: "127.0.0.1".into(),
+            port,
+            http: Http::H1,
+            ready_timeout: Duration::from_secs(5),
+        };
         let adapter = Adapter::start(config).await.unwrap();
         let mut headers = HashMap::new();
         headers.insert("content-type".to_owned(), "application/vnd.restate.invocation.v5".to_owned());
         let out = adapter
-            .forward(RequestEvent { path: "/invoke/Greeter/greet".into(), http_method: "POST".into(), headers, body: Some(BASE64.encode(b"\x00\x01")), is_base64_encoded: true })
+            .forward(RequestEvent {
+                path: "/invoke/Greeter/greet".into(),
+                http_method: "POST".into(),
+                headers,
+                body: Some(BASE64.encode(b"\x00\x01")),
+                is_base64_encoded: true,
+            })
             .await
             .unwrap();
         assert_eq!(out.status_code, 200);
         assert_eq!(out.headers["x-path"], "/invoke/Greeter/greet");
         assert_eq!(out.headers["content-type"], "application/vnd.restate.invocation.v5");
         assert_eq!(BASE64.decode(out.body).unwrap(), b"echo:\x00\x01");
-        let out = adapter.forward(RequestEvent { path: "/discover".into(), http_method: "GET".into(), headers: HashMap::new(), body: None, is_base64_encoded: false }).await.unwrap();
+        let out = adapter
+            .forward(RequestEvent {
+                path: "/discover".into(),
+                http_method: "GET".into(),
+                headers: HashMap::new(),
+                body: None,
+                is_base64_encoded: false,
+            })
+            .await
+            .unwrap();
         let manifest: serde_json::Value = serde_json::from_slice(&BASE64.decode(out.body).unwrap()).unwrap();
         assert_eq!(manifest["protocolMode"], "REQUEST_RESPONSE");
     }
@@ -369,10 +438,22 @@ mod tests {
     #[tokio::test]
     async fn an_endpoint_that_never_listens_is_named() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = Config { command: Some("exit 3".into()), host: "127.0.0.1".into(), port, http: Http::H2, ready_timeout: Duration::from_secs(30) };
+        let config = Config {
+            command: Some("exit 3".into()),
+            host: "127.0.0.1".into(),
+            port,
+            http: Http::H2,
+            ready_timeout: Duration::from_secs(30),
+        };
         let err = Adapter::start(config).await.err().expect("fails");
         assert!(matches!(err, AdapterError::Exited(..)), "{err}");
-        let config = Config { command: None, host: "127.0.0.1".into(), port, http: Http::H2, ready_timeout: Duration::from_millis(100) };
+        let config = Config {
+            command: None,
+            host: "127.0.0.1".into(),
+            port,
+            http: Http::H2,
+            ready_timeout: Duration::from_millis(100),
+        };
         assert!(matches!(Adapter::start(config).await.err(), Some(AdapterError::NotReady(..))));
     }
 }

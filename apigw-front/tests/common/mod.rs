@@ -44,11 +44,7 @@ pub async fn start_fake_ingress() -> SocketAddr {
 
 async fn ingress(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path().to_string();
 
     if path.starts_with("/binary") {
@@ -60,10 +56,7 @@ async fn ingress(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     }
     if path.starts_with("/slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        return Ok(Response::builder()
-            .status(200)
-            .body(Full::new(Bytes::new()))
-            .unwrap());
+        return Ok(Response::builder().status(200).body(Full::new(Bytes::new())).unwrap());
     }
     if path.starts_with("/Greeter/") || path.starts_with("/restate/") {
         let mut headers = serde_json::Map::new();
@@ -79,12 +72,8 @@ async fn ingress(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
             "te",
             "custom",
         ] {
-            let values: Vec<Value> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| json!(v.to_str().unwrap_or("<bin>")))
-                .collect();
+            let values: Vec<Value> =
+                parts.headers.get_all(name).iter().map(|v| json!(v.to_str().unwrap_or("<bin>"))).collect();
             if !values.is_empty() {
                 headers.insert(name.to_string(), Value::Array(values));
             }
@@ -104,12 +93,7 @@ async fn ingress(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
             .body(Full::new(Bytes::from(echo.to_string())))
             .unwrap());
     }
-    let service = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
     let err = json!({ "message": format!("Service '{service}' not found. Make sure the service is registered."), "restate_code": "RT0018" });
     Ok(Response::builder()
         .status(404)
@@ -148,13 +132,7 @@ pub fn v1_event(method: &str, path: &str, stage: &str, extra: Value) -> String {
 }
 
 /// An HTTP API (payload v2) proxy event.
-pub fn v2_event(
-    method: &str,
-    raw_path: &str,
-    stage: &str,
-    raw_query: &str,
-    extra: Value,
-) -> String {
+pub fn v2_event(method: &str, raw_path: &str, stage: &str, raw_query: &str, extra: Value) -> String {
     let mut event = json!({
         "version": "2.0",
         "routeKey": "$default",
@@ -197,8 +175,5 @@ fn merge(base: &mut Value, extra: Value) {
 }
 
 pub fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

@@ -12,15 +12,15 @@ use serde::Deserialize;
 use super::render::{Drain, RegisterResponse, deployment_detail, deployment_summary};
 use super::{ApiVersion, Error, State, bad_path_id, read_storage};
 use crate::durations::now_ms;
+use crate::engine::command::Command;
 use crate::ids::DeploymentId;
+use crate::ids::InvocationId;
 use crate::invoker::discovery::{discover, discover_lambda};
 use crate::invoker::lambda::FunctionArn;
-use crate::engine::command::Command;
-use crate::ids::InvocationId;
+use crate::schema::DrainStatus;
 use crate::schema::{
     Endpoint, HttpVersion, InFlight, RegisterOutcome, RegisterRequest, SchemaChange, register as register_deployment,
 };
-use crate::schema::DrainStatus;
 use crate::storage::StorageError;
 
 /// `POST /deployments` body: an address (the HTTP form or the Lambda form) and what both carry.
@@ -118,7 +118,10 @@ fn pinned_versions(storage: &crate::storage::Storage, id: &DeploymentId) -> Resu
 }
 
 /// Adds the pinned counts to the function versions a deployment's details list.
-fn add_pinned_versions(mut counts: BTreeMap<String, u64>, detail: &mut super::render::DeploymentJson<super::render::ServiceJson>) {
+fn add_pinned_versions(
+    mut counts: BTreeMap<String, u64>,
+    detail: &mut super::render::DeploymentJson<super::render::ServiceJson>,
+) {
     for v in &mut detail.lambda_versions {
         v.pinned_invocations = Some(counts.remove(&v.version).unwrap_or(0));
     }
@@ -167,7 +170,9 @@ pub async fn remove(
             let drain = Drain::of(schema, &parsed, &counts);
             if !query.force && !drain.drain_status.can_be_removed() {
                 use crate::engine::store::Store as _;
-                let pinned = storage.pinned_to(&parsed, LISTED).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
+                let pinned = storage
+                    .pinned_to(&parsed, LISTED)
+                    .map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
                 return Err(Error::Held { id: parsed, drain, invocations: pinned });
             }
             Ok((Some(SchemaChange::RemoveDeployment { id: parsed, services: latest }), drain))
@@ -254,7 +259,8 @@ pub async fn prune_drained(state: &State, keep: usize, dry_run: bool) -> Result<
             .schema
             .update(|schema| {
                 let pinned = storage.drain_counts()?.remove(&id).unwrap_or_default().total();
-                if !schema.deployments.contains_key(&id) || DrainStatus::of(schema, &id, pinned) != DrainStatus::Drained {
+                if !schema.deployments.contains_key(&id) || DrainStatus::of(schema, &id, pinned) != DrainStatus::Drained
+                {
                     return Ok::<_, Error>((None, false));
                 }
                 Ok((Some(SchemaChange::RemoveDeployment { id, services: schema.latest_on(&id) }), true))
@@ -378,9 +384,9 @@ pub async fn update(
 fn normalize_uri(raw: &str) -> Result<String, Error> {
     let invalid = |reason: String| Error::InvalidField { field: "uri", reason };
     let uri: http::Uri = raw.parse().map_err(|e| invalid(format!("{e}")))?;
-    let scheme = uri.scheme_str().ok_or_else(|| {
-        invalid(format!("The provided uri {raw} is not absolute, only absolute URIs can be used."))
-    })?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| invalid(format!("The provided uri {raw} is not absolute, only absolute URIs can be used.")))?;
     if uri.authority().is_none() {
         return Err(invalid(format!("The provided uri {raw} is not absolute, only absolute URIs can be used.")));
     }
@@ -389,7 +395,8 @@ fn normalize_uri(raw: &str) -> Result<String, Error> {
         other => return Err(invalid(format!("unsupported scheme '{other}', expected http or https"))),
     }
     let path = uri.path();
-    let mut out = format!("{scheme}://{}{}", uri.authority().expect("checked above"), if path.is_empty() { "/" } else { path });
+    let mut out =
+        format!("{scheme}://{}{}", uri.authority().expect("checked above"), if path.is_empty() { "/" } else { path });
     if let Some(q) = uri.query() {
         out.push('?');
         out.push_str(q);
@@ -490,7 +497,8 @@ async fn discover_endpoint(
 ) -> Result<crate::invoker::discovery::Discovered, Error> {
     Ok(match endpoint {
         Endpoint::Http { uri, http_version } => {
-            discover(&state.client, uri, http_version, headers, state.identity.as_deref(), state.discovery_timeout).await?
+            discover(&state.client, uri, http_version, headers, state.identity.as_deref(), state.discovery_timeout)
+                .await?
         }
         Endpoint::Lambda { arn, assume_role_arn } => {
             let parsed = FunctionArn::parse(arn).map_err(|reason| Error::InvalidField { field: "arn", reason })?;
@@ -521,7 +529,9 @@ fn first_lambda_version(
         return versions;
     }
     let schema = state.schema.snapshot();
-    if let Some(existing) = schema.deployments.values().filter(|d| d.endpoint.address() == arn).max_by_key(|d| d.created_at) {
+    if let Some(existing) =
+        schema.deployments.values().filter(|d| d.endpoint.address() == arn).max_by_key(|d| d.created_at)
+    {
         versions.seen = existing.lambda_versions.seen.clone();
     }
     if let Some(v) = &discovered.executed_version {
@@ -559,7 +569,10 @@ mod tests {
         assert_eq!(normalize_uri("http://localhost:9080/").unwrap(), "http://localhost:9080/");
         assert_eq!(normalize_uri("http://h:1/p/q").unwrap(), "http://h:1/p/q");
         let e = normalize_uri("/foo").unwrap_err().to_string();
-        assert!(e.starts_with("The request field 'uri' is invalid. Reason: The provided uri /foo is not absolute"), "{e}");
+        assert!(
+            e.starts_with("The request field 'uri' is invalid. Reason: The provided uri /foo is not absolute"),
+            "{e}"
+        );
     }
 
     #[test]

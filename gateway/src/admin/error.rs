@@ -101,9 +101,7 @@ impl Error {
             Error::UnknownDeployment(_)
             | Error::UnknownService(_)
             | Error::UnknownHandler { .. }
-            | Error::UnknownInvocation(_) => {
-                (StatusCode::NOT_FOUND, None)
-            }
+            | Error::UnknownInvocation(_) => (StatusCode::NOT_FOUND, None),
             Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
             Error::AlreadyExists(_) | Error::Held { .. } => (StatusCode::CONFLICT, None),
             Error::Conflict { code, .. } | Error::Refused { code, .. } => (StatusCode::CONFLICT, *code),

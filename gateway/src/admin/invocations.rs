@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{Error, State, bad_path_id, read_storage};
 use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
-use crate::partition::Lane;
 use crate::ids::InvocationId;
+use crate::partition::Lane;
 
 #[derive(Deserialize, Default)]
 pub struct RestartParams {
@@ -94,7 +94,11 @@ pub struct ResumeParams {
 /// `PATCH /invocations/{id}/resume[?deployment=keep|latest|dp_…]`: resume where it is pinned,
 /// or move it (its next attempt replays the journal on the deployment named, or on the one
 /// its service's latest revision is on).
-pub async fn resume(AxState(state): AxState<State>, Path(raw): Path<String>, Query(params): Query<ResumeParams>) -> Response {
+pub async fn resume(
+    AxState(state): AxState<State>,
+    Path(raw): Path<String>,
+    Query(params): Query<ResumeParams>,
+) -> Response {
     let id = match parse(&raw) {
         Ok(id) => id,
         Err(r) => return r,
@@ -152,8 +156,9 @@ pub async fn restart_as_new(
     if params.deployment.as_deref().is_some_and(|d| d != "latest") {
         return Error::InvalidField {
             field: "deployment",
-            reason: "a restarted invocation runs on the latest deployment; 'keep' or a deployment id is not supported yet"
-                .into(),
+            reason:
+                "a restarted invocation runs on the latest deployment; 'keep' or a deployment id is not supported yet"
+                    .into(),
         }
         .into_response();
     }
@@ -166,7 +171,11 @@ pub async fn restart_as_new(
 
 /// Deprecated form: 202 whatever the outcome (as Restate answers), but only once the command
 /// is durable, so an acknowledged cancel, kill or purge survives a crash.
-pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Query(params): Query<DeleteParams>) -> Response {
+pub async fn delete(
+    AxState(state): AxState<State>,
+    Path(id): Path<String>,
+    Query(params): Query<DeleteParams>,
+) -> Response {
     let id = match parse(&id) {
         Ok(id) => id,
         Err(r) => return r,
@@ -176,8 +185,11 @@ pub async fn delete(AxState(state): AxState<State>, Path(id): Path<String>, Quer
         "kill" => ControlRequest::Kill,
         "purge" => ControlRequest::Purge,
         other => {
-            return Error::InvalidField { field: "mode", reason: format!("unknown mode '{other}': use cancel, kill or purge") }
-                .into_response();
+            return Error::InvalidField {
+                field: "mode",
+                reason: format!("unknown mode '{other}': use cancel, kill or purge"),
+            }
+            .into_response();
         }
     };
     match control(&state, id, request).await {
@@ -200,9 +212,13 @@ pub async fn get_one(AxState(state): AxState<State>, Path(raw): Path<String>) ->
 }
 
 /// One invocation's status, read off the async workers.
-async fn read_invocation(state: &State, id: InvocationId) -> Result<Option<crate::engine::records::InvocationStatus>, Error> {
+async fn read_invocation(
+    state: &State,
+    id: InvocationId,
+) -> Result<Option<crate::engine::records::InvocationStatus>, Error> {
     use crate::engine::store::Store as _;
-    read_storage(state, move |s| s.invocation(&id).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))).await
+    read_storage(state, move |s| s.invocation(&id).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0))))
+        .await
 }
 
 #[derive(Deserialize)]
@@ -228,8 +244,11 @@ pub async fn pinned(
         Err(e) => return bad_path_id("deployment", &raw, e),
     };
     if !(1..=10_000).contains(&params.limit) {
-        return Error::InvalidField { field: "limit", reason: format!("must be between 1 and 10000, not {}", params.limit) }
-            .into_response();
+        return Error::InvalidField {
+            field: "limit",
+            reason: format!("must be between 1 and 10000, not {}", params.limit),
+        }
+        .into_response();
     }
     if !state.schema.snapshot().deployments.contains_key(&deployment) {
         return Error::UnknownDeployment(raw).into_response();

@@ -7,8 +7,8 @@
 //! (`schema/`) or discovery (`invoker/discovery`).
 
 pub mod deployments;
-mod invocations;
 pub mod error;
+mod invocations;
 mod openapi;
 mod query;
 pub mod render;
@@ -90,7 +90,9 @@ pub fn router(state: State, tokens: Vec<String>) -> Router {
             match crate::auth::bearer(&tokens, request.headers(), "this admin API") {
                 Ok(()) => next.run(request).await,
                 Err(_) if open => next.run(request).await,
-                Err(message) => (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response(),
+                Err(message) => {
+                    (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "message": message }))).into_response()
+                }
             }
         }
     }))
@@ -170,5 +172,6 @@ async fn cluster_health() -> impl IntoResponse {
 
 /// A path id that does not parse: plain text, as Restate's framework answers.
 pub fn bad_path_id(what: &str, value: &str, reason: impl std::fmt::Display) -> axum::response::Response {
-    (StatusCode::BAD_REQUEST, format!("Invalid URL: Cannot parse `{what}` with value `{value}`: {reason}")).into_response()
+    (StatusCode::BAD_REQUEST, format!("Invalid URL: Cannot parse `{what}` with value `{value}`: {reason}"))
+        .into_response()
 }

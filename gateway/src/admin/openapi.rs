@@ -64,8 +64,16 @@ pub fn spec() -> Value {
         doc["paths"][path] = item;
     }
     for (path, summary, operation) in [
-        ("/deployments/{deployment}/pause", "perdure: an emergency stop: no new attempt starts on the deployment; its invocations (and new ones routed to it) wait as paused", "pause_deployment"),
-        ("/deployments/{deployment}/resume", "perdure: attempts start on the deployment again; the invocations its pause held go on", "resume_deployment"),
+        (
+            "/deployments/{deployment}/pause",
+            "perdure: an emergency stop: no new attempt starts on the deployment; its invocations (and new ones routed to it) wait as paused",
+            "pause_deployment",
+        ),
+        (
+            "/deployments/{deployment}/resume",
+            "perdure: attempts start on the deployment again; the invocations its pause held go on",
+            "resume_deployment",
+        ),
     ] {
         doc["paths"][path] = json!({ "post": {
             "summary": summary, "operationId": operation,
@@ -107,25 +115,37 @@ pub fn spec() -> Value {
 /// perdure's own service routes: promote, rollback and ramp.
 fn routing_paths() -> Vec<(&'static str, Value)> {
     vec![
-            ("/services/{service}/promote", routing(
+        (
+            "/services/{service}/promote",
+            routing(
                 "perdure: send the service's new invocations to a registered deployment (an unpromoted newer one, or an earlier one), as a new revision checked like a registration",
                 "promote_service",
                 json!({ "type": "object", "required": ["deployment"], "properties": {
                     "deployment": { "type": "string", "description": "Deployment id (dp_…)" },
-                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
-            ("/services/{service}/rollback", routing(
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }),
+            ),
+        ),
+        (
+            "/services/{service}/rollback",
+            routing(
                 "perdure: send the service's new invocations back to the deployment they went to before (or the one named)",
                 "rollback_service",
                 json!({ "type": "object", "properties": {
                     "deployment": { "type": "string", "description": "Deployment id (dp_…); default: the previous one" },
-                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
-            ("/services/{service}/ramp", routing(
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }),
+            ),
+        ),
+        (
+            "/services/{service}/ramp",
+            routing(
                 "perdure: send a percentage of the service's new invocations to another deployment (by key for objects and workflows); 0 ends the ramp, 100 promotes",
                 "ramp_service",
                 json!({ "type": "object", "required": ["deployment", "percent"], "properties": {
                     "deployment": { "type": "string", "description": "Deployment id (dp_…)" },
                     "percent": { "type": "integer", "minimum": 0, "maximum": 100 },
-                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }))),
+                    "breaking": { "type": "boolean", "default": false }, "dry_run": { "type": "boolean", "default": false } } }),
+            ),
+        ),
     ]
 }
 
@@ -269,13 +289,34 @@ mod tests {
         let spec = super::spec();
         let paths = spec["paths"].as_object().unwrap();
         for route in [
-            "/health", "/version", "/openapi", "/cluster-health", "/deployments", "/deployments/{deployment}",
-            "/services", "/services/{service}", "/services/{service}/handlers", "/services/{service}/promote",
-            "/services/{service}/rollback", "/services/{service}/ramp", "/deployments/{deployment}/pause",
-            "/deployments/{deployment}/resume", "/deployments/{deployment}/invocations", "/deployments/prune", "/services/{service}/handlers/{handler}",
-            "/subscriptions", "/kafka-clusters", "/query", "/invocations/{invocation_id}", "/invocations/{invocation_id}/cancel",
-            "/invocations/{invocation_id}/kill", "/invocations/{invocation_id}/purge", "/invocations/{invocation_id}/purge-journal",
-            "/invocations/{invocation_id}/restart-as-new", "/invocations/{invocation_id}/pause", "/invocations/{invocation_id}/resume",
+            "/health",
+            "/version",
+            "/openapi",
+            "/cluster-health",
+            "/deployments",
+            "/deployments/{deployment}",
+            "/services",
+            "/services/{service}",
+            "/services/{service}/handlers",
+            "/services/{service}/promote",
+            "/services/{service}/rollback",
+            "/services/{service}/ramp",
+            "/deployments/{deployment}/pause",
+            "/deployments/{deployment}/resume",
+            "/deployments/{deployment}/invocations",
+            "/deployments/prune",
+            "/services/{service}/handlers/{handler}",
+            "/subscriptions",
+            "/kafka-clusters",
+            "/query",
+            "/invocations/{invocation_id}",
+            "/invocations/{invocation_id}/cancel",
+            "/invocations/{invocation_id}/kill",
+            "/invocations/{invocation_id}/purge",
+            "/invocations/{invocation_id}/purge-journal",
+            "/invocations/{invocation_id}/restart-as-new",
+            "/invocations/{invocation_id}/pause",
+            "/invocations/{invocation_id}/resume",
         ] {
             assert!(paths.contains_key(route), "{route} missing from /openapi");
         }

@@ -3,10 +3,10 @@
 //! either is written batch by batch as the scan reads, so a large answer never sits in memory.
 
 use axum::body::{Body, Bytes};
-use futures::StreamExt;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 
 use super::State;
 use crate::query::{QueryError, encode};
@@ -20,7 +20,8 @@ pub async fn query(AxState(state): AxState<State>, headers: HeaderMap, body: Byt
         headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
     };
     if is_json(header::CONTENT_TYPE).as_deref() != Some("application/json") {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected request with `Content-Type: application/json`").into_response();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected request with `Content-Type: application/json`")
+            .into_response();
     }
     #[derive(serde::Deserialize)]
     struct QueryRequest {
@@ -28,7 +29,9 @@ pub async fn query(AxState(state): AxState<State>, headers: HeaderMap, body: Byt
     }
     let request: QueryRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, format!("the body must be {{\"query\": \"SELECT …\"}}: {e}")),
+        Err(e) => {
+            return failure(StatusCode::BAD_REQUEST, format!("the body must be {{\"query\": \"SELECT …\"}}: {e}"));
+        }
     };
     let deadline = state.query.deadline();
     let limit = state.query.timeout();
@@ -47,20 +50,21 @@ pub async fn query(AxState(state): AxState<State>, headers: HeaderMap, body: Byt
     let stopped = async move {
         tokio::time::sleep_until(deadline).await;
     };
-    let timed_out = futures::stream::once(async move {
-        Err(std::io::Error::other(QueryError::Timeout(limit).to_string()))
-    });
+    let timed_out =
+        futures::stream::once(async move { Err(std::io::Error::other(QueryError::Timeout(limit).to_string())) });
     let all: encode::Batches = Box::pin(
-        futures::stream::iter(first).chain(rest).take_until(stopped).chain(timed_out.take_while(move |_| {
-            futures::future::ready(tokio::time::Instant::now() >= deadline)
-        })),
+        futures::stream::iter(first)
+            .chain(rest)
+            .take_until(stopped)
+            .chain(timed_out.take_while(move |_| futures::future::ready(tokio::time::Instant::now() >= deadline))),
     );
     let wants_json = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) == Some("application/json");
     if wants_json {
         ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(encode::json_stream(all))).into_response()
     } else {
         match encode::arrow_ipc_stream(schema, all) {
-            Ok(body) => ([(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")], Body::from_stream(body)).into_response(),
+            Ok(body) => ([(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")], Body::from_stream(body))
+                .into_response(),
             Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, format!("Datafusion error: {e}")),
         }
     }

@@ -6,10 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::durations::{format_compact, rfc3339_nanos};
+use crate::engine::records::DrainCounts;
 use crate::engine::records::OnMaxAttempts;
 use crate::protocol::manifest::{HandlerType, ProtocolMode, ServiceType};
-use crate::engine::records::DrainCounts;
-use crate::schema::{Deployment, DrainStatus, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision};
+use crate::schema::{
+    Deployment, DrainStatus, Endpoint, HandlerSchema, InputRules, RetryOverrides, RetrySettings, ServiceRevision,
+};
 
 fn friendly(ms: u64) -> String {
     format_compact(Duration::from_millis(ms))
@@ -299,7 +301,6 @@ impl Drain {
             },
         }
     }
-
 }
 
 pub fn deployment<S: Serialize>(d: &Deployment, services: Vec<S>, drain: Drain) -> DeploymentJson<S> {

@@ -179,7 +179,9 @@ pub async fn promote(
 ) -> Result<impl IntoResponse, Error> {
     let to = deployment_field(&req.deployment)?;
     route(&state, req.dry_run, |schema, pending| {
-        if schema.service(&name).is_none() && !schema.deployments.values().any(|d| d.services.iter().any(|s| s.name == name)) {
+        if schema.service(&name).is_none()
+            && !schema.deployments.values().any(|d| d.services.iter().any(|s| s.name == name))
+        {
             return Err(Error::UnknownService(name.clone()));
         }
         Ok(crate::schema::promote(schema, &name, to, req.breaking, pending)?)

@@ -35,10 +35,8 @@ static BUILD: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The assets under `/ui/assets/`: name, content type, content.
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", APP_JS),
-    ("app.css", "text/css; charset=utf-8", APP_CSS),
-];
+const ASSETS: &[(&str, &str, &str)] =
+    &[("app.js", "text/javascript; charset=utf-8", APP_JS), ("app.css", "text/css; charset=utf-8", APP_CSS)];
 
 /// Whether `path` is the console's shell, which needs no admin token.
 pub fn is_open(path: &str) -> bool {
@@ -55,10 +53,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 async fn page() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
-        PAGE.as_str(),
-    )
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE.as_str())
         .into_response()
 }
 
@@ -82,7 +77,8 @@ mod tests {
 
     async fn call(uri: &str) -> (StatusCode, Option<String>, Option<String>, String) {
         let response = routes::<()>().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-        let header = |name| response.headers().get(name).map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned());
+        let header =
+            |name| response.headers().get(name).map(|v: &axum::http::HeaderValue| v.to_str().unwrap().to_owned());
         let (content_type, cache) = (header(header::CONTENT_TYPE), header(header::CACHE_CONTROL));
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();

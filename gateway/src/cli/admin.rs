@@ -72,7 +72,8 @@ impl Admin {
         let response =
             request.send().map_err(|e| Failure::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
         let status = response.status().as_u16();
-        let text = response.text().map_err(|e| Failure::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
+        let text =
+            response.text().map_err(|e| Failure::Unreachable { url: self.base.clone(), reason: error_chain(&e) })?;
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -82,7 +83,9 @@ impl Admin {
             return Ok(value);
         }
         let message = match &value {
-            Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| text.clone()),
+            Value::Object(o) => {
+                o.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| text.clone())
+            }
             Value::String(s) => s.clone(),
             _ => format!("HTTP {status}"),
         };
@@ -99,13 +102,17 @@ impl Admin {
         }
         let answer = self.get("/deployments")?;
         let found = answer["deployments"].as_array().into_iter().flatten().find(|d| {
-            [&d["uri"], &d["arn"]].into_iter().any(|a| a.as_str().is_some_and(|a| a.trim_end_matches('/') == reference.trim_end_matches('/')))
+            [&d["uri"], &d["arn"]]
+                .into_iter()
+                .any(|a| a.as_str().is_some_and(|a| a.trim_end_matches('/') == reference.trim_end_matches('/')))
         });
         match found.and_then(|d| d["id"].as_str()) {
             Some(id) => Ok(id.to_owned()),
             None => Err(Failure::Refused {
                 status: 404,
-                message: format!("no deployment is registered at '{reference}' (give its id, dp_…, or the exact URL or ARN it was registered with)"),
+                message: format!(
+                    "no deployment is registered at '{reference}' (give its id, dp_…, or the exact URL or ARN it was registered with)"
+                ),
                 body: Value::Null,
             }),
         }

@@ -127,13 +127,17 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             });
             if uri.starts_with("arn:") {
                 if http1 {
-                    return Err(Failure::Other("--http1 is for HTTP deployments; a Lambda function is always request/response".into()));
+                    return Err(Failure::Other(
+                        "--http1 is for HTTP deployments; a Lambda function is always request/response".into(),
+                    ));
                 }
                 body["arn"] = json!(uri);
                 body["assume_role_arn"] = json!(assume_role_arn);
             } else {
                 if assume_role_arn.is_some() {
-                    return Err(Failure::Other("--assume-role-arn is for Lambda deployments (an arn:aws:lambda:… address)".into()));
+                    return Err(Failure::Other(
+                        "--assume-role-arn is for Lambda deployments (an arn:aws:lambda:… address)".into(),
+                    ));
                 }
                 body["uri"] = json!(uri);
                 body["use_http_11"] = json!(http1);
@@ -173,7 +177,11 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
                         vec![
                             text(&d["id"]),
                             address(d),
-                            format!("{}{}", text(&d["drain_status"]), if d["paused"] == true { ", paused" } else { "" }),
+                            format!(
+                                "{}{}",
+                                text(&d["drain_status"]),
+                                if d["paused"] == true { ", paused" } else { "" }
+                            ),
                             list(&d["latest_for"]),
                             pinned(&d["pinned_invocations"]),
                             text(&d["created_at"]),
@@ -206,7 +214,9 @@ pub fn run(admin: &Admin, out: &Output, command: DpCommand) -> Result<(), Failur
             Ok(())
         }
         DpCommand::Promote { id, checks } => each_service(admin, out, &id, "promote", checks.body(json!({}))),
-        DpCommand::Ramp { id, percent, checks } => each_service(admin, out, &id, "ramp", checks.body(json!({ "percent": percent }))),
+        DpCommand::Ramp { id, percent, checks } => {
+            each_service(admin, out, &id, "ramp", checks.body(json!({ "percent": percent })))
+        }
         DpCommand::Retire { id, superseded: false, timeout, interval } => retire(admin, out, &id, timeout, interval),
         DpCommand::Retire { id, superseded: true, timeout, interval } => {
             let started = Instant::now();
@@ -267,7 +277,8 @@ fn describe(d: &Value) -> String {
         .flatten()
         .map(|svc| {
             let name = text(&svc["name"]);
-            let handlers = svc["handlers"].as_array().into_iter().flatten().map(|h| text(&h["name"])).collect::<Vec<_>>();
+            let handlers =
+                svc["handlers"].as_array().into_iter().flatten().map(|h| text(&h["name"])).collect::<Vec<_>>();
             vec![
                 name.clone(),
                 text(&svc["revision"]),
@@ -347,9 +358,17 @@ fn wait_for_drain(
 }
 
 /// `dp retire`: wait, remove (guarded, so work pinned meanwhile makes it wait again).
-fn retire(admin: &Admin, out: &Output, reference: &str, timeout: Option<Duration>, interval: Duration) -> Result<(), Failure> {
+fn retire(
+    admin: &Admin,
+    out: &Output,
+    reference: &str,
+    timeout: Option<Duration>,
+    interval: Duration,
+) -> Result<(), Failure> {
     let gone = |id: &str| {
-        out.show(&json!({ "retired": id, "already_gone": true }), |_| format!("{id}: not registered (already removed)"));
+        out.show(&json!({ "retired": id, "already_gone": true }), |_| {
+            format!("{id}: not registered (already removed)")
+        });
         Ok(())
     };
     let id = match admin.deployment_id(reference) {

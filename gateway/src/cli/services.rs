@@ -128,7 +128,15 @@ fn describe(s: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|h| vec![text(&h["name"]), text(&h["ty"]), text(&h["public"]), text(&h["input_description"]), text(&h["output_description"])])
+        .map(|h| {
+            vec![
+                text(&h["name"]),
+                text(&h["ty"]),
+                text(&h["public"]),
+                text(&h["input_description"]),
+                text(&h["output_description"]),
+            ]
+        })
         .collect();
     out.push_str(&table(&["HANDLER", "KIND", "PUBLIC", "INPUT", "OUTPUT"], rows));
     out

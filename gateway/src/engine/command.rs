@@ -149,6 +149,9 @@ pub enum Outcome {
     /// An invocation with this id already exists and is not finished.
     PreviouslyAccepted,
     /// An invocation with this id already finished: here is its result.
-    Completed { result: InvocationResult, expires_at: Option<u64> },
+    Completed {
+        result: InvocationResult,
+        expires_at: Option<u64>,
+    },
     Control(ControlOutcome),
 }

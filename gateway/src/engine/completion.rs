@@ -2,8 +2,8 @@
 //! the key's lock to the next invocation in its inbox, and plan the cleanup by retention.
 
 use super::action::{Action, TracedRun};
-use super::invoke::{schedule, start_attempt};
 use super::ctx::Ctx;
+use super::invoke::{schedule, start_attempt};
 use super::records::{InvocationResult, InvocationStatus, Lock, OutboxMessage, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
@@ -36,7 +36,10 @@ pub fn complete<S: Store>(
         ctx.txn.delete_journal(id, status.journal_len);
         status.journal_purged = true;
     } else if journal < keep {
-        schedule(ctx, Timer { fire_at: ctx.now.saturating_add(journal), invocation: id, kind: TimerKind::JournalCleanup });
+        schedule(
+            ctx,
+            Timer { fire_at: ctx.now.saturating_add(journal), invocation: id, kind: TimerKind::JournalCleanup },
+        );
     }
     let lock_taker = status.target.handler_kind.takes_lock().then(|| status.target.object()).flatten();
     if keep == 0 {

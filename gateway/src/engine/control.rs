@@ -6,9 +6,9 @@ use prost::Message as _;
 
 use super::command::{ControlOutcome, ControlRequest, InvokeRequest, Outcome};
 use super::completion::{complete, purge};
+use super::ctx::Ctx;
 use super::invoke::{on_invoke, start_attempt};
 use super::journal::append_notification;
-use super::ctx::Ctx;
 use super::records::{
     HandlerKind, InvocationResult, InvocationStatus, Notification, NotificationId, NotificationResult, OutboxMessage,
     Phase, Source,
@@ -20,7 +20,11 @@ use crate::protocol::messages::{InputCommandMessage, NotificationMessage, Notifi
 /// The signal index of cancellation (spec §8: 1 = CANCEL).
 const CANCEL_SIGNAL: u32 = 1;
 
-pub fn on_control<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, request: ControlRequest) -> StoreResult<Outcome> {
+pub fn on_control<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    request: ControlRequest,
+) -> StoreResult<Outcome> {
     let Some(status) = ctx.status(&id)? else {
         return Ok(Outcome::Control(ControlOutcome::NotFound));
     };
@@ -94,7 +98,11 @@ pub fn on_deployment_resumed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: Dep
 }
 
 /// Not started yet: finish it as canceled. Started: deliver the cancel signal.
-fn cancel<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: InvocationStatus) -> StoreResult<ControlOutcome> {
+fn cancel<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    mut status: InvocationStatus,
+) -> StoreResult<ControlOutcome> {
     let canceled = InvocationResult::Failure { code: 409, message: "canceled".into() };
     match status.phase {
         Phase::Completed { .. } => Ok(ControlOutcome::AlreadyCompleted),

@@ -3,10 +3,10 @@
 
 use super::command::{Effect, EffectBatch};
 use super::completion::complete;
+use super::ctx::Ctx;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::journal::{self, Callee, append_notification, waits_for};
-use super::ctx::Ctx;
 use super::records::{
     FailureInfo, InvocationResult, InvocationStatus, OnMaxAttempts, Phase, Timer, TimerKind, WaitSet,
 };
@@ -17,9 +17,8 @@ use crate::protocol::messages::ty;
 pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> StoreResult<()> {
     let id = batch.id;
     let Some(mut status) = ctx.status(&id)? else { return Ok(()) };
-    let current = matches!(status.phase, Phase::Invoked)
-        && status.attempt.in_flight
-        && status.attempt.attempt == batch.attempt;
+    let current =
+        matches!(status.phase, Phase::Invoked) && status.attempt.in_flight && status.attempt.attempt == batch.attempt;
     if !current {
         // A late report of an attempt that was superseded, killed or already ended.
         return Ok(());

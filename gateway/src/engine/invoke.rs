@@ -3,11 +3,11 @@
 
 use super::action::{Action, InvokeAttempt};
 use super::command::{InvokeRequest, Outcome};
-use super::entries;
 use super::ctx::Ctx;
+use super::entries;
 use super::records::{
-    AttemptState, HandlerKind, Lock, InvocationResult, InvocationStatus, JournalEntry, OutboxMessage, Phase,
-    Timer, TimerKind, Timestamps,
+    AttemptState, HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Lock, OutboxMessage, Phase, Timer,
+    TimerKind, Timestamps,
 };
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
@@ -74,10 +74,9 @@ fn attach_to_existing<S: Store>(
     // A second `run` of a finished workflow is refused; an idempotent request gets the
     // stored result back.
     let result = existing.result().map(|result| match existing.target.handler_kind {
-        HandlerKind::Workflow => InvocationResult::Failure {
-            code: 409,
-            message: "the workflow method was already invoked".into(),
-        },
+        HandlerKind::Workflow => {
+            InvocationResult::Failure { code: 409, message: "the workflow method was already invoked".into() }
+        }
         _ => result.clone(),
     });
     match (&result, &req.sink) {

@@ -5,9 +5,9 @@ use bytes::Bytes;
 
 use super::action::Action;
 use super::command::InvokeRequest;
+use super::ctx::Ctx;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
-use super::ctx::Ctx;
 use super::records::{
     HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
     OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
@@ -19,7 +19,13 @@ use crate::protocol::messages::{
 };
 
 /// Appends an entry and returns its index.
-fn append_entry<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: &mut InvocationStatus, ty: u16, payload: Bytes) -> u32 {
+fn append_entry<S: Store>(
+    ctx: &mut Ctx<'_, '_, S>,
+    id: InvocationId,
+    status: &mut InvocationStatus,
+    ty: u16,
+    payload: Bytes,
+) -> u32 {
     let index = status.journal_len;
     ctx.txn.put_journal(id, index, JournalEntry { ty, payload, appended_at: ctx.now });
     status.journal_len = status.journal_len.saturating_add(1);
@@ -135,7 +141,11 @@ pub fn on_command<S: Store>(
         }
         Command::Sleep(c) => schedule(
             ctx,
-            Timer { fire_at: c.wake_up_time, invocation: id, kind: TimerKind::Sleep { completion_id: c.result_completion_id } },
+            Timer {
+                fire_at: c.wake_up_time,
+                invocation: id,
+                kind: TimerKind::Sleep { completion_id: c.result_completion_id },
+            },
         ),
         Command::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
         Command::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
@@ -176,7 +186,11 @@ pub fn on_command<S: Store>(
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             match &promise.result {
                 Some(result) => {
-                    let n = entries::completion(ty::GET_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, result.clone().into());
+                    let n = entries::completion(
+                        ty::GET_PROMISE_COMPLETION_NOTIFICATION,
+                        c.result_completion_id,
+                        result.clone().into(),
+                    );
                     append_notification(ctx, id, status, n);
                 }
                 None => {
@@ -211,7 +225,11 @@ pub fn on_command<S: Store>(
                 promise.result = Some(result.clone());
                 ctx.txn.put_promise(&obj, &c.key, promise);
                 for (waiter, completion_id) in waiters {
-                    let n = entries::completion(ty::GET_PROMISE_COMPLETION_NOTIFICATION, completion_id, result.clone().into());
+                    let n = entries::completion(
+                        ty::GET_PROMISE_COMPLETION_NOTIFICATION,
+                        completion_id,
+                        result.clone().into(),
+                    );
                     ctx.route(OutboxMessage::Notify { target: waiter, notification: n });
                 }
                 NotificationResult::Void
@@ -251,7 +269,11 @@ fn attach<S: Store>(
             Ok(())
         }
         None => {
-            let ty = if wait { ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION } else { ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION };
+            let ty = if wait {
+                ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION
+            } else {
+                ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION
+            };
             let failure = NotificationResult::Failure { code: 400, message: "bad attach target".into() };
             append_notification(ctx, id, status, entries::completion(ty, completion_id, failure));
             Ok(())
@@ -267,7 +289,11 @@ pub fn on_attach<S: Store>(
     completion_id: u32,
     wait: bool,
 ) -> StoreResult<()> {
-    let ty = if wait { ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION } else { ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION };
+    let ty = if wait {
+        ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION
+    } else {
+        ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION
+    };
     let answer = match ctx.status(&target)? {
         None => NotificationResult::Failure { code: 404, message: "invocation not found".into() },
         Some(s) => match s.result() {
@@ -346,7 +372,9 @@ fn call<S: Store>(
     let callee_id = match (&req.idempotency_key, callee.target.handler_kind) {
         (Some(ik), _) => InvocationId::idempotent(service, key.as_deref(), handler, ik),
         (None, HandlerKind::Workflow) => InvocationId::workflow_run(service, key.as_deref().unwrap_or_default()),
-        (None, _) => InvocationId::derived(&id, index, key.as_deref().map(|k| crate::ids::partition_key_of(k.as_bytes()))),
+        (None, _) => {
+            InvocationId::derived(&id, index, key.as_deref().map(|k| crate::ids::partition_key_of(k.as_bytes())))
+        }
     };
     let n = entries::completion(
         ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION,

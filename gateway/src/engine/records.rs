@@ -436,10 +436,7 @@ impl Census {
             Phase::Inboxed { .. } => Some(DrainClass::Inboxed),
             Phase::Completed { .. } => None,
         };
-        Census {
-            pinned: s.bound_to().zip(class),
-            handler: Some(handler_key(&s.target.service, &s.target.handler)),
-        }
+        Census { pinned: s.bound_to().zip(class), handler: Some(handler_key(&s.target.service, &s.target.handler)) }
     }
 }
 

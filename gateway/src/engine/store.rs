@@ -60,7 +60,10 @@ pub enum Write {
     ClearPromises(ObjectKey),
     PutOutbox(u64, OutboxMessage),
     /// Remove outbox entries `from..to`.
-    DeleteOutbox { from: u64, to: u64 },
+    DeleteOutbox {
+        from: u64,
+        to: u64,
+    },
     /// The pinned index: this invocation is pinned to this deployment and not completed.
     PutPinned(DeploymentId, InvocationId),
     DeletePinned(DeploymentId, InvocationId),

@@ -6,8 +6,8 @@ use prost::Message as _;
 
 use super::action::Action;
 use super::command::{Command, Effect, EffectBatch, InvokeRequest, Outcome};
-use super::machine::apply;
 use super::keyspace::PartitionInfo;
+use super::machine::apply;
 use super::records::*;
 use super::store::{EmptyStore, Store, Txn};
 use crate::ids::InvocationId;
@@ -131,12 +131,21 @@ fn pinning_is_recorded_from_the_first_attempt_and_kept() {
     let id = InvocationId::generate(5);
     e.apply(invoke(id, service("Greeter", "greet")));
     let dp = crate::ids::DeploymentId(42);
-    let pin = |v| Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v, executed_version: None, revision: 0 });
-    e.effects(id, 1, vec![pin(6), Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(0), terminal: false }]);
+    let pin = |v| {
+        Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: v, executed_version: None, revision: 0 })
+    };
+    e.effects(
+        id,
+        1,
+        vec![pin(6), Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(0), terminal: false }],
+    );
     // A later attempt reporting a different choice does not move the pin.
     e.apply(Command::TimerFired(Timer { fire_at: 1_000, invocation: id, kind: TimerKind::Retry { attempt: 1 } }));
     let status = e.status(&id);
-    assert_eq!(status.deployment, Some(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 0 }));
+    assert_eq!(
+        status.deployment,
+        Some(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 0 })
+    );
     let actions = e.effects(id, 2, vec![pin(5)]);
     assert!(actions.is_empty());
     assert_eq!(e.status(&id).deployment.unwrap().protocol_version, 6);
@@ -152,7 +161,10 @@ fn sleep_suspends_and_the_timer_resumes_with_the_whole_journal() {
     let actions = e.effects(
         id,
         1,
-        vec![command(ty::SLEEP_COMMAND, sleep), Effect::Suspended(WaitSet { completions: vec![1], signals: vec![1], ..Default::default() })],
+        vec![
+            command(ty::SLEEP_COMMAND, sleep),
+            Effect::Suspended(WaitSet { completions: vec![1], signals: vec![1], ..Default::default() }),
+        ],
     );
     let timer = actions
         .iter()
@@ -181,7 +193,10 @@ fn suspension_on_something_already_arrived_restarts_at_once() {
         id,
         1,
         vec![
-            command(ty::RUN_COMMAND, crate::protocol::messages::RunCommandMessage { result_completion_id: 1, name: String::new() }),
+            command(
+                ty::RUN_COMMAND,
+                crate::protocol::messages::RunCommandMessage { result_completion_id: 1, name: String::new() },
+            ),
             Effect::ProposeRun { completion_id: 1, result: InvocationResult::Success(Bytes::from_static(b"42")) },
             Effect::Suspended(WaitSet { completions: vec![1], ..Default::default() }),
         ],
@@ -201,11 +216,16 @@ fn failures_back_off_exponentially_then_pause() {
     let Command::Invoke(mut req) = invoke(id, service("Greeter", "flaky")) else { unreachable!() };
     req.retry_policy.max_attempts = Some(3);
     e.apply(Command::Invoke(req));
-    let fail = || Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None, terminal: false };
+    let fail = || Effect::Failed {
+        failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() },
+        next_retry_delay_ms: None,
+        terminal: false,
+    };
     let mut delays = Vec::new();
     for attempt in 1..=2 {
         let actions = e.effects(id, attempt, vec![fail()]);
-        let timer = actions.iter().find_map(|a| if let Action::ScheduleTimer(t) = a { Some(t.clone()) } else { None }).unwrap();
+        let timer =
+            actions.iter().find_map(|a| if let Action::ScheduleTimer(t) = a { Some(t.clone()) } else { None }).unwrap();
         delays.push(timer.fire_at - e.now);
         assert_eq!(e.status(&id).attempt.last_failure.as_ref().unwrap().message, "boom");
         let (_, actions) = e.apply(Command::TimerFired(timer));
@@ -227,7 +247,11 @@ fn kill_on_max_attempts_completes_with_the_last_error() {
     let actions = e.effects(
         id,
         1,
-        vec![Effect::Failed { failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() }, next_retry_delay_ms: None, terminal: false }],
+        vec![Effect::Failed {
+            failure: FailureInfo { code: 500, message: "boom".into(), ..Default::default() },
+            next_retry_delay_ms: None,
+            terminal: false,
+        }],
     );
     assert_eq!(completed(&actions), Some(&InvocationResult::Failure { code: 500, message: "boom".into() }));
 }
@@ -237,7 +261,11 @@ fn effects_of_a_superseded_attempt_are_ignored() {
     let mut e = Engine::new();
     let id = InvocationId::generate(1);
     e.apply(invoke(id, service("Greeter", "greet")));
-    e.effects(id, 1, vec![Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(10), terminal: false }]);
+    e.effects(
+        id,
+        1,
+        vec![Effect::Failed { failure: FailureInfo::default(), next_retry_delay_ms: Some(10), terminal: false }],
+    );
     let actions = e.effects(id, 1, vec![output("\"late\""), Effect::Ended]);
     assert!(actions.is_empty());
     assert!(!e.status(&id).is_completed());
@@ -355,7 +383,8 @@ fn a_call_creates_the_callee_and_its_result_returns_to_the_caller() {
     assert_eq!(entry.ty, ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION);
 
     let actions = e.effects(callee, 1, vec![output("1"), Effect::Ended]);
-    let forwarded: Vec<_> = actions.iter().filter(|a| matches!(a, Action::Forward { id, .. } if *id == caller)).collect();
+    let forwarded: Vec<_> =
+        actions.iter().filter(|a| matches!(a, Action::Forward { id, .. } if *id == caller)).collect();
     assert_eq!(forwarded.len(), 1, "the result is forwarded to the running caller");
     let entry = e.txn.journal_entry(&caller, 3).unwrap().unwrap();
     assert_eq!(entry.ty, ty::CALL_COMPLETION_NOTIFICATION);
@@ -374,7 +403,11 @@ fn messages_for_other_partitions_go_through_the_outbox_exactly_once() {
         seq: 0,
         message: OutboxMessage::Notify {
             target: caller,
-            notification: Notification { ty: ty::SIGNAL_NOTIFICATION, id: NotificationId::Signal(17), result: NotificationResult::Void },
+            notification: Notification {
+                ty: ty::SIGNAL_NOTIFICATION,
+                id: NotificationId::Signal(17),
+                result: NotificationResult::Void,
+            },
         },
     });
     assert_eq!(actions.len(), 1, "delivered once");
@@ -383,7 +416,11 @@ fn messages_for_other_partitions_go_through_the_outbox_exactly_once() {
         seq: 0,
         message: OutboxMessage::Notify {
             target: caller,
-            notification: Notification { ty: ty::SIGNAL_NOTIFICATION, id: NotificationId::Signal(17), result: NotificationResult::Void },
+            notification: Notification {
+                ty: ty::SIGNAL_NOTIFICATION,
+                id: NotificationId::Signal(17),
+                result: NotificationResult::Void,
+            },
         },
     });
     assert!(again.is_empty(), "a redelivered message is dropped");
@@ -423,7 +460,13 @@ fn retention_cleanup_timer_purges_result_and_journal() {
     let actions = e.effects(id, 1, vec![output("\"x\""), Effect::Ended]);
     let cleanup = actions
         .iter()
-        .find_map(|a| if let Action::ScheduleTimer(t @ Timer { kind: TimerKind::Cleanup, .. }) = a { Some(t.clone()) } else { None })
+        .find_map(|a| {
+            if let Action::ScheduleTimer(t @ Timer { kind: TimerKind::Cleanup, .. }) = a {
+                Some(t.clone())
+            } else {
+                None
+            }
+        })
         .unwrap();
     assert_eq!(cleanup.fire_at, 1_000 + 86_400_000);
     let (_, actions) = e.apply(Command::TimerFired(cleanup));
@@ -441,7 +484,8 @@ fn delayed_invocations_start_when_their_timer_fires() {
     assert!(invoked(&actions).is_empty());
     assert_eq!(e.status(&id).phase, Phase::Scheduled { at_ms: 5_000 });
     e.now = 5_000;
-    let (_, actions) = e.apply(Command::TimerFired(Timer { fire_at: 5_000, invocation: id, kind: TimerKind::Scheduled }));
+    let (_, actions) =
+        e.apply(Command::TimerFired(Timer { fire_at: 5_000, invocation: id, kind: TimerKind::Scheduled }));
     assert_eq!(invoked(&actions).len(), 1);
 }
 
@@ -490,7 +534,8 @@ fn the_journal_goes_at_its_retention_and_the_result_stays_until_its_own() {
 fn a_paused_deployment_holds_its_invocations_until_it_is_resumed_but_not_those_a_user_paused() {
     let mut e = Engine::new();
     let dp = crate::ids::DeploymentId(42);
-    let pin = Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 1 });
+    let pin =
+        Effect::Pinned(PinnedDeployment { deployment: dp, protocol_version: 6, executed_version: None, revision: 1 });
     let held = InvocationId::generate(1);
     let by_user = InvocationId::generate(2);
     for id in [held, by_user] {

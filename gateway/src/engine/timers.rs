@@ -1,10 +1,10 @@
 //! Fired timers: sleeps complete, backoffs end, delayed invocations start, retention ends.
 
 use super::completion::purge;
+use super::ctx::Ctx;
 use super::entries;
 use super::invoke::{start_attempt, start_or_enqueue};
 use super::journal::on_notify;
-use super::ctx::Ctx;
 use super::records::{NotificationResult, Phase, Timer, TimerKind};
 use super::store::{Store, StoreResult};
 use crate::protocol::messages::ty;
@@ -19,8 +19,9 @@ pub fn on_timer<S: Store>(ctx: &mut Ctx<'_, '_, S>, timer: Timer) -> StoreResult
         }
         TimerKind::Retry { attempt } => {
             let Some(mut status) = ctx.status(&id)? else { return Ok(()) };
-            let backing_off =
-                matches!(status.phase, Phase::Invoked) && !status.attempt.in_flight && status.attempt.attempt == attempt;
+            let backing_off = matches!(status.phase, Phase::Invoked)
+                && !status.attempt.in_flight
+                && status.attempt.attempt == attempt;
             if backing_off {
                 start_attempt(ctx, id, &mut status);
                 ctx.save(id, status);

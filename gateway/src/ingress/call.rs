@@ -7,19 +7,16 @@ use hyper::body::Incoming;
 
 use super::error::{Error, error_response};
 use super::{Ingress, Response, json, read_body};
-use crate::engine::command::{Command, InvokeRequest, Outcome};
 use crate::durations::now_ms;
-use crate::engine::records::{
-    HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source,
-};
-use crate::partition::{Lane, Reply};
+use crate::engine::command::{Command, InvokeRequest, Outcome};
+use crate::engine::records::{HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source};
 use crate::ids::{AwakeableId, InvocationId, partition_key_of};
+use crate::partition::{Lane, Reply};
 use crate::protocol::messages::ty;
 use crate::schema::{HandlerSchema, InputRules};
 
 /// Headers that stay with the HTTP exchange instead of going to the handler.
-const NOT_FORWARDED: [&str; 5] =
-    ["connection", "host", "idempotency-key", "idempotency-expires", DEPLOYMENT_HEADER];
+const NOT_FORWARDED: [&str; 5] = ["connection", "host", "idempotency-key", "idempotency-expires", DEPLOYMENT_HEADER];
 
 /// Sends one new invocation to a registered deployment instead of the service's latest
 /// revision (a smoke test of an unpromoted deployment, a pinned retry).
@@ -117,11 +114,8 @@ pub async fn call(
 
     // Traced: the request's traceparent (if any) is continued under an ingress span.
     let trace = crate::traces::enabled().then(|| {
-        let remote = req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::traces::parse_traceparent);
+        let remote =
+            req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(crate::traces::parse_traceparent);
         let span_id = crate::traces::new_span_id();
         (remote.map_or(0, |r| r.span_id), span_id, crate::traces::new_invocation(remote, span_id))
     });
@@ -214,7 +208,10 @@ pub fn result_response(
             response
         }
         InvocationResult::Failure { code, message } => {
-            let status = StatusCode::from_u16(code).ok().filter(|s| s.as_u16() >= 400).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status = StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| s.as_u16() >= 400)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             error_response(status, &message, "invocation", Some(id))
         }
     }
@@ -247,9 +244,21 @@ pub async fn awakeable(
 #[derive(serde::Deserialize)]
 #[serde(tag = "target", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum BodyTarget {
-    Invocation { invocation_id: String },
-    Workflow { workflow_name: String, workflow_key: String, scope: Option<String> },
-    IdempotentInvocation { service: String, key: Option<String>, handler: String, idempotency_key: String, scope: Option<String> },
+    Invocation {
+        invocation_id: String,
+    },
+    Workflow {
+        workflow_name: String,
+        workflow_key: String,
+        scope: Option<String>,
+    },
+    IdempotentInvocation {
+        service: String,
+        key: Option<String>,
+        handler: String,
+        idempotency_key: String,
+        scope: Option<String>,
+    },
 }
 
 impl BodyTarget {
@@ -259,9 +268,9 @@ impl BodyTarget {
             None => Ok(()),
         };
         match self {
-            BodyTarget::Invocation { invocation_id } => invocation_id
-                .parse()
-                .map_err(|reason| Error::BadInvocationId { id: invocation_id.clone(), reason }),
+            BodyTarget::Invocation { invocation_id } => {
+                invocation_id.parse().map_err(|reason| Error::BadInvocationId { id: invocation_id.clone(), reason })
+            }
             BodyTarget::Workflow { workflow_name, workflow_key, scope } => {
                 unscoped(scope)?;
                 Ok(InvocationId::workflow_run(workflow_name, workflow_key))
@@ -291,10 +300,12 @@ fn validate_input(rules: &InputRules, content_type: Option<&str>, body: &[u8]) -
         InputRules::Any => Ok(()),
         InputRules::Empty => match (content_type, body.is_empty()) {
             (None, true) => Ok(()),
-            (Some(ct), _) => Err(Error::InputValidation(format!(
-                "Content-type '{ct}' not allowed: the handler takes no input"
-            ))),
-            (None, false) => Err(Error::InputValidation("Non-empty body not allowed: the handler takes no input".into())),
+            (Some(ct), _) => {
+                Err(Error::InputValidation(format!("Content-type '{ct}' not allowed: the handler takes no input")))
+            }
+            (None, false) => {
+                Err(Error::InputValidation("Non-empty body not allowed: the handler takes no input".into()))
+            }
         },
         InputRules::ContentType { content_type: expected, required, json_schema } => match content_type {
             None if body.is_empty() && !*required => Ok(()),
@@ -325,13 +336,20 @@ mod tests {
 
     #[test]
     fn content_type_rules_match_restate() {
-        let json = InputRules::ContentType { content_type: "application/json".into(), required: false, json_schema: None };
+        let json =
+            InputRules::ContentType { content_type: "application/json".into(), required: false, json_schema: None };
         assert!(validate_input(&json, Some("application/json"), b"1").is_ok());
         assert!(validate_input(&json, Some("application/json; charset=utf-8"), b"1").is_ok());
         assert!(validate_input(&json, None, b"").is_ok());
         let e = validate_input(&json, Some("text/plain"), b"\"x\"").unwrap_err();
-        assert_eq!(e.to_string(), "input validation error: Content-type 'text/plain' does not match 'application/json'");
-        assert_eq!(validate_input(&json, None, b"x").unwrap_err().to_string(), "input validation error: Empty content-type");
+        assert_eq!(
+            e.to_string(),
+            "input validation error: Content-type 'text/plain' does not match 'application/json'"
+        );
+        assert_eq!(
+            validate_input(&json, None, b"x").unwrap_err().to_string(),
+            "input validation error: Empty content-type"
+        );
         assert!(validate_input(&InputRules::Empty, Some("application/json"), b"").is_err());
         assert!(validate_input(&InputRules::Empty, None, b"").is_ok());
         assert!(validate_input(&InputRules::Any, Some("x/y"), b"zz").is_ok());

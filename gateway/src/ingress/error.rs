@@ -5,14 +5,15 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 
-
 use crate::ids::{IdError, InvocationId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("bad path: {0}")]
     BadPath(String),
-    #[error("path '{path}' is outside the ingress's path prefix '{prefix}' (ingress.path-prefix): call {prefix}/<service>/<handler>")]
+    #[error(
+        "path '{path}' is outside the ingress's path prefix '{prefix}' (ingress.path-prefix): call {prefix}/<service>/<handler>"
+    )]
     OutsidePrefix { path: String, prefix: String },
     #[error("bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler")]
     BadCallPath,
@@ -58,9 +59,13 @@ pub enum Error {
     BodyRead(String),
     #[error("the partition owning this invocation is unavailable, try again")]
     Unavailable,
-    #[error("partition {0} is behind and sheds new requests (ingress.queue-per-partition is full): retry after the Retry-After seconds")]
+    #[error(
+        "partition {0} is behind and sheds new requests (ingress.queue-per-partition is full): retry after the Retry-After seconds"
+    )]
     Overloaded(u32),
-    #[error("the ingress serves {0} requests at once (ingress.concurrency-limit) and sheds more: retry after the Retry-After seconds")]
+    #[error(
+        "the ingress serves {0} requests at once (ingress.concurrency-limit) and sheds more: retry after the Retry-After seconds"
+    )]
     TooManyRequests(usize),
     #[error("bad x-perdure-deployment header '{value}': {reason}")]
     BadDeploymentHeader { value: String, reason: String },

@@ -20,9 +20,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::partition::{Handle, Reply};
 use crate::ids::InvocationId;
 use crate::metrics;
+use crate::partition::{Handle, Reply};
 use crate::schema::SchemaRegistry;
 use error::Error;
 use path::{BodyAction, Op, Route};
@@ -166,7 +166,10 @@ impl Ingress {
                         // Known (running or retained) invocations only.
                         match self.partitions.output(id).await? {
                             Reply::NotFound => Err(Error::InvocationNotFound),
-                            _ => Ok(json(StatusCode::OK, serde_json::json!({ "invocationId": id.to_string() }).to_string())),
+                            _ => Ok(json(
+                                StatusCode::OK,
+                                serde_json::json!({ "invocationId": id.to_string() }).to_string(),
+                            )),
                         }
                     }
                 }
@@ -193,7 +196,14 @@ impl Ingress {
 }
 
 /// Records the span of an ingress request that created (or found) an invocation.
-fn ingress_span(trace: call::IngressTrace, service: &str, handler: &str, send: bool, status: StatusCode, started: std::time::Instant) {
+fn ingress_span(
+    trace: call::IngressTrace,
+    service: &str,
+    handler: &str,
+    send: bool,
+    status: StatusCode,
+    started: std::time::Instant,
+) {
     use crate::traces::{Span, SpanKind, now_ns};
     let start_ns = now_ns().saturating_sub(started.elapsed().as_nanos() as u64);
     let kind = if send { "send" } else { "call" };

@@ -16,14 +16,35 @@ pub enum Op {
 pub enum Route {
     Health,
     /// A call or send; `parts` is `[key,] handler`, split once the service type is known.
-    Call { service: String, parts: Vec<String>, send: bool },
-    ById { id: String, op: Op },
+    Call {
+        service: String,
+        parts: Vec<String>,
+        send: bool,
+    },
+    ById {
+        id: String,
+        op: Op,
+    },
     /// `/restate/invocation/{Svc}[/{key}]/{handler}/{idempotency key}/{op}`.
-    ByIdempotencyKey { service: String, parts: Vec<String>, idempotency_key: String, op: Op },
-    Workflow { service: String, key: String, op: Op },
-    Awakeable { id: String, resolve: bool },
+    ByIdempotencyKey {
+        service: String,
+        parts: Vec<String>,
+        idempotency_key: String,
+        op: Op,
+    },
+    Workflow {
+        service: String,
+        key: String,
+        op: Op,
+    },
+    Awakeable {
+        id: String,
+        resolve: bool,
+    },
     /// `POST /restate/{attach,output,lookup}` with the target in a JSON body (1.7).
-    ByBody { action: BodyAction },
+    ByBody {
+        action: BodyAction,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,11 +110,9 @@ pub fn parse(path: &str) -> Result<Route, Error> {
             idempotency_key: (*ik).to_owned(),
             op: op(o).ok_or_else(bad)?,
         }),
-        ["workflow", service, key, o] => Ok(Route::Workflow {
-            service: (*service).to_owned(),
-            key: (*key).to_owned(),
-            op: op(o).ok_or_else(bad)?,
-        }),
+        ["workflow", service, key, o] => {
+            Ok(Route::Workflow { service: (*service).to_owned(), key: (*key).to_owned(), op: op(o).ok_or_else(bad)? })
+        }
         ["awakeables" | "a", id, action @ ("resolve" | "reject")] => {
             Ok(Route::Awakeable { id: (*id).to_owned(), resolve: *action == "resolve" })
         }
@@ -143,17 +162,28 @@ mod tests {
     #[test]
     fn restate_paths() {
         assert_eq!(parse("/restate/health").unwrap(), Route::Health);
-        assert_eq!(parse("/restate/invocation/inv_1x/attach").unwrap(), Route::ById { id: "inv_1x".into(), op: Op::Attach });
+        assert_eq!(
+            parse("/restate/invocation/inv_1x/attach").unwrap(),
+            Route::ById { id: "inv_1x".into(), op: Op::Attach }
+        );
         assert_eq!(parse("/restate/output/inv_1x").unwrap(), Route::ById { id: "inv_1x".into(), op: Op::Output });
         assert_eq!(
             parse("/restate/invocation/Greeter/greet/k1/output").unwrap(),
-            Route::ByIdempotencyKey { service: "Greeter".into(), parts: vec!["greet".into()], idempotency_key: "k1".into(), op: Op::Output }
+            Route::ByIdempotencyKey {
+                service: "Greeter".into(),
+                parts: vec!["greet".into()],
+                idempotency_key: "k1".into(),
+                op: Op::Output
+            }
         );
         assert_eq!(
             parse("/restate/workflow/Wf/w1/attach").unwrap(),
             Route::Workflow { service: "Wf".into(), key: "w1".into(), op: Op::Attach }
         );
-        assert_eq!(parse("/restate/a/sign_1x/reject").unwrap(), Route::Awakeable { id: "sign_1x".into(), resolve: false });
+        assert_eq!(
+            parse("/restate/a/sign_1x/reject").unwrap(),
+            Route::Awakeable { id: "sign_1x".into(), resolve: false }
+        );
     }
 
     #[test]
@@ -183,4 +213,3 @@ mod tests {
         }
     }
 }
-

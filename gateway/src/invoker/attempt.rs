@@ -12,16 +12,16 @@ use tokio::sync::mpsc;
 use super::AttemptContext;
 use super::client::{RequestBody, join_uri, percent_encode};
 use super::discovery::discover_lambda;
-use crate::error_chain;
 use super::lambda::{FunctionArn, LambdaError, LambdaRequest};
 use super::trace::AttemptTrace;
+use crate::durations::now_ms;
 use crate::engine::action::InvokeAttempt;
 use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{
     FailureInfo, InvocationResult, JournalEntry, PinnedDeployment, Retention, RetryPolicy, Target, WaitSet,
 };
-use crate::durations::now_ms;
 use crate::engine::store::Store;
+use crate::error_chain;
 use crate::metrics::{self, AttemptOutcome};
 use crate::protocol::frame;
 use crate::protocol::manifest::ProtocolMode;
@@ -141,7 +141,10 @@ fn choose<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<'s>, At
     let service = deployment.services.iter().find(|s| &s.name == service_name).ok_or_else(|| {
         AttemptFailure::terminal(
             500,
-            format!("deployment {} does not serve '{service_name}' ({service_name}/{handler_name} is pinned to it)", deployment.id),
+            format!(
+                "deployment {} does not serve '{service_name}' ({service_name}/{handler_name} is pinned to it)",
+                deployment.id
+            ),
         )
     })?;
     Ok(Chosen { deployment, version, service, newly_pinned: None })
@@ -171,7 +174,10 @@ fn choose_latest<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<
     let deployment = schema.deployments.get(&service.deployment_id).ok_or_else(|| {
         AttemptFailure::terminal(
             410,
-            format!("the latest revision of '{service_name}' is on deployment {}, which is gone", service.deployment_id),
+            format!(
+                "the latest revision of '{service_name}' is on deployment {}, which is gone",
+                service.deployment_id
+            ),
         )
     })?;
     let handler = service.handler(handler_name).ok_or_else(|| {
@@ -193,19 +199,20 @@ fn choose_latest<'s>(schema: &'s Schema, spec: &InvokeAttempt) -> Result<Chosen<
             ),
         ));
     }
-    let version = choose_version(deployment.min_protocol_version, deployment.max_protocol_version).ok_or_else(|| {
-        AttemptFailure::new(
-            500,
-            format!(
-                "deployment {} speaks protocol versions {}..{}, this server {}..{}",
-                deployment.id,
-                deployment.min_protocol_version,
-                deployment.max_protocol_version,
-                crate::protocol::MIN_SERVICE_PROTOCOL_VERSION,
-                crate::protocol::MAX_SERVICE_PROTOCOL_VERSION
-            ),
-        )
-    })?;
+    let version =
+        choose_version(deployment.min_protocol_version, deployment.max_protocol_version).ok_or_else(|| {
+            AttemptFailure::new(
+                500,
+                format!(
+                    "deployment {} speaks protocol versions {}..{}, this server {}..{}",
+                    deployment.id,
+                    deployment.min_protocol_version,
+                    deployment.max_protocol_version,
+                    crate::protocol::MIN_SERVICE_PROTOCOL_VERSION,
+                    crate::protocol::MAX_SERVICE_PROTOCOL_VERSION
+                ),
+            )
+        })?;
     let pin = PinnedDeployment {
         deployment: deployment.id,
         protocol_version: version.as_u32(),
@@ -239,7 +246,12 @@ async fn drive(
         );
         reporter.pending.push(Effect::Held { message });
         reporter.flush();
-        metrics::attempt(&chosen.deployment.id, protocol_label(&chosen.deployment.endpoint), AttemptOutcome::Held, Duration::ZERO);
+        metrics::attempt(
+            &chosen.deployment.id,
+            protocol_label(&chosen.deployment.endpoint),
+            AttemptOutcome::Held,
+            Duration::ZERO,
+        );
         return Ok(());
     }
     let (deployment, protocol, started) =
@@ -312,7 +324,11 @@ fn invocation_headers<'a>(
 }
 
 /// Records the pin (and the settings of the revision it starts on) of a first attempt.
-fn pin(reporter: &mut Reporter<'_>, newly_pinned: Option<(PinnedDeployment, RetryPolicy, Retention)>, executed: Option<String>) {
+fn pin(
+    reporter: &mut Reporter<'_>,
+    newly_pinned: Option<(PinnedDeployment, RetryPolicy, Retention)>,
+    executed: Option<String>,
+) {
     if let Some(trace) = &mut reporter.trace {
         trace.executed_version(executed.as_deref());
     }
@@ -341,8 +357,8 @@ async fn drive_http(
 
     let initial = start_frames(ctx, spec, &chosen).await?;
     let content_type = chosen.version.content_type();
-    let target = join_uri(uri, &invoke_path(spec))
-        .map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
+    let target =
+        join_uri(uri, &invoke_path(spec)).map_err(|e| AttemptFailure::new(500, format!("bad deployment uri: {e}")))?;
     let mut builder = http::Request::post(target);
     for (k, v) in invocation_headers(ctx, spec, &chosen, reporter.trace.as_ref()) {
         builder = builder.header(k, v);
@@ -438,7 +454,12 @@ async fn drive_http(
 
 /// Decodes the SDK's messages in `buffer` into effects (queued on the reporter); true once
 /// the terminal one (End, Suspension, Error) came.
-fn relay(ctx: &AttemptContext, schema: &Schema, buffer: &mut BytesMut, reporter: &mut Reporter<'_>) -> Result<bool, AttemptFailure> {
+fn relay(
+    ctx: &AttemptContext,
+    schema: &Schema,
+    buffer: &mut BytesMut,
+    reporter: &mut Reporter<'_>,
+) -> Result<bool, AttemptFailure> {
     while let Some(frame) = frame::decode(buffer, ctx.config.message_size_limit)
         .map_err(|e| AttemptFailure::new(571, format!("protocol violation: {e}")))?
     {
@@ -484,7 +505,10 @@ async fn drive_lambda(
     let request = LambdaRequest {
         path: invoke_path(spec),
         method: "POST",
-        headers: invocation_headers(ctx, spec, &chosen, reporter.trace.as_ref()).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+        headers: invocation_headers(ctx, spec, &chosen, reporter.trace.as_ref())
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
         body: start_frames(ctx, spec, &chosen).await?,
         zstd: deployment.manifest.lambda_compression.as_deref() == Some("zstd"),
     };
@@ -524,7 +548,12 @@ async fn drive_lambda(
 /// held version, unless the alias has since moved to one that passed (or one not yet seen,
 /// which the alias then runs and the check sees). Asks Lambda where the alias points only
 /// in that state.
-async fn held_version(ctx: &AttemptContext, deployment: &Deployment, arn: &FunctionArn, role: Option<&str>) -> Option<String> {
+async fn held_version(
+    ctx: &AttemptContext,
+    deployment: &Deployment,
+    arn: &FunctionArn,
+    role: Option<&str>,
+) -> Option<String> {
     let held = deployment.lambda_versions.held_at.clone()?;
     let current = match ctx.lambda.alias_version(deployment.endpoint.address(), &arn.region, role).await {
         Ok(v) => v,
@@ -579,8 +608,10 @@ async fn check_version(
         ctx.identity.as_deref(),
         Duration::from_secs(10),
     )
-        .await
-        .map_err(|e| AttemptFailure::new(500, format!("checking Lambda version {version} behind alias '{}': {e}", arn.qualifier)))?;
+    .await
+    .map_err(|e| {
+        AttemptFailure::new(500, format!("checking Lambda version {version} behind alias '{}': {e}", arn.qualifier))
+    })?;
     let check = check_lambda_version(deployment, &discovered.manifest, &ctx.defaults, now_ms());
     if check.compatible {
         tracing::info!(deployment = %deployment.id, "Lambda version {version} behind alias '{}' checked: it matches", arn.qualifier);
@@ -634,12 +665,14 @@ fn lambda_failure(e: LambdaError, function: &str, pinned: Option<&str>) -> Attem
 
 /// Start message plus the journal replay, framed. The journal (and, for an object, its state
 /// when sent eagerly) is read off the async workers.
-async fn start_frames(ctx: &AttemptContext, spec: &InvokeAttempt, chosen: &Chosen<'_>) -> Result<Bytes, AttemptFailure> {
+async fn start_frames(
+    ctx: &AttemptContext,
+    spec: &InvokeAttempt,
+    chosen: &Chosen<'_>,
+) -> Result<Bytes, AttemptFailure> {
     let handler = chosen.service.handler(&spec.target.handler);
-    let eager_state = spec
-        .target
-        .object()
-        .filter(|_| !chosen.service.lazy_state(handler) && ctx.config.eager_state_size_limit > 0);
+    let eager_state =
+        spec.target.object().filter(|_| !chosen.service.lazy_state(handler) && ctx.config.eager_state_size_limit > 0);
     let (storage, id, len) = (ctx.storage.clone(), spec.id, spec.journal_len);
     let eager = eager_state.is_some();
     let read = tokio::task::spawn_blocking(move || {
@@ -704,10 +737,7 @@ fn check_head(status: http::StatusCode, headers: &http::HeaderMap, content_type:
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|secs| secs.saturating_mul(1000).min(crate::durations::MAX_MS));
     let mut failure = if status.is_success() {
-        AttemptFailure::new(
-            571,
-            format!("content type {} instead of {content_type}", got.unwrap_or("(none)")),
-        )
+        AttemptFailure::new(571, format!("content type {} instead of {content_type}", got.unwrap_or("(none)")))
     } else {
         AttemptFailure::new(status.as_u16(), format!("HTTP {status}"))
     };
@@ -718,7 +748,11 @@ fn check_head(status: http::StatusCode, headers: &http::HeaderMap, content_type:
 }
 
 /// What a message from the SDK means for the partition.
-fn effect_of(schema: &Schema, message: DeploymentMessage, trace: Option<&mut AttemptTrace>) -> Result<Effect, AttemptFailure> {
+fn effect_of(
+    schema: &Schema,
+    message: DeploymentMessage,
+    trace: Option<&mut AttemptTrace>,
+) -> Result<Effect, AttemptFailure> {
     Ok(match message {
         DeploymentMessage::Command { command, payload } => {
             let ty = command.ty();
@@ -730,8 +764,8 @@ fn effect_of(schema: &Schema, message: DeploymentMessage, trace: Option<&mut Att
             };
             let (call_target, call_policy) = match call {
                 Some((service, handler, key)) => {
-                    let (target, policy, retention) = resolve_call(schema, service, handler, key)
-                        .map_err(|message| AttemptFailure {
+                    let (target, policy, retention) =
+                        resolve_call(schema, service, handler, key).map_err(|message| AttemptFailure {
                             info: FailureInfo {
                                 code: 500,
                                 message,
@@ -800,12 +834,9 @@ fn resolve_call(
     handler: &str,
     key: &str,
 ) -> Result<(Target, RetryPolicy, Retention), String> {
-    let svc = schema
-        .service(service)
-        .ok_or_else(|| format!("the call target service '{service}' is not registered"))?;
-    let h = svc
-        .handler(handler)
-        .ok_or_else(|| format!("the service '{service}' has no handler '{handler}'"))?;
+    let svc =
+        schema.service(service).ok_or_else(|| format!("the call target service '{service}' is not registered"))?;
+    let h = svc.handler(handler).ok_or_else(|| format!("the service '{service}' has no handler '{handler}'"))?;
     let key = match (svc.is_keyed(), key.is_empty()) {
         (true, true) => return Err(format!("calling '{service}/{handler}' needs a key: '{service}' is keyed")),
         (true, false) => Some(key.to_owned()),

@@ -118,7 +118,11 @@ impl DeploymentClient {
         // Over TLS each pool offers exactly its protocol by ALPN.
         let https = |h2: bool| {
             let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http();
-            if h2 { builder.enable_http2().wrap_connector(connector.clone()) } else { builder.enable_http1().wrap_connector(connector.clone()) }
+            if h2 {
+                builder.enable_http2().wrap_connector(connector.clone())
+            } else {
+                builder.enable_http1().wrap_connector(connector.clone())
+            }
         };
         let h2 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())

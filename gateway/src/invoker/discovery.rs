@@ -92,16 +92,9 @@ pub async fn discover(
             }
         })?;
         let status = response.status();
-        let sdk_version = response
-            .headers()
-            .get("x-restate-server")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let sdk_version = response.headers().get("x-restate-server").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type =
+            response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = http_body_util::Limited::new(response.into_body(), MAX_MANIFEST_BYTES)
             .collect()
             .await

@@ -87,7 +87,8 @@ impl RequestIdentity {
     fn token(&self, path: &str, key: Option<&str>, now: u64) -> String {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.public_key });
         let life = self.expiration.as_secs();
-        let mut claims = serde_json::json!({ "aud": path, "iat": now, "nbf": now.saturating_sub(life), "exp": now + life });
+        let mut claims =
+            serde_json::json!({ "aud": path, "iat": now, "nbf": now.saturating_sub(life), "exp": now + life });
         if let Some(key) = key {
             claims["sub"] = key.into();
         }
@@ -114,7 +115,10 @@ mod tests {
         assert_eq!(header["kid"], id.public_key());
         assert_eq!(claims["aud"], "/invoke/Greeter/greet");
         assert_eq!(claims["sub"], "k1");
-        assert_eq!((claims["iat"].as_u64(), claims["nbf"].as_u64(), claims["exp"].as_u64()), (Some(1_800_000_000), Some(1_799_999_940), Some(1_800_000_060)));
+        assert_eq!(
+            (claims["iat"].as_u64(), claims["nbf"].as_u64(), claims["exp"].as_u64()),
+            (Some(1_800_000_000), Some(1_799_999_940), Some(1_800_000_060))
+        );
 
         let raw = bs58::decode(id.public_key().strip_prefix("publickeyv1_").unwrap()).into_vec().unwrap();
         let public = VerifyingKey::from_bytes(&raw.try_into().unwrap()).unwrap();

@@ -65,7 +65,10 @@ impl FunctionArn {
             );
         }
         if parts[0] != "arn" || parts[2] != "lambda" || parts[5] != "function" {
-            return Err("not a Lambda function ARN (arn:<partition>:lambda:<region>:<account>:function:<name>:<qualifier>)".into());
+            return Err(
+                "not a Lambda function ARN (arn:<partition>:lambda:<region>:<account>:function:<name>:<qualifier>)"
+                    .into(),
+            );
         }
         if parts[3].is_empty() || parts[4].is_empty() || parts[6].is_empty() {
             return Err("the ARN's region, account and function name must not be empty".into());
@@ -91,10 +94,7 @@ impl FunctionArn {
 
     /// The same function with another qualifier (a version to pin to).
     pub fn with_qualifier(&self, qualifier: &str) -> String {
-        format!(
-            "arn:{}:lambda:{}:{}:function:{}:{qualifier}",
-            self.partition, self.region, self.account, self.name
-        )
+        format!("arn:{}:lambda:{}:{}:function:{}:{qualifier}", self.partition, self.region, self.account, self.name)
     }
 }
 
@@ -208,12 +208,14 @@ pub fn encode_event(request: &LambdaRequest, compression_threshold: usize) -> Re
 
 /// Decodes a function's response event (decompressing a zstd body).
 pub fn decode_response(payload: &[u8], executed_version: Option<String>) -> Result<LambdaResponse, LambdaError> {
-    let bad = |why: String| LambdaError::Call(format!("the function's answer is not a service-protocol response: {why}"));
+    let bad =
+        |why: String| LambdaError::Call(format!("the function's answer is not a service-protocol response: {why}"));
     let event: ResponseEvent = serde_json::from_slice(payload).map_err(|e| bad(e.to_string()))?;
     let status = http::StatusCode::from_u16(event.status_code).map_err(|e| bad(e.to_string()))?;
     let mut headers = http::HeaderMap::new();
     for (k, v) in event.headers.unwrap_or_default() {
-        let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str())) else {
+        let (Ok(name), Ok(value)) = (http::HeaderName::try_from(k.as_str()), http::HeaderValue::try_from(v.as_str()))
+        else {
             return Err(bad(format!("bad header '{k}'")));
         };
         headers.insert(name, value);
@@ -256,7 +258,9 @@ impl LambdaClients {
                 // watchdog per call (the attempt's abort timeout covers a stuck call).
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .retry_config(aws_config::retry::RetryConfig::disabled())
-                    .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
+                    .stalled_stream_protection(
+                        aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+                    )
                     .load()
                     .await
             })
@@ -325,14 +329,22 @@ impl LambdaClients {
 
 impl LambdaClients {
     /// The version an alias points at now (its primary version: weighted routing aside).
-    pub async fn alias_version(&self, alias_arn: &str, region: &str, role: Option<&str>) -> Result<String, LambdaError> {
+    pub async fn alias_version(
+        &self,
+        alias_arn: &str,
+        region: &str,
+        role: Option<&str>,
+    ) -> Result<String, LambdaError> {
         let client = self.client(region, role).await;
-        let (function, alias) = alias_arn.rsplit_once(':').ok_or_else(|| LambdaError::Call(format!("'{alias_arn}' has no alias")))?;
+        let (function, alias) =
+            alias_arn.rsplit_once(':').ok_or_else(|| LambdaError::Call(format!("'{alias_arn}' has no alias")))?;
         let out = client.get_alias().function_name(function).name(alias).send().await.map_err(|e| {
             use aws_sdk_lambda::error::DisplayErrorContext;
             LambdaError::Call(format!("GetAlias {alias_arn}: {}", DisplayErrorContext(&e)))
         })?;
-        out.function_version().map(str::to_owned).ok_or_else(|| LambdaError::Call(format!("GetAlias {alias_arn}: no FunctionVersion")))
+        out.function_version()
+            .map(str::to_owned)
+            .ok_or_else(|| LambdaError::Call(format!("GetAlias {alias_arn}: no FunctionVersion")))
     }
 }
 
@@ -347,15 +359,15 @@ fn call_error(
             return LambdaError::NotFound(format!("Lambda says {function} does not exist: {message}"));
         }
         if service.is_too_many_requests_exception() {
-            return LambdaError::Throttled(format!("{}: {message}", service.code().unwrap_or("TooManyRequestsException")));
+            return LambdaError::Throttled(format!(
+                "{}: {message}",
+                service.code().unwrap_or("TooManyRequestsException")
+            ));
         }
         if service.is_request_too_large_exception() {
             return LambdaError::Call(format!("Lambda refused the request as too large: {message}"));
         }
-        return LambdaError::Call(format!(
-            "calling {function}: {}: {message}",
-            service.code().unwrap_or("error")
-        ));
+        return LambdaError::Call(format!("calling {function}: {}: {message}", service.code().unwrap_or("error")));
     }
     if let Some(raw) = e.raw_response()
         && raw.status().as_u16() == 429

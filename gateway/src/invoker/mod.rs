@@ -77,10 +77,24 @@ pub struct AttemptContext {
 enum Input {
     Invoke(Box<InvokeAttempt>),
     /// Run this attempt when a slot is free, as storage describes it then.
-    InvokeLater { id: InvocationId, attempt: u32 },
-    Forward { id: InvocationId, attempt: u32, index: u32, entry: JournalEntry },
-    Abort { id: InvocationId, attempt: u32 },
-    Done { id: InvocationId, attempt: u32 },
+    InvokeLater {
+        id: InvocationId,
+        attempt: u32,
+    },
+    Forward {
+        id: InvocationId,
+        attempt: u32,
+        index: u32,
+        entry: JournalEntry,
+    },
+    Abort {
+        id: InvocationId,
+        attempt: u32,
+    },
+    Done {
+        id: InvocationId,
+        attempt: u32,
+    },
 }
 
 /// How partitions reach the invoker. Cheap to clone.

@@ -108,9 +108,8 @@ impl AttemptTrace {
         if self.open.is_empty() || entry.ty != ty::CALL_COMPLETION_NOTIFICATION {
             return;
         }
-        if let Some(id) = <NotificationMessage as prost::Message>::decode(entry.payload.clone())
-            .ok()
-            .and_then(|n| n.completion_id())
+        if let Some(id) =
+            <NotificationMessage as prost::Message>::decode(entry.payload.clone()).ok().and_then(|n| n.completion_id())
         {
             self.close(id);
         }
@@ -136,7 +135,15 @@ impl AttemptTrace {
     }
 
     /// Ends the attempt's span (and the steps still open) with what it ran on and how it went.
-    pub fn finish(mut self, target: &str, attempt: u32, deployment: &str, protocol: &'static str, outcome: &'static str, failure: Option<&str>) {
+    pub fn finish(
+        mut self,
+        target: &str,
+        attempt: u32,
+        deployment: &str,
+        protocol: &'static str,
+        outcome: &'static str,
+        failure: Option<&str>,
+    ) {
         if !self.context.sampled {
             return;
         }

@@ -57,7 +57,9 @@ impl NodeState {
         let partitions = self
             .applied
             .iter()
-            .map(|(info, applied)| (info.id, applied.load(Ordering::Acquire), queues.get(info.id as usize).copied().flatten()))
+            .map(|(info, applied)| {
+                (info.id, applied.load(Ordering::Acquire), queues.get(info.id as usize).copied().flatten())
+            })
             .collect();
         let counts = self.storage.drain_counts()?;
         let schema = self.schema.snapshot();
@@ -138,7 +140,11 @@ impl NodeStatus for StatusService {
             restate_compatible_version: crate::RESTATE_COMPATIBLE_VERSION.to_owned(),
             uptime_ms: self.state.started.elapsed().as_millis() as u64,
             partitions,
-            deployments_by_drain_status: s.drain_statuses.iter().map(|(k, v)| (k.as_str().to_owned(), *v as u32)).collect(),
+            deployments_by_drain_status: s
+                .drain_statuses
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v as u32))
+                .collect(),
         }))
     }
 }
@@ -193,7 +199,11 @@ pub async fn router(state: Arc<NodeState>, tokens: Vec<String>) -> Result<Router
 
 /// Serves the node port until `shutdown` flips. Open gRPC watch streams do not hold the
 /// shutdown up: the listener just stops.
-pub async fn serve(listener: TcpListener, app: Router, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), String> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
     tokio::select! {
         served = axum::serve(listener, app) => served.map_err(|e| e.to_string()),
         _ = shutdown.changed() => Ok(()),

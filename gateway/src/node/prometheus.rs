@@ -52,22 +52,38 @@ pub fn render(handle: Option<&PrometheusHandle>, snapshot: &Snapshot) -> String 
     }
     text.family("perdure_partition_leader", "gauge", "1 while a partition's task runs and leads it, 0 once it stopped");
     for (id, _, depth) in &snapshot.partitions {
-        text.sample("perdure_partition_leader", &[("partition", &id.to_string())], if depth.is_some() { 1.0 } else { 0.0 });
+        text.sample(
+            "perdure_partition_leader",
+            &[("partition", &id.to_string())],
+            if depth.is_some() { 1.0 } else { 0.0 },
+        );
     }
 
     let s = &snapshot.storage;
     for (name, help, value) in [
         ("perdure_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables", s.memtable_bytes),
         ("perdure_rocksdb_block_cache_bytes", "Bytes in RocksDB's block cache", s.block_cache_bytes),
-        ("perdure_rocksdb_table_readers_bytes", "RocksDB's estimate of its table readers' memory (indexes and filters outside the cache)", s.table_readers_bytes),
+        (
+            "perdure_rocksdb_table_readers_bytes",
+            "RocksDB's estimate of its table readers' memory (indexes and filters outside the cache)",
+            s.table_readers_bytes,
+        ),
         ("perdure_rocksdb_sst_bytes", "Bytes of RocksDB's live table files on disk", s.sst_bytes),
-        ("perdure_rocksdb_pending_compaction_bytes", "RocksDB's estimate of the bytes compaction still has to rewrite", s.pending_compaction_bytes),
+        (
+            "perdure_rocksdb_pending_compaction_bytes",
+            "RocksDB's estimate of the bytes compaction still has to rewrite",
+            s.pending_compaction_bytes,
+        ),
     ] {
         text.family(name, "gauge", help);
         text.sample(name, &[], value as f64);
     }
 
-    text.family("perdure_deployments", "gauge", "Registered deployments by drain status (active, draining, drained, inactive)");
+    text.family(
+        "perdure_deployments",
+        "gauge",
+        "Registered deployments by drain status (active, draining, drained, inactive)",
+    );
     for (status, count) in &snapshot.drain_statuses {
         text.sample("perdure_deployments", &[("drain_status", status.as_str())], *count as f64);
     }
@@ -79,7 +95,11 @@ pub fn render(handle: Option<&PrometheusHandle>, snapshot: &Snapshot) -> String 
     for (deployment, counts) in &snapshot.pinned {
         let deployment = deployment.to_string();
         for (status, count) in counts {
-            text.sample("perdure_deployment_pinned_invocations", &[("deployment", &deployment), ("status", status)], *count as f64);
+            text.sample(
+                "perdure_deployment_pinned_invocations",
+                &[("deployment", &deployment), ("status", status)],
+                *count as f64,
+            );
         }
     }
     process(&mut text);
@@ -169,7 +189,8 @@ mod tests {
         assert!(text.contains("perdure_partition_leader{partition=\"1\"} 0\n"), "{text}");
         assert!(text.contains("perdure_rocksdb_memtable_bytes 10\n"), "{text}");
         assert!(text.contains("perdure_deployments{drain_status=\"draining\"} 1\n"), "{text}");
-        let pinned = format!("perdure_deployment_pinned_invocations{{deployment=\"{deployment}\",status=\"running\"}} 2\n");
+        let pinned =
+            format!("perdure_deployment_pinned_invocations{{deployment=\"{deployment}\",status=\"running\"}} 2\n");
         assert!(text.contains(&pinned), "{text}");
     }
 

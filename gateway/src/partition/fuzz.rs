@@ -6,8 +6,8 @@
 //!   identical byte for byte, which is what crash recovery relies on.
 
 use bytes::Bytes;
-use prost::Message as _;
 use proptest::prelude::*;
+use prost::Message as _;
 
 use crate::engine::action::Action;
 use crate::engine::command::{Command, ControlRequest, Effect, EffectBatch, InvokeRequest, LogBatch, LogBatchRef};
@@ -94,7 +94,16 @@ fn notification() -> impl Strategy<Value = Notification> {
         id().prop_map(|i| NotificationResult::InvocationId(i.to_string())),
         proptest::collection::vec(bytes(), 0..3).prop_map(NotificationResult::StateKeys),
     ];
-    (proptest::sample::select(vec![ty::SLEEP_COMPLETION_NOTIFICATION, ty::CALL_COMPLETION_NOTIFICATION, ty::SIGNAL_NOTIFICATION, 0x1234]), nid, result)
+    (
+        proptest::sample::select(vec![
+            ty::SLEEP_COMPLETION_NOTIFICATION,
+            ty::CALL_COMPLETION_NOTIFICATION,
+            ty::SIGNAL_NOTIFICATION,
+            0x1234,
+        ]),
+        nid,
+        result,
+    )
         .prop_map(|(ty, id, result)| Notification { ty, id, result })
 }
 
@@ -135,28 +144,29 @@ fn invoke_request() -> impl Strategy<Value = InvokeRequest> {
         proptest::option::of(id()),
         proptest::option::of(proptest::prelude::any::<(u128, u64, u64, bool)>()),
     )
-        .prop_map(|(id, target, body, idempotency_key, execute_at, sink, retry_policy, retention, caller, trace)| InvokeRequest {
-            id,
-            target,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body,
-            source: match caller {
-                Some(caller) => Source::Service { caller, caller_target: "S/h".into() },
-                None => Source::Ingress,
+        .prop_map(
+            |(id, target, body, idempotency_key, execute_at, sink, retry_policy, retention, caller, trace)| {
+                InvokeRequest {
+                    id,
+                    target,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body,
+                    source: match caller {
+                        Some(caller) => Source::Service { caller, caller_target: "S/h".into() },
+                        None => Source::Ingress,
+                    },
+                    idempotency_key,
+                    execute_at,
+                    sink,
+                    retry_policy,
+                    retention,
+                    deployment: None,
+                    trace: trace.map(|(trace_id, span_id, parent_span_id, sampled)| {
+                        crate::engine::records::TraceContext { trace_id, span_id, parent_span_id, sampled }
+                    }),
+                }
             },
-            idempotency_key,
-            execute_at,
-            sink,
-            retry_policy,
-            retention,
-            deployment: None,
-            trace: trace.map(|(trace_id, span_id, parent_span_id, sampled)| crate::engine::records::TraceContext {
-                trace_id,
-                span_id,
-                parent_span_id,
-                sampled,
-            }),
-        })
+        )
 }
 
 /// A journal command as an SDK would send it (well-formed, with arbitrary fields), or junk.
@@ -164,11 +174,15 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
     let state_key = proptest::sample::select(vec![Bytes::from_static(b"count"), Bytes::from_static(b"x")]);
     let promise_key = proptest::sample::select(vec!["decision".to_owned(), "other".to_owned()]);
     let value = || bytes().prop_map(pm::Value::new);
-    let completion = prop_oneof![value().prop_map(pm::CompletionResult::Value), failure().prop_map(pm::CompletionResult::Failure)];
+    let completion =
+        prop_oneof![value().prop_map(pm::CompletionResult::Value), failure().prop_map(pm::CompletionResult::Failure)];
     let attach_target = prop_oneof![
         id().prop_map(|i| pm::AttachTarget::InvocationId(i.to_string())),
         "[a-z_0-9]{0,10}".prop_map(pm::AttachTarget::InvocationId),
-        Just(pm::AttachTarget::WorkflowTarget(pm::WorkflowTarget { workflow_name: "W".into(), workflow_key: "w1".into() })),
+        Just(pm::AttachTarget::WorkflowTarget(pm::WorkflowTarget {
+            workflow_name: "W".into(),
+            workflow_key: "w1".into()
+        })),
         Just(pm::AttachTarget::IdempotentRequestTarget(pm::IdempotentRequestTarget {
             service_name: "S".into(),
             service_key: None,
@@ -177,13 +191,17 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
         })),
     ];
     let encoded = prop_oneof![
-        prop_oneof![value().prop_map(pm::OutputResult::Value), failure().prop_map(pm::OutputResult::Failure)]
-            .prop_map(|r| (ty::OUTPUT_COMMAND, pm::OutputCommandMessage { result: Some(r), name: String::new() }.encode_to_vec())),
+        prop_oneof![value().prop_map(pm::OutputResult::Value), failure().prop_map(pm::OutputResult::Failure)].prop_map(
+            |r| (ty::OUTPUT_COMMAND, pm::OutputCommandMessage { result: Some(r), name: String::new() }.encode_to_vec())
+        ),
         (state_key.clone(), value()).prop_map(|(key, v)| (
             ty::SET_STATE_COMMAND,
             pm::SetStateCommandMessage { key, value: Some(v), name: String::new() }.encode_to_vec()
         )),
-        state_key.clone().prop_map(|key| (ty::CLEAR_STATE_COMMAND, pm::ClearStateCommandMessage { key, name: String::new() }.encode_to_vec())),
+        state_key.clone().prop_map(|key| (
+            ty::CLEAR_STATE_COMMAND,
+            pm::ClearStateCommandMessage { key, name: String::new() }.encode_to_vec()
+        )),
         Just((ty::CLEAR_ALL_STATE_COMMAND, pm::ClearAllStateCommandMessage { name: String::new() }.encode_to_vec())),
         (state_key, small()).prop_map(|(key, result_completion_id)| (
             ty::GET_LAZY_STATE_COMMAND,
@@ -201,29 +219,34 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
             ty::PEEK_PROMISE_COMMAND,
             pm::PeekPromiseCommandMessage { key, result_completion_id, name: String::new() }.encode_to_vec()
         )),
-        (promise_key, proptest::option::of(completion.clone()), small()).prop_map(|(key, completion, result_completion_id)| (
-            ty::COMPLETE_PROMISE_COMMAND,
-            pm::CompletePromiseCommandMessage { key, completion, result_completion_id, name: String::new() }.encode_to_vec()
-        )),
+        (promise_key, proptest::option::of(completion.clone()), small()).prop_map(
+            |(key, completion, result_completion_id)| (
+                ty::COMPLETE_PROMISE_COMMAND,
+                pm::CompletePromiseCommandMessage { key, completion, result_completion_id, name: String::new() }
+                    .encode_to_vec()
+            )
+        ),
         (time(), small()).prop_map(|(wake_up_time, result_completion_id)| (
             ty::SLEEP_COMMAND,
             pm::SleepCommandMessage { wake_up_time, result_completion_id, name: String::new() }.encode_to_vec()
         )),
-        (bytes(), "|k1|k2", proptest::option::of("ik|x"), small(), small()).prop_map(|(parameter, key, idempotency_key, id_idx, cid)| (
-            ty::CALL_COMMAND,
-            pm::CallCommandMessage {
-                service_name: "S".into(),
-                handler_name: "h".into(),
-                parameter,
-                headers: vec![],
-                key,
-                idempotency_key,
-                invocation_id_notification_idx: id_idx,
-                result_completion_id: cid,
-                name: String::new(),
-            }
-            .encode_to_vec()
-        )),
+        (bytes(), "|k1|k2", proptest::option::of("ik|x"), small(), small()).prop_map(
+            |(parameter, key, idempotency_key, id_idx, cid)| (
+                ty::CALL_COMMAND,
+                pm::CallCommandMessage {
+                    service_name: "S".into(),
+                    handler_name: "h".into(),
+                    parameter,
+                    headers: vec![],
+                    key,
+                    idempotency_key,
+                    invocation_id_notification_idx: id_idx,
+                    result_completion_id: cid,
+                    name: String::new(),
+                }
+                .encode_to_vec()
+            )
+        ),
         (bytes(), time(), "|k1", small()).prop_map(|(parameter, invoke_time, key, id_idx)| (
             ty::ONE_WAY_CALL_COMMAND,
             pm::OneWayCallCommandMessage {
@@ -239,7 +262,16 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
             }
             .encode_to_vec()
         )),
-        (id(), small(), prop_oneof![value().prop_map(pm::SignalResult::Value), failure().prop_map(pm::SignalResult::Failure), Just(pm::SignalResult::Void(pm::Void {}))], any::<bool>())
+        (
+            id(),
+            small(),
+            prop_oneof![
+                value().prop_map(pm::SignalResult::Value),
+                failure().prop_map(pm::SignalResult::Failure),
+                Just(pm::SignalResult::Void(pm::Void {}))
+            ],
+            any::<bool>()
+        )
             .prop_map(|(target, idx, result, named)| (
                 ty::SEND_SIGNAL_COMMAND,
                 pm::SendSignalCommandMessage {
@@ -250,7 +282,10 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
                 }
                 .encode_to_vec()
             )),
-        small().prop_map(|result_completion_id| (ty::RUN_COMMAND, pm::RunCommandMessage { result_completion_id, name: String::new() }.encode_to_vec())),
+        small().prop_map(|result_completion_id| (
+            ty::RUN_COMMAND,
+            pm::RunCommandMessage { result_completion_id, name: String::new() }.encode_to_vec()
+        )),
         (proptest::option::of(attach_target.clone()), small()).prop_map(|(target, result_completion_id)| (
             ty::ATTACH_INVOCATION_COMMAND,
             pm::AttachInvocationCommandMessage { target, result_completion_id, name: String::new() }.encode_to_vec()
@@ -268,11 +303,26 @@ fn sdk_command() -> impl Strategy<Value = Effect> {
             }
             .encode_to_vec()
         )),
-        (proptest::sample::select(vec![ty::GET_EAGER_STATE_COMMAND, ty::INPUT_COMMAND, ty::CALL_COMMAND, 0x040F, 0x0999]), proptest::collection::vec(any::<u8>(), 0..16))
+        (
+            proptest::sample::select(vec![
+                ty::GET_EAGER_STATE_COMMAND,
+                ty::INPUT_COMMAND,
+                ty::CALL_COMMAND,
+                0x040F,
+                0x0999
+            ]),
+            proptest::collection::vec(any::<u8>(), 0..16)
+        )
             .prop_map(|(t, junk)| (t, junk)),
     ];
     (encoded, proptest::option::of(target()), proptest::option::of((retry_policy(), retention()))).prop_map(
-        |((ty, payload), call_target, call_policy)| Effect::Command { ty, payload: payload.into(), call_target, call_policy, call_trace: None },
+        |((ty, payload), call_target, call_policy)| Effect::Command {
+            ty,
+            payload: payload.into(),
+            call_target,
+            call_policy,
+            call_trace: None,
+        },
     )
 }
 
@@ -311,8 +361,12 @@ fn outbox_message() -> impl Strategy<Value = OutboxMessage> {
     prop_oneof![
         invoke_request().prop_map(|r| OutboxMessage::Invoke(Box::new(r))),
         (id(), notification()).prop_map(|(target, notification)| OutboxMessage::Notify { target, notification }),
-        (id(), id(), small(), any::<bool>())
-            .prop_map(|(target, caller, completion_id, wait)| OutboxMessage::Attach { target, caller, completion_id, wait }),
+        (id(), id(), small(), any::<bool>()).prop_map(|(target, caller, completion_id, wait)| OutboxMessage::Attach {
+            target,
+            caller,
+            completion_id,
+            wait
+        }),
         id().prop_map(|target| OutboxMessage::Kill { target }),
     ]
 }
@@ -348,14 +402,21 @@ fn scenario() -> impl Strategy<Value = Vec<(u64, Vec<Command>)>> {
 }
 
 /// Applies one batch as the partition driver does; a panic or error fails the case.
-fn apply_batch(storage: &Storage, partition: &PartitionInfo, now: u64, commands: Vec<Command>) -> Result<Vec<Action>, String> {
+fn apply_batch(
+    storage: &Storage,
+    partition: &PartitionInfo,
+    now: u64,
+    commands: Vec<Command>,
+) -> Result<Vec<Action>, String> {
     let mut meta = storage.partition_meta(partition.id).map_err(|e| e.to_string())?;
     meta.applied_lsn += 1;
     let mut txn = Txn::new(storage, meta);
     let mut actions = Vec::new();
     for command in commands {
         let shown = format!("{command:?}");
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| apply(&mut txn, now, partition, command, &mut actions)));
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            apply(&mut txn, now, partition, command, &mut actions)
+        }));
         match applied {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(format!("{shown}: {e}")),
@@ -455,5 +516,8 @@ fn scenarios_reach_deep_states() {
             }
         }
     }
-    assert!(completed > 5 && suspended > 2 && journaled > 5, "completed {completed}, suspended {suspended}, journaled {journaled}");
+    assert!(
+        completed > 5 && suspended > 2 && journaled > 5,
+        "completed {completed}, suspended {suspended}, journaled {journaled}"
+    );
 }

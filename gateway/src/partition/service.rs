@@ -43,7 +43,9 @@ pub enum RunError {
     Log(String),
     /// A command in the log cannot be applied (a bug): the partition stops at it instead of
     /// crashing at every restart; the rest of the server keeps serving.
-    #[error("partition {partition} stopped: command {index} of log entry {lsn} cannot be applied: {reason}; the command: {command}")]
+    #[error(
+        "partition {partition} stopped: command {index} of log entry {lsn} cannot be applied: {reason}; the command: {command}"
+    )]
     Replay { partition: u32, lsn: Lsn, index: usize, command: String, reason: String },
 }
 
@@ -206,16 +208,18 @@ impl<L: Log> Partition<L> {
             }
             for entry in entries {
                 let batch: LogBatch = codec::decode(&entry.batch, "log")?;
-                let (mut txn, _, _) = apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands)
-                    .map_err(|failed| RunError::Replay {
-                        partition: self.info.id,
-                        lsn: entry.lsn,
-                        index: failed.index,
-                        command: codec::decode::<LogBatch>(&entry.batch, "log")
-                            .map(|b| describe(b.commands.get(failed.index)))
-                            .unwrap_or_default(),
-                        reason: failed.reason,
-                    })?;
+                let (mut txn, _, _) =
+                    apply_all(&self.storage, self.meta.clone(), batch.now, &self.info, batch.commands).map_err(
+                        |failed| RunError::Replay {
+                            partition: self.info.id,
+                            lsn: entry.lsn,
+                            index: failed.index,
+                            command: codec::decode::<LogBatch>(&entry.batch, "log")
+                                .map(|b| describe(b.commands.get(failed.index)))
+                                .unwrap_or_default(),
+                            reason: failed.reason,
+                        },
+                    )?;
                 txn.meta.applied_lsn = entry.lsn;
                 let (writes, meta) = txn.into_writes()?;
                 self.storage.write_partition_state(self.info.id, &writes, &meta)?;
@@ -234,7 +238,8 @@ impl<L: Log> Partition<L> {
         }
         // By id only: a large backlog costs the invoker a few bytes each until it runs.
         let invoker = &self.invoker;
-        self.storage.for_each_running_invocation(self.info.id, |id, status| invoker.invoke_later(id, status.attempt.attempt))?;
+        self.storage
+            .for_each_running_invocation(self.info.id, |id, status| invoker.invoke_later(id, status.attempt.attempt))?;
         Ok(())
     }
 

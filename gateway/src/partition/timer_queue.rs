@@ -22,7 +22,11 @@ pub struct TimerQueue {
 impl TimerQueue {
     /// Loads stored timers from the horizon on. `load(from, until, max)` returns stored
     /// timers with `from <= fire_at < until`, earliest first, at most `max`.
-    pub fn refill<E>(&mut self, now: u64, load: impl FnOnce(u64, u64, usize) -> Result<Vec<Timer>, E>) -> Result<(), E> {
+    pub fn refill<E>(
+        &mut self,
+        now: u64,
+        load: impl FnOnce(u64, u64, usize) -> Result<Vec<Timer>, E>,
+    ) -> Result<(), E> {
         let until = now.saturating_add(WINDOW_MS);
         let loaded = load(self.horizon, until, MAX_LOADED)?;
         self.horizon = match loaded.last() {

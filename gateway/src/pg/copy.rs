@@ -12,7 +12,11 @@ fn unsupported(what: String) -> PgWireError {
 
 /// `COPY (SELECT …) TO STDOUT` / `COPY table TO STDOUT` (what psql's `\copy … to 'file'` sends),
 /// in text or CSV format (`WITH (FORMAT csv, HEADER)`), streamed batch by batch.
-pub(super) async fn copy_out(ctx: &SessionContext, source: &CopySource, options: &[CopyOption]) -> PgWireResult<Response> {
+pub(super) async fn copy_out(
+    ctx: &SessionContext,
+    source: &CopySource,
+    options: &[CopyOption],
+) -> PgWireResult<Response> {
     use datafusion::arrow::record_batch::RecordBatch;
     use futures::StreamExt;
     use pgwire::api::results::{CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions};
@@ -34,10 +38,17 @@ pub(super) async fn copy_out(ctx: &SessionContext, source: &CopySource, options:
             CopyOption::Header(h) => header = *h,
             CopyOption::Delimiter(d) => delimiter = Some(d.to_string()),
             CopyOption::Null(n) => null = Some(n.clone()),
-            other => return Err(unsupported(format!("COPY option {other} is not supported (FORMAT text|csv, HEADER, DELIMITER and NULL are)"))),
+            other => {
+                return Err(unsupported(format!(
+                    "COPY option {other} is not supported (FORMAT text|csv, HEADER, DELIMITER and NULL are)"
+                )));
+            }
         }
     }
-    let options = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let options = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let df = ctx.sql_with_options(&sql, options).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let fields = std::sync::Arc::new(datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
@@ -90,4 +101,3 @@ pub(super) async fn copy_out(ctx: &SessionContext, source: &CopySource, options:
     });
     Ok(Response::CopyOut(CopyResponse::new(0, columns, futures::stream::iter(head).chain(rows))))
 }
-

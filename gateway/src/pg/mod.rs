@@ -25,10 +25,10 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{CopyTarget, Set, Statement};
+use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use futures::{Sink, Stream};
@@ -67,7 +67,12 @@ pub struct PgSettings {
 /// Accepts PostgreSQL connections on `listener` until `shutdown` changes. The session (with
 /// `pg_catalog`, tens of MB and tens of ms to build) is made when the first client connects,
 /// so a server nobody queries over psql does not pay for it.
-pub async fn serve(listener: TcpListener, query: QueryEngine, settings: PgSettings, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    query: QueryEngine,
+    settings: PgSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ready: Option<(Arc<Handlers>, SessionContext)> = None;
     loop {
         tokio::select! {
@@ -275,14 +280,22 @@ async fn bounded(response: Response, deadline: tokio::time::Instant, limit: Dura
                 other => other,
             };
             let rows = futures::stream::iter(first).chain(rows);
-            query.data_rows =
-                Box::pin(Deadline { rows: Box::pin(rows), sleep: Box::pin(tokio::time::sleep_until(deadline)), limit, done: false });
+            query.data_rows = Box::pin(Deadline {
+                rows: Box::pin(rows),
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                limit,
+                done: false,
+            });
             Ok(Response::Query(query))
         }
         Response::CopyOut(mut copy) => {
             let data = std::mem::replace(&mut copy.data_stream, Box::pin(futures::stream::empty()));
-            copy.data_stream =
-                Box::pin(Deadline { rows: data, sleep: Box::pin(tokio::time::sleep_until(deadline)), limit, done: false });
+            copy.data_stream = Box::pin(Deadline {
+                rows: data,
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                limit,
+                done: false,
+            });
             Ok(Response::CopyOut(copy))
         }
         other => Ok(other),
@@ -344,7 +357,12 @@ impl ExtendedQueryHandler for Session {
         self.inner.query_parser()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -419,7 +437,9 @@ fn refusal(statement: &Statement) -> Option<PgWireError> {
         other => {
             let text = other.to_string();
             let verb: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-            Some(read_only(format!("{verb} … is refused; only SELECT (and SHOW, EXPLAIN, SET of session settings, BEGIN/COMMIT, cursors) run here")))
+            Some(read_only(format!(
+                "{verb} … is refused; only SELECT (and SHOW, EXPLAIN, SET of session settings, BEGIN/COMMIT, cursors) run here"
+            )))
         }
     }
 }
@@ -443,7 +463,9 @@ impl QueryHook for ReadOnly {
                 Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
             }
             Statement::Discard { .. } => Some(Ok(Response::Execution(Tag::new("DISCARD ALL")))),
-            Statement::ShowVariable { variable } if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("server_version") => {
+            Statement::ShowVariable { variable }
+                if variable.len() == 1 && variable[0].value.eq_ignore_ascii_case("server_version") =>
+            {
                 Some(show("server_version", &format!("16.6 (perdure {})", env!("CARGO_PKG_VERSION"))))
             }
             Statement::Copy { to: true, target: CopyTarget::Stdout, source, options, legacy_options, .. }
@@ -536,7 +558,14 @@ mod tests {
 
     #[test]
     fn reads_pass_and_writes_ddl_and_unknown_settings_are_refused() {
-        for sql in ["SELECT 1", "SHOW statement_timeout", "SET statement_timeout = 100", "BEGIN", "COMMIT", "SET TIME ZONE 'UTC'"] {
+        for sql in [
+            "SELECT 1",
+            "SHOW statement_timeout",
+            "SET statement_timeout = 100",
+            "BEGIN",
+            "COMMIT",
+            "SET TIME ZONE 'UTC'",
+        ] {
             assert!(refusal(&statement(sql)).is_none(), "{sql} should run");
         }
         for sql in [

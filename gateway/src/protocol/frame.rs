@@ -58,9 +58,7 @@ impl Frame {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The header announces a payload longer than the configured limit.
-    #[error(
-        "message of type {ty:#06x} announces a payload of {length} bytes, above the limit of {max} bytes"
-    )]
+    #[error("message of type {ty:#06x} announces a payload of {length} bytes, above the limit of {max} bytes")]
     TooLarge {
         /// Type code from the offending header.
         ty: u16,
@@ -87,11 +85,7 @@ pub fn decode(buf: &mut BytesMut, max_len: u32) -> Result<Option<Frame>, FrameEr
     let flags = (header >> 32) as u16;
     let length = header as u32;
     if length > max_len {
-        return Err(FrameError::TooLarge {
-            ty,
-            length,
-            max: max_len,
-        });
+        return Err(FrameError::TooLarge { ty, length, max: max_len });
     }
     // `length <= max_len <= u32::MAX`, which fits in `usize` on every supported target.
     let total = HEADER_LEN + length as usize;
@@ -154,11 +148,8 @@ mod tests {
 
     #[test]
     fn round_trips_several_frames() {
-        let sleep = SleepCommandMessage {
-            wake_up_time: 1_700_000_000_000,
-            result_completion_id: 1,
-            name: "nap".into(),
-        };
+        let sleep =
+            SleepCommandMessage { wake_up_time: 1_700_000_000_000, result_completion_id: 1, name: "nap".into() };
         let mut buf = BytesMut::new();
         encode_message(ty::SLEEP_COMMAND, &sleep, &mut buf);
         encode_message(ty::END, &EndMessage {}, &mut buf);
@@ -169,14 +160,7 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].ty, ty::SLEEP_COMMAND);
         assert_eq!(frames[0].decode_message::<SleepCommandMessage>(), Ok(sleep));
-        assert_eq!(
-            frames[1],
-            Frame {
-                ty: ty::END,
-                flags: 0,
-                payload: Bytes::new()
-            }
-        );
+        assert_eq!(frames[1], Frame { ty: ty::END, flags: 0, payload: Bytes::new() });
         assert_eq!(frames[2].payload, Bytes::from_static(b"\x08\x02"));
     }
 
@@ -210,14 +194,7 @@ mod tests {
     fn oversized_length_is_an_error_naming_length_and_limit() {
         let mut buf = BytesMut::from(&[0x04, 0x01, 0, 0, 0, 0, 0x10, 0x01][..]);
         let err = decode(&mut buf, 4096).expect_err("too large");
-        assert_eq!(
-            err,
-            FrameError::TooLarge {
-                ty: 0x0401,
-                length: 4097,
-                max: 4096
-            }
-        );
+        assert_eq!(err, FrameError::TooLarge { ty: 0x0401, length: 4097, max: 4096 });
         let text = err.to_string();
         assert!(text.contains("4097") && text.contains("4096"), "{text}");
     }
@@ -249,11 +226,7 @@ mod tests {
             for _ in 0..(seed % 40) {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 // Mostly zero bytes, so that short lengths and whole frames occur too.
-                let byte = if seed.is_multiple_of(3) {
-                    (seed >> 16) as u8
-                } else {
-                    0
-                };
+                let byte = if seed.is_multiple_of(3) { (seed >> 16) as u8 } else { 0 };
                 bytes.push(byte);
             }
             let mut buf = BytesMut::from(&bytes[..]);

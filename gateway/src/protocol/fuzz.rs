@@ -191,7 +191,18 @@ fn manifest_json() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()).prop_map(Value::from),
         "[a-zA-Z_.-]{0,12}".prop_map(Value::from),
-        proptest::sample::select(vec!["SERVICE", "VIRTUAL_OBJECT", "WORKFLOW", "EXCLUSIVE", "SHARED", "BIDI_STREAM", "REQUEST_RESPONSE", "PAUSE", "KILL"]).prop_map(Value::from),
+        proptest::sample::select(vec![
+            "SERVICE",
+            "VIRTUAL_OBJECT",
+            "WORKFLOW",
+            "EXCLUSIVE",
+            "SHARED",
+            "BIDI_STREAM",
+            "REQUEST_RESPONSE",
+            "PAUSE",
+            "KILL"
+        ])
+        .prop_map(Value::from),
     ];
     let duration = prop_oneof![
         2 => Just(Value::Null),

@@ -23,12 +23,8 @@ const MANIFEST_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 /// The manifest version of an exact manifest content type, e.g. `4` for
 /// `application/vnd.restate.endpointmanifest.v4+json`.
 pub fn manifest_version(content_type: &str) -> Option<u32> {
-    let version = content_type
-        .strip_prefix("application/vnd.restate.endpointmanifest.v")?
-        .strip_suffix("+json")?;
-    MANIFEST_VERSIONS
-        .into_iter()
-        .find(|known| known.to_string() == version)
+    let version = content_type.strip_prefix("application/vnd.restate.endpointmanifest.v")?.strip_suffix("+json")?;
+    MANIFEST_VERSIONS.into_iter().find(|known| known.to_string() == version)
 }
 
 /// How the server must drive invocations of a deployment.
@@ -128,11 +124,7 @@ pub struct ManifestService {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documentation: Option<String>,
     /// Free-form metadata (manifest v2).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Timeouts, retention, lazy state, visibility and retry policy (manifest v3/v4).
     #[serde(flatten)]
@@ -197,11 +189,7 @@ pub struct ManifestHandler {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documentation: Option<String>,
     /// Free-form metadata (manifest v2).
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// Completion retention of workflow runs in ms (WORKFLOW handler only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,16 +389,11 @@ fn allowed_handler_types(service_ty: &ServiceType) -> &'static str {
 /// `application/vnd.restate.endpointmanifest.v{1,2,3,4}+json`.
 pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, ManifestError> {
     if content_type.and_then(manifest_version).is_none() {
-        return Err(ManifestError::ContentType {
-            received: content_type.map(str::to_owned),
-        });
+        return Err(ManifestError::ContentType { received: content_type.map(str::to_owned) });
     }
     let json: serde_json::Value = serde_json::from_slice(body)?;
     let object = json.as_object().ok_or(ManifestError::NotAnObject)?;
-    if object
-        .get("protocolMode")
-        .is_none_or(serde_json::Value::is_null)
-    {
+    if object.get("protocolMode").is_none_or(serde_json::Value::is_null) {
         return Err(ManifestError::MissingProtocolMode);
     }
     let manifest: Manifest = serde_json::from_value(json)?;
@@ -428,9 +411,7 @@ fn validate(manifest: &Manifest) -> Result<(), ManifestError> {
     }
     let mut service_names = BTreeSet::new();
     for service in &manifest.services {
-        if !is_valid_name(&service.name, |c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
-        }) {
+        if !is_valid_name(&service.name, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
             return Err(ManifestError::InvalidServiceName(service.name.clone()));
         }
         if !service_names.insert(service.name.as_str()) {
@@ -510,10 +491,7 @@ fn is_valid_name(name: &str, rest: impl Fn(char) -> bool) -> bool {
     head_ok && chars.all(rest)
 }
 
-fn check_handler_type(
-    service: &ManifestService,
-    handler: &ManifestHandler,
-) -> Result<(), ManifestError> {
+fn check_handler_type(service: &ManifestService, handler: &ManifestHandler) -> Result<(), ManifestError> {
     let Some(handler_ty) = handler.ty else {
         return Ok(());
     };

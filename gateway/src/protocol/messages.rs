@@ -201,9 +201,7 @@ pub fn message_name(ty: u16) -> &'static str {
         CALL_INVOCATION_ID_COMPLETION_NOTIFICATION => "CallInvocationIdCompletionNotification",
         RUN_COMPLETION_NOTIFICATION => "RunCompletionNotification",
         ATTACH_INVOCATION_COMPLETION_NOTIFICATION => "AttachInvocationCompletionNotification",
-        GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION => {
-            "GetInvocationOutputCompletionNotification"
-        }
+        GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION => "GetInvocationOutputCompletionNotification",
         SIGNAL_NOTIFICATION => "SignalNotification",
         other if is_custom(other) => "CustomEntry",
         _ => "Unknown",
@@ -296,21 +294,14 @@ impl MessageError {
         if is_custom(ty) {
             Self::CustomEntry { ty }
         } else if is_control(ty) || is_notification(ty) {
-            Self::NotACommand {
-                ty,
-                name: message_name(ty),
-            }
+            Self::NotACommand { ty, name: message_name(ty) }
         } else {
             Self::UnknownType { ty }
         }
     }
 
     fn malformed(ty: u16) -> impl FnOnce(prost::DecodeError) -> Self {
-        move |source| Self::Malformed {
-            ty,
-            name: message_name(ty),
-            source,
-        }
+        move |source| Self::Malformed { ty, name: message_name(ty), source }
     }
 }
 
@@ -332,9 +323,7 @@ impl DeploymentMessage {
                 }
                 Ok(Self::Suspension(suspension))
             }
-            ty::ERROR => prost::Message::decode(payload)
-                .map(Self::Error)
-                .map_err(MessageError::malformed(ty)),
+            ty::ERROR => prost::Message::decode(payload).map(Self::Error).map_err(MessageError::malformed(ty)),
             ty::PROPOSE_RUN_COMPLETION => {
                 let proposal: ProposeRunCompletionMessage =
                     prost::Message::decode(payload).map_err(MessageError::malformed(ty))?;
@@ -343,19 +332,10 @@ impl DeploymentMessage {
                     name: message_name(ty),
                     field: "result",
                 })?;
-                Ok(Self::ProposeRunCompletion(RunProposal {
-                    completion_id: proposal.result_completion_id,
-                    result,
-                }))
+                Ok(Self::ProposeRunCompletion(RunProposal { completion_id: proposal.result_completion_id, result }))
             }
-            _ if is_command(ty) => Ok(Self::Command {
-                command: Command::decode(ty, payload.clone())?,
-                payload,
-            }),
-            _ if is_control(ty) || is_notification(ty) => Err(MessageError::Unexpected {
-                ty,
-                name: message_name(ty),
-            }),
+            _ if is_command(ty) => Ok(Self::Command { command: Command::decode(ty, payload.clone())?, payload }),
+            _ if is_control(ty) || is_notification(ty) => Err(MessageError::Unexpected { ty, name: message_name(ty) }),
             _ => Err(MessageError::not_a_command(ty)),
         }
     }
@@ -373,37 +353,22 @@ mod tests {
     #[test]
     fn classification_is_disjoint_and_matches_the_catalogue() {
         for code in 0..=u16::MAX {
-            let kinds = [
-                is_control(code),
-                is_command(code),
-                is_notification(code),
-                is_custom(code),
-            ];
+            let kinds = [is_control(code), is_command(code), is_notification(code), is_custom(code)];
             assert!(kinds.iter().filter(|k| **k).count() <= 1, "{code:#06x}");
             let known = kinds[..3].iter().any(|k| *k);
-            assert_eq!(
-                known,
-                !matches!(message_name(code), "CustomEntry" | "Unknown")
-            );
+            assert_eq!(known, !matches!(message_name(code), "CustomEntry" | "Unknown"));
         }
         assert!(is_command(ty::INPUT_COMMAND) && is_command(ty::COMPLETE_AWAKEABLE_COMMAND));
         assert!(!is_command(0x040F) && is_custom(0x040F));
         assert!(is_notification(ty::SIGNAL_NOTIFICATION) && !is_notification(0x8000));
         assert!(is_custom(0x8000) && is_custom(0xFC00) && is_custom(0x0415));
-        assert!(
-            !is_custom(0x0200),
-            "V8 ephemeral commands have no 0xFC00 bit"
-        );
+        assert!(!is_custom(0x0200), "V8 ephemeral commands have no 0xFC00 bit");
         assert_eq!(message_name(ty::SLEEP_COMMAND), "SleepCommand");
         assert_eq!(message_name(0x0200), "Unknown");
     }
 
     fn frame(ty: u16, payload: &'static [u8]) -> Frame {
-        Frame {
-            ty,
-            flags: 0,
-            payload: Bytes::from_static(payload),
-        }
+        Frame { ty, flags: 0, payload: Bytes::from_static(payload) }
     }
 
     #[test]
@@ -411,21 +376,15 @@ mod tests {
         let end = DeploymentMessage::from_frame(&frame(ty::END, b"")).expect("end");
         assert!(end.is_terminal());
 
-        let proposal = DeploymentMessage::from_frame(&frame(
-            ty::PROPOSE_RUN_COMPLETION,
-            &[0x08, 0x02, 0x72, 0x02, b'4', b'2'],
-        ))
-        .expect("proposal");
+        let proposal =
+            DeploymentMessage::from_frame(&frame(ty::PROPOSE_RUN_COMPLETION, &[0x08, 0x02, 0x72, 0x02, b'4', b'2']))
+                .expect("proposal");
         let DeploymentMessage::ProposeRunCompletion(proposal) = proposal else {
             panic!("expected a proposal, got {proposal:?}");
         };
-        assert_eq!(
-            proposal.into_notification(),
-            NotificationMessage::completion(2, NotificationResult::value("42"))
-        );
+        assert_eq!(proposal.into_notification(), NotificationMessage::completion(2, NotificationResult::value("42")));
 
-        let sleep = DeploymentMessage::from_frame(&frame(ty::SLEEP_COMMAND, &[0x58, 0x01]))
-            .expect("command");
+        let sleep = DeploymentMessage::from_frame(&frame(ty::SLEEP_COMMAND, &[0x58, 0x01])).expect("command");
         let DeploymentMessage::Command { command, payload } = sleep else {
             panic!("expected a command");
         };
@@ -435,17 +394,11 @@ mod tests {
 
     #[test]
     fn forbidden_and_broken_frames_are_errors_not_panics() {
-        let unexpected = |ty| MessageError::Unexpected {
-            ty,
-            name: message_name(ty),
-        };
+        let unexpected = |ty| MessageError::Unexpected { ty, name: message_name(ty) };
         let cases = [
             (frame(ty::START, b""), unexpected(ty::START)),
             (frame(ty::COMMAND_ACK, b""), unexpected(ty::COMMAND_ACK)),
-            (
-                frame(ty::SLEEP_COMPLETION_NOTIFICATION, b""),
-                unexpected(0x800C),
-            ),
+            (frame(ty::SLEEP_COMPLETION_NOTIFICATION, b""), unexpected(0x800C)),
             (frame(0xFC00, b""), MessageError::CustomEntry { ty: 0xFC00 }),
             (frame(0x0100, b""), MessageError::UnknownType { ty: 0x0100 }),
             (frame(ty::SUSPENSION, b""), MessageError::EmptySuspension),
@@ -462,21 +415,9 @@ mod tests {
             assert_eq!(DeploymentMessage::from_frame(&frame), Err(expected));
         }
         // A length prefix running past the end of the payload.
-        let truncated =
-            DeploymentMessage::from_frame(&frame(ty::CALL_COMMAND, &[0x0a, 0x05, b'a']));
-        let Err(err) = truncated else {
-            panic!("truncated payload accepted")
-        };
-        assert!(
-            matches!(
-                err,
-                MessageError::Malformed {
-                    ty: ty::CALL_COMMAND,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let truncated = DeploymentMessage::from_frame(&frame(ty::CALL_COMMAND, &[0x0a, 0x05, b'a']));
+        let Err(err) = truncated else { panic!("truncated payload accepted") };
+        assert!(matches!(err, MessageError::Malformed { ty: ty::CALL_COMMAND, .. }), "{err}");
         assert!(err.to_string().contains("CallCommand"), "{err}");
     }
 }

@@ -94,9 +94,7 @@ impl ServiceProtocolVersion {
 
     /// The version whose content type is exactly `content_type`, if this server speaks it.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
-        [Self::V5, Self::V6]
-            .into_iter()
-            .find(|version| version.content_type() == content_type)
+        [Self::V5, Self::V6].into_iter().find(|version| version.content_type() == content_type)
     }
 }
 
@@ -114,11 +112,7 @@ impl std::fmt::Display for ServiceProtocolVersion {
 /// `[5, 7]` therefore get V6, as with Restate 1.7.
 pub fn choose_version(min: u32, max: u32) -> Option<ServiceProtocolVersion> {
     let chosen = max.min(MAX_SERVICE_PROTOCOL_VERSION);
-    if chosen >= min.max(MIN_SERVICE_PROTOCOL_VERSION) {
-        ServiceProtocolVersion::from_u32(chosen)
-    } else {
-        None
-    }
+    if chosen >= min.max(MIN_SERVICE_PROTOCOL_VERSION) { ServiceProtocolVersion::from_u32(chosen) } else { None }
 }
 
 #[cfg(test)]
@@ -144,19 +138,10 @@ mod tests {
     #[test]
     fn version_numbers_and_content_types_round_trip() {
         for version in [ServiceProtocolVersion::V5, ServiceProtocolVersion::V6] {
-            assert_eq!(
-                ServiceProtocolVersion::from_u32(version.as_u32()),
-                Some(version)
-            );
-            assert_eq!(
-                ServiceProtocolVersion::from_content_type(version.content_type()),
-                Some(version)
-            );
+            assert_eq!(ServiceProtocolVersion::from_u32(version.as_u32()), Some(version));
+            assert_eq!(ServiceProtocolVersion::from_content_type(version.content_type()), Some(version));
         }
-        assert_eq!(
-            ServiceProtocolVersion::V6.content_type(),
-            "application/vnd.restate.invocation.v6"
-        );
+        assert_eq!(ServiceProtocolVersion::V6.content_type(), "application/vnd.restate.invocation.v6");
         assert_eq!(ServiceProtocolVersion::from_u32(7), None);
         assert_eq!(ServiceProtocolVersion::V5.to_string(), "V5");
     }

@@ -2,22 +2,21 @@
 //! Restate's `/query` uses (NULL columns left out, timestamps as RFC 3339 with `Z`, durations
 //! ISO-8601, binary as lowercase hex, lists as arrays).
 
+use bytes::Bytes;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, LargeBinaryArray, LargeStringArray, StringArray, StringViewArray,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{
-    DataType, DurationMillisecondType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    TimeUnit, TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, DurationMillisecondType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    TimestampMillisecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use bytes::Bytes;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
-
 
 /// One row as `{column: value, …}` (NULL columns left out).
 fn json_row(batch: &RecordBatch, row: usize) -> Result<Value, ArrowError> {
@@ -88,14 +87,18 @@ fn iso_duration(ms: i64) -> String {
 /// One non-null cell as JSON.
 fn value(column: &ArrayRef, row: usize) -> Result<Value, ArrowError> {
     Ok(match column.data_type() {
-        DataType::Utf8 => column.as_any().downcast_ref::<StringArray>().map(|a| a.value(row).into()).unwrap_or_default(),
+        DataType::Utf8 => {
+            column.as_any().downcast_ref::<StringArray>().map(|a| a.value(row).into()).unwrap_or_default()
+        }
         DataType::LargeUtf8 => {
             column.as_any().downcast_ref::<LargeStringArray>().map(|a| a.value(row).into()).unwrap_or_default()
         }
         DataType::Utf8View => {
             column.as_any().downcast_ref::<StringViewArray>().map(|a| a.value(row).into()).unwrap_or_default()
         }
-        DataType::Boolean => column.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row).into()).unwrap_or_default(),
+        DataType::Boolean => {
+            column.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row).into()).unwrap_or_default()
+        }
         DataType::UInt8 => column.as_primitive::<UInt8Type>().value(row).into(),
         DataType::UInt16 => column.as_primitive::<UInt16Type>().value(row).into(),
         DataType::UInt32 => column.as_primitive::<UInt32Type>().value(row).into(),

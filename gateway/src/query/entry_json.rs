@@ -74,7 +74,9 @@ fn request(
 /// The JSON of one command.
 fn command(c: &Command, invoked_id: Option<&str>) -> Json {
     let (name, body) = match c {
-        Command::Input(m) => ("Input", json!({ "headers": headers(&m.headers), "payload": value(&m.value), "name": m.name })),
+        Command::Input(m) => {
+            ("Input", json!({ "headers": headers(&m.headers), "payload": value(&m.value), "name": m.name }))
+        }
         Command::Output(m) => {
             let result = match &m.result {
                 Some(OutputResult::Value(v)) => json!({ "Success": bytes(&v.content) }),
@@ -89,7 +91,9 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
         Command::SetState(m) => ("SetState", json!({ "key": text(&m.key), "value": value(&m.value), "name": m.name })),
         Command::ClearState(m) => ("ClearState", json!({ "key": text(&m.key), "name": m.name })),
         Command::ClearAllState(m) => ("ClearAllState", json!({ "name": m.name })),
-        Command::GetLazyStateKeys(m) => ("GetLazyStateKeys", json!({ "completion_id": m.result_completion_id, "name": m.name })),
+        Command::GetLazyStateKeys(m) => {
+            ("GetLazyStateKeys", json!({ "completion_id": m.result_completion_id, "name": m.name }))
+        }
         Command::GetEagerState(m) => {
             let result = match &m.result {
                 Some(EagerStateResult::Value(v)) => json!({ "Success": bytes(&v.content) }),
@@ -101,15 +105,20 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
             let keys: Vec<Json> = m.value.iter().flat_map(|k| k.keys.iter()).map(|k| text(k)).collect();
             ("GetEagerStateKeys", json!({ "state_keys": keys, "name": m.name }))
         }
-        Command::GetPromise(m) => ("GetPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name })),
-        Command::PeekPromise(m) => ("PeekPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name })),
+        Command::GetPromise(m) => {
+            ("GetPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name }))
+        }
+        Command::PeekPromise(m) => {
+            ("PeekPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name }))
+        }
         Command::CompletePromise(m) => (
             "CompletePromise",
             json!({ "key": m.key, "value": completion(&m.completion), "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::Sleep(m) => {
-            ("Sleep", json!({ "wake_up_time": m.wake_up_time, "completion_id": m.result_completion_id, "name": m.name }))
-        }
+        Command::Sleep(m) => (
+            "Sleep",
+            json!({ "wake_up_time": m.wake_up_time, "completion_id": m.result_completion_id, "name": m.name }),
+        ),
         Command::Call(m) => (
             "Call",
             json!({
@@ -139,7 +148,10 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
                 Some(SignalResult::Failure(f)) => failure(f),
                 _ => json!("Void"),
             };
-            ("SendSignal", json!({ "target_invocation_id": m.target_invocation_id, "signal_id": id, "result": result, "name": m.entry_name }))
+            (
+                "SendSignal",
+                json!({ "target_invocation_id": m.target_invocation_id, "signal_id": id, "result": result, "name": m.entry_name }),
+            )
         }
         Command::Run(m) => ("Run", json!({ "completion_id": m.result_completion_id, "name": m.name })),
         Command::AttachInvocation(m) => (
@@ -150,10 +162,9 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
             "GetInvocationOutput",
             json!({ "target": attach_target(&m.target), "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::CompleteAwakeable(m) => (
-            "CompleteAwakeable",
-            json!({ "id": m.awakeable_id, "value": completion(&m.result), "name": m.name }),
-        ),
+        Command::CompleteAwakeable(m) => {
+            ("CompleteAwakeable", json!({ "id": m.awakeable_id, "value": completion(&m.result), "name": m.name }))
+        }
     };
     json!({ "Command": { name: body } })
 }
@@ -165,7 +176,9 @@ fn notification(ty: u16, n: &NotificationMessage) -> Json {
         Some(NotificationResult::Value(v)) => json!({ "Success": bytes(&v.content) }),
         Some(NotificationResult::Failure(f)) => failure(f),
         Some(NotificationResult::InvocationId(id)) => json!({ "InvocationId": id }),
-        Some(NotificationResult::StateKeys(k)) => json!({ "StateKeys": k.keys.iter().map(|k| text(k)).collect::<Vec<_>>() }),
+        Some(NotificationResult::StateKeys(k)) => {
+            json!({ "StateKeys": k.keys.iter().map(|k| text(k)).collect::<Vec<_>>() })
+        }
     };
     let with_result = |mut body: Json| {
         if !result.is_null() {
@@ -175,11 +188,16 @@ fn notification(ty: u16, n: &NotificationMessage) -> Json {
     };
     match &n.id {
         Some(NotificationId::CompletionId(c)) => {
-            let kind = message_name(ty).trim_end_matches("CompletionNotification").trim_end_matches("Notification").to_owned();
+            let kind =
+                message_name(ty).trim_end_matches("CompletionNotification").trim_end_matches("Notification").to_owned();
             json!({ "Notification": { "Completion": { kind: with_result(json!({ "completion_id": c })) } } })
         }
-        Some(NotificationId::SignalId(i)) => json!({ "Notification": { "Signal": with_result(json!({ "id": { "Index": i } })) } }),
-        Some(NotificationId::SignalName(s)) => json!({ "Notification": { "Signal": with_result(json!({ "id": { "Name": s } })) } }),
+        Some(NotificationId::SignalId(i)) => {
+            json!({ "Notification": { "Signal": with_result(json!({ "id": { "Index": i } })) } })
+        }
+        Some(NotificationId::SignalName(s)) => {
+            json!({ "Notification": { "Signal": with_result(json!({ "id": { "Name": s } })) } })
+        }
         None => json!({ "Notification": with_result(json!({})) }),
     }
 }
@@ -212,7 +230,9 @@ fn lite(json: Json) -> Json {
                             }
                         }
                     }
-                    (_, Json::Object(inner)) if inner.len() == 1 && (inner.contains_key("Success") || inner.contains_key("Failure")) => {
+                    (_, Json::Object(inner))
+                        if inner.len() == 1 && (inner.contains_key("Success") || inner.contains_key("Failure")) =>
+                    {
                         let kind = inner.keys().next().cloned().unwrap_or_default();
                         out.insert(k, Json::String(kind));
                     }
@@ -250,7 +270,8 @@ mod tests {
         assert_eq!(
             entry_json(ty::INPUT_COMMAND, &payload(&input), None).unwrap(),
             (
-                r#"{"Command":{"Input":{"headers":[{"name":"accept","value":"*/*"}],"name":"","payload":[49]}}}"#.into(),
+                r#"{"Command":{"Input":{"headers":[{"name":"accept","value":"*/*"}],"name":"","payload":[49]}}}"#
+                    .into(),
                 r#"{"Command":{"Input":{}}}"#.into()
             )
         );
@@ -271,7 +292,11 @@ mod tests {
             entry_json(ty::GET_EAGER_STATE_COMMAND, &payload(&eager), None).unwrap().0,
             r#"{"Command":{"GetEagerState":{"key":"count","name":"","result":"Void"}}}"#
         );
-        let sleep = Command::Sleep(SleepCommandMessage { wake_up_time: 1795350492347, result_completion_id: 1, name: String::new() });
+        let sleep = Command::Sleep(SleepCommandMessage {
+            wake_up_time: 1795350492347,
+            result_completion_id: 1,
+            name: String::new(),
+        });
         assert_eq!(
             entry_json(ty::SLEEP_COMMAND, &payload(&sleep), None).unwrap(),
             (
@@ -279,7 +304,8 @@ mod tests {
                 r#"{"Command":{"Sleep":{"completion_id":1,"wake_up_time":1795350492347}}}"#.into()
             )
         );
-        let woke = NotificationMessage { id: Some(NotificationId::CompletionId(1)), result: Some(NotificationResult::void()) };
+        let woke =
+            NotificationMessage { id: Some(NotificationId::CompletionId(1)), result: Some(NotificationResult::void()) };
         let raw = prost::Message::encode_to_vec(&woke).into();
         assert_eq!(
             entry_json(ty::SLEEP_COMPLETION_NOTIFICATION, &raw, None).unwrap().0,

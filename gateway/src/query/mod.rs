@@ -108,7 +108,10 @@ impl Rows<'_> {
             return;
         }
         let rows = std::mem::take(&mut self.rows);
-        let batch = self.def.batch_of(&self.wanted, &rows).map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)));
+        let batch = self
+            .def
+            .batch_of(&self.wanted, &rows)
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.def.name)));
         self.open = self.tx.blocking_send(batch).is_ok();
     }
 }
@@ -143,7 +146,8 @@ impl LiveTable {
 
     /// `column = 'text'` (either way round) on one of the scope columns.
     fn equality<'e>(&self, filter: &'e Expr) -> Option<(&'e str, &'e str)> {
-        column_text(filter, datafusion::logical_expr::Operator::Eq).filter(|(column, _)| self.scope_columns().contains(column))
+        column_text(filter, datafusion::logical_expr::Operator::Eq)
+            .filter(|(column, _)| self.scope_columns().contains(column))
     }
 
     /// `status != 'completed'` on a table with a row per invocation record.
@@ -189,9 +193,10 @@ fn column_text<'e>(filter: &'e Expr, op: datafusion::logical_expr::Operator) -> 
         return None;
     }
     let text = |e: &'e Expr| match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            Some(s.as_str())
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.as_str()),
         _ => None,
     };
     match (left.as_ref(), right.as_ref()) {
@@ -236,7 +241,15 @@ impl TableProvider for LiveTable {
             "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_idempotency" | "sys_journal"
         );
         let slices = if scope.is_whole() && sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
-        Ok(Arc::new(scan::LiveScan::new(self.def, self.fill, self.source.clone(), scope, projection.cloned(), limit, slices)))
+        Ok(Arc::new(scan::LiveScan::new(
+            self.def,
+            self.fill,
+            self.source.clone(),
+            scope,
+            projection.cloned(),
+            limit,
+            slices,
+        )))
     }
 }
 
@@ -269,7 +282,9 @@ fn fill_of(name: &str) -> Fill {
             if counts_all(scope, out) {
                 return count_invocations(s, scope, out);
             }
-            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, &wanted, id, st)))
+            invocations(s, scope, out, |id, st| {
+                Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, &wanted, id, st))
+            })
         },
         "sys_invocation_state" => |s, scope, out| {
             let wanted = out.wanted.clone();
@@ -295,8 +310,11 @@ fn fill_of(name: &str) -> Fill {
                 })?;
                 // Inboxes are short; one partition's at a time, each waiting call's record read once.
                 for (obj, seq, id) in entries {
-                    let inboxed_at =
-                        s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?.and_then(|st| st.timestamps.inboxed_at);
+                    let inboxed_at = s
+                        .storage
+                        .invocation(&id)
+                        .map_err(|e| StorageError::Log(e.0))?
+                        .and_then(|st| st.timestamps.inboxed_at);
                     if !out.push(tables::inbox_row(&obj, seq, &id, inboxed_at)) {
                         return Ok(());
                     }
@@ -316,7 +334,8 @@ fn fill_of(name: &str) -> Fill {
             for partition in partitions(s, scope) {
                 // One invocation's entries are adjacent (the key starts with its id): rows
                 // are made an invocation at a time, once its entries are all read.
-                let mut current: Vec<(crate::ids::InvocationId, u32, crate::engine::records::JournalEntry)> = Vec::new();
+                let mut current: Vec<(crate::ids::InvocationId, u32, crate::engine::records::JournalEntry)> =
+                    Vec::new();
                 let mut open = true;
                 let emit = |journal: &mut Vec<_>, out: &mut Rows<'_>| {
                     if out.wanted.is_empty() {
@@ -333,13 +352,18 @@ fn fill_of(name: &str) -> Fill {
                     }
                     true
                 };
-                s.storage.for_each_journal_entry(partition, scope.invocation.as_ref(), scope.slice, |id, index, e| {
-                    if current.last().is_some_and(|(last, _, _)| *last != id) {
-                        open = emit(&mut current, out);
-                    }
-                    current.push((id, index, e));
-                    open
-                })?;
+                s.storage.for_each_journal_entry(
+                    partition,
+                    scope.invocation.as_ref(),
+                    scope.slice,
+                    |id, index, e| {
+                        if current.last().is_some_and(|(last, _, _)| *last != id) {
+                            open = emit(&mut current, out);
+                        }
+                        current.push((id, index, e));
+                        open
+                    },
+                )?;
                 if !open || !emit(&mut current, out) {
                     return Ok(());
                 }
@@ -488,7 +512,11 @@ impl QueryEngine {
         setup_pg_catalog(&ctx, "restate", EmptyContextProvider).map_err(|e| QueryError::Invalid(e.to_string()))?;
         datafusion_postgres::datafusion_pg_functions::register_all(&mut ctx);
         // What version() says to tools that parse it ("PostgreSQL <major>.<minor> …").
-        let version = format!("PostgreSQL 16.6 (perdure {}, DataFusion {})", env!("CARGO_PKG_VERSION"), datafusion::DATAFUSION_VERSION);
+        let version = format!(
+            "PostgreSQL 16.6 (perdure {}, DataFusion {})",
+            env!("CARGO_PKG_VERSION"),
+            datafusion::DATAFUSION_VERSION
+        );
         ctx.register_udf(datafusion::logical_expr::create_udf(
             "version",
             vec![],

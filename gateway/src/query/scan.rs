@@ -62,7 +62,17 @@ impl LiveScan {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { def, fill, source, scope: Arc::new(scope), projection, limit, slices, schema, properties: Arc::new(properties) }
+        Self {
+            def,
+            fill,
+            source,
+            scope: Arc::new(scope),
+            projection,
+            limit,
+            slices,
+            schema,
+            properties: Arc::new(properties),
+        }
     }
 }
 

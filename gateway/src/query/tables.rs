@@ -1,8 +1,8 @@
 //! The tables SQL can read, named and shaped as Restate 1.7 names them (so the `restate` CLI
 //! and the CDK construct work), plus perdure's own columns, documented as such.
 
-use std::collections::BTreeMap;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use super::table::{Cell, Column, Kind::*, TableDef, col};
@@ -69,7 +69,11 @@ const STATUS_COLUMNS: &[Column] = &[
     col("journal_size", U32, "Entries in its journal."),
     col("journal_commands_size", U32, "Commands in its journal."),
     col("created_at", Time, "When it was created."),
-    col("created_using_restate_version", Text, "The server version that created it (perdure: NULL, it is not Restate)."),
+    col(
+        "created_using_restate_version",
+        Text,
+        "The server version that created it (perdure: NULL, it is not Restate).",
+    ),
     col("modified_at", Time, "When its status last changed."),
     col("inboxed_at", Time, "When it entered its key's inbox."),
     col("scheduled_at", Time, "When it was scheduled (delayed send)."),
@@ -80,10 +84,18 @@ const STATUS_COLUMNS: &[Column] = &[
     col("journal_retention", Duration, "How long its journal is kept after completion."),
     col("suspended_waiting_for_completions", U32List, "While suspended: the completion ids it waits for."),
     col("suspended_waiting_for_signals", U32List, "While suspended: the signal indexes it waits for."),
-    col("suspended_waiting_future_json", Text, "While suspended: what it waits for as JSON ({\"completions\":[…],\"signals\":[…],\"named_signals\":[…]})."),
+    col(
+        "suspended_waiting_future_json",
+        Text,
+        "While suspended: what it waits for as JSON ({\"completions\":[…],\"signals\":[…],\"named_signals\":[…]}).",
+    ),
     col("pinned_service_revision", U32, "perdure: the service revision it was started on."),
     col("pinned_lambda_version", Text, "perdure: the Lambda function version it is pinned to (alias deployments)."),
-    col("requested_deployment_id", Text, "perdure: the deployment x-perdure-deployment sent it to, before its first attempt."),
+    col(
+        "requested_deployment_id",
+        Text,
+        "perdure: the deployment x-perdure-deployment sent it to, before its first attempt.",
+    ),
 ];
 
 pub const SYS_INVOCATION_STATUS: TableDef = TableDef {
@@ -125,7 +137,11 @@ pub static SYS_INVOCATION: LazyLock<TableDef> = LazyLock::new(|| {
     let mut columns: Vec<Column> =
         STATUS_COLUMNS.iter().filter(|c| !matches!(c.name, "partition_key" | "status")).cloned().collect();
     columns.extend(STATE_COLUMNS.iter().filter(|c| !matches!(c.name, "partition_key" | "id" | "in_flight")).cloned());
-    columns.push(col("status", Text, "pending, scheduled, ready, running, backing-off, suspended, paused or completed."));
+    columns.push(col(
+        "status",
+        Text,
+        "pending, scheduled, ready, running, backing-off, suspended, paused or completed.",
+    ));
     TableDef {
         name: "sys_invocation",
         doc: "Every invocation, with the status users see (Restate's view over sys_invocation_status and sys_invocation_state).",
@@ -203,7 +219,11 @@ pub fn state_row(obj: &crate::engine::records::ObjectKey, name: &[u8], value: &[
     ]
 }
 
-pub fn promise_row(obj: &crate::engine::records::ObjectKey, name: String, promise: &crate::engine::records::Promise) -> Vec<Cell> {
+pub fn promise_row(
+    obj: &crate::engine::records::ObjectKey,
+    name: String,
+    promise: &crate::engine::records::Promise,
+) -> Vec<Cell> {
     let (value, failure) = match &promise.result {
         Some(InvocationResult::Success(v)) => (Some(v.to_vec()), None),
         Some(InvocationResult::Failure { code, message }) => (None, Some(format!("[{code}] {message}"))),
@@ -232,7 +252,11 @@ pub const SYS_JOURNAL: TableDef = TableDef {
         col("index", U32, "The entry's place in the journal (0 is the input)."),
         col("entry_type", Text, "Command: <name> or Notification: <name> (e.g. Command: Sleep)."),
         col("name", Text, "The name the handler gave the step (e.g. of a ctx.run), if any."),
-        col("completed", Bool, "Commands: whether the result they wait for is in the journal (true for those that wait for none). Notifications: true."),
+        col(
+            "completed",
+            Bool,
+            "Commands: whether the result they wait for is in the journal (true for those that wait for none). Notifications: true.",
+        ),
         col("invoked_id", Text, "For calls and sends: the invocation they started, once known."),
         col("invoked_target", Text, "For calls and sends: Service/[key/]handler."),
         col("sleep_wakeup_at", Time, "For sleeps: when it wakes up."),
@@ -240,8 +264,16 @@ pub const SYS_JOURNAL: TableDef = TableDef {
         col("raw", Bytes, "The entry as the SDK sent it (protobuf)."),
         col("raw_length", U64, "Its length in bytes."),
         col("version", U32, "2: service protocol V4+ journal entries."),
-        col("entry_json", Text, "The entry as JSON, in Restate's shape (e.g. {\"Command\":{\"Sleep\":{\"wake_up_time\":…,\"completion_id\":1,\"name\":\"\"}}}; byte strings as arrays of numbers); NULL if it does not decode."),
-        col("entry_lite_json", Text, "entry_json without payloads: values, parameters, headers and names left out, results by kind (\"Success\", \"Void\")."),
+        col(
+            "entry_json",
+            Text,
+            "The entry as JSON, in Restate's shape (e.g. {\"Command\":{\"Sleep\":{\"wake_up_time\":…,\"completion_id\":1,\"name\":\"\"}}}; byte strings as arrays of numbers); NULL if it does not decode.",
+        ),
+        col(
+            "entry_lite_json",
+            Text,
+            "entry_json without payloads: values, parameters, headers and names left out, results by kind (\"Success\", \"Void\").",
+        ),
         col("appended_at", Time, "When it was appended."),
     ]),
 };
@@ -256,7 +288,9 @@ pub fn arrived<'a>(entries: impl Iterator<Item = &'a crate::engine::records::Jou
     use prost::Message as _;
     let mut out = Arrived::new();
     for e in entries.filter(|e| is_notification(e.ty)) {
-        if let Ok(NotificationMessage { id: Some(NotificationId::CompletionId(c)), result }) = NotificationMessage::decode(e.payload.clone()) {
+        if let Ok(NotificationMessage { id: Some(NotificationId::CompletionId(c)), result }) =
+            NotificationMessage::decode(e.payload.clone())
+        {
             let invocation = match result {
                 Some(NotificationResult::InvocationId(i)) => Some(i),
                 _ => None,
@@ -287,7 +321,12 @@ fn awaited(c: &crate::protocol::messages::Command) -> (Option<u32>, Option<u32>)
 }
 
 /// The row of `sys_journal` for one entry; `arrived` is what its invocation's notifications say.
-pub fn journal_row(id: &InvocationId, index: u32, entry: &crate::engine::records::JournalEntry, arrived: &Arrived) -> Vec<Cell> {
+pub fn journal_row(
+    id: &InvocationId,
+    index: u32,
+    entry: &crate::engine::records::JournalEntry,
+    arrived: &Arrived,
+) -> Vec<Cell> {
     use crate::protocol::messages::{Command, is_notification, message_name};
     let name = message_name(entry.ty);
     let entry_type = if is_notification(entry.ty) {
@@ -362,21 +401,28 @@ pub fn idempotency_row(id: &InvocationId, s: &InvocationStatus) -> Option<Vec<Ce
 }
 
 /// Every table, in the order the documentation lists them.
-pub static ALL: LazyLock<[&'static TableDef; 11]> = LazyLock::new(|| [
-    &SYS_DEPLOYMENT,
-    &SYS_SERVICE,
-    &*SYS_INVOCATION,
-    &SYS_INVOCATION_STATUS,
-    &SYS_INVOCATION_STATE,
-    &SYS_INBOX,
-    &SYS_KEYED_SERVICE_STATUS,
-    &SYS_JOURNAL,
-    &STATE,
-    &SYS_PROMISE,
-    &SYS_IDEMPOTENCY,
-]);
+pub static ALL: LazyLock<[&'static TableDef; 11]> = LazyLock::new(|| {
+    [
+        &SYS_DEPLOYMENT,
+        &SYS_SERVICE,
+        &*SYS_INVOCATION,
+        &SYS_INVOCATION_STATUS,
+        &SYS_INVOCATION_STATE,
+        &SYS_INBOX,
+        &SYS_KEYED_SERVICE_STATUS,
+        &SYS_JOURNAL,
+        &STATE,
+        &SYS_PROMISE,
+        &SYS_IDEMPOTENCY,
+    ]
+});
 
-pub fn inbox_row(obj: &crate::engine::records::ObjectKey, seq: u64, id: &InvocationId, inboxed_at: Option<u64>) -> Vec<Cell> {
+pub fn inbox_row(
+    obj: &crate::engine::records::ObjectKey,
+    seq: u64,
+    id: &InvocationId,
+    inboxed_at: Option<u64>,
+) -> Vec<Cell> {
     vec![
         obj.partition_key().into(),
         obj.service.clone().into(),
@@ -436,7 +482,13 @@ pub fn service_rows(schema: &Schema) -> Vec<Vec<Cell>> {
                 crate::protocol::manifest::ServiceType::VirtualObject => "virtual_object",
                 crate::protocol::manifest::ServiceType::Workflow => "workflow",
             };
-            vec![s.name.clone().into(), u64::from(s.revision).into(), s.public.into(), ty.into(), s.deployment_id.to_string().into()]
+            vec![
+                s.name.clone().into(),
+                u64::from(s.revision).into(),
+                s.public.into(),
+                ty.into(),
+                s.deployment_id.to_string().into(),
+            ]
         })
         .collect()
 }
@@ -465,7 +517,9 @@ fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Ce
             _ => Cell::Text(None),
         },
         "completion_failure" => match &s.phase {
-            Phase::Completed { result: InvocationResult::Failure { code, message } } => format!("[{code}] {message}").into(),
+            Phase::Completed { result: InvocationResult::Failure { code, message } } => {
+                format!("[{code}] {message}").into()
+            }
             _ => Cell::Text(None),
         },
         "target" => t.display().into(),
@@ -481,8 +535,14 @@ fn status_cell(name: &str, id: &InvocationId, s: &InvocationStatus) -> Option<Ce
         "pinned_deployment_id" | "last_attempt_deployment_id" => pin.map(|p| p.deployment.to_string()).into(),
         "pinned_service_protocol_version" => pin.map(|p| p.protocol_version).into(),
         "trace_id" => s.trace.map(|t| format!("{:032x}", t.trace_id)).into(),
-        "last_attempt_server" | "vqueue_id" | "scope" | "limit_key" | "invoked_by_subscription_id"
-        | "restarted_from" | "created_using_restate_version" | "last_awaiting_on_future_json" => Cell::Text(None),
+        "last_attempt_server"
+        | "vqueue_id"
+        | "scope"
+        | "limit_key"
+        | "invoked_by_subscription_id"
+        | "restarted_from"
+        | "created_using_restate_version"
+        | "last_awaiting_on_future_json" => Cell::Text(None),
         "suspended_waiting_for_completions" => Cell::U32List(match &s.phase {
             Phase::Suspended { waiting } => waiting.completions.clone(),
             _ => Vec::new(),
@@ -582,7 +642,10 @@ mod tests {
         SYS_INBOX.batch(&[inbox_row(&obj, 1, &id, Some(5))]).unwrap();
         SYS_KEYED_SERVICE_STATUS.batch(&[lock_row(&obj, &id)]).unwrap();
         STATE.batch(&[state_row(&obj, b"count", b"5"), state_row(&obj, b"raw", &[0xff])]).unwrap();
-        let resolved = crate::engine::records::Promise { result: Some(InvocationResult::Success("\"yes\"".into())), waiters: vec![] };
+        let resolved = crate::engine::records::Promise {
+            result: Some(InvocationResult::Success("\"yes\"".into())),
+            waiters: vec![],
+        };
         let rejected = crate::engine::records::Promise {
             result: Some(InvocationResult::Failure { code: 500, message: "no".into() }),
             waiters: vec![],
@@ -590,8 +653,13 @@ mod tests {
         let open = crate::engine::records::Promise::default();
         let rows: Vec<_> = [resolved, rejected, open].iter().map(|p| promise_row(&obj, "decision".into(), p)).collect();
         SYS_PROMISE.batch(&rows).unwrap();
-        let input = crate::engine::records::JournalEntry { ty: crate::protocol::messages::ty::INPUT_COMMAND, payload: Default::default(), appended_at: 1 };
-        let garbage = crate::engine::records::JournalEntry { ty: 0x0999, payload: vec![0xff, 0x01].into(), appended_at: 2 };
+        let input = crate::engine::records::JournalEntry {
+            ty: crate::protocol::messages::ty::INPUT_COMMAND,
+            payload: Default::default(),
+            appended_at: 1,
+        };
+        let garbage =
+            crate::engine::records::JournalEntry { ty: 0x0999, payload: vec![0xff, 0x01].into(), appended_at: 2 };
         let arrived = arrived([&input, &garbage].into_iter());
         let rows = vec![journal_row(&id, 0, &input, &arrived), journal_row(&id, 1, &garbage, &arrived)];
         SYS_JOURNAL.batch(&rows).unwrap();
@@ -602,16 +670,191 @@ mod tests {
     #[test]
     fn every_restate_column_is_here() {
         let restate: &[(&str, &[&str])] = &[
-            ("sys_deployment", &["id", "ty", "endpoint", "created_at", "min_service_protocol_version", "max_service_protocol_version", "services"]),
+            (
+                "sys_deployment",
+                &[
+                    "id",
+                    "ty",
+                    "endpoint",
+                    "created_at",
+                    "min_service_protocol_version",
+                    "max_service_protocol_version",
+                    "services",
+                ],
+            ),
             ("sys_service", &["name", "revision", "public", "ty", "deployment_id"]),
-            ("sys_invocation", &["id", "vqueue_id", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty", "scope", "limit_key", "idempotency_key", "invoked_by", "invoked_by_service_name", "invoked_by_id", "invoked_by_subscription_id", "invoked_by_target", "restarted_from", "pinned_deployment_id", "pinned_service_protocol_version", "trace_id", "journal_size", "journal_commands_size", "created_at", "created_using_restate_version", "modified_at", "inboxed_at", "scheduled_at", "scheduled_start_at", "running_at", "completed_at", "completion_retention", "journal_retention", "suspended_waiting_for_completions", "suspended_waiting_for_signals", "suspended_waiting_future_json", "retry_count", "last_start_at", "next_retry_at", "last_attempt_deployment_id", "last_attempt_server", "last_failure", "last_failure_error_code", "last_failure_related_entry_index", "last_failure_related_entry_name", "last_failure_related_entry_type", "last_failure_related_command_index", "last_failure_related_command_name", "last_failure_related_command_type", "last_awaiting_on_future_json", "status", "completion_result", "completion_failure"]),
-            ("sys_invocation_status", &["partition_key", "id", "vqueue_id", "status", "completion_result", "completion_failure", "target", "target_service_name", "target_service_key", "target_handler_name", "target_service_ty", "scope", "limit_key", "idempotency_key", "invoked_by", "invoked_by_id", "invoked_by_subscription_id", "invoked_by_service_name", "invoked_by_target", "restarted_from", "pinned_deployment_id", "pinned_service_protocol_version", "trace_id", "journal_size", "journal_commands_size", "created_at", "created_using_restate_version", "modified_at", "inboxed_at", "scheduled_at", "scheduled_start_at", "running_at", "completed_at", "completion_retention", "journal_retention", "suspended_waiting_for_completions", "suspended_waiting_for_signals", "suspended_waiting_future_json"]),
-            ("sys_invocation_state", &["partition_key", "id", "in_flight", "retry_count", "last_start_at", "last_attempt_deployment_id", "last_attempt_server", "next_retry_at", "last_failure", "last_failure_error_code", "last_failure_related_command_index", "last_failure_related_command_name", "last_failure_related_command_type", "last_failure_related_entry_index", "last_failure_related_entry_name", "last_failure_related_entry_type", "last_awaiting_on_future_json"]),
+            (
+                "sys_invocation",
+                &[
+                    "id",
+                    "vqueue_id",
+                    "target",
+                    "target_service_name",
+                    "target_service_key",
+                    "target_handler_name",
+                    "target_service_ty",
+                    "scope",
+                    "limit_key",
+                    "idempotency_key",
+                    "invoked_by",
+                    "invoked_by_service_name",
+                    "invoked_by_id",
+                    "invoked_by_subscription_id",
+                    "invoked_by_target",
+                    "restarted_from",
+                    "pinned_deployment_id",
+                    "pinned_service_protocol_version",
+                    "trace_id",
+                    "journal_size",
+                    "journal_commands_size",
+                    "created_at",
+                    "created_using_restate_version",
+                    "modified_at",
+                    "inboxed_at",
+                    "scheduled_at",
+                    "scheduled_start_at",
+                    "running_at",
+                    "completed_at",
+                    "completion_retention",
+                    "journal_retention",
+                    "suspended_waiting_for_completions",
+                    "suspended_waiting_for_signals",
+                    "suspended_waiting_future_json",
+                    "retry_count",
+                    "last_start_at",
+                    "next_retry_at",
+                    "last_attempt_deployment_id",
+                    "last_attempt_server",
+                    "last_failure",
+                    "last_failure_error_code",
+                    "last_failure_related_entry_index",
+                    "last_failure_related_entry_name",
+                    "last_failure_related_entry_type",
+                    "last_failure_related_command_index",
+                    "last_failure_related_command_name",
+                    "last_failure_related_command_type",
+                    "last_awaiting_on_future_json",
+                    "status",
+                    "completion_result",
+                    "completion_failure",
+                ],
+            ),
+            (
+                "sys_invocation_status",
+                &[
+                    "partition_key",
+                    "id",
+                    "vqueue_id",
+                    "status",
+                    "completion_result",
+                    "completion_failure",
+                    "target",
+                    "target_service_name",
+                    "target_service_key",
+                    "target_handler_name",
+                    "target_service_ty",
+                    "scope",
+                    "limit_key",
+                    "idempotency_key",
+                    "invoked_by",
+                    "invoked_by_id",
+                    "invoked_by_subscription_id",
+                    "invoked_by_service_name",
+                    "invoked_by_target",
+                    "restarted_from",
+                    "pinned_deployment_id",
+                    "pinned_service_protocol_version",
+                    "trace_id",
+                    "journal_size",
+                    "journal_commands_size",
+                    "created_at",
+                    "created_using_restate_version",
+                    "modified_at",
+                    "inboxed_at",
+                    "scheduled_at",
+                    "scheduled_start_at",
+                    "running_at",
+                    "completed_at",
+                    "completion_retention",
+                    "journal_retention",
+                    "suspended_waiting_for_completions",
+                    "suspended_waiting_for_signals",
+                    "suspended_waiting_future_json",
+                ],
+            ),
+            (
+                "sys_invocation_state",
+                &[
+                    "partition_key",
+                    "id",
+                    "in_flight",
+                    "retry_count",
+                    "last_start_at",
+                    "last_attempt_deployment_id",
+                    "last_attempt_server",
+                    "next_retry_at",
+                    "last_failure",
+                    "last_failure_error_code",
+                    "last_failure_related_command_index",
+                    "last_failure_related_command_name",
+                    "last_failure_related_command_type",
+                    "last_failure_related_entry_index",
+                    "last_failure_related_entry_name",
+                    "last_failure_related_entry_type",
+                    "last_awaiting_on_future_json",
+                ],
+            ),
             ("sys_inbox", &["partition_key", "service_name", "service_key", "id", "sequence_number", "created_at"]),
             ("sys_keyed_service_status", &["partition_key", "service_name", "service_key", "invocation_id"]),
-            ("sys_journal", &["partition_key", "id", "index", "entry_type", "name", "completed", "invoked_id", "invoked_target", "sleep_wakeup_at", "promise_name", "raw", "raw_length", "version", "entry_json", "entry_lite_json", "appended_at"]),
-            ("state", &["partition_key", "scope", "service_name", "service_key", "key", "key_length", "value_utf8", "value", "value_length"]),
-            ("sys_promise", &["partition_key", "scope", "service_name", "service_key", "key", "completed", "completion_success_value", "completion_success_value_utf8", "completion_failure"]),
+            (
+                "sys_journal",
+                &[
+                    "partition_key",
+                    "id",
+                    "index",
+                    "entry_type",
+                    "name",
+                    "completed",
+                    "invoked_id",
+                    "invoked_target",
+                    "sleep_wakeup_at",
+                    "promise_name",
+                    "raw",
+                    "raw_length",
+                    "version",
+                    "entry_json",
+                    "entry_lite_json",
+                    "appended_at",
+                ],
+            ),
+            (
+                "state",
+                &[
+                    "partition_key",
+                    "scope",
+                    "service_name",
+                    "service_key",
+                    "key",
+                    "key_length",
+                    "value_utf8",
+                    "value",
+                    "value_length",
+                ],
+            ),
+            (
+                "sys_promise",
+                &[
+                    "partition_key",
+                    "scope",
+                    "service_name",
+                    "service_key",
+                    "key",
+                    "completed",
+                    "completion_success_value",
+                    "completion_success_value_utf8",
+                    "completion_failure",
+                ],
+            ),
         ];
         for (table, columns) in restate {
             let def = ALL.iter().find(|d| d.name == *table).unwrap_or_else(|| panic!("no table {table}"));
@@ -646,7 +889,10 @@ pub fn docs_markdown() -> String {
          follow Restate 1.7; columns marked *perdure* are perdure's own.\n",
     );
     for table in ALL.iter() {
-        out.push_str(&format!("\n## `{}`\n\n{}\n\n| column | type | meaning |\n|---|---|---|\n", table.name, table.doc));
+        out.push_str(&format!(
+            "\n## `{}`\n\n{}\n\n| column | type | meaning |\n|---|---|---|\n",
+            table.name, table.doc
+        ));
         for c in table.columns.iter() {
             let ty = match c.kind {
                 Text => "Utf8",

@@ -42,7 +42,11 @@ impl Change {
 
 /// What `new` changes against `previous` (the latest revision, if any). `pending` counts the
 /// not-completed invocations of each `service/handler`.
-pub fn changes(previous: Option<&ServiceRevision>, new: &ServiceRevision, pending: &BTreeMap<String, u64>) -> Vec<Change> {
+pub fn changes(
+    previous: Option<&ServiceRevision>,
+    new: &ServiceRevision,
+    pending: &BTreeMap<String, u64>,
+) -> Vec<Change> {
     let name = new.name.as_str();
     let Some(prev) = previous else {
         return vec![Change::new(name, None, "new service".into(), false)];
@@ -98,7 +102,12 @@ fn handler_changes(service: &str, old: &HandlerSchema, new: &HandlerSchema) -> V
         let show = |c: &Option<String>| c.clone().unwrap_or_else(|| "any".into());
         // Accepting any input after a specific one is a widening, not a break.
         let breaking = new_in.is_some();
-        out.push(Change::new(service, h, format!("input content type {} -> {}", show(&old_in), show(&new_in)), breaking));
+        out.push(Change::new(
+            service,
+            h,
+            format!("input content type {} -> {}", show(&old_in), show(&new_in)),
+            breaking,
+        ));
     }
     if old.output.content_type != new.output.content_type {
         out.push(Change::new(
@@ -120,16 +129,30 @@ fn handler_changes(service: &str, old: &HandlerSchema, new: &HandlerSchema) -> V
         && a != b
     {
         match narrower(&a, &b) {
-            Some(why) => out.push(Change::new(service, h, format!("the input schema no longer accepts what it did: {why}"), true)),
-            None => out.push(Change::new(service, h, "the input schema changed (it still accepts what it did)".into(), false)),
+            Some(why) => out.push(Change::new(
+                service,
+                h,
+                format!("the input schema no longer accepts what it did: {why}"),
+                true,
+            )),
+            None => out.push(Change::new(
+                service,
+                h,
+                "the input schema changed (it still accepts what it did)".into(),
+                false,
+            )),
         }
     }
     if let (Some(a), Some(b)) = (&old.output.json_schema, &new.output.json_schema)
         && a != b
     {
         match narrower(b, a) {
-            Some(why) => out.push(Change::new(service, h, format!("the output schema allows what it did not: {why}"), true)),
-            None => out.push(Change::new(service, h, "the output schema changed (within what it allowed)".into(), false)),
+            Some(why) => {
+                out.push(Change::new(service, h, format!("the output schema allows what it did not: {why}"), true))
+            }
+            None => {
+                out.push(Change::new(service, h, "the output schema changed (within what it allowed)".into(), false))
+            }
         }
     }
     out
@@ -181,9 +204,9 @@ fn narrower_at(wide: &Value, narrow: &Value, at: &str) -> Option<String> {
         }
     }
     let required = |s: &Value| -> Vec<String> {
-        s.get("required").and_then(Value::as_array).map_or_else(Vec::new, |r| {
-            r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-        })
+        s.get("required")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
     };
     let (was_required, now_required) = (required(wide), required(narrow));
     if let Some(p) = now_required.iter().find(|p| !was_required.contains(p)) {
@@ -197,7 +220,10 @@ fn narrower_at(wide: &Value, narrow: &Value, at: &str) -> Option<String> {
             return Some(format!("{} is no longer allowed", join(at, p)));
         }
         if allowed_extra && !wide_props.is_empty() {
-            return Some(format!("{place} no longer allows properties besides {}", narrow_props.keys().cloned().collect::<Vec<_>>().join(", ")));
+            return Some(format!(
+                "{place} no longer allows properties besides {}",
+                narrow_props.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     for (p, w) in &wide_props {
@@ -233,13 +259,21 @@ mod tests {
         // Narrowing is not.
         let required = json!({ "type": "object", "properties": { "name": { "type": "string" }, "age": { "type": "integer" } }, "required": ["name", "age"] });
         assert_eq!(narrower(&person, &required).as_deref(), Some("age becomes required"));
-        let retyped = json!({ "type": "object", "properties": { "name": { "type": "integer" } }, "required": ["name"] });
+        let retyped =
+            json!({ "type": "object", "properties": { "name": { "type": "integer" } }, "required": ["name"] });
         assert_eq!(narrower(&person, &retyped).as_deref(), Some("'name' may no longer be of type string"));
-        let closed = json!({ "type": "object", "properties": { "name": { "type": "string" } }, "additionalProperties": false });
+        let closed =
+            json!({ "type": "object", "properties": { "name": { "type": "string" } }, "additionalProperties": false });
         assert!(narrower(&person, &closed).unwrap().contains("age"));
         assert!(narrower(&json!({ "enum": ["a", "b"] }), &json!({ "enum": ["a"] })).unwrap().contains("\"b\""));
         assert!(narrower(&json!({ "type": "string" }), &json!({ "type": "string", "enum": ["x"] })).is_some());
-        assert_eq!(narrower(&json!({ "type": "array", "items": { "type": "integer" } }), &json!({ "type": "array", "items": { "type": "number" } })), None);
+        assert_eq!(
+            narrower(
+                &json!({ "type": "array", "items": { "type": "integer" } }),
+                &json!({ "type": "array", "items": { "type": "number" } })
+            ),
+            None
+        );
         assert_eq!(narrower(&json!({ "type": "integer" }), &json!({})), None, "{{}} accepts everything");
         // What the check does not model is taken as compatible.
         assert_eq!(narrower(&json!({ "$ref": "#/a" }), &json!({ "$ref": "#/b" })), None);

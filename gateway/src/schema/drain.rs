@@ -26,7 +26,8 @@ pub enum DrainStatus {
 }
 
 impl DrainStatus {
-    pub const ALL: [DrainStatus; 4] = [DrainStatus::Active, DrainStatus::Draining, DrainStatus::Drained, DrainStatus::Inactive];
+    pub const ALL: [DrainStatus; 4] =
+        [DrainStatus::Active, DrainStatus::Draining, DrainStatus::Drained, DrainStatus::Inactive];
 
     /// The status of deployment `id` with `pinned` not-completed invocations pinned to it.
     pub fn of(schema: &Schema, id: &DeploymentId, pinned: u64) -> Self {
@@ -67,10 +68,17 @@ impl std::fmt::Display for DrainStatus {
 /// What pruning removes when it keeps the newest `keep` drained deployments: the older
 /// drained ones, newest first. The rule of `POST /deployments/prune`, `perdure dp prune` and
 /// the server's auto-prune; active, draining and inactive deployments are never pruned.
-pub fn prunable<'s>(schema: &'s Schema, counts: &BTreeMap<DeploymentId, DrainCounts>, keep: usize) -> Vec<&'s Deployment> {
+pub fn prunable<'s>(
+    schema: &'s Schema,
+    counts: &BTreeMap<DeploymentId, DrainCounts>,
+    keep: usize,
+) -> Vec<&'s Deployment> {
     let pinned = |id: &DeploymentId| counts.get(id).map_or(0, DrainCounts::total);
-    let mut drained: Vec<&Deployment> =
-        schema.deployments.values().filter(|d| DrainStatus::of(schema, &d.id, pinned(&d.id)) == DrainStatus::Drained).collect();
+    let mut drained: Vec<&Deployment> = schema
+        .deployments
+        .values()
+        .filter(|d| DrainStatus::of(schema, &d.id, pinned(&d.id)) == DrainStatus::Drained)
+        .collect();
     drained.sort_by_key(|d| std::cmp::Reverse(d.created_at));
     drained.into_iter().skip(keep).collect()
 }

@@ -25,10 +25,12 @@ mod model;
 mod register;
 mod routing;
 
-pub use model::*;
 pub use compat::Change;
 pub use drain::{DrainStatus, prunable};
-pub use register::{InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, check_lambda_version, register};
+pub use model::*;
+pub use register::{
+    InFlight, LISTED, RegisterOutcome, RegisterRequest, RegistrationError, check_lambda_version, register,
+};
 pub use routing::{Routed, RoutingError, previous as rollback_target, promote, ramp};
 
 use std::sync::{Arc, RwLock};
@@ -238,7 +240,8 @@ impl SchemaRegistry {
         let (change, answer) = change(&current)?;
         if let Some(change) = change {
             let entry = serde_json::to_vec(&change).expect("schema changes serialize to JSON");
-            let lsn = self.log.append(*tail, 0, Bytes::from(entry)).await.map_err(|e| StorageError::Log(e.to_string()))?;
+            let lsn =
+                self.log.append(*tail, 0, Bytes::from(entry)).await.map_err(|e| StorageError::Log(e.to_string()))?;
             *tail = lsn;
             let mut next = (*current).clone();
             next.apply(change);

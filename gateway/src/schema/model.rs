@@ -67,10 +67,9 @@ impl Endpoint {
     pub fn is_lambda_alias(&self) -> bool {
         match self {
             Endpoint::Http { .. } => false,
-            Endpoint::Lambda { arn, .. } => arn
-                .rsplit(':')
-                .next()
-                .is_some_and(|q| q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit())),
+            Endpoint::Lambda { arn, .. } => {
+                arn.rsplit(':').next().is_some_and(|q| q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit()))
+            }
         }
     }
 }
@@ -391,7 +390,8 @@ impl Schema {
 
     /// Whether new invocations of some service go to `deployment` now (latest revision or ramp).
     pub fn is_routed_to(&self, deployment: &DeploymentId) -> bool {
-        self.services.values().any(|s| &s.deployment_id == deployment) || self.ramps.values().any(|r| &r.deployment == deployment)
+        self.services.values().any(|s| &s.deployment_id == deployment)
+            || self.ramps.values().any(|r| &r.deployment == deployment)
     }
 
     /// Whether new invocations of some service ever went to `deployment` (registered and

@@ -8,7 +8,9 @@ use super::compat::{self, Change};
 use super::model::*;
 use crate::engine::records::handler_key;
 use crate::ids::{DeploymentId, InvocationId};
-use crate::protocol::manifest::{HandlerType, Manifest, ManifestHandler, ManifestService, ManifestSettings, ProtocolMode};
+use crate::protocol::manifest::{
+    HandlerType, Manifest, ManifestHandler, ManifestService, ManifestSettings, ProtocolMode,
+};
 use crate::storage::StorageError;
 
 pub struct RegisterRequest {
@@ -139,7 +141,8 @@ pub fn register(
             {
                 continue;
             }
-            let waiting: u64 = old.handlers.iter().map(|h| pending.get(&handler_key(&old.name, &h.name)).copied().unwrap_or(0)).sum();
+            let waiting: u64 =
+                old.handlers.iter().map(|h| pending.get(&handler_key(&old.name, &h.name)).copied().unwrap_or(0)).sum();
             let change = if waiting > 0 {
                 format!("removed by the overwrite, while {waiting} invocations of it are not completed")
             } else {
@@ -150,8 +153,11 @@ pub fn register(
         }
         // Behind a Lambda alias every invocation is pinned to the version it ran on: an
         // overwrite changes no code under them.
-        let (pinned, sample) =
-            if existing.endpoint.is_lambda_alias() { (0, Vec::new()) } else { in_flight.pinned(&existing.id, LISTED)? };
+        let (pinned, sample) = if existing.endpoint.is_lambda_alias() {
+            (0, Vec::new())
+        } else {
+            in_flight.pinned(&existing.id, LISTED)?
+        };
         if pinned > 0 {
             let range = |min: u32, max: u32| format!("{min}..{max}");
             let mut what = format!(
@@ -213,7 +219,9 @@ pub fn register(
     let latest = services
         .into_iter()
         .map(|s| s.name)
-        .filter(|name| req.promote || existing.is_some_and(|e| schema.services.get(name).is_some_and(|s| s.deployment_id == e.id)))
+        .filter(|name| {
+            req.promote || existing.is_some_and(|e| schema.services.get(name).is_some_and(|s| s.deployment_id == e.id))
+        })
         .collect();
     Ok((Some(SchemaChange::PutDeployment { deployment: Box::new(deployment), latest, dropped }), outcome))
 }
@@ -234,14 +242,24 @@ pub(super) fn refuse_breaking(changes: Vec<Change>) -> Result<Vec<Change>, Regis
             "Breaking changes: {listed}. Work that is pending or pinned may fail. Pass breaking=true (the CLI's --breaking) to accept them"
         )
     };
-    Err(RegistrationError::Conflict { message, code: type_change.then_some("META0006"), changes, invocations: Vec::new() })
+    Err(RegistrationError::Conflict {
+        message,
+        code: type_change.then_some("META0006"),
+        changes,
+        invocations: Vec::new(),
+    })
 }
 
 /// Checks a function version that ran behind a Lambda alias for the first time against what
 /// the alias deployment was registered with: could new invocations routed to the deployment
 /// run there? The same rules as a new revision, with every handler counted as having work
 /// (the ingress keeps accepting calls to each registered handler).
-pub fn check_lambda_version(deployment: &Deployment, manifest: &Manifest, defaults: &SchemaDefaults, now: u64) -> LambdaVersionCheck {
+pub fn check_lambda_version(
+    deployment: &Deployment,
+    manifest: &Manifest,
+    defaults: &SchemaDefaults,
+    now: u64,
+) -> LambdaVersionCheck {
     let differences = manifest_changes(&deployment.manifest, manifest);
     if differences.is_empty() {
         return LambdaVersionCheck { compatible: true, changes: differences, seen_at: now };
@@ -264,8 +282,11 @@ pub fn check_lambda_version(deployment: &Deployment, manifest: &Manifest, defaul
             continue;
         };
         let new = service_revision(m, old.revision, deployment.id, manifest.protocol_mode, defaults);
-        let all_busy: BTreeMap<String, u64> = old.handlers.iter().map(|h| (handler_key(&old.name, &h.name), 1)).collect();
-        breaking.extend(compat::changes(Some(old), &new, &all_busy).into_iter().filter(|c| c.breaking).map(|c| c.describe()));
+        let all_busy: BTreeMap<String, u64> =
+            old.handlers.iter().map(|h| (handler_key(&old.name, &h.name), 1)).collect();
+        breaking.extend(
+            compat::changes(Some(old), &new, &all_busy).into_iter().filter(|c| c.breaking).map(|c| c.describe()),
+        );
     }
     let compatible = breaking.is_empty();
     LambdaVersionCheck { compatible, changes: if compatible { differences } else { breaking }, seen_at: now }

@@ -69,7 +69,9 @@ async fn the_schema_log_rebuilds_the_schema_when_the_stored_one_is_behind() {
         .unwrap();
     let stored_after_one = db.storage().get_meta(SCHEMA_KEY).unwrap();
     registry
-        .update(|s| register(s, registration("http://v2/", manifest(r#",{"name":"wave"}"#)), &defaults, &Pending::default()))
+        .update(|s| {
+            register(s, registration("http://v2/", manifest(r#",{"name":"wave"}"#)), &defaults, &Pending::default())
+        })
         .await
         .unwrap();
     let expected = json(&registry.snapshot());
@@ -79,17 +81,23 @@ async fn the_schema_log_rebuilds_the_schema_when_the_stored_one_is_behind() {
     db.storage().put_meta(&[(SCHEMA_KEY, &stored_after_one.unwrap()), (APPLIED_KEY, &1u64.to_be_bytes())]).unwrap();
     assert_eq!(json(&SchemaRegistry::load(db.storage(), log()).await.unwrap().snapshot()), expected);
     // With nothing stored at all, the whole log replays to the same schema.
-    db.storage().put_meta(&[(SCHEMA_KEY, &serde_json::to_vec(&*before).unwrap()), (APPLIED_KEY, &0u64.to_be_bytes())]).unwrap();
+    db.storage()
+        .put_meta(&[(SCHEMA_KEY, &serde_json::to_vec(&*before).unwrap()), (APPLIED_KEY, &0u64.to_be_bytes())])
+        .unwrap();
     let rebuilt = SchemaRegistry::load(db.storage(), log()).await.unwrap();
     assert_eq!(json(&rebuilt.snapshot()), expected);
     // And changes continue after the replayed tail.
-    rebuilt.update(|s| register(s, registration("http://v3/", manifest("")), &defaults, &Pending::default())).await.unwrap();
+    rebuilt
+        .update(|s| register(s, registration("http://v3/", manifest("")), &defaults, &Pending::default()))
+        .await
+        .unwrap();
     assert_eq!(rebuilt.snapshot().services["Greeter"].revision, 3);
 }
 
 /// A manifest with exactly these services (JSON array text).
 fn services(json: &str) -> crate::protocol::Manifest {
-    let json = format!(r#"{{"protocolMode":"BIDI_STREAM","minProtocolVersion":5,"maxProtocolVersion":7,"services":{json}}}"#);
+    let json =
+        format!(r#"{{"protocolMode":"BIDI_STREAM","minProtocolVersion":5,"maxProtocolVersion":7,"services":{json}}}"#);
     parse_manifest(Some("application/vnd.restate.endpointmanifest.v3+json"), json.as_bytes()).expect("test manifest")
 }
 
@@ -104,7 +112,9 @@ fn put(schema: &mut Schema, req: RegisterRequest, in_flight: &Pending) -> Result
 
 fn refusal(r: Result<RegisterOutcome, RegistrationError>) -> (String, Option<&'static str>, Vec<Change>, usize) {
     match r {
-        Err(RegistrationError::Conflict { message, code, changes, invocations }) => (message, code, changes, invocations.len()),
+        Err(RegistrationError::Conflict { message, code, changes, invocations }) => {
+            (message, code, changes, invocations.len())
+        }
         other => panic!("expected a 409, got {other:?}"),
     }
 }
@@ -123,7 +133,12 @@ fn a_service_type_change_is_refused_with_meta0006_unless_breaking_or_force() {
     let as_service = services(r#"[{"name":"Counter","ty":"SERVICE","handlers":[{"name":"add"},{"name":"get"}]}]"#);
     let (message, code, _, _) = refusal(put(&mut schema, registration("http://v2/", as_service.clone()), &none));
     assert_eq!(code, Some("META0006"));
-    assert!(message.starts_with("[META0006] Cannot update the schema: Counter: the service type changes from VIRTUAL_OBJECT to SERVICE"), "{message}");
+    assert!(
+        message.starts_with(
+            "[META0006] Cannot update the schema: Counter: the service type changes from VIRTUAL_OBJECT to SERVICE"
+        ),
+        "{message}"
+    );
     assert_eq!(schema.services["Counter"].revision, 1, "nothing stored");
     let forced = RegisterRequest { force: true, ..registration("http://v2/", as_service.clone()) };
     put(&mut schema, forced, &none).unwrap();
@@ -137,7 +152,9 @@ fn a_handler_that_changes_kind_is_refused_naming_service_handler_and_change() {
     let mut schema = Schema::default();
     let none = Pending::default();
     put(&mut schema, registration("http://v1/", services(&format!("[{COUNTER}]"))), &none).unwrap();
-    let flipped = services(r#"[{"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"EXCLUSIVE"}]}]"#);
+    let flipped = services(
+        r#"[{"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"EXCLUSIVE"}]}]"#,
+    );
     let (message, code, changes, _) = refusal(put(&mut schema, registration("http://v2/", flipped.clone()), &none));
     assert_eq!(code, None);
     assert!(message.contains("Counter/get: turns from SHARED into EXCLUSIVE"), "{message}");
@@ -163,10 +180,13 @@ fn a_removed_handler_is_refused_only_while_invocations_of_it_are_pending() {
 #[test]
 fn content_type_and_json_schema_changes_are_checked() {
     let with = |input: &str, output: &str| {
-        services(&format!(r#"[{{"name":"Shop","ty":"SERVICE","handlers":[{{"name":"buy","input":{input},"output":{output}}}]}}]"#))
+        services(&format!(
+            r#"[{{"name":"Shop","ty":"SERVICE","handlers":[{{"name":"buy","input":{input},"output":{output}}}]}}]"#
+        ))
     };
     let item = r#"{"contentType":"application/json","jsonSchema":{"type":"object","properties":{"sku":{"type":"string"},"qty":{"type":"integer"}},"required":["sku"]}}"#;
-    let receipt = r#"{"contentType":"application/json","jsonSchema":{"type":"object","properties":{"ok":{"type":"boolean"}}}}"#;
+    let receipt =
+        r#"{"contentType":"application/json","jsonSchema":{"type":"object","properties":{"ok":{"type":"boolean"}}}}"#;
     let none = Pending::default();
     let mut schema = Schema::default();
     put(&mut schema, registration("http://v1/", with(item, receipt)), &none).unwrap();
@@ -174,20 +194,31 @@ fn content_type_and_json_schema_changes_are_checked() {
     let text = r#"{"contentType":"text/plain"}"#;
     let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(text, receipt)), &none));
     assert!(message.contains("Shop/buy: input content type application/json -> text/plain"), "{message}");
-    let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(item, r#"{"contentType":"text/plain"}"#)), &none));
+    let (message, ..) =
+        refusal(put(&mut schema, registration("http://v2/", with(item, r#"{"contentType":"text/plain"}"#)), &none));
     assert!(message.contains("Shop/buy: output content type application/json -> text/plain"), "{message}");
 
     let stricter = item.replace(r#""required":["sku"]"#, r#""required":["sku","qty"]"#);
     let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(&stricter, receipt)), &none));
-    assert!(message.contains("Shop/buy: the input schema no longer accepts what it did: qty becomes required"), "{message}");
+    assert!(
+        message.contains("Shop/buy: the input schema no longer accepts what it did: qty becomes required"),
+        "{message}"
+    );
     let looser_output = receipt.replace(r#""type":"boolean""#, r#""type":["boolean","string"]"#);
     let (message, ..) = refusal(put(&mut schema, registration("http://v2/", with(item, &looser_output)), &none));
-    assert!(message.contains("the output schema allows what it did not: 'ok' may no longer be of type string"), "{message}");
+    assert!(
+        message.contains("the output schema allows what it did not: 'ok' may no longer be of type string"),
+        "{message}"
+    );
 
     // Widening the input and narrowing the output are compatible, and reported.
     let wider = item.replace(r#""required":["sku"]"#, r#""required":[]"#);
     let outcome = put(&mut schema, registration("http://v2/", with(&wider, receipt)), &none).unwrap();
-    assert!(outcome.changes().iter().any(|c| c.change.contains("still accepts what it did")), "{:?}", outcome.changes());
+    assert!(
+        outcome.changes().iter().any(|c| c.change.contains("still accepts what it did")),
+        "{:?}",
+        outcome.changes()
+    );
     assert_eq!(schema.services["Shop"].revision, 2);
 }
 
@@ -198,7 +229,9 @@ fn an_endpoint_is_immutable_and_force_overwrites_only_what_nothing_is_pinned_to(
     let first = put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap();
     let id = first.deployment().id;
     // Same endpoint, same manifest: the same deployment.
-    assert!(matches!(put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap(), RegisterOutcome::Unchanged(d) if d.id == id));
+    assert!(
+        matches!(put(&mut schema, registration("http://v1/", manifest("")), &none).unwrap(), RegisterOutcome::Unchanged(d) if d.id == id)
+    );
     // Different manifest: refused, naming what differs.
     let (message, ..) = refusal(put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none));
     assert!(message.contains(&format!("deployment {id} at 'http://v1/' is already registered with a different manifest (service 'Greeter' changed)")), "{message}");
@@ -221,8 +254,15 @@ fn an_endpoint_is_immutable_and_force_overwrites_only_what_nothing_is_pinned_to(
     let id = schema.deployments.keys().next().copied().unwrap();
     let outcome = put(&mut schema, forced(), &none).unwrap();
     assert!(matches!(&outcome, RegisterOutcome::Overwritten(d, _) if d.id == id));
-    assert!(outcome.changes().iter().any(|c| c.describe() == "Counter: removed by the overwrite"), "{:?}", outcome.changes());
-    assert!(!schema.services.contains_key("Counter"), "a dropped service no longer points at the overwritten deployment");
+    assert!(
+        outcome.changes().iter().any(|c| c.describe() == "Counter: removed by the overwrite"),
+        "{:?}",
+        outcome.changes()
+    );
+    assert!(
+        !schema.services.contains_key("Counter"),
+        "a dropped service no longer points at the overwritten deployment"
+    );
     assert_eq!(schema.deployments.len(), 1);
 }
 
@@ -232,13 +272,21 @@ fn a_dry_run_reports_every_change_and_stores_nothing() {
     let none = Pending::default();
     put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none).unwrap();
     let before = json(&schema);
-    let next = services(&format!(r#"[{{"name":"Greeter","ty":"SERVICE","handlers":[{{"name":"greet"}},{{"name":"hello"}}]}},{COUNTER},{{"name":"New","ty":"SERVICE","handlers":[{{"name":"x"}}]}}]"#));
+    let next = services(&format!(
+        r#"[{{"name":"Greeter","ty":"SERVICE","handlers":[{{"name":"greet"}},{{"name":"hello"}}]}},{COUNTER},{{"name":"New","ty":"SERVICE","handlers":[{{"name":"x"}}]}}]"#
+    ));
     let dry = RegisterRequest { dry_run: true, ..registration("http://v2/", next) };
     let (change, outcome) = register(&schema, dry, &SchemaDefaults::default(), &none).unwrap();
     assert!(change.is_none());
     assert_eq!(json(&schema), before);
     let described: Vec<String> = outcome.changes().iter().map(Change::describe).collect();
-    for expected in ["Greeter: revision 1 -> 2", "Greeter/wave: removed", "Greeter/hello: added", "Counter: revision 1 -> 2", "New: new service"] {
+    for expected in [
+        "Greeter: revision 1 -> 2",
+        "Greeter/wave: removed",
+        "Greeter/hello: added",
+        "Counter: revision 1 -> 2",
+        "New: new service",
+    ] {
         assert!(described.iter().any(|d| d == expected), "{expected} in {described:?}");
     }
     // A dry run is refused exactly like the real registration (the CLI relies on the 409).
@@ -248,7 +296,10 @@ fn a_dry_run_reports_every_change_and_stores_nothing() {
 }
 
 /// Applies a routing move to `schema`; what it did.
-fn moved(schema: &mut Schema, r: impl FnOnce(&Schema) -> Result<(Option<SchemaChange>, Routed), RoutingError>) -> Routed {
+fn moved(
+    schema: &mut Schema,
+    r: impl FnOnce(&Schema) -> Result<(Option<SchemaChange>, Routed), RoutingError>,
+) -> Routed {
     let (change, routed) = r(schema).expect("the move is allowed");
     if let Some(change) = change {
         schema.apply(change);
@@ -270,7 +321,11 @@ fn an_unpromoted_registration_takes_a_revision_but_no_traffic_until_promoted() {
 
     let routed = moved(&mut schema, |schema| promote(schema, "Greeter", v2, false, &BTreeMap::new()));
     assert_eq!(routed.service.deployment_id, v2);
-    assert!(routed.changes.iter().any(|c| c.handler.as_deref() == Some("wave") && c.change == "added"), "{:?}", routed.changes);
+    assert!(
+        routed.changes.iter().any(|c| c.handler.as_deref() == Some("wave") && c.change == "added"),
+        "{:?}",
+        routed.changes
+    );
     assert_eq!(schema.services["Greeter"].deployment_id, v2);
     assert_eq!(schema.services["Greeter"].revision, 3, "a promotion is a new revision");
     assert_eq!(schema.services["Counter"].deployment_id, v1, "promoting one service moves only that one");
@@ -279,7 +334,9 @@ fn an_unpromoted_registration_takes_a_revision_but_no_traffic_until_promoted() {
     assert!(change.is_none());
 
     // Rolling back goes to the deployment before, as revision 4.
-    let back = moved(&mut schema, |s| rollback_target(s, "Greeter").and_then(|to| promote(s, "Greeter", to, false, &BTreeMap::new())));
+    let back = moved(&mut schema, |s| {
+        rollback_target(s, "Greeter").and_then(|to| promote(s, "Greeter", to, false, &BTreeMap::new()))
+    });
     assert_eq!(back.service.deployment_id, v1);
     assert_eq!(schema.services["Greeter"].revision, 4);
     // And again goes forward to v2, the one before that.
@@ -290,7 +347,8 @@ fn an_unpromoted_registration_takes_a_revision_but_no_traffic_until_promoted() {
 fn a_promotion_is_checked_like_a_registration_and_hiding_survives_it() {
     let mut schema = Schema::default();
     let none = Pending::default();
-    let v1 = put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none).unwrap().deployment().id;
+    let v1 =
+        put(&mut schema, registration("http://v1/", manifest(r#",{"name":"wave"}"#)), &none).unwrap().deployment().id;
     let v2 = put(&mut schema, registration("http://v2/", manifest("")), &none).unwrap().deployment().id;
     // Back to v1 adds 'wave' again: fine. Forward to v2 with 'wave' invocations pending: refused.
     moved(&mut schema, |schema| promote(schema, "Greeter", v1, false, &BTreeMap::new()));
@@ -307,7 +365,10 @@ fn a_promotion_is_checked_like_a_registration_and_hiding_survives_it() {
     let routed = moved(&mut schema, |schema| promote(schema, "Greeter", v2, true, &pending));
     assert!(!routed.service.public, "the operator's hiding carries over");
     assert!(matches!(promote(&schema, "Nope", v2, false, &none.handlers), Err(RoutingError::NotServed { .. })));
-    assert!(matches!(promote(&schema, "Greeter", DeploymentId::generate(), false, &none.handlers), Err(RoutingError::UnknownDeployment(_))));
+    assert!(matches!(
+        promote(&schema, "Greeter", DeploymentId::generate(), false, &none.handlers),
+        Err(RoutingError::UnknownDeployment(_))
+    ));
     let mut only = Schema::default();
     put(&mut only, registration("http://v1/", manifest("")), &none).unwrap();
     assert!(matches!(rollback_target(&only, "Greeter"), Err(RoutingError::Invalid(_))));
@@ -334,7 +395,8 @@ fn a_ramp_splits_new_invocations_by_percent_and_objects_by_key() {
     assert!((800..1200).contains(&on_v2), "10% of 10000 went to v2: {on_v2}");
     let keys: Vec<String> = (0..2000).map(|i| format!("key-{i}")).collect();
     let key_on_v2 = |key: &str| {
-        schema.route("Counter", Some(key), &crate::ids::InvocationId::generate(rand::random())).unwrap().deployment_id == v2
+        schema.route("Counter", Some(key), &crate::ids::InvocationId::generate(rand::random())).unwrap().deployment_id
+            == v2
     };
     let share = keys.iter().filter(|k| key_on_v2(k)).count();
     assert!((500..700).contains(&share), "30% of 2000 keys went to v2: {share}");
@@ -391,8 +453,10 @@ fn a_lambda_version_behind_an_alias_is_checked_like_a_revision_and_a_failing_one
     // A handler gone (the ingress still takes calls to it), or a service type changed: fails.
     let gone = check_lambda_version(&d, &manifest(""), &defaults, 3);
     assert!(!gone.compatible && gone.changes.iter().any(|c| c.contains("Greeter/sleepy")), "{gone:?}");
-    let retyped = services(r#"[{"name":"Greeter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"greet"},{"name":"sleepy"}]},
-        {"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"SHARED"}]}]"#);
+    let retyped = services(
+        r#"[{"name":"Greeter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"greet"},{"name":"sleepy"}]},
+        {"name":"Counter","ty":"VIRTUAL_OBJECT","handlers":[{"name":"add","ty":"EXCLUSIVE"},{"name":"get","ty":"SHARED"}]}]"#,
+    );
     assert!(!check_lambda_version(&d, &retyped, &defaults, 3).compatible);
 
     // Recorded: a failing version holds new work at the newest one that passed; one that

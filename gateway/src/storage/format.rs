@@ -60,7 +60,9 @@ pub fn check(dir: &Path, found: Found) -> Result<(), StorageError> {
         Found::Format(v) if v > CURRENT => Err(StorageError::NewerFormat { path: dir.to_owned(), found: v }),
         Found::Format(v) if v < OLDEST => Err(StorageError::DataDir {
             path: dir.to_owned(),
-            reason: format!("storage format {v} is older than any this perdure can upgrade (formats {OLDEST} to {CURRENT})"),
+            reason: format!(
+                "storage format {v} is older than any this perdure can upgrade (formats {OLDEST} to {CURRENT})"
+            ),
         }),
         _ => Ok(()),
     }

@@ -271,7 +271,9 @@ mod tests {
         assert_eq!(parse_timer(&timer(&a)), Some(a.clone()));
         assert_eq!(parse_timer(&timer(&b)), Some(b.clone()));
         assert!(timer(&a) < timer(&b));
-        assert!(timers_from(10).as_slice() <= timer(&a).as_slice() && timer(&a).as_slice() < timers_from(11).as_slice());
+        assert!(
+            timers_from(10).as_slice() <= timer(&a).as_slice() && timer(&a).as_slice() < timers_from(11).as_slice()
+        );
     }
 
     #[test]

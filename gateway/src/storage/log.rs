@@ -52,7 +52,12 @@ pub struct LogError(pub String);
 /// One partition's log; the partition leader is its only writer.
 pub trait Log: Send + Sync + 'static {
     /// Appends `batch` after `expected` (the current tail) and returns its LSN.
-    fn append(&self, expected: Lsn, epoch: Epoch, batch: Bytes) -> impl Future<Output = Result<Lsn, AppendError>> + Send;
+    fn append(
+        &self,
+        expected: Lsn,
+        epoch: Epoch,
+        batch: Bytes,
+    ) -> impl Future<Output = Result<Lsn, AppendError>> + Send;
     /// Appends, then runs `then` with the new LSN as soon as the entry is durable, and
     /// returns both. The embedded log runs `then` on the thread that did the write, which
     /// saves a hand-off per batch for work that must follow the append (applying it).
@@ -240,7 +245,13 @@ impl Log for RocksLog {
         self.append_then(expected, epoch, batch, |_| ()).await.map(|(lsn, ())| lsn)
     }
 
-    async fn append_then<T, F>(&self, expected: Lsn, epoch: Epoch, batch: Bytes, then: F) -> Result<(Lsn, T), AppendError>
+    async fn append_then<T, F>(
+        &self,
+        expected: Lsn,
+        epoch: Epoch,
+        batch: Bytes,
+        then: F,
+    ) -> Result<(Lsn, T), AppendError>
     where
         T: Send + 'static,
         F: FnOnce(Lsn) -> T + Send + 'static,

@@ -147,7 +147,8 @@ impl Database {
             // Every column family in one go (one MANIFEST and OPTIONS write, not one per family).
             names.extend(cf_names(partitions));
         }
-        let descriptors: Vec<_> = names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, opts, &cache))).collect();
+        let descriptors: Vec<_> =
+            names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, opts, &cache))).collect();
         let db = Db::open_cf_descriptors(&db_opts, dir, descriptors)?;
 
         let partitions = match db.get_cf(&db.cf_handle(CF_META).expect("opened above"), PARTITIONS_KEY)? {
@@ -158,7 +159,12 @@ impl Database {
             None => {
                 let mut wo = WriteOptions::default();
                 wo.set_sync(true);
-                db.put_cf_opt(&db.cf_handle(CF_META).expect("opened above"), PARTITIONS_KEY, partitions.to_be_bytes(), &wo)?;
+                db.put_cf_opt(
+                    &db.cf_handle(CF_META).expect("opened above"),
+                    PARTITIONS_KEY,
+                    partitions.to_be_bytes(),
+                    &wo,
+                )?;
                 partitions
             }
         };

@@ -192,7 +192,13 @@ impl<'a, 'b> ser::Serializer for &'a mut Serializer<'b> {
     fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Compound<'a, 'b>> {
         Ok(Compound { ser: self })
     }
-    fn serialize_tuple_variant(self, _: &'static str, index: u32, _: &'static str, _: usize) -> Result<Compound<'a, 'b>> {
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        index: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Compound<'a, 'b>> {
         self.serialize_u32(index)?;
         Ok(Compound { ser: self })
     }

@@ -16,7 +16,11 @@ use crate::ids::{DeploymentId, InvocationId};
 const JOURNAL_POINT_READS: u32 = 4;
 
 impl Storage {
-    fn get_decoded<T: serde::de::DeserializeOwned>(&self, partition: u32, key: &[u8]) -> Result<Option<T>, StorageError> {
+    fn get_decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        partition: u32,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
         match self.db().get_pinned_cf(&self.table_cf(partition, key[0]), key)? {
             Some(raw) => Ok(Some(codec::decode(&raw, tag::table(key[0]))?)),
             None => Ok(None),
@@ -49,7 +53,12 @@ impl Storage {
     }
 
     /// Writes one partition's batch of derived state and its counters (no WAL).
-    pub fn write_partition_state(&self, partition: u32, writes: &[Write], meta: &PartitionMeta) -> Result<(), StorageError> {
+    pub fn write_partition_state(
+        &self,
+        partition: u32,
+        writes: &[Write],
+        meta: &PartitionMeta,
+    ) -> Result<(), StorageError> {
         self.write_state(self.state_batch(partition, writes, meta))
     }
 
@@ -60,7 +69,9 @@ impl Storage {
         let mut b = WriteBatch::default();
         for w in writes {
             match w {
-                Write::PutInvocation(id, status) => b.put_cf(cf(tag::INVOCATION), keys::invocation(id), encode_status(status)),
+                Write::PutInvocation(id, status) => {
+                    b.put_cf(cf(tag::INVOCATION), keys::invocation(id), encode_status(status))
+                }
                 Write::DeleteInvocation(id) => b.delete_cf(cf(tag::INVOCATION), keys::invocation(id)),
                 Write::PutJournal(id, index, entry) => {
                     b.put_cf(cf(tag::JOURNAL), keys::journal(id, *index), codec::encode(entry))
@@ -124,10 +135,10 @@ impl Storage {
     pub fn timers(&self, partition: u32, from: u64, until: u64, max: usize) -> Result<Vec<Timer>, StorageError> {
         let mut out = Vec::new();
         self.scan(partition, &keys::timers_from(from), keys::timers_from(until).to_vec(), |k, _| {
-            out.push(keys::parse_timer(k).ok_or_else(|| StorageError::Corrupt {
-                table: "timer",
-                reason: "unparseable timer key".into(),
-            })?);
+            out.push(
+                keys::parse_timer(k)
+                    .ok_or_else(|| StorageError::Corrupt { table: "timer", reason: "unparseable timer key".into() })?,
+            );
             Ok(out.len() < max)
         })?;
         Ok(out)
@@ -241,7 +252,8 @@ impl Storage {
         };
         let corrupt = || StorageError::Corrupt { table: "journal", reason: "bad key".into() };
         self.scan(partition, &start, end, |k, v| {
-            let id = InvocationId::from_bytes(k.get(1..k.len().saturating_sub(4)).ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+            let id = InvocationId::from_bytes(k.get(1..k.len().saturating_sub(4)).ok_or_else(corrupt)?)
+                .ok_or_else(corrupt)?;
             let index = u32::from_be_bytes(k[k.len() - 4..].try_into().map_err(|_| corrupt())?);
             Ok(f(id, index, codec::decode(v, "journal")?))
         })
@@ -322,7 +334,9 @@ impl Storage {
 impl Storage {
     /// Every partition's drain counters, summed: not-completed invocations pinned to each
     /// deployment, by where they stand.
-    pub fn drain_counts(&self) -> Result<std::collections::BTreeMap<DeploymentId, crate::engine::records::DrainCounts>, StorageError> {
+    pub fn drain_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<DeploymentId, crate::engine::records::DrainCounts>, StorageError> {
         let mut out: std::collections::BTreeMap<DeploymentId, crate::engine::records::DrainCounts> = Default::default();
         for partition in 0..self.partitions() {
             for (d, counts) in self.partition_meta(partition)?.deployments {
@@ -427,18 +441,22 @@ impl Store for Storage {
     fn inbox_next(&self, obj: &ObjectKey, from_seq: u64) -> StoreResult<Option<(u64, InvocationId)>> {
         let prefix = keys::object(tag::INBOX, obj);
         let mut found = None;
-        self.scan(self.partition_of(obj.partition_key()), &keys::inbox(obj, from_seq), keys::prefix_end(&prefix), |k, v| {
-            let seq = u64::from_be_bytes(k[prefix.len()..].try_into().map_err(|_| StorageError::Corrupt {
-                table: "inbox",
-                reason: "bad key".into(),
-            })?);
-            let id = InvocationId::from_bytes(v).ok_or_else(|| StorageError::Corrupt {
-                table: "inbox",
-                reason: "bad value".into(),
-            })?;
-            found = Some((seq, id));
-            Ok(false)
-        })?;
+        self.scan(
+            self.partition_of(obj.partition_key()),
+            &keys::inbox(obj, from_seq),
+            keys::prefix_end(&prefix),
+            |k, v| {
+                let seq = u64::from_be_bytes(
+                    k[prefix.len()..]
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt { table: "inbox", reason: "bad key".into() })?,
+                );
+                let id = InvocationId::from_bytes(v)
+                    .ok_or_else(|| StorageError::Corrupt { table: "inbox", reason: "bad value".into() })?;
+                found = Some((seq, id));
+                Ok(false)
+            },
+        )?;
         Ok(found)
     }
 
@@ -458,10 +476,10 @@ impl Store for Storage {
                 if out.len() >= limit {
                     return Ok(false);
                 }
-                out.push(InvocationId::from_bytes(&k[prefix.len()..]).ok_or_else(|| StorageError::Corrupt {
-                    table: "pinned",
-                    reason: "bad key".into(),
-                })?);
+                out.push(
+                    InvocationId::from_bytes(&k[prefix.len()..])
+                        .ok_or_else(|| StorageError::Corrupt { table: "pinned", reason: "bad key".into() })?,
+                );
                 Ok(true)
             })?;
         }
@@ -522,7 +540,11 @@ mod tests {
         let db = crate::storage::Database::open(dir.path(), &Default::default(), 1).unwrap();
         let storage = db.storage();
         let id = InvocationId::generate(7);
-        let entry = |i: u32| JournalEntry { ty: 0x0400 + i as u16, payload: Bytes::from(format!("entry {i}")), appended_at: u64::from(i) };
+        let entry = |i: u32| JournalEntry {
+            ty: 0x0400 + i as u16,
+            payload: Bytes::from(format!("entry {i}")),
+            appended_at: u64::from(i),
+        };
         let writes: Vec<Write> = (0..10).map(|i| Write::PutJournal(id, i, entry(i))).collect();
         storage.write_partition_state(0, &writes, &PartitionMeta::default()).unwrap();
         for len in [0, 1, JOURNAL_POINT_READS, JOURNAL_POINT_READS + 1, 10] {

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status, span, status};
 use prost::Message as _;
-use crossbeam_queue::ArrayQueue;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{EXPORTER, Span, SpanKind, Value};
@@ -149,7 +149,9 @@ async fn run(
 
 async fn send(sink: &mut Sink, request: ExportTraceServiceRequest) -> Result<(), String> {
     match sink {
-        Sink::Grpc(client) => client.export(request).await.map(|_| ()).map_err(|s| format!("{}: {}", s.code(), s.message())),
+        Sink::Grpc(client) => {
+            client.export(request).await.map(|_| ()).map_err(|s| format!("{}: {}", s.code(), s.message()))
+        }
         Sink::Http { client, url } => {
             let response = client
                 .post(url.as_str())
@@ -234,7 +236,8 @@ mod tests {
 
     #[test]
     fn spans_become_otlp_with_big_endian_ids_and_an_error_status() {
-        let mut span = Span::new(0x0102, 0x0304, 0, "attempt Greeter/greet".into(), SpanKind::Client, 5).attr("n", 3u32);
+        let mut span =
+            Span::new(0x0102, 0x0304, 0, "attempt Greeter/greet".into(), SpanKind::Client, 5).attr("n", 3u32);
         span.error = Some("boom".into());
         let request = request(&resource("perdure"), vec![span]);
         let otlp = &request.resource_spans[0].scope_spans[0].spans[0];

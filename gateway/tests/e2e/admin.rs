@@ -99,7 +99,8 @@ fn registration_errors() {
     let bad_json = post_with(&format!("{a}/deployments"), "{\"uri\":", &[("content-type", "application/json")]);
     assert_eq!(bad_json.status, 400);
     assert!(bad_json.body.starts_with("Failed to parse the request body as JSON"), "{}", bad_json.body);
-    let relative = post_with(&format!("{a}/deployments"), "{\"uri\":\"/foo\"}", &[("content-type", "application/json")]);
+    let relative =
+        post_with(&format!("{a}/deployments"), "{\"uri\":\"/foo\"}", &[("content-type", "application/json")]);
     assert_eq!(relative.status, 400);
     assert!(relative.json()["message"].as_str().unwrap().contains("is not absolute"));
     let unqualified = post_with(
@@ -149,11 +150,7 @@ fn services_can_be_reconfigured_and_hidden_from_ingress() {
     assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
     let a = &perdure.admin;
     let patch = |body: Value| {
-        let r = crate::harness::http()
-            .patch(format!("{a}/services/Greeter"))
-            .json(&body)
-            .send()
-            .expect("PATCH");
+        let r = crate::harness::http().patch(format!("{a}/services/Greeter")).json(&body).send().expect("PATCH");
         (r.status().as_u16(), r.json::<Value>().unwrap_or(Value::Null))
     };
     // What the CLI sends: every field, nulls for the untouched ones.

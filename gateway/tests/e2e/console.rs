@@ -52,7 +52,11 @@ impl Browser {
                     if child.try_wait().ok().flatten().is_some() {
                         return None;
                     }
-                    if http().get(format!("http://127.0.0.1:{port}/status")).send().is_ok_and(|r| r.status().is_success()) {
+                    if http()
+                        .get(format!("http://127.0.0.1:{port}/status"))
+                        .send()
+                        .is_ok_and(|r| r.status().is_success())
+                    {
                         return Some((child, port));
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -246,7 +250,10 @@ fn the_console_shows_a_draining_deployment_and_cancels_the_invocation_sleeping_o
     assert!(browser.eval("document.getElementById('auth').hidden").as_bool().unwrap(), "the token prompt went away");
     let pinned = browser.text(&format!("{old} [data-testid=deployment-pinned]")).unwrap();
     assert!(pinned.starts_with("1 not completed"), "{pinned}");
-    assert_eq!(browser.eval(&format!("document.querySelector('{old} [data-testid=deployment-remove]').disabled")), json!(true));
+    assert_eq!(
+        browser.eval(&format!("document.querySelector('{old} [data-testid=deployment-remove]').disabled")),
+        json!(true)
+    );
     let services = browser.text(&format!("{new} [data-testid=deployment-services]")).unwrap();
     assert!(services.contains("Greeter") && services.contains("revision 2"), "{services}");
     browser.screenshot("deployments");
@@ -261,13 +268,15 @@ fn the_console_shows_a_draining_deployment_and_cancels_the_invocation_sleeping_o
     );
     browser.screenshot("invocations");
     browser.type_into("[data-testid=invocation-filter-text]", &sleeper[..sleeper.len() - 2]);
-    browser.wait_true("only the sleeper listed", "document.querySelectorAll('[data-testid=invocation-row]').length === 1");
+    browser
+        .wait_true("only the sleeper listed", "document.querySelectorAll('[data-testid=invocation-row]').length === 1");
     assert!(browser.text(&sleeper_row).is_some());
 
     // Its timeline: the sleep, not completed, with when it wakes up.
     browser.click(&format!("{sleeper_row} [data-testid=invocation-link]"));
     let sleep = "[data-testid=journal-entry][data-entry-type=\"Command: Sleep\"]";
-    let wakes = browser.wait_text("the sleep in the journal", &format!("{sleep} [data-testid=journal-sleep]"), |_| true);
+    let wakes =
+        browser.wait_text("the sleep in the journal", &format!("{sleep} [data-testid=journal-sleep]"), |_| true);
     assert!(wakes.starts_with("Sleeps until") && wakes.contains("(in "), "{wakes}");
     assert_eq!(browser.eval(&format!("document.querySelector('{sleep}').dataset.completed")), json!("false"));
     assert_eq!(browser.text("[data-testid=invocation-deployment]").as_deref(), Some(dp1.as_str()));
@@ -279,13 +288,17 @@ fn the_console_shows_a_draining_deployment_and_cancels_the_invocation_sleeping_o
     browser.wait_text("the sleeper to end", "[data-testid=invocation-detail-status]", |t| t == "completed: failed");
     let outcome = browser.wait_text("its outcome", "[data-testid=invocation-outcome]", |_| true);
     assert!(outcome.to_lowercase().contains("cancel"), "{outcome}");
-    let ended = query_rows(&perdure, &format!("SELECT status, completion_result FROM sys_invocation WHERE id = '{sleeper}'"));
+    let ended =
+        query_rows(&perdure, &format!("SELECT status, completion_result FROM sys_invocation WHERE id = '{sleeper}'"));
     assert_eq!(ended, vec![json!({ "status": "completed", "completion_result": "failure" })]);
 
     // v1 has drained: now it can be removed, and goes.
     browser.click("[data-testid=nav-deployments]");
     browser.wait_text("v1 drained", &format!("{old} [data-testid=deployment-status]"), |t| t == "drained");
-    browser.wait_true("Remove enabled", &format!("document.querySelector('{old} [data-testid=deployment-remove]').disabled === false"));
+    browser.wait_true(
+        "Remove enabled",
+        &format!("document.querySelector('{old} [data-testid=deployment-remove]').disabled === false"),
+    );
     browser.click(&format!("{old} [data-testid=deployment-remove]"));
     browser.confirm();
     browser.wait_true("v1 gone from the list", &format!("document.querySelector('{old}') === null"));

@@ -56,19 +56,33 @@ fn header_value() -> impl Strategy<Value = Vec<u8>> {
 
 fn headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
     let name = proptest::sample::select(vec![
-        "content-type", "idempotency-key", "accept", "origin", "x-restate-id", "traceparent", "x-anything",
-        "content-encoding", "expect",
+        "content-type",
+        "idempotency-key",
+        "accept",
+        "origin",
+        "x-restate-id",
+        "traceparent",
+        "x-anything",
+        "content-encoding",
+        "expect",
     ])
     .prop_map(str::to_owned);
     let content_type = proptest::sample::select(vec![
-        "application/json", "application/json; charset=utf-8", "text/plain", "", "*/*", "application/x-www-form-urlencoded",
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "",
+        "*/*",
+        "application/x-www-form-urlencoded",
     ]);
-    (proptest::option::of(content_type), proptest::collection::vec((name, header_value()), 0..4)).prop_map(|(ct, mut rest)| {
-        if let Some(ct) = ct {
-            rest.push(("content-type".into(), ct.as_bytes().to_vec()));
-        }
-        rest
-    })
+    (proptest::option::of(content_type), proptest::collection::vec((name, header_value()), 0..4)).prop_map(
+        |(ct, mut rest)| {
+            if let Some(ct) = ct {
+                rest.push(("content-type".into(), ct.as_bytes().to_vec()));
+            }
+            rest
+        },
+    )
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -80,8 +94,19 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         "\\PC{0,16}".prop_map(Value::from),
         proptest::sample::select(vec![
-            "http://127.0.0.1:1", "http://127.0.0.1:1/", "https://example.com", "ftp://x", "http://[::1", "http://:0",
-            "arn:aws:lambda:eu-central-1:123456789012:function:f:1", "arn:aws:lambda:x", "10s", "1d", "36501d", "PT1S", "0",
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:1/",
+            "https://example.com",
+            "ftp://x",
+            "http://[::1",
+            "http://:0",
+            "arn:aws:lambda:eu-central-1:123456789012:function:f:1",
+            "arn:aws:lambda:x",
+            "10s",
+            "1d",
+            "36501d",
+            "PT1S",
+            "0",
             "inv_1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         ])
         .prop_map(Value::from),
@@ -104,8 +129,14 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn ingress_request() -> impl Strategy<Value = Req> {
-    let method = proptest::sample::select(vec!["GET", "POST", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]);
-    (method, ingress_path(), headers(), body()).prop_map(|(method, path, headers, body)| Req { method, path, headers, body })
+    let method =
+        proptest::sample::select(vec!["GET", "POST", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]);
+    (method, ingress_path(), headers(), body()).prop_map(|(method, path, headers, body)| Req {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
 
 /// Admin requests: the routes it serves, with fields that matter filled in from anywhere.
@@ -125,11 +156,13 @@ fn admin_request() -> impl Strategy<Value = Req> {
             }
             b
         });
-    let service_body = (field_value.clone(), field_value.clone(), field_value.clone(), field_value.clone(), field_value)
-        .prop_map(|(public, idempotency, journal, inactivity, abort)| {
-            json!({ "public": public, "idempotency_retention": idempotency, "journal_retention": journal,
+    let service_body =
+        (field_value.clone(), field_value.clone(), field_value.clone(), field_value.clone(), field_value).prop_map(
+            |(public, idempotency, journal, inactivity, abort)| {
+                json!({ "public": public, "idempotency_retention": idempotency, "journal_retention": journal,
                     "inactivity_timeout": inactivity, "abort_timeout": abort, "workflow_completion_retention": null })
-        });
+            },
+        );
     let id = prop_oneof![
         Just("inv_1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()),
         Just("dp_10357y2vY9Z7AjngDBinAtw".to_owned()),
@@ -143,25 +176,61 @@ fn admin_request() -> impl Strategy<Value = Req> {
             headers: h,
             body: serde_json::to_vec(&b).unwrap()
         }),
-        (version.clone(), proptest::sample::select(vec!["RustGreeter", "RustCounter", "Nope"]), service_body).prop_map(|(v, s, b)| Req {
-            method: "PATCH",
-            path: format!("{v}/services/{s}"),
-            headers: vec![("content-type".into(), b"application/json".to_vec())],
-            body: serde_json::to_vec(&b).unwrap()
-        }),
-        (version.clone(), id.clone(), proptest::sample::select(vec!["cancel", "kill", "purge", "purge-journal", "restart-as-new", "pause", "resume", "nope"]))
-            .prop_map(|(v, id, op)| Req { method: "PATCH", path: format!("{v}/invocations/{id}/{op}"), headers: vec![], body: vec![] }),
+        (version.clone(), proptest::sample::select(vec!["RustGreeter", "RustCounter", "Nope"]), service_body).prop_map(
+            |(v, s, b)| Req {
+                method: "PATCH",
+                path: format!("{v}/services/{s}"),
+                headers: vec![("content-type".into(), b"application/json".to_vec())],
+                body: serde_json::to_vec(&b).unwrap()
+            }
+        ),
+        (
+            version.clone(),
+            id.clone(),
+            proptest::sample::select(vec![
+                "cancel",
+                "kill",
+                "purge",
+                "purge-journal",
+                "restart-as-new",
+                "pause",
+                "resume",
+                "nope"
+            ])
+        )
+            .prop_map(|(v, id, op)| Req {
+                method: "PATCH",
+                path: format!("{v}/invocations/{id}/{op}"),
+                headers: vec![],
+                body: vec![]
+            }),
         (version.clone(), id.clone(), "(mode=(cancel|kill|purge|x)?)?").prop_map(|(v, id, q)| Req {
             method: "DELETE",
             path: format!("{v}/invocations/{id}?{q}"),
             headers: vec![],
             body: vec![]
         }),
-        (version, proptest::sample::select(vec![
-            "/deployments", "/services", "/services/RustGreeter", "/services/RustGreeter/handlers",
-            "/services/RustGreeter/handlers/greet", "/services/RustGreeter/handlers/x", "/health", "/version",
-            "/openapi", "/cluster-health", "/query", "/deployments/", "/nope",
-        ]), id, proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE"]), body())
+        (
+            version,
+            proptest::sample::select(vec![
+                "/deployments",
+                "/services",
+                "/services/RustGreeter",
+                "/services/RustGreeter/handlers",
+                "/services/RustGreeter/handlers/greet",
+                "/services/RustGreeter/handlers/x",
+                "/health",
+                "/version",
+                "/openapi",
+                "/cluster-health",
+                "/query",
+                "/deployments/",
+                "/nope",
+            ]),
+            id,
+            proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE"]),
+            body()
+        )
             .prop_map(|(v, p, id, method, body)| Req {
                 method,
                 path: if p == "/deployments/" { format!("{v}{p}{id}") } else { format!("{v}{p}") },
@@ -203,7 +272,8 @@ fn arbitrary_ingress_and_admin_requests_get_answers_and_never_hurt_the_server() 
     runner(cases(1500))
         .run(&ingress_request(), |req| {
             let Some(outcome) = send(&client, &perdure.ingress, &req) else { return Ok(()) };
-            let (status, source, body) = outcome.map_err(|e| TestCaseError::fail(format!("no answer to {req:?}: {e}")))?;
+            let (status, source, body) =
+                outcome.map_err(|e| TestCaseError::fail(format!("no answer to {req:?}: {e}")))?;
             answered.set(answered.get() + 1);
             refused.set(refused.get() + (status >= 400) as u32);
             // Errors of the ingress itself are the client's fault (4xx); a handler's own
@@ -236,7 +306,10 @@ fn arbitrary_ingress_and_admin_requests_get_answers_and_never_hurt_the_server() 
         .send()
         .unwrap();
     assert_eq!(reset.status().as_u16(), 200, "{}", reset.text().unwrap_or_default());
-    assert_eq!(post_json(&format!("{}/RustGreeter/greet", perdure.ingress), "\"after\"").body, "\"Hi after, from Rust\"");
+    assert_eq!(
+        post_json(&format!("{}/RustGreeter/greet", perdure.ingress), "\"after\"").body,
+        "\"Hi after, from Rust\""
+    );
     assert!(get(&format!("{}/health", perdure.admin)).status == 200);
     let log = perdure.log();
     assert!(!log.contains("panic"), "the server panicked:\n{log}");

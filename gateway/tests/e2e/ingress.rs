@@ -37,11 +37,19 @@ fn bad_requests_get_restates_status_codes() {
     ingress_error(&get(&format!("{i}/")), 400, "bad path: /");
     ingress_error(&post_json(&format!("{i}/Counter/add"), "1"), 400, "bad path, expected either");
     ingress_error(&post_json(&format!("{i}/Greeter/somekey/greet"), "\"x\""), 400, "bad path, expected either");
-    ingress_error(&post_json(&format!("{i}/Greeter/greet/send?delay=banana"), "\"x\""), 400, "bad delay query parameter");
+    ingress_error(
+        &post_json(&format!("{i}/Greeter/greet/send?delay=banana"), "\"x\""),
+        400,
+        "bad delay query parameter",
+    );
     // Out of range: refused before anything is logged, naming the value and the limit.
     for huge in ["PT99999999999999H", "P99999999999999999999D", "36501d"] {
         let r = post_json(&format!("{i}/Greeter/greet/send?delay={huge}"), "\"x\"");
-        ingress_error(&r, 400, &format!("bad delay query parameter, must be a ISO8601 duration: '{huge}' is longer than 36500d"));
+        ingress_error(
+            &r,
+            400,
+            &format!("bad delay query parameter, must be a ISO8601 duration: '{huge}' is longer than 36500d"),
+        );
     }
     let r = http()
         .patch(format!("{}/services/Greeter", perdure.admin))
@@ -61,7 +69,11 @@ fn bad_requests_get_restates_status_codes() {
         400,
         "cannot use the idempotency key with workflow handlers",
     );
-    ingress_error(&get(&format!("{i}/restate/invocation/not-an-id/attach")), 400, "bad invocation id 'not-an-id': bad format");
+    ingress_error(
+        &get(&format!("{i}/restate/invocation/not-an-id/attach")),
+        400,
+        "bad invocation id 'not-an-id': bad format",
+    );
     ingress_error(
         &get(&format!("{i}/restate/invocation/inc_1aBCdefGHIjkLMnoPQRsTuv/attach")),
         400,

@@ -78,8 +78,11 @@ pub(crate) fn function(kind: Kind, tag: &str, variant: &str) -> FunctionSpec {
         Kind::Ts => FunctionSpec::node(node22(), ts, "services.handler").env("PERDURE_SERVICES_MODE", "lambda"),
         Kind::Adapter => {
             let port = free_port();
-            let command =
-                format!("exec '{}' '{}' {port} h2 {tag} '{variant}'", node22().display(), ts.join("services.mjs").display());
+            let command = format!(
+                "exec '{}' '{}' {port} h2 {tag} '{variant}'",
+                node22().display(),
+                ts.join("services.mjs").display()
+            );
             FunctionSpec::binary(workspace_bin("perdure-lambda-adapter"))
                 .env("PERDURE_ADAPTER_COMMAND", &command)
                 .env("PERDURE_ADAPTER_PORT", &port.to_string())
@@ -123,7 +126,6 @@ fn attach(perdure: &Perdure, id: &str) -> Reply {
     get(&format!("{}/restate/invocation/{id}/attach", perdure.ingress))
 }
 
-
 /// Where `finished on` shows in `Greeter/sleepy`'s answer (the TS services answer
 /// `{finished_on}`, the Rust ones a string).
 fn finished_on(kind: Kind, reply: &Reply) -> String {
@@ -156,7 +158,10 @@ fn alias_pinning(kind: Kind) {
 
     let sleeping = send(&perdure, "Greeter/sleepy", "6000");
     eventually(Duration::from_secs(20), "the sleeper to suspend on version 1", || {
-        let rows = query_rows(&perdure, &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+        let rows = query_rows(
+            &perdure,
+            &format!("SELECT status, pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"),
+        );
         (rows.first().is_some_and(|r| r["status"] == "suspended" && r["pinned_lambda_version"] == json!(v1)))
             .then_some(())
     });
@@ -166,10 +171,15 @@ fn alias_pinning(kind: Kind) {
     emu.set_alias("greeter", "live", &v2, &[]);
     let fresh = post_json(&format!("{}/Greeter/sleepy", perdure.ingress), "10");
     assert_eq!(finished_on(kind, &fresh), "v2", "{kind:?}: a new invocation follows the alias");
-    assert_eq!(finished_on(kind, &attach(&perdure, &sleeping)), "v1", "{kind:?}: it resumed on the version it started on");
+    assert_eq!(
+        finished_on(kind, &attach(&perdure, &sleeping)),
+        "v1",
+        "{kind:?}: it resumed on the version it started on"
+    );
     assert!(emu.invocations("greeter", &v1) > v1_before, "{kind:?}: the resume invoked version 1");
 
-    let rows = query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    let rows =
+        query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
     assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
     let described = get(&format!("{}/deployments/{dp}", perdure.admin)).json();
     assert_eq!(described["arn"], json!(alias));
@@ -266,7 +276,8 @@ fn registration_needs_a_version_or_an_alias_and_reports_unknown_ones() {
     assert_eq!(code, 0, "{out}{err}");
     let sleeping = send(&perdure, "Greeter/sleepy", "10");
     assert_eq!(finished_on(Kind::Rust, &attach(&perdure, &sleeping)), "v1");
-    let rows = query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
+    let rows =
+        query_rows(&perdure, &format!("SELECT pinned_lambda_version FROM sys_invocation WHERE id = '{sleeping}'"));
     assert_eq!(rows[0]["pinned_lambda_version"], json!(v1));
     let listed = get(&format!("{}/deployments", perdure.admin)).json();
     assert_eq!(listed["deployments"][0]["arn"], json!(emu.arn("greeter", Some(&v1))), "{listed}");
@@ -301,7 +312,8 @@ fn throttling_function_errors_and_timeouts_are_retried() {
     assert_eq!(status, 201, "{body}");
     let id = send(&perdure, "Greeter/stall", "5000");
     let failure = eventually(Duration::from_secs(30), "two timed-out attempts", || {
-        let rows = query_rows(&perdure, &format!("SELECT retry_count, last_failure FROM sys_invocation WHERE id = '{id}'"));
+        let rows =
+            query_rows(&perdure, &format!("SELECT retry_count, last_failure FROM sys_invocation WHERE id = '{id}'"));
         let row = rows.first()?.clone();
         (row["retry_count"].as_u64()? >= 2).then_some(row)
     });
@@ -375,7 +387,10 @@ fn api_gateway_events_reach_the_ingress_through_the_front() {
     let lambda = Lambda::start();
     let emu = &lambda.emu;
     let perdure = registered_by_version(&lambda, "greeter", Kind::Rust, &[]);
-    emu.create_function("front", FunctionSpec::binary(workspace_bin("perdure-apigw-front")).env("PERDURE_INGRESS_URL", &perdure.ingress));
+    emu.create_function(
+        "front",
+        FunctionSpec::binary(workspace_bin("perdure-apigw-front")).env("PERDURE_INGRESS_URL", &perdure.ingress),
+    );
     emu.publish_version("front");
 
     // HTTP API v2 with a named stage in the path, base64 body.
@@ -392,7 +407,11 @@ fn api_gateway_events_reach_the_ingress_through_the_front() {
         assert_eq!(a["statusCode"].as_u64(), Some(direct.status as u64), "{path}: {a}");
         assert_eq!(answer_body(&a), direct.body, "{path}");
         let a = invoke_event(emu, "front", &apigw_v1("POST", path, Some("\"x\"")));
-        assert_eq!((a["statusCode"].as_u64(), answer_body(&a)), (Some(direct.status as u64), direct.body.clone()), "{path}");
+        assert_eq!(
+            (a["statusCode"].as_u64(), answer_body(&a)),
+            (Some(direct.status as u64), direct.body.clone()),
+            "{path}"
+        );
     }
 
     // `/send` with an idempotency key, twice: one invocation; then its output by id.
@@ -400,7 +419,10 @@ fn api_gateway_events_reach_the_ingress_through_the_front() {
     let first = invoke_event(emu, "front", &send);
     let second = invoke_event(emu, "front", &send);
     assert_eq!(first["statusCode"].as_u64(), Some(202), "{first}");
-    let id = serde_json::from_str::<Value>(&answer_body(&first)).expect("JSON")["invocationId"].as_str().expect("invocationId").to_owned();
+    let id = serde_json::from_str::<Value>(&answer_body(&first)).expect("JSON")["invocationId"]
+        .as_str()
+        .expect("invocationId")
+        .to_owned();
     let again = serde_json::from_str::<Value>(&answer_body(&second)).expect("JSON");
     assert_eq!(again["invocationId"].as_str(), Some(id.as_str()), "the same invocation");
     let output = eventually(Duration::from_secs(20), "the sent invocation's output", || {
@@ -443,7 +465,12 @@ fn the_ingress_serves_under_an_api_gateway_stage_prefix() {
 fn lambda_events_are_signed_for_sdks_that_verify_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("perdure.pem");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&key).output().expect("keygen");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure"))
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .expect("keygen");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let public = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
 

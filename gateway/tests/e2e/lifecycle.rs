@@ -48,7 +48,10 @@ fn the_versioning_walkthrough_with_both_clis() {
     let out = ok(&perdure, &["invocations", "list", "--deployment", &dp1]);
     assert!(sleeping.iter().all(|id| out.contains(id.as_str())), "{out}");
     let one = json_of(&perdure, &["invocations", "describe", &sleeping[0]]);
-    assert_eq!((one["pinned_deployment_id"].as_str(), one["pinned_service_revision"].as_u64()), (Some(dp1.as_str()), Some(1)));
+    assert_eq!(
+        (one["pinned_deployment_id"].as_str(), one["pinned_service_revision"].as_u64()),
+        (Some(dp1.as_str()), Some(1))
+    );
     assert_eq!(one["target"], "Greeter/sleepy");
     let (code, _, err) = perdure_cli(&perdure, &["invocations", "describe", "inv_1eQpfttTKbrh082u08pGYlH3ECEDMLrk3v"]);
     assert_eq!(code, 1, "{err}");
@@ -94,7 +97,10 @@ fn the_versioning_walkthrough_with_both_clis() {
 
     // Wait for v1 to drain (the sleepers finish on v1), then it goes.
     let out = ok(&perdure, &["dp", "rm", &dp1, "--wait", "--interval", "200ms", "--timeout", "60s"]);
-    assert!(out.contains("draining") && out.contains("drained") && out.contains(&format!("Removed deployment {dp1}")), "{out}");
+    assert!(
+        out.contains("draining") && out.contains("drained") && out.contains(&format!("Removed deployment {dp1}")),
+        "{out}"
+    );
     for id in &sleeping {
         let done = get(&format!("{}/restate/invocation/{id}/output", perdure.ingress));
         assert_eq!(done.json()["finished_on"], "v1", "{}", done.body);

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use perdure::node::proto::node_status_client::NodeStatusClient;
 use perdure::node::proto::{GetStatusRequest, LeaderState};
@@ -85,8 +85,10 @@ fn metrics_count_a_workload() {
     let ok = [("deployment", deployment.as_str()), ("protocol", "http2"), ("outcome", "ok")];
     let samples = eventually(Duration::from_secs(30), "25 completed invocations and attempts in /metrics", || {
         let (_, s) = scrape(&perdure);
-        let done = s.get(&("perdure_invocations_completed_total".into(), [("outcome".into(), "success".into())].into()));
-        let attempts = s.get(&("perdure_attempts_total".into(), ok.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
+        let done =
+            s.get(&("perdure_invocations_completed_total".into(), [("outcome".into(), "success".into())].into()));
+        let attempts =
+            s.get(&("perdure_attempts_total".into(), ok.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
         (done.copied() == Some(25.0) && attempts.copied() == Some(25.0)).then_some(s)
     });
     let greet = [("service", "Greeter"), ("handler", "greet")];
@@ -149,8 +151,14 @@ fn metrics_show_a_draining_deployment_and_its_pinned_invocation() {
     let suspended = [("deployment", old.as_str()), ("status", "suspended")];
     eventually(Duration::from_secs(30), "the sleeping invocation counted as suspended", || {
         let (_, s) = scrape(&perdure);
-        let key = ("perdure_deployment_pinned_invocations".to_owned(), suspended.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        let running = ("perdure_deployment_pinned_invocations".to_owned(), [("deployment".to_owned(), old.clone()), ("status".to_owned(), "running".to_owned())].into());
+        let key = (
+            "perdure_deployment_pinned_invocations".to_owned(),
+            suspended.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        );
+        let running = (
+            "perdure_deployment_pinned_invocations".to_owned(),
+            [("deployment".to_owned(), old.clone()), ("status".to_owned(), "running".to_owned())].into(),
+        );
         (s.get(&key).copied().unwrap_or(0.0) + s.get(&running).copied().unwrap_or(0.0) == 1.0).then_some(())
     });
     let v2 = TsServices::start("h2", "v2");
@@ -193,8 +201,12 @@ fn grpc_health_reflection_and_node_status() {
 
         // Reflection, as grpcurl's `list` asks it.
         let mut reflection = ServerReflectionClient::new(channel);
-        let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-        let mut answers = reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers =
+            reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
         let answer = answers.message().await.unwrap().expect("an answer");
         let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else { panic!("{answer:?}") };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
@@ -205,9 +217,12 @@ fn grpc_health_reflection_and_node_status() {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol("perdure.node.v1.NodeStatus".into())),
         };
-        let mut answers = reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
+        let mut answers =
+            reflection.server_reflection_info(futures::stream::iter([request])).await.unwrap().into_inner();
         let answer = answers.message().await.unwrap().expect("an answer");
-        let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else { panic!("{answer:?}") };
+        let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+            panic!("{answer:?}")
+        };
         assert!(!files.file_descriptor_proto.is_empty());
     });
 }

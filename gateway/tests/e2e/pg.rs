@@ -25,7 +25,8 @@ fn psql(perdure: &Perdure, commands: &[&str]) -> (bool, String, String) {
     for c in commands {
         cmd.args(["-c", c]);
     }
-    let out = cmd.env("PGCONNECT_TIMEOUT", "10").env_remove("PGPASSWORD").output().expect("run psql (postgresql-client)");
+    let out =
+        cmd.env("PGCONNECT_TIMEOUT", "10").env_remove("PGPASSWORD").output().expect("run psql (postgresql-client)");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
@@ -87,7 +88,10 @@ fn psql_reads_the_tables_describes_them_and_refuses_writes() {
     }
 
     // COPY … TO STDOUT (psql's \copy), text and CSV with a header.
-    let csv = psql_ok(&perdure, "COPY (SELECT id, target FROM sys_invocation ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)");
+    let csv = psql_ok(
+        &perdure,
+        "COPY (SELECT id, target FROM sys_invocation ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)",
+    );
     assert!(csv.starts_with("id,target\n") && csv.contains(&format!("{sleeper},Greeter/sleepy")), "{csv}");
     let text = psql_ok(&perdure, "COPY sys_deployment (id) TO STDOUT");
     assert_eq!(text.trim(), dp);
@@ -189,15 +193,20 @@ fn tokio_postgres_gets_binary_rows_cancels_and_the_admin_and_pg_ports_need_a_tok
         let e = config(Some("wrong-token-000000")).connect(tokio_postgres::NoTls).await.err().expect("a wrong one too");
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD), "{e}");
 
-        let (client, connection) = config(Some(TOKEN)).connect(tokio_postgres::NoTls).await.expect("connect with the token");
+        let (client, connection) =
+            config(Some(TOKEN)).connect(tokio_postgres::NoTls).await.expect("connect with the token");
         tokio::spawn(connection);
         // Extended protocol: a typed parameter, binary results.
-        let rows = client.query("SELECT id, created_at, pinned_invocations FROM sys_deployment WHERE id = $1", &[&dp]).await.unwrap();
+        let rows = client
+            .query("SELECT id, created_at, pinned_invocations FROM sys_deployment WHERE id = $1", &[&dp])
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].get::<_, String>(0), dp);
         let count: i64 = client.query_one("SELECT count(*) FROM sys_invocation", &[]).await.unwrap().get(0);
         assert!(count >= 1, "{count}");
-        let statement = client.prepare("SELECT count(*) FROM sys_invocation WHERE target_service_name = $1").await.unwrap();
+        let statement =
+            client.prepare("SELECT count(*) FROM sys_invocation WHERE target_service_name = $1").await.unwrap();
         for _ in 0..3 {
             let n: i64 = client.query_one(&statement, &[&"Greeter"]).await.unwrap().get(0);
             assert!(n >= 1);

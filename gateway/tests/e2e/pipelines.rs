@@ -143,7 +143,11 @@ fn with(base: &Value, extra: Value) -> Value {
     let mut v = base.clone();
     if let (Value::Object(b), Value::Object(e)) = (&mut v, extra) {
         for (k, val) in e {
-            if val.is_null() { b.remove(&k) } else { b.insert(k, val) };
+            if val.is_null() {
+                b.remove(&k)
+            } else {
+                b.insert(k, val)
+            };
         }
     }
     v
@@ -204,7 +208,8 @@ fn cdk_handler_registers_ramps_promotes_and_retires_after_drain() {
             "smokeTest": json!({"service": "Greeter", "handler": "greet", "body": "smoke", "expect": "Hello, smoke!"}).to_string(),
         }),
     );
-    let ramped = p.drive("perdure", &event("Update", &v3, Some(&v2), Some(&physical))).expect("Update to v3 with a ramp");
+    let ramped =
+        p.drive("perdure", &event("Update", &v3, Some(&v2), Some(&physical))).expect("Update to v3 with a ramp");
     let dp3 = data(&ramped, "DeploymentId").to_owned();
     assert_eq!(data(&ramped, "Retired"), dp1, "{ramped}");
     assert_eq!(data(&ramped, "Draining"), "");
@@ -212,7 +217,9 @@ fn cdk_handler_registers_ramps_promotes_and_retires_after_drain() {
     assert_eq!(p.finished_on(&inv1), "v1", "the invocation finished on the version it started on");
     let smoke = query_rows(
         &p.perdure,
-        &format!("SELECT count(*) AS n FROM sys_invocation WHERE target_handler_name = 'greet' AND pinned_deployment_id = '{dp3}'"),
+        &format!(
+            "SELECT count(*) AS n FROM sys_invocation WHERE target_handler_name = 'greet' AND pinned_deployment_id = '{dp3}'"
+        ),
     );
     assert!(smoke[0]["n"].as_i64().unwrap_or(0) >= 1, "the smoke test ran on v3: {smoke:?}");
     let (_, greeter) = p.admin(reqwest::Method::GET, "/services/Greeter", None);
@@ -222,7 +229,8 @@ fn cdk_handler_registers_ramps_promotes_and_retires_after_drain() {
 
     // Promote v3 (the same version: same deployment), and v2 drains at once and goes.
     let promoted_props = with(&v3, json!({"rampPercent": null, "smokeTest": null, "waitForDrainSeconds": "0"}));
-    let promoted = p.drive("perdure", &event("Update", &promoted_props, Some(&v3), Some(&physical))).expect("promote v3");
+    let promoted =
+        p.drive("perdure", &event("Update", &promoted_props, Some(&v3), Some(&physical))).expect("promote v3");
     assert_eq!(data(&promoted, "DeploymentId"), dp3);
     assert_eq!(data(&promoted, "Retired"), dp2, "{promoted}");
     let (_, greeter) = p.admin(reqwest::Method::GET, "/services/Greeter", None);
@@ -234,11 +242,17 @@ fn cdk_handler_registers_ramps_promotes_and_retires_after_drain() {
     let refused = p.drive("perdure", &event("Update", &v4, Some(&promoted_props), Some(&physical))).unwrap_err();
     assert!(refused.contains("(409)") && refused.contains("Counter") && refused.contains("get"), "{refused}");
     let v4_breaking = with(&v4, json!({"breaking": "true"}));
-    let dp4 = data(&p.drive("perdure", &event("Update", &v4_breaking, Some(&v4), Some(&physical))).expect("breaking v4"), "DeploymentId")
-        .to_owned();
+    let dp4 = data(
+        &p.drive("perdure", &event("Update", &v4_breaking, Some(&v4), Some(&physical))).expect("breaking v4"),
+        "DeploymentId",
+    )
+    .to_owned();
 
     // A token perdure does not know: 401, named.
-    let wrong = with(&v4_breaking, json!({"authTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:perdure/wrong-token"}));
+    let wrong = with(
+        &v4_breaking,
+        json!({"authTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:perdure/wrong-token"}),
+    );
     let unauthorized = p.drive("perdure", &event("Update", &wrong, Some(&v4_breaking), Some(&physical))).unwrap_err();
     assert!(unauthorized.contains("401"), "{unauthorized}");
 
@@ -250,7 +264,11 @@ fn cdk_handler_registers_ramps_promotes_and_retires_after_drain() {
     let waiting = with(&v4_breaking, json!({"waitForDrainSeconds": "90"}));
     p.drive("perdure", &event("Delete", &waiting, None, Some(&physical))).expect("Delete after the drain");
     assert_eq!(p.finished_on(&inv4), "v4");
-    let left: Vec<Value> = p.deployments().into_iter().filter(|d| d["arn"].as_str().is_some_and(|a| a.starts_with(&unqualified))).collect();
+    let left: Vec<Value> = p
+        .deployments()
+        .into_iter()
+        .filter(|d| d["arn"].as_str().is_some_and(|a| a.starts_with(&unqualified)))
+        .collect();
     assert!(left.is_empty(), "every version of the function removed: {left:?}");
 
     // RETAIN (the default) leaves what is registered alone.
@@ -289,7 +307,11 @@ fn restate_cdk_service_deployer_handler_works_against_perdure() {
     assert_eq!(d1["assume_role_arn"], json!(role));
     let (_, greeter) = p.admin(reqwest::Method::GET, "/services/Greeter", None);
     assert_eq!(greeter["public"], false, "private: PATCH /services/Greeter {{public:false}}: {greeter}");
-    assert_eq!(post_json(&format!("{}/Greeter/greet", p.perdure.ingress), "\"x\"").status / 100, 4, "private at the ingress");
+    assert_eq!(
+        post_json(&format!("{}/Greeter/greet", p.perdure.ingress), "\"x\"").status / 100,
+        4,
+        "private at the ingress"
+    );
 
     // The same version again (only configurationVersion changed): same deployment, now public.
     let public = with(&base, json!({"private": "false", "configurationVersion": "2026-12-06T00:01:00.000Z"}));
@@ -325,11 +347,19 @@ fn cdk_construct_synthesizes() {
         .arg(&dir)
         .output()
         .expect("run tsc");
-    assert!(tsc.status.success(), "tsc:\n{}{}", String::from_utf8_lossy(&tsc.stdout), String::from_utf8_lossy(&tsc.stderr));
+    assert!(
+        tsc.status.success(),
+        "tsc:\n{}{}",
+        String::from_utf8_lossy(&tsc.stdout),
+        String::from_utf8_lossy(&tsc.stderr)
+    );
     let out = Command::new(node22())
         .args(["--test", "--test-reporter=spec", "test/construct.test.mjs"])
         .current_dir(&dir)
-        .env("PATH", format!("{}:{}", node22().parent().expect("bin").display(), std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!("{}:{}", node22().parent().expect("bin").display(), std::env::var("PATH").unwrap_or_default()),
+        )
         .output()
         .expect("node --test");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -349,10 +379,15 @@ struct Provisioner {
 /// The module's provisioners (and its static checks: variables typed and described, outputs
 /// present, every script executable), from `infra/tests/module.py` with python-hcl2.
 fn terraform_provisioners() -> Vec<Provisioner> {
-    let out = Command::new(venv_python()).arg(repo_root().join("infra/tests/module.py")).output().expect("run infra/tests/module.py");
+    let out = Command::new(venv_python())
+        .arg(repo_root().join("infra/tests/module.py"))
+        .output()
+        .expect("run infra/tests/module.py");
     assert!(out.status.success(), "module checks:\n{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("module.py JSON");
-    let strings = |v: &Value| v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>();
+    let strings = |v: &Value| {
+        v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>()
+    };
     assert!(strings(&v["outputs"]).contains(&"deployment_id".to_owned()), "{v}");
     v["provisioners"]
         .as_array()
@@ -371,7 +406,10 @@ fn terraform_provisioners() -> Vec<Provisioner> {
 /// Runs the provisioner of `resource` (`create` or `destroy`) the way Terraform's local-exec
 /// does, with the environment the module gives it; every variable it sets must be given here.
 fn provision(all: &[Provisioner], resource: &str, when: &str, env: &[(&str, String)]) -> (bool, String) {
-    let p = all.iter().find(|p| p.resource == resource && p.when == when).unwrap_or_else(|| panic!("no {when} provisioner on {resource}"));
+    let p = all
+        .iter()
+        .find(|p| p.resource == resource && p.when == when)
+        .unwrap_or_else(|| panic!("no {when} provisioner on {resource}"));
     let given: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
     for name in &p.environment {
         assert!(given.contains(&name.as_str()), "{resource} ({when}) sets {name}, which this test does not give");
@@ -434,7 +472,10 @@ fn terraform_module_provisioners_register_ramp_promote_and_retire() {
     let (_, greeter) = p.admin(reqwest::Method::GET, "/services/Greeter", None);
     assert_eq!(greeter["deployment_id"], json!(dp1), "{greeter}");
     assert_eq!(greeter["ramp"]["deployment_id"], json!(dp2), "{greeter}");
-    let kept = ok(provision(&all, "terraform_data.registration", "destroy", &env(p.arn("1"), "", TOKEN)), "retire v1 (ramped)");
+    let kept = ok(
+        provision(&all, "terraform_data.registration", "destroy", &env(p.arn("1"), "", TOKEN)),
+        "retire v1 (ramped)",
+    );
     assert!(kept.contains("active"), "{kept}");
     assert_eq!(p.deployment(&dp1).0, 200, "v1 still serves 90%: left registered");
 
@@ -445,7 +486,8 @@ fn terraform_module_provisioners_register_ramp_promote_and_retire() {
     assert_eq!(p.finished_on(&inv1), "v1", "the invocation finished on the version it started on");
 
     // A wrong token: refused, named, nothing changed.
-    let (refused, text) = provision(&all, "terraform_data.registration", "create", &env(p.arn("3"), "", "not-the-token"));
+    let (refused, text) =
+        provision(&all, "terraform_data.registration", "create", &env(p.arn("3"), "", "not-the-token"));
     assert!(!refused && text.contains("401"), "{text}");
     assert!(id_of(&p.arn("3")).is_none());
 

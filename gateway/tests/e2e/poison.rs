@@ -19,7 +19,10 @@ const PARTITIONS: u32 = 3;
 
 /// An object key whose invocations live on `partition`.
 fn key_on(partition: u32) -> String {
-    (0..).map(|i| format!("k{i}")).find(|k| partition_of(partition_key_of(k.as_bytes()), PARTITIONS) == partition).unwrap()
+    (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| partition_of(partition_key_of(k.as_bytes()), PARTITIONS) == partition)
+        .unwrap()
 }
 
 /// An invocation id on `partition`.
@@ -58,7 +61,8 @@ fn a_command_that_cannot_be_applied_stops_its_partition_only_and_never_loops() {
     let mut perdure = Perdure::start_capturing(&[]);
     let svc = RustServices::start();
     assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
-    let add = |p: &Perdure, partition: u32| post_json(&format!("{}/RustCounter/{}/add", p.ingress, key_on(partition)), "1");
+    let add =
+        |p: &Perdure, partition: u32| post_json(&format!("{}/RustCounter/{}/add", p.ingress, key_on(partition)), "1");
     for partition in 0..PARTITIONS {
         assert_eq!(add(&perdure, partition).body, "1");
     }

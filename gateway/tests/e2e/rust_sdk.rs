@@ -115,9 +115,7 @@ impl RustServices {
 
     /// `RustTagged` and `RustTaggedObject` answering `tag`.
     pub fn start_tagged(tag: &'static str) -> Self {
-        Self::serve(0, move || {
-            Endpoint::builder().bind(RustTagged { tag }).bind(RustTaggedObject { tag }).build()
-        })
+        Self::serve(0, move || Endpoint::builder().bind(RustTagged { tag }).bind(RustTaggedObject { tag }).build())
     }
 
     fn serve(port: u16, endpoint: impl FnOnce() -> Endpoint + Send + 'static) -> Self {
@@ -126,7 +124,8 @@ impl RustServices {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind rust sdk endpoint");
+                let listener =
+                    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind rust sdk endpoint");
                 ready_tx.send(listener.local_addr().unwrap().port()).unwrap();
                 HttpServer::new(endpoint())
                     .serve_with_cancel(listener, async move {

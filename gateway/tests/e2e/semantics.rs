@@ -112,14 +112,16 @@ fn awakeables_are_completed_from_outside_and_from_handlers() {
     let id = mailbox(&perdure, "aw1");
     let id = id.as_str().unwrap();
     assert!(id.starts_with("sign_1"), "{id}");
-    let r = post_with(&format!("{i}/restate/awakeables/{id}/resolve"), "\"hi\"", &[("content-type", "application/json")]);
+    let r =
+        post_with(&format!("{i}/restate/awakeables/{id}/resolve"), "\"hi\"", &[("content-type", "application/json")]);
     assert_eq!((r.status, r.body.as_str()), (202, ""));
     assert_eq!(get(&format!("{i}/restate/invocation/{waiting}/attach")).body, "\"got hi\"");
 
     // From another handler.
     let waiting = send(&perdure, "Waiter/awaitAwakeable", "\"aw2\"");
     let id = mailbox(&perdure, "aw2");
-    let r = post_json(&format!("{i}/Waiter/resolveAwakeable"), &json!({ "id": id, "value": "from a handler" }).to_string());
+    let r =
+        post_json(&format!("{i}/Waiter/resolveAwakeable"), &json!({ "id": id, "value": "from a handler" }).to_string());
     assert_eq!(r.body, "\"resolved\"");
     assert_eq!(get(&format!("{i}/restate/invocation/{waiting}/attach")).body, "\"got from a handler\"");
 
@@ -127,7 +129,10 @@ fn awakeables_are_completed_from_outside_and_from_handlers() {
     let waiting = send(&perdure, "Waiter/awaitAwakeable", "\"aw3\"");
     let id = mailbox(&perdure, "aw3");
     let id = id.as_str().unwrap();
-    assert_eq!(post_with(&format!("{i}/restate/a/{id}/reject"), "no way", &[("content-type", "text/plain")]).status, 202);
+    assert_eq!(
+        post_with(&format!("{i}/restate/a/{id}/reject"), "no way", &[("content-type", "text/plain")]).status,
+        202
+    );
     let failed = get(&format!("{i}/restate/invocation/{waiting}/attach"));
     assert_eq!(failed.status, 500, "{}", failed.body);
     assert!(failed.body.contains("no way"), "{}", failed.body);
@@ -142,7 +147,10 @@ fn calls_generic_calls_delayed_sends_and_attach_from_handlers() {
     assert_eq!(post_json(&format!("{i}/Waiter/generic"), "\"gen\"").body, "\"Hello, gen!\"");
 
     let started = Instant::now();
-    assert_eq!(post_json(&format!("{i}/Waiter/sendDelayed"), &json!({ "box": "d1", "ms": 1500 }).to_string()).body, "\"scheduled\"");
+    assert_eq!(
+        post_json(&format!("{i}/Waiter/sendDelayed"), &json!({ "box": "d1", "ms": 1500 }).to_string()).body,
+        "\"scheduled\""
+    );
     assert_eq!(get(&format!("{i}/Mailbox/d1/take")).body, "null", "not before the delay");
     assert_eq!(mailbox(&perdure, "d1"), json!("delivered"));
     assert!(started.elapsed() >= Duration::from_millis(1500));
@@ -245,12 +253,19 @@ fn purge_and_restart_as_new() {
 
 #[test]
 fn idempotency_works_for_objects_and_expires_with_retention() {
-    let perdure = Perdure::start_with(&[("PERDURE_DEFAULT_IDEMPOTENCY_RETENTION", "2s"), ("PERDURE_DEFAULT_JOURNAL_RETENTION", "2s")]);
+    let perdure = Perdure::start_with(&[
+        ("PERDURE_DEFAULT_IDEMPOTENCY_RETENTION", "2s"),
+        ("PERDURE_DEFAULT_JOURNAL_RETENTION", "2s"),
+    ]);
     let svc = TsServices::start("h2", "v1");
     assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
     let i = &perdure.ingress;
     let add = || {
-        post_with(&format!("{i}/Counter/idem/add"), "10", &[("content-type", "application/json"), ("idempotency-key", "once")])
+        post_with(
+            &format!("{i}/Counter/idem/add"),
+            "10",
+            &[("content-type", "application/json"), ("idempotency-key", "once")],
+        )
     };
     assert_eq!(add().body, "10");
     assert_eq!(add().body, "10");

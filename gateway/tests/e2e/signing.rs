@@ -11,7 +11,8 @@ use crate::harness::*;
 /// `perdure keygen --out FILE`: the file and the public key it printed.
 fn keygen(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
     let path = dir.join(name);
-    let out = Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&path).output().expect("keygen");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&path).output().expect("keygen");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let public = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
     assert!(public.starts_with("publickeyv1_"), "{public}");
@@ -56,7 +57,8 @@ fn the_typescript_sdk_accepts_signed_requests_and_refuses_the_rest() {
         .expect("keygen --public-key-of");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), public);
     // An existing file is never overwritten.
-    let out = Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&key).output().expect("keygen");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_perdure")).arg("keygen").arg("--out").arg(&key).output().expect("keygen");
     assert!(!out.status.success());
     assert_eq!(std::fs::read_to_string(&key).map(|k| k.contains("BEGIN PRIVATE KEY")).ok(), Some(true));
 }
@@ -67,7 +69,10 @@ fn a_key_file_that_cannot_be_used_stops_the_server_naming_it() {
     let bad = dir.path().join("not-a-key.pem");
     std::fs::write(&bad, "hello\n").expect("write");
     for (file, expect) in [(bad.clone(), "PKCS#8"), (dir.path().join("missing.pem"), "cannot read")] {
-        let stderr = serve_refused(&dir.path().join("data"), &[("PERDURE_REQUEST_IDENTITY__PRIVATE_KEY_FILE", file.as_os_str())]);
+        let stderr = serve_refused(
+            &dir.path().join("data"),
+            &[("PERDURE_REQUEST_IDENTITY__PRIVATE_KEY_FILE", file.as_os_str())],
+        );
         assert!(stderr.contains(&*file.to_string_lossy()) && stderr.contains(expect), "{stderr}");
     }
     let stderr = serve_refused(&dir.path().join("data"), &[("PERDURE_REQUEST_IDENTITY__EXPIRATION", "0s".as_ref())]);

@@ -13,16 +13,41 @@ use crate::harness::*;
 /// (ca.pem, server.key, server.pem).
 fn certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (scripts/system-deps.sh installs it)");
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/system-deps.sh installs it)");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=perdure test CA"]].concat());
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=perdure test CA"],
+        ]
+        .concat(),
+    );
     openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n").expect("ext");
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        .expect("ext");
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2",
-        "-extfile", "ext.cnf",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
     ]);
 }
 
@@ -59,7 +84,8 @@ fn https_deployments_are_verified_and_served_over_tls() {
     assert_eq!((r.status, r.body.as_str()), (200, "5"));
 
     // HTTP/1.1 over TLS (a second deployment of the same services, at another address).
-    let (status, body) = perdure.register(&format!("https://localhost:{}", services.port), json!({ "use_http_11": true }));
+    let (status, body) =
+        perdure.register(&format!("https://localhost:{}", services.port), json!({ "use_http_11": true }));
     assert!(status == 201 || status == 200, "HTTP/1.1 over TLS: {status} {body}");
     let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"h1\"");
     assert_eq!((r.status, r.body.as_str()), (200, "\"Hello, h1!\""));

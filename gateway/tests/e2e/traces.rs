@@ -148,7 +148,9 @@ fn an_invocation_exports_its_ingress_attempts_steps_and_calls_as_one_trace() {
     // arrives once what it covers ended (an attempt's once its stream closed).
     let spans = collector.wait_for("three invocations, their attempts and the ingress span", |spans| {
         let count = |prefix: &str| spans.iter().filter(|s| s.name.starts_with(prefix)).count();
-        (count("invocation ") >= 3 && count("attempt Greeter/greet") >= 2 && count("attempt Greeter/traced") >= 1
+        (count("invocation ") >= 3
+            && count("attempt Greeter/greet") >= 2
+            && count("attempt Greeter/traced") >= 1
             && count("ingress ") >= 1)
             .then(|| spans.to_vec())
     });
@@ -198,8 +200,10 @@ fn an_invocation_exports_its_ingress_attempts_steps_and_calls_as_one_trace() {
     let callees = named(&spans, "invocation Greeter/greet");
     assert_eq!(callees.len(), 2, "{callees:?}");
     let send = one(&spans, "send Greeter/greet");
-    let called = callees.iter().find(|c| c.parent_span_id == call.span_id).expect("the called invocation under the call");
-    let sent_one = callees.iter().find(|c| c.parent_span_id == send.span_id).expect("the sent invocation under the send");
+    let called =
+        callees.iter().find(|c| c.parent_span_id == call.span_id).expect("the called invocation under the call");
+    let sent_one =
+        callees.iter().find(|c| c.parent_span_id == send.span_id).expect("the sent invocation under the send");
     for callee in [called, sent_one] {
         let attempt = children(&spans, callee).into_iter().find(|s| s.name == "attempt Greeter/greet");
         assert!(attempt.is_some(), "the callee's attempt under it");
@@ -302,7 +306,8 @@ fn traces_go_over_otlp_http_too() {
         axum::routing::post(move |headers: http::HeaderMap, body: bytes::Bytes| {
             let sink = sink.clone();
             async move {
-                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let content_type =
+                    headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
                 let request = ExportTraceServiceRequest::decode(body).expect("an ExportTraceServiceRequest");
                 let mut spans = sink.lock().unwrap();
                 for rs in request.resource_spans {
@@ -329,7 +334,8 @@ fn traces_go_over_otlp_http_too() {
     let spans = eventually(Duration::from_secs(30), "ingress, invocation and attempt spans over HTTP", || {
         let spans = received.lock().unwrap().clone();
         let has = |name: &str| spans.iter().any(|(_, s)| s.name == name);
-        (has("ingress Greeter/greet") && has("invocation Greeter/greet") && has("attempt Greeter/greet")).then_some(spans)
+        (has("ingress Greeter/greet") && has("invocation Greeter/greet") && has("attempt Greeter/greet"))
+            .then_some(spans)
     });
     assert!(spans.iter().all(|(ct, _)| ct == "application/x-protobuf"), "protobuf bodies");
     let (_, invocation) = spans.iter().find(|(_, s)| s.name == "invocation Greeter/greet").unwrap();

@@ -19,7 +19,8 @@ fn register_then_greet_over_http2() {
     assert_eq!(body["min_protocol_version"], 5);
     assert_eq!(body["max_protocol_version"], 7);
     assert_eq!(body["sdk_version"], "restate-sdk-typescript/1.17.2");
-    let services: Vec<&str> = body["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let services: Vec<&str> =
+        body["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     for s in ["Greeter", "Counter", "SleepWorkflow", "Mailbox", "Waiter", "Approval"] {
         assert!(services.contains(&s), "{s} in {services:?}");
     }
@@ -358,10 +359,12 @@ fn attach_output_and_lookup_with_a_json_target() {
     let id = r.json()["invocationId"].as_str().unwrap().to_owned();
     let attached = post("attach", json!({ "target": "invocation", "invocationId": id }));
     assert_eq!((attached.status, attached.body.as_str()), (200, "\"Hello, json!\""));
-    let by_key = json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "jk" });
+    let by_key =
+        json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "jk" });
     assert_eq!(post("output", by_key.clone()).body, "\"Hello, json!\"");
     assert_eq!(post("lookup", by_key).json(), json!({ "invocationId": id }));
-    let unknown = json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "nope" });
+    let unknown =
+        json!({ "target": "idempotentInvocation", "service": "Greeter", "handler": "greet", "idempotencyKey": "nope" });
     assert_eq!(post("lookup", unknown).status, 404);
     post_json(&format!("{i}/SleepWorkflow/jw/run/send"), "100");
     let wf = json!({ "target": "workflow", "workflowName": "SleepWorkflow", "workflowKey": "jw" });
@@ -389,7 +392,10 @@ fn the_ingress_sheds_requests_beyond_its_concurrency_limit() {
         })
         .collect();
     eventually(Duration::from_secs(20), "both calls to run", || {
-        let rows = query_rows(&perdure, "SELECT id FROM sys_invocation WHERE target_handler_name = 'slowAdd' AND status IN ('running', 'suspended')");
+        let rows = query_rows(
+            &perdure,
+            "SELECT id FROM sys_invocation WHERE target_handler_name = 'slowAdd' AND status IN ('running', 'suspended')",
+        );
         (rows.len() == 2).then_some(())
     });
     let shed = post_json(&format!("{i}/Greeter/greet"), "\"x\"");

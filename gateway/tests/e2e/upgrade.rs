@@ -139,7 +139,18 @@ fn a_data_directory_of_a_newer_format_is_refused_and_left_untouched() {
     };
     let before = snapshot(&data);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args(["serve", "--ingress-bind", "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--pg-bind", "127.0.0.1:0", "--node-bind", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--ingress-bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+            "--pg-bind",
+            "127.0.0.1:0",
+            "--node-bind",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(&data)
         .output()
         .expect("run perdure");

@@ -153,7 +153,10 @@ fn a_breaking_revision_is_refused_with_409_naming_each_change_unless_breaking() 
         assert!(message.contains("Greeter/sleepy: removed, while 1 invocations of it are not completed"), "{message}");
         assert!(message.contains("Counter/get: turns from SHARED into EXCLUSIVE"), "{message}");
         let changes = body["changes"].as_array().unwrap();
-        assert!(changes.iter().any(|c| c["service"] == "Greeter" && c["handler"] == "sleepy" && c["breaking"] == true), "{body}");
+        assert!(
+            changes.iter().any(|c| c["service"] == "Greeter" && c["handler"] == "sleepy" && c["breaking"] == true),
+            "{body}"
+        );
         assert!(changes.iter().any(|c| c["change"] == "revision 1 -> 2" && c["breaking"] == false), "{body}");
     }
     let greeter = || get(&format!("{}/services/Greeter", perdure.admin)).json();
@@ -172,7 +175,8 @@ fn a_breaking_revision_is_refused_with_409_naming_each_change_unless_breaking() 
     assert_eq!(greeter()["revision"], 1);
     let (ok, out) = restate_cli(&perdure, &["-y", "deployments", "register", "--breaking", &v2.url()]);
     assert!(ok, "{out}");
-    let dp2 = out.split("Deployment ID:").nth(1).and_then(|r| r.split_whitespace().next()).expect("the new id").to_owned();
+    let dp2 =
+        out.split("Deployment ID:").nth(1).and_then(|r| r.split_whitespace().next()).expect("the new id").to_owned();
     assert_eq!(greeter()["revision"], 2);
     assert_eq!(greeter()["deployment_id"], dp2.as_str());
     // The same endpoint with the same manifest is the same deployment.
@@ -195,12 +199,22 @@ fn force_does_not_overwrite_a_deployment_invocations_are_pinned_to_unless_breaki
     let v1b = TsServices::start_variant(port, "h2", "v1b", "drop:Mailbox");
     let (status, body) = perdure.register(&v1b.url(), json!({ "force": true }));
     assert_eq!(status, 409, "{body}");
-    assert!(body["message"].as_str().unwrap().starts_with(&format!("1 invocations are pinned to deployment {dp1}")), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with(&format!("1 invocations are pinned to deployment {dp1}")),
+        "{body}"
+    );
     assert_eq!(body["invocations"], json!([sleeping]));
     // force + breaking overwrites it in place; the service it no longer has is gone.
     let (status, body) = perdure.register(&v1b.url(), json!({ "force": true, "breaking": true }));
     assert_eq!((status, body["id"].as_str().unwrap()), (200, dp1.as_str()), "{body}");
-    assert!(body["changes"].as_array().unwrap().iter().any(|c| c["service"] == "Mailbox" && c["change"] == "removed by the overwrite"), "{body}");
+    assert!(
+        body["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["service"] == "Mailbox" && c["change"] == "removed by the overwrite"),
+        "{body}"
+    );
     assert_eq!(get(&format!("{}/services/Mailbox", perdure.admin)).status, 404);
 }
 
@@ -369,7 +383,8 @@ fn a_held_invocation_can_be_moved_to_the_latest_deployment_on_resume() {
     let r = request("PATCH", &format!("{}/invocations/{held}/resume?deployment=nope", perdure.admin));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("not keep, latest or a deployment id"), "{}", r.body);
-    let r = request("PATCH", &format!("{}/invocations/{held}/resume?deployment=dp_10GKVmXu6PJuXYCGpQrMA6J", perdure.admin));
+    let r =
+        request("PATCH", &format!("{}/invocations/{held}/resume?deployment=dp_10GKVmXu6PJuXYCGpQrMA6J", perdure.admin));
     assert_eq!(r.status, 400, "{}", r.body);
 
     let (code, out, err) = perdure_cli(&perdure, &["invocations", "resume", &held, "--to", "latest"]);
@@ -378,7 +393,10 @@ fn a_held_invocation_can_be_moved_to_the_latest_deployment_on_resume() {
     assert_eq!(done.json()["finished_on"], "v2", "{}", done.body);
     let (_, out, _) = perdure_cli(&perdure, &["--json", "invocations", "describe", &held]);
     let described: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((described["status"].as_str(), described["pinned_deployment_id"].as_str()), (Some("completed"), Some(dp2.as_str())));
+    assert_eq!(
+        (described["status"].as_str(), described["pinned_deployment_id"].as_str()),
+        (Some("completed"), Some(dp2.as_str()))
+    );
     assert_eq!(deployment(&perdure, &dp1).json()["pinned_invocations"]["total"], 0);
 }
 
@@ -439,7 +457,11 @@ fn delayed_work_sent_to_a_deployment_holds_it_until_it_runs_or_the_deployment_is
     let soon = sent("3s");
     let later = sent("1h");
     let d2 = deployment(&perdure, &dp2).json();
-    assert_eq!((d2["drain_status"].as_str(), d2["pinned_invocations"]["scheduled"].as_u64()), (Some("draining"), Some(2)), "{d2}");
+    assert_eq!(
+        (d2["drain_status"].as_str(), d2["pinned_invocations"]["scheduled"].as_u64()),
+        (Some("draining"), Some(2)),
+        "{d2}"
+    );
     let refused = delete(&perdure, &dp2, false);
     assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.body.contains("2 scheduled"), "{}", refused.body);

@@ -202,7 +202,8 @@ impl Emulator {
     /// Creates (or replaces) a function; its code is `$LATEST`.
     pub fn create_function(&self, name: &str, spec: FunctionSpec) {
         let mut r = self.registry();
-        r.functions.insert(name.to_owned(), Function { latest: spec, versions: BTreeMap::new(), aliases: BTreeMap::new() });
+        r.functions
+            .insert(name.to_owned(), Function { latest: spec, versions: BTreeMap::new(), aliases: BTreeMap::new() });
         r.pools.retain(|(f, _), _| f != name);
     }
 
@@ -313,7 +314,11 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn not_found(name: &str, qualifier: Option<&str>) -> Response {
-    api_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {}", arn(name, qualifier)))
+    api_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        &format!("Function not found: {}", arn(name, qualifier)),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -385,13 +390,27 @@ async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let headers = req.headers().clone();
     let body = match axum::body::to_bytes(req.into_body(), 2 * PAYLOAD_LIMIT).await {
         Ok(b) => b,
-        Err(_) => return api_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", "Request must be smaller than 6291456 bytes for the InvokeFunction operation"),
+        Err(_) => {
+            return api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+            );
+        }
     };
     let ["2015-03-31", "functions", function, rest @ ..] = seg.as_slice() else {
-        return api_error(StatusCode::NOT_FOUND, "UnknownOperationException", &format!("no such operation: {method} {path}"));
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            &format!("no such operation: {method} {path}"),
+        );
     };
     let Some((name, from_name)) = function_ref(function) else {
-        return api_error(StatusCode::BAD_REQUEST, "InvalidParameterValueException", &format!("bad FunctionName '{function}'"));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &format!("bad FunctionName '{function}'"),
+        );
     };
     let qualifier = match (from_name, q.get("Qualifier").cloned()) {
         (Some(a), Some(b)) if a != b => {
@@ -416,7 +435,11 @@ async fn api(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             emu.delete_alias(&name, alias);
             StatusCode::NO_CONTENT.into_response()
         }
-        (m, r) => api_error(StatusCode::NOT_FOUND, "UnknownOperationException", &format!("no such operation: {m} .../{}", r.join("/"))),
+        (m, r) => api_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            &format!("no such operation: {m} .../{}", r.join("/")),
+        ),
     }
 }
 
@@ -453,10 +476,14 @@ fn configuration(emu: &Emulator, name: &str, qualifier: Option<&str>, with_code:
     let r = emu.registry();
     let Some(f) = r.functions.get(name) else { return not_found(name, qualifier) };
     let version = match qualifier {
-        Some(q) if !q.bytes().all(|b| b.is_ascii_digit()) && q != "$LATEST" => f.aliases.get(q).map(|a| a.version.clone()),
+        Some(q) if !q.bytes().all(|b| b.is_ascii_digit()) && q != "$LATEST" => {
+            f.aliases.get(q).map(|a| a.version.clone())
+        }
         q => Some(q.unwrap_or("$LATEST").to_owned()),
     };
-    let Some((version, spec)) = version.and_then(|v| f.spec(&v).map(|s| (v, s))) else { return not_found(name, qualifier) };
+    let Some((version, spec)) = version.and_then(|v| f.spec(&v).map(|s| (v, s))) else {
+        return not_found(name, qualifier);
+    };
     let config = function_configuration(name, &version, spec);
     let body = if with_code {
         json!({ "Configuration": config, "Code": { "RepositoryType": "S3", "Location": "http://127.0.0.1/none" } })
@@ -497,7 +524,11 @@ fn get_alias(emu: &Emulator, name: &str, alias: &str, status: StatusCode) -> Res
     let r = emu.registry();
     match r.functions.get(name).and_then(|f| f.aliases.get(alias)) {
         Some(a) => (status, axum::Json(alias_json(name, alias, a))).into_response(),
-        None => api_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Alias not found: {}", arn(name, Some(alias)))),
+        None => api_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Alias not found: {}", arn(name, Some(alias))),
+        ),
     }
 }
 
@@ -553,16 +584,27 @@ fn sts(emu: &Emulator, params: &HashMap<String, String>) -> Response {
 /// Secrets Manager's JSON 1.1 protocol: only `GetSecretValue`.
 fn secrets_manager(emu: &Emulator, target: &str, body: &[u8]) -> Response {
     let error = |status: StatusCode, ty: &str, message: &str| {
-        (status, [("content-type", "application/x-amz-json-1.1")], json!({"__type": ty, "message": message}).to_string())
+        (
+            status,
+            [("content-type", "application/x-amz-json-1.1")],
+            json!({"__type": ty, "message": message}).to_string(),
+        )
             .into_response()
     };
     if target != "secretsmanager.GetSecretValue" {
         return error(StatusCode::BAD_REQUEST, "UnknownOperationException", &format!("{target} is not emulated"));
     }
-    let id = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["SecretId"].as_str().map(str::to_owned)).unwrap_or_default();
+    let id = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["SecretId"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     let name = id.rsplit(":secret:").next().unwrap_or(&id).to_owned();
     let Some(value) = emu.registry().secrets.get(&name).cloned() else {
-        return error(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        );
     };
     let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}");
     let out = json!({"ARN": arn, "Name": name, "SecretString": value, "VersionId": "emulated", "VersionStages": ["AWSCURRENT"], "CreatedDate": now_ms() / 1000});
@@ -575,8 +617,12 @@ async fn invoke(emu: &Emulator, name: &str, qualifier: Option<&str>, headers: &H
         let mut r = emu.registry();
         if let Some(kind) = r.injected.get_mut(name).and_then(VecDeque::pop_front) {
             return match kind {
-                Injected::Throttle => api_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded."),
-                Injected::ServiceError => api_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", "injected service error"),
+                Injected::Throttle => {
+                    api_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.")
+                }
+                Injected::ServiceError => {
+                    api_error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", "injected service error")
+                }
             };
         }
         let Some(f) = r.functions.get(name) else { return not_found(name, qualifier) };
@@ -585,7 +631,9 @@ async fn invoke(emu: &Emulator, name: &str, qualifier: Option<&str>, headers: &H
         let pool = r
             .pools
             .entry((name.to_owned(), version.clone()))
-            .or_insert_with(|| Arc::new(Pool { slots: Semaphore::new(spec.max_environments), idle: Mutex::new(Vec::new()) }))
+            .or_insert_with(|| {
+                Arc::new(Pool { slots: Semaphore::new(spec.max_environments), idle: Mutex::new(Vec::new()) })
+            })
             .clone();
         (version, spec, pool)
     };
@@ -599,7 +647,11 @@ async fn invoke(emu: &Emulator, name: &str, qualifier: Option<&str>, headers: &H
     match header("x-amz-invocation-type").as_deref() {
         Some("DryRun") => return (StatusCode::NO_CONTENT, [("X-Amz-Executed-Version", version)]).into_response(),
         Some("Event") => {
-            let (emu, name, invoked) = (emu.clone(), name.to_owned(), qualifier.map(|q| arn(name, Some(q))).unwrap_or_else(|| arn(name, None)));
+            let (emu, name, invoked) = (
+                emu.clone(),
+                name.to_owned(),
+                qualifier.map(|q| arn(name, Some(q))).unwrap_or_else(|| arn(name, None)),
+            );
             let version2 = version.clone();
             tokio::spawn(async move { run(&emu, &name, &version2, &spec, &pool, invoked, None, body).await });
             return (StatusCode::ACCEPTED, [("X-Amz-Executed-Version", version)]).into_response();
@@ -636,7 +688,9 @@ async fn run(
     client_context: Option<String>,
     body: Bytes,
 ) -> (Bytes, bool) {
-    let Ok(_slot) = pool.slots.acquire().await else { return (error_payload("Runtime.Unavailable", "the emulator is stopping"), true) };
+    let Ok(_slot) = pool.slots.acquire().await else {
+        return (error_payload("Runtime.Unavailable", "the emulator is stopping"), true);
+    };
     *emu.registry().invocations.entry((name.to_owned(), version.to_owned())).or_default() += 1;
     let id = request_id();
     let warm = pool.idle.lock().expect("idle lock").pop();
@@ -648,7 +702,14 @@ async fn run(
         },
     };
     let (tx, rx) = oneshot::channel();
-    let event = Event { id: id.clone(), payload: body, invoked, client_context, deadline_ms: now_ms() + spec.timeout.as_millis() as u64, done: tx };
+    let event = Event {
+        id: id.clone(),
+        payload: body,
+        invoked,
+        client_context,
+        deadline_ms: now_ms() + spec.timeout.as_millis() as u64,
+        done: tx,
+    };
     if env.events.send(event).await.is_err() {
         return (error_payload("Runtime.ExitError", &format!("RequestId: {id} Error: Runtime exited")), true);
     }
@@ -727,7 +788,8 @@ impl Environment {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let (events, rx) = mpsc::channel(1);
-        let api = Arc::new(RuntimeApi { events: tokio::sync::Mutex::new(rx), state: Mutex::new(RuntimeState::default()) });
+        let api =
+            Arc::new(RuntimeApi { events: tokio::sync::Mutex::new(rx), state: Mutex::new(RuntimeState::default()) });
         let app = axum::Router::new().fallback(runtime_api).with_state(api);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -740,7 +802,10 @@ impl Environment {
             }
             Runtime::Node { node, dir, handler } => {
                 let mut c = tokio::process::Command::new(node);
-                c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/node/shim.mjs")).current_dir(dir).env("LAMBDA_TASK_ROOT", dir).env("_HANDLER", handler);
+                c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/node/shim.mjs"))
+                    .current_dir(dir)
+                    .env("LAMBDA_TASK_ROOT", dir)
+                    .env("_HANDLER", handler);
                 c
             }
         };
@@ -804,7 +869,12 @@ async fn runtime_api(State(api): State<Arc<RuntimeApi>>, req: Request) -> Respon
             h.insert("lambda-runtime-aws-request-id", event.id.parse().expect("ascii"));
             h.insert("lambda-runtime-deadline-ms", event.deadline_ms.into());
             h.insert("lambda-runtime-invoked-function-arn", event.invoked.parse().expect("ascii"));
-            let trace = format!("Root=1-{:08x}-{};Parent={};Sampled=0", now_ms() / 1000, &event.id.replace('-', "")[..24], &event.id[..8]);
+            let trace = format!(
+                "Root=1-{:08x}-{};Parent={};Sampled=0",
+                now_ms() / 1000,
+                &event.id.replace('-', "")[..24],
+                &event.id[..8]
+            );
             h.insert("lambda-runtime-trace-id", trace.parse().expect("ascii"));
             if let Some(c) = event.client_context.and_then(|c| c.parse().ok()) {
                 h.insert("lambda-runtime-client-context", c);
@@ -818,7 +888,8 @@ async fn runtime_api(State(api): State<Arc<RuntimeApi>>, req: Request) -> Respon
                 if s.current.as_ref().is_some_and(|(c, _)| c == id) { s.current.take() } else { None }
             };
             let Some((_, done)) = current else {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({ "errorType": "InvalidRequestID" }))).into_response();
+                return (StatusCode::BAD_REQUEST, axum::Json(json!({ "errorType": "InvalidRequestID" })))
+                    .into_response();
             };
             let _ = done.send(if *kind == "response" { Outcome::Response(body) } else { Outcome::Error(body) });
             accepted()
@@ -855,7 +926,10 @@ mod tests {
             function_ref("arn:aws:lambda:us-east-1:123456789012:function:greeter:$LATEST"),
             Some(("greeter".into(), Some("$LATEST".into())))
         );
-        assert_eq!(function_ref("arn:aws:lambda:us-east-1:123456789012:function:greeter"), Some(("greeter".into(), None)));
+        assert_eq!(
+            function_ref("arn:aws:lambda:us-east-1:123456789012:function:greeter"),
+            Some(("greeter".into(), None))
+        );
         assert_eq!(function_ref("a:b:c"), None);
         assert_eq!(percent_decode("arn%3Aaws%3Alambda"), "arn:aws:lambda");
         assert_eq!(percent_decode("%24LATEST"), "$LATEST");

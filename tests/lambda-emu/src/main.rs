@@ -15,7 +15,9 @@ fn spec(v: &Value) -> Result<FunctionSpec, String> {
             *args = v["args"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)).collect();
         }
         s
-    } else if let (Some(node), Some(dir), Some(handler)) = (v["node"].as_str(), v["dir"].as_str(), v["handler"].as_str()) {
+    } else if let (Some(node), Some(dir), Some(handler)) =
+        (v["node"].as_str(), v["dir"].as_str(), v["handler"].as_str())
+    {
         FunctionSpec::node(PathBuf::from(node), PathBuf::from(dir), handler)
     } else {
         return Err(format!("a version needs \"program\", or \"node\", \"dir\" and \"handler\": {v}"));
@@ -47,14 +49,24 @@ async fn main() {
     let emu = Emulator::start_on(port).await.unwrap_or_else(|e| fail(&format!("listening on 127.0.0.1:{port}: {e}")));
     for f in config["functions"].as_array().into_iter().flatten() {
         let name = f["name"].as_str().unwrap_or_else(|| fail("a function needs a \"name\""));
-        let versions = f["versions"].as_array().filter(|v| !v.is_empty()).unwrap_or_else(|| fail("a function needs \"versions\""));
+        let versions =
+            f["versions"].as_array().filter(|v| !v.is_empty()).unwrap_or_else(|| fail("a function needs \"versions\""));
         for (i, v) in versions.iter().enumerate() {
             let spec = spec(v).unwrap_or_else(|e| fail(&e));
-            if i == 0 { emu.create_function(name, spec) } else { emu.update_function(name, spec) }
+            if i == 0 {
+                emu.create_function(name, spec)
+            } else {
+                emu.update_function(name, spec)
+            }
             emu.publish_version(name);
         }
         for (alias, version) in f["aliases"].as_object().into_iter().flatten() {
-            emu.set_alias(name, alias, version.as_str().unwrap_or_else(|| fail("an alias names a version string")), &[]);
+            emu.set_alias(
+                name,
+                alias,
+                version.as_str().unwrap_or_else(|| fail("an alias names a version string")),
+                &[],
+            );
         }
     }
     let port = emu.endpoint().rsplit(':').next().unwrap_or_default().to_owned();

@@ -34,7 +34,12 @@ async fn config(emu: &Emulator) -> aws_config::SdkConfig {
         .await
 }
 
-async fn call(client: &aws_sdk_lambda::Client, function: &str, qualifier: Option<&str>, event: Value) -> (Option<String>, bool, Value) {
+async fn call(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    qualifier: Option<&str>,
+    event: Value,
+) -> (Option<String>, bool, Value) {
     let out = client
         .invoke()
         .function_name(function)
@@ -104,7 +109,13 @@ async fn versions_aliases_and_failures_as_the_sdk_sees_them() {
 
     // STS.
     let sts = aws_sdk_sts::Client::new(&config(&emu).await);
-    let assumed = sts.assume_role().role_arn("arn:aws:iam::123456789012:role/invoker").role_session_name("t").send().await.unwrap();
+    let assumed = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/invoker")
+        .role_session_name("t")
+        .send()
+        .await
+        .unwrap();
     assert!(assumed.credentials().is_some_and(|c| c.access_key_id() == "ASIAEMULATOR"));
     assert_eq!(emu.assumed_roles(), ["arn:aws:iam::123456789012:role/invoker"]);
     emu.shutdown().await;

@@ -37,23 +37,16 @@ const V4_MANIFEST: &str = r#"{"protocolMode":"REQUEST_RESPONSE","minProtocolVers
    {"name":"Wf","ty":"WORKFLOW","handlers":[{"name":"run","workflowCompletionRetention":1000}]}]}"#;
 
 fn with(json: &str, replace: &str, by: &str) -> Vec<u8> {
-    assert!(
-        json.contains(replace),
-        "test setup: {replace:?} not in manifest"
-    );
+    assert!(json.contains(replace), "test setup: {replace:?} not in manifest");
     json.replacen(replace, by, 1).into_bytes()
 }
 
 #[test]
 fn parses_a_typescript_manifest_for_each_manifest_version() {
     for content_type in [V2, V3, V4] {
-        let manifest =
-            parse_manifest(Some(content_type), TS_MANIFEST.as_bytes()).expect(content_type);
+        let manifest = parse_manifest(Some(content_type), TS_MANIFEST.as_bytes()).expect(content_type);
         assert_eq!(manifest.protocol_mode, ProtocolMode::BidiStream);
-        assert_eq!(
-            (manifest.min_protocol_version, manifest.max_protocol_version),
-            (5, 7)
-        );
+        assert_eq!((manifest.min_protocol_version, manifest.max_protocol_version), (5, 7));
         let names: Vec<_> = manifest.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["Greeter", "Counter", "SleepWorkflow"]);
 
@@ -61,30 +54,14 @@ fn parses_a_typescript_manifest_for_each_manifest_version() {
         assert_eq!(greeter.ty, ServiceType::Service);
         let greet = greeter.handler("greet").expect("greet");
         assert_eq!(greet.effective_ty(greeter.ty), None);
-        assert_eq!(
-            greet.input.as_ref().and_then(|i| i.content_type.as_deref()),
-            Some("application/json")
-        );
+        assert_eq!(greet.input.as_ref().and_then(|i| i.content_type.as_deref()), Some("application/json"));
 
         let counter = manifest.service("Counter").expect("Counter");
-        let ty_of = |name: &str| {
-            counter
-                .handler(name)
-                .and_then(|h| h.effective_ty(counter.ty))
-        };
+        let ty_of = |name: &str| counter.handler(name).and_then(|h| h.effective_ty(counter.ty));
         assert_eq!(ty_of("add"), Some(HandlerType::Exclusive));
         assert_eq!(ty_of("get"), Some(HandlerType::Shared));
-        assert_eq!(
-            ty_of("reset"),
-            Some(HandlerType::Exclusive),
-            "objects default to EXCLUSIVE"
-        );
-        assert_eq!(
-            counter
-                .handler("reset")
-                .map(|h| h.input_or_default().content_type),
-            Some(Some("*/*".into()))
-        );
+        assert_eq!(ty_of("reset"), Some(HandlerType::Exclusive), "objects default to EXCLUSIVE");
+        assert_eq!(counter.handler("reset").map(|h| h.input_or_default().content_type), Some(Some("*/*".into())));
     }
 }
 
@@ -95,37 +72,21 @@ fn parses_v4_fields_and_ignores_unknown_keys() {
     assert_eq!(manifest.lambda_compression.as_deref(), Some("zstd"));
     let service = &manifest.services[0];
     assert_eq!(service.name, "_internal.Svc-1");
-    assert_eq!(
-        service.metadata.get("team").map(String::as_str),
-        Some("core")
-    );
+    assert_eq!(service.metadata.get("team").map(String::as_str), Some("core"));
     assert_eq!(service.settings.inactivity_timeout, Some(60_000));
     assert_eq!(service.settings.enable_lazy_state, Some(true));
     assert_eq!(service.settings.retry_policy_max_attempts, Some(70));
     assert_eq!(service.settings.retry_policy_exponentiation_factor, Some(2.0));
-    assert_eq!(
-        service.settings.retry_policy_on_max_attempts,
-        Some(OnMaxAttempts::Kill)
-    );
+    assert_eq!(service.settings.retry_policy_on_max_attempts, Some(OnMaxAttempts::Kill));
     let handler = &service.handlers[0];
     assert!(handler.metadata.is_empty(), "null metadata reads as empty");
-    assert_eq!(
-        handler.settings.retry_policy_on_max_attempts,
-        Some(OnMaxAttempts::Pause)
-    );
+    assert_eq!(handler.settings.retry_policy_on_max_attempts, Some(OnMaxAttempts::Pause));
     let input = handler.input.as_ref().expect("input");
     assert_eq!(input.required, Some(true));
-    assert_eq!(
-        input.json_schema,
-        Some(serde_json::json!({"type": "integer"}))
-    );
+    assert_eq!(input.json_schema, Some(serde_json::json!({"type": "integer"})));
     let workflow = manifest.service("Wf").expect("Wf");
     let run = workflow.handler("run").expect("run");
-    assert_eq!(
-        run.effective_ty(workflow.ty),
-        Some(HandlerType::Workflow),
-        "workflow default"
-    );
+    assert_eq!(run.effective_ty(workflow.ty), Some(HandlerType::Workflow), "workflow default");
     assert_eq!(run.workflow_completion_retention, Some(1000));
 }
 
@@ -133,19 +94,12 @@ fn parses_v4_fields_and_ignores_unknown_keys() {
 fn manifest_survives_a_serde_round_trip() {
     let manifest = parse_manifest(Some(V4), V4_MANIFEST.as_bytes()).expect("valid");
     let json = serde_json::to_vec(&manifest).expect("serializes");
-    assert_eq!(
-        parse_manifest(Some(V4), &json).expect("re-parses"),
-        manifest
-    );
+    assert_eq!(parse_manifest(Some(V4), &json).expect("re-parses"), manifest);
 }
 
 #[test]
 fn missing_protocol_mode_is_named() {
-    let body = with(
-        TS_MANIFEST,
-        r#""protocolMode":"BIDI_STREAM""#,
-        r#""other":1"#,
-    );
+    let body = with(TS_MANIFEST, r#""protocolMode":"BIDI_STREAM""#, r#""other":1"#);
     let err = parse_manifest(Some(V4), &body).expect_err("no protocolMode");
     assert!(matches!(err, ManifestError::MissingProtocolMode), "{err}");
     assert!(err.to_string().contains("protocolMode"));
@@ -160,20 +114,12 @@ fn content_type_must_be_a_known_manifest_type() {
         Some("application/vnd.restate.endpointmanifest.v4+json; charset=utf-8"),
     ] {
         let err = parse_manifest(bad, TS_MANIFEST.as_bytes()).expect_err("bad content type");
-        assert!(
-            matches!(&err, ManifestError::ContentType { received } if received.as_deref() == bad)
-        );
+        assert!(matches!(&err, ManifestError::ContentType { received } if received.as_deref() == bad));
         if let Some(bad) = bad {
             assert!(err.to_string().contains(bad), "{err}");
         }
     }
-    assert!(
-        parse_manifest(
-            Some("application/vnd.restate.endpointmanifest.v1+json"),
-            TS_MANIFEST.as_bytes()
-        )
-        .is_ok()
-    );
+    assert!(parse_manifest(Some("application/vnd.restate.endpointmanifest.v1+json"), TS_MANIFEST.as_bytes()).is_ok());
     assert_eq!(manifest_version(V3), Some(3));
 }
 
@@ -185,10 +131,7 @@ fn version_range_must_overlap_the_servers() {
         r#""minProtocolVersion":7,"maxProtocolVersion":9"#,
     );
     let err = parse_manifest(Some(V4), &body).expect_err("[7, 9] does not overlap [5, 6]");
-    assert!(matches!(
-        err,
-        ManifestError::UnsupportedVersions { min: 7, max: 9 }
-    ));
+    assert!(matches!(err, ManifestError::UnsupportedVersions { min: 7, max: 9 }));
     let text = err.to_string();
     assert!(text.contains("[7, 9]") && text.contains("[5, 6]"), "{text}");
 
@@ -198,39 +141,21 @@ fn version_range_must_overlap_the_servers() {
 
     for (min, max) in [(0, 6), (6, 5)] {
         let range = format!(r#""minProtocolVersion":{min},"maxProtocolVersion":{max}"#);
-        let body = with(
-            TS_MANIFEST,
-            r#""minProtocolVersion":5,"maxProtocolVersion":7"#,
-            &range,
-        );
+        let body = with(TS_MANIFEST, r#""minProtocolVersion":5,"maxProtocolVersion":7"#, &range);
         let err = parse_manifest(Some(V4), &body).expect_err("malformed range");
-        assert!(
-            matches!(err, ManifestError::InvalidVersionRange { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ManifestError::InvalidVersionRange { .. }), "{err}");
     }
 }
 
 #[test]
 fn service_names_are_checked() {
     for bad in ["1Greeter", "_", "_-x", "Gr eeter", "Grüße", ""] {
-        let body = with(
-            TS_MANIFEST,
-            r#""name":"Greeter""#,
-            &format!(r#""name":"{bad}""#),
-        );
+        let body = with(TS_MANIFEST, r#""name":"Greeter""#, &format!(r#""name":"{bad}""#));
         let err = parse_manifest(Some(V4), &body).expect_err(bad);
-        assert!(
-            matches!(&err, ManifestError::InvalidServiceName(name) if name == bad),
-            "{bad}: {err}"
-        );
+        assert!(matches!(&err, ManifestError::InvalidServiceName(name) if name == bad), "{bad}: {err}");
     }
     for good in ["a", "_a", "_1", "my.pkg.Greeter-v2_x"] {
-        let body = with(
-            TS_MANIFEST,
-            r#""name":"Greeter""#,
-            &format!(r#""name":"{good}""#),
-        );
+        let body = with(TS_MANIFEST, r#""name":"Greeter""#, &format!(r#""name":"{good}""#));
         assert!(parse_manifest(Some(V4), &body).is_ok(), "{good}");
     }
 }
@@ -238,64 +163,33 @@ fn service_names_are_checked() {
 #[test]
 fn handler_names_are_checked() {
     for bad in ["my.handler", "my-handler", "9lives", "__"] {
-        let body = with(
-            TS_MANIFEST,
-            r#""name":"greet""#,
-            &format!(r#""name":"{bad}""#),
-        );
+        let body = with(TS_MANIFEST, r#""name":"greet""#, &format!(r#""name":"{bad}""#));
         let err = parse_manifest(Some(V4), &body).expect_err(bad);
-        assert!(
-            matches!(&err, ManifestError::InvalidHandlerName { handler, .. } if handler == bad),
-            "{err}"
-        );
+        assert!(matches!(&err, ManifestError::InvalidHandlerName { handler, .. } if handler == bad), "{err}");
     }
 }
 
 #[test]
 fn handler_types_must_fit_the_service_type() {
     let cases = [
-        (
-            r#"{"name":"greet","input""#,
-            r#"{"name":"greet","ty":"SHARED","input""#,
-        ),
-        (
-            r#""name":"get","ty":"SHARED""#,
-            r#""name":"get","ty":"WORKFLOW""#,
-        ),
-        (
-            r#""name":"status","ty":"SHARED""#,
-            r#""name":"status","ty":"EXCLUSIVE""#,
-        ),
+        (r#"{"name":"greet","input""#, r#"{"name":"greet","ty":"SHARED","input""#),
+        (r#""name":"get","ty":"SHARED""#, r#""name":"get","ty":"WORKFLOW""#),
+        (r#""name":"status","ty":"SHARED""#, r#""name":"status","ty":"EXCLUSIVE""#),
     ];
     for (replace, by) in cases {
         let err = parse_manifest(Some(V4), &with(TS_MANIFEST, replace, by)).expect_err(by);
-        assert!(
-            matches!(err, ManifestError::HandlerTypeNotAllowed { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ManifestError::HandlerTypeNotAllowed { .. }), "{err}");
     }
 }
 
 #[test]
 fn malformed_bodies_are_errors() {
-    let cases: [&[u8]; 4] = [
-        b"",
-        b"not json",
-        b"[1,2]",
-        br#"{"protocolMode":"SOMETIMES","services":[]}"#,
-    ];
+    let cases: [&[u8]; 4] = [b"", b"not json", b"[1,2]", br#"{"protocolMode":"SOMETIMES","services":[]}"#];
     for body in cases {
-        assert!(
-            parse_manifest(Some(V4), body).is_err(),
-            "{}",
-            String::from_utf8_lossy(body)
-        );
+        assert!(parse_manifest(Some(V4), body).is_err(), "{}", String::from_utf8_lossy(body));
     }
     let duplicate = with(TS_MANIFEST, r#""name":"Counter""#, r#""name":"Greeter""#);
-    assert!(matches!(
-        parse_manifest(Some(V4), &duplicate),
-        Err(ManifestError::DuplicateService(_))
-    ));
+    assert!(matches!(parse_manifest(Some(V4), &duplicate), Err(ManifestError::DuplicateService(_))));
 }
 
 #[test]

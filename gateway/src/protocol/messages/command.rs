@@ -109,33 +109,13 @@ impl Command {
     /// The completions this command will receive notifications for, in the order the
     /// server appends them (Call: invocation id first, then the result).
     pub fn completions(&self) -> Vec<PendingCompletion> {
-        let one = |completion_id, notification_ty| {
-            vec![PendingCompletion {
-                completion_id,
-                notification_ty,
-            }]
-        };
+        let one = |completion_id, notification_ty| vec![PendingCompletion { completion_id, notification_ty }];
         match self {
-            Self::GetLazyState(c) => one(
-                c.result_completion_id,
-                ty::GET_LAZY_STATE_COMPLETION_NOTIFICATION,
-            ),
-            Self::GetLazyStateKeys(c) => one(
-                c.result_completion_id,
-                ty::GET_LAZY_STATE_KEYS_COMPLETION_NOTIFICATION,
-            ),
-            Self::GetPromise(c) => one(
-                c.result_completion_id,
-                ty::GET_PROMISE_COMPLETION_NOTIFICATION,
-            ),
-            Self::PeekPromise(c) => one(
-                c.result_completion_id,
-                ty::PEEK_PROMISE_COMPLETION_NOTIFICATION,
-            ),
-            Self::CompletePromise(c) => one(
-                c.result_completion_id,
-                ty::COMPLETE_PROMISE_COMPLETION_NOTIFICATION,
-            ),
+            Self::GetLazyState(c) => one(c.result_completion_id, ty::GET_LAZY_STATE_COMPLETION_NOTIFICATION),
+            Self::GetLazyStateKeys(c) => one(c.result_completion_id, ty::GET_LAZY_STATE_KEYS_COMPLETION_NOTIFICATION),
+            Self::GetPromise(c) => one(c.result_completion_id, ty::GET_PROMISE_COMPLETION_NOTIFICATION),
+            Self::PeekPromise(c) => one(c.result_completion_id, ty::PEEK_PROMISE_COMPLETION_NOTIFICATION),
+            Self::CompletePromise(c) => one(c.result_completion_id, ty::COMPLETE_PROMISE_COMPLETION_NOTIFICATION),
             Self::Sleep(c) => one(c.result_completion_id, ty::SLEEP_COMPLETION_NOTIFICATION),
             Self::Call(c) => vec![
                 PendingCompletion {
@@ -147,19 +127,14 @@ impl Command {
                     notification_ty: ty::CALL_COMPLETION_NOTIFICATION,
                 },
             ],
-            Self::OneWayCall(c) => one(
-                c.invocation_id_notification_idx,
-                ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION,
-            ),
+            Self::OneWayCall(c) => {
+                one(c.invocation_id_notification_idx, ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION)
+            }
             Self::Run(c) => one(c.result_completion_id, ty::RUN_COMPLETION_NOTIFICATION),
-            Self::AttachInvocation(c) => one(
-                c.result_completion_id,
-                ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION,
-            ),
-            Self::GetInvocationOutput(c) => one(
-                c.result_completion_id,
-                ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION,
-            ),
+            Self::AttachInvocation(c) => one(c.result_completion_id, ty::ATTACH_INVOCATION_COMPLETION_NOTIFICATION),
+            Self::GetInvocationOutput(c) => {
+                one(c.result_completion_id, ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION)
+            }
             Self::Input(_)
             | Self::Output(_)
             | Self::SetState(_)
@@ -180,11 +155,7 @@ impl Command {
 /// Types that are not commands have none. Fails only if the payload is malformed.
 pub fn completion_ids_of_command(ty: u16, payload: &[u8]) -> Result<Vec<u32>, prost::DecodeError> {
     match Command::decode(ty, payload) {
-        Ok(command) => Ok(command
-            .completions()
-            .iter()
-            .map(|c| c.completion_id)
-            .collect()),
+        Ok(command) => Ok(command.completions().iter().map(|c| c.completion_id).collect()),
         Err(MessageError::Malformed { source, .. }) => Err(source),
         Err(_) => Ok(Vec::new()),
     }
@@ -210,30 +181,12 @@ mod tests {
         let ids = completion_ids_of_command(ty::CALL_COMMAND, &call.encode_to_vec());
         assert_eq!(ids, Ok(vec![2, 3]));
 
-        let send = OneWayCallCommandMessage {
-            invocation_id_notification_idx: 1,
-            ..Default::default()
-        };
-        assert_eq!(
-            completion_ids_of_command(ty::ONE_WAY_CALL_COMMAND, &send.encode_to_vec()),
-            Ok(vec![1])
-        );
-        assert_eq!(
-            completion_ids_of_command(ty::SLEEP_COMMAND, &[0x58, 0x01]),
-            Ok(vec![1])
-        );
-        assert_eq!(
-            completion_ids_of_command(ty::RUN_COMMAND, &[0x58, 0x02]),
-            Ok(vec![2])
-        );
-        assert_eq!(
-            completion_ids_of_command(ty::GET_LAZY_STATE_COMMAND, &[0x58, 0x04]),
-            Ok(vec![4])
-        );
-        assert_eq!(
-            completion_ids_of_command(ty::SET_STATE_COMMAND, &[]),
-            Ok(vec![])
-        );
+        let send = OneWayCallCommandMessage { invocation_id_notification_idx: 1, ..Default::default() };
+        assert_eq!(completion_ids_of_command(ty::ONE_WAY_CALL_COMMAND, &send.encode_to_vec()), Ok(vec![1]));
+        assert_eq!(completion_ids_of_command(ty::SLEEP_COMMAND, &[0x58, 0x01]), Ok(vec![1]));
+        assert_eq!(completion_ids_of_command(ty::RUN_COMMAND, &[0x58, 0x02]), Ok(vec![2]));
+        assert_eq!(completion_ids_of_command(ty::GET_LAZY_STATE_COMMAND, &[0x58, 0x04]), Ok(vec![4]));
+        assert_eq!(completion_ids_of_command(ty::SET_STATE_COMMAND, &[]), Ok(vec![]));
         assert_eq!(completion_ids_of_command(ty::END, &[]), Ok(vec![]));
         assert!(completion_ids_of_command(ty::SLEEP_COMMAND, &[0x58]).is_err());
     }
@@ -248,14 +201,8 @@ mod tests {
         assert_eq!(
             call.completions(),
             vec![
-                PendingCompletion {
-                    completion_id: 2,
-                    notification_ty: 0x800E
-                },
-                PendingCompletion {
-                    completion_id: 3,
-                    notification_ty: 0x800D
-                },
+                PendingCompletion { completion_id: 2, notification_ty: 0x800E },
+                PendingCompletion { completion_id: 3, notification_ty: 0x800D },
             ]
         );
     }
@@ -264,10 +211,7 @@ mod tests {
     fn every_command_round_trips_through_a_frame() {
         let commands = vec![
             Command::Input(InputCommandMessage {
-                headers: vec![Header {
-                    key: "content-type".into(),
-                    value: "application/json".into(),
-                }],
+                headers: vec![Header { key: "content-type".into(), value: "application/json".into() }],
                 value: Some(Value::new("\"Alice\"")),
                 name: String::new(),
             }),
@@ -276,9 +220,7 @@ mod tests {
                 name: String::new(),
             }),
             Command::GetEagerStateKeys(GetEagerStateKeysCommandMessage {
-                value: Some(StateKeys {
-                    keys: vec![Bytes::from_static(b"count")],
-                }),
+                value: Some(StateKeys { keys: vec![Bytes::from_static(b"count")] }),
                 name: String::new(),
             }),
             Command::CompletePromise(CompletePromiseCommandMessage {
@@ -304,14 +246,12 @@ mod tests {
                 entry_name: "cancel".into(),
             }),
             Command::AttachInvocation(AttachInvocationCommandMessage {
-                target: Some(AttachTarget::IdempotentRequestTarget(
-                    IdempotentRequestTarget {
-                        service_name: "Greeter".into(),
-                        service_key: None,
-                        handler_name: "greet".into(),
-                        idempotency_key: "ik".into(),
-                    },
-                )),
+                target: Some(AttachTarget::IdempotentRequestTarget(IdempotentRequestTarget {
+                    service_name: "Greeter".into(),
+                    service_key: None,
+                    handler_name: "greet".into(),
+                    idempotency_key: "ik".into(),
+                })),
                 result_completion_id: 7,
                 name: String::new(),
             }),
@@ -332,9 +272,7 @@ mod tests {
         for command in commands {
             let mut buf = BytesMut::new();
             command.encode(&mut buf);
-            let frame = frame::decode(&mut buf, 1024)
-                .expect("valid")
-                .expect("whole");
+            let frame = frame::decode(&mut buf, 1024).expect("valid").expect("whole");
             assert_eq!(frame.ty, command.ty());
             assert_eq!(Command::decode(frame.ty, frame.payload), Ok(command));
         }
@@ -342,25 +280,10 @@ mod tests {
 
     #[test]
     fn entry_names_come_from_field_12() {
-        let run = Command::decode(
-            ty::RUN_COMMAND,
-            &[0x58, 0x02, 0x62, 0x04, b's', b'i', b'd', b'e'][..],
-        );
-        assert_eq!(
-            run.map(|c| c.entry_name().to_owned()),
-            Ok("side".to_owned())
-        );
+        let run = Command::decode(ty::RUN_COMMAND, &[0x58, 0x02, 0x62, 0x04, b's', b'i', b'd', b'e'][..]);
+        assert_eq!(run.map(|c| c.entry_name().to_owned()), Ok("side".to_owned()));
         let signal = Command::decode(ty::SEND_SIGNAL_COMMAND, &[0x62, 0x01, b'x'][..]);
-        assert_eq!(
-            signal.map(|c| c.entry_name().to_owned()),
-            Ok("x".to_owned())
-        );
-        assert_eq!(
-            Command::decode(ty::END, &[][..]),
-            Err(MessageError::NotACommand {
-                ty: ty::END,
-                name: "End"
-            })
-        );
+        assert_eq!(signal.map(|c| c.entry_name().to_owned()), Ok("x".to_owned()));
+        assert_eq!(Command::decode(ty::END, &[][..]), Err(MessageError::NotACommand { ty: ty::END, name: "End" }));
     }
 }

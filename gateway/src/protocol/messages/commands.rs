@@ -7,8 +7,8 @@
 use bytes::Bytes;
 
 use super::{
-    Failure, Header, IdempotentRequestTarget, NotificationId, NotificationMessage,
-    NotificationResult, StateKeys, Value, Void, WorkflowTarget,
+    Failure, Header, IdempotentRequestTarget, NotificationId, NotificationMessage, NotificationResult, StateKeys,
+    Value, Void, WorkflowTarget,
 };
 
 /// Entry 0 of every journal: the request headers and body (0x0400).
@@ -326,10 +326,7 @@ impl SendSignalCommandMessage {
             SignalId::Name(name) => NotificationId::SignalName(name),
         };
         let result = self.result.clone()?.into();
-        Some(NotificationMessage {
-            id: Some(id),
-            result: Some(result),
-        })
+        Some(NotificationMessage { id: Some(id), result: Some(result) })
     }
 }
 
@@ -435,17 +432,9 @@ mod tests {
 
     #[test]
     fn idempotency_key_presence_is_kept() {
-        let with_empty = CallCommandMessage {
-            idempotency_key: Some(String::new()),
-            ..Default::default()
-        };
-        let decoded =
-            CallCommandMessage::decode(with_empty.encode_to_vec().as_slice()).expect("decodes");
-        assert_eq!(
-            decoded.idempotency_key,
-            Some(String::new()),
-            "present but empty is not absent"
-        );
+        let with_empty = CallCommandMessage { idempotency_key: Some(String::new()), ..Default::default() };
+        let decoded = CallCommandMessage::decode(with_empty.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(decoded.idempotency_key, Some(String::new()), "present but empty is not absent");
         let without = CallCommandMessage::decode(&[][..]).expect("decodes");
         assert_eq!(without.idempotency_key, None);
     }
@@ -458,13 +447,7 @@ mod tests {
             result: Some(SignalResult::Value(Value::new("ok"))),
             entry_name: String::new(),
         };
-        assert_eq!(
-            send.to_notification(),
-            Some(NotificationMessage::signal(
-                17,
-                NotificationResult::value("ok")
-            ))
-        );
+        assert_eq!(send.to_notification(), Some(NotificationMessage::signal(17, NotificationResult::value("ok"))));
         assert_eq!(SendSignalCommandMessage::default().to_notification(), None);
     }
 }

@@ -13,9 +13,7 @@ pub struct Value {
 impl Value {
     /// Wraps `content`.
     pub fn new(content: impl Into<Bytes>) -> Self {
-        Self {
-            content: content.into(),
-        }
+        Self { content: content.into() }
     }
 }
 
@@ -40,11 +38,7 @@ pub struct Failure {
 impl Failure {
     /// A failure with `code` and `message` and no metadata.
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            metadata: Vec::new(),
-        }
+        Self { code, message: message.into(), metadata: Vec::new() }
     }
 }
 

@@ -65,9 +65,7 @@ pub struct SuspensionMessage {
 impl SuspensionMessage {
     /// Whether the suspension waits on nothing, which the protocol forbids.
     pub fn is_empty(&self) -> bool {
-        self.waiting_completions.is_empty()
-            && self.waiting_signals.is_empty()
-            && self.waiting_named_signals.is_empty()
+        self.waiting_completions.is_empty() && self.waiting_signals.is_empty() && self.waiting_named_signals.is_empty()
     }
 }
 
@@ -208,11 +206,7 @@ mod tests {
         };
         let decoded = ErrorMessage::decode(error.encode_to_vec().as_slice()).expect("decodes");
         assert_eq!(decoded, error);
-        assert_eq!(
-            decoded.related_command_index,
-            Some(0),
-            "present zero survives"
-        );
+        assert_eq!(decoded.related_command_index, Some(0), "present zero survives");
         let with_behavior = ErrorMessage::decode(&[0x48, 0x02][..]).expect("decodes");
         assert_eq!(with_behavior.behavior(), ErrorBehavior::Fail);
     }

@@ -75,26 +75,17 @@ impl NotificationResult {
 impl NotificationMessage {
     /// A notification for the completion id `id`.
     pub fn completion(id: u32, result: NotificationResult) -> Self {
-        Self {
-            id: Some(NotificationId::CompletionId(id)),
-            result: Some(result),
-        }
+        Self { id: Some(NotificationId::CompletionId(id)), result: Some(result) }
     }
 
     /// A signal notification (0xFBFF) for signal index `idx` (1 = cancel).
     pub fn signal(idx: u32, result: NotificationResult) -> Self {
-        Self {
-            id: Some(NotificationId::SignalId(idx)),
-            result: Some(result),
-        }
+        Self { id: Some(NotificationId::SignalId(idx)), result: Some(result) }
     }
 
     /// A signal notification (0xFBFF) for the named signal `name`.
     pub fn named_signal(name: impl Into<String>, result: NotificationResult) -> Self {
-        Self {
-            id: Some(NotificationId::SignalName(name.into())),
-            result: Some(result),
-        }
+        Self { id: Some(NotificationId::SignalName(name.into())), result: Some(result) }
     }
 
     /// The completion id, if this notification completes one.
@@ -126,9 +117,7 @@ mod tests {
             NotificationResult::value("42"),
             NotificationResult::failure(409, "cancelled"),
             NotificationResult::InvocationId("inv_1abc".into()),
-            NotificationResult::StateKeys(StateKeys {
-                keys: vec![Bytes::from_static(b"k")],
-            }),
+            NotificationResult::StateKeys(StateKeys { keys: vec![Bytes::from_static(b"k")] }),
         ];
         for result in results {
             for message in [
@@ -144,9 +133,6 @@ mod tests {
         let sleep = NotificationMessage::completion(1, NotificationResult::void());
         assert_eq!(sleep.encode_to_vec(), vec![0x08, 0x01, 0x22, 0x00]);
         assert_eq!(sleep.completion_id(), Some(1));
-        assert_eq!(
-            NotificationMessage::signal(1, NotificationResult::void()).signal_id(),
-            Some(1)
-        );
+        assert_eq!(NotificationMessage::signal(1, NotificationResult::void()).signal_id(), Some(1));
     }
 }

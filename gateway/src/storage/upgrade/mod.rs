@@ -121,13 +121,19 @@ impl<'a> Writer<'a> {
 
 fn be_u32(bytes: &[u8], table: &'static str) -> Result<u32, StorageError> {
     Ok(u32::from_be_bytes(
-        bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or(StorageError::Corrupt { table, reason: "short key".into() })?,
+        bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(StorageError::Corrupt { table, reason: "short key".into() })?,
     ))
 }
 
 fn be_u64(bytes: &[u8], table: &'static str) -> Result<u64, StorageError> {
     Ok(u64::from_be_bytes(
-        bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or(StorageError::Corrupt { table, reason: "short key".into() })?,
+        bytes
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(StorageError::Corrupt { table, reason: "short key".into() })?,
     ))
 }
 

@@ -299,12 +299,7 @@ pub struct EffectBatch {
 #[derive(Serialize, Deserialize)]
 pub enum Effect {
     Pinned(PinnedDeployment),
-    Command {
-        ty: u16,
-        payload: Bytes,
-        call_target: Option<Target>,
-        call_policy: Option<(RetryPolicy, Retention)>,
-    },
+    Command { ty: u16, payload: Bytes, call_target: Option<Target>, call_policy: Option<(RetryPolicy, Retention)> },
     ProposeRun { completion_id: u32, result: InvocationResult },
     Suspended(WaitSet),
     Ended,
