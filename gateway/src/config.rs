@@ -397,7 +397,8 @@ impl Config {
                 self.retry_policy.on_max_attempts
             )));
         }
-        if !(self.retry_policy.exponentiation_factor >= 1.0) {
+        let factor = self.retry_policy.exponentiation_factor;
+        if factor.is_nan() || factor < 1.0 {
             return Err(ConfigError::Invalid("retry-policy.exponentiation-factor must be at least 1.0".into()));
         }
         if self.invoker.concurrent_invocations_limit == 0 {
@@ -566,7 +567,7 @@ impl TracingConfig {
     /// Where spans are sent: the endpoint, and over HTTP its `/v1/traces` when it names no path.
     pub fn export_url(&self) -> Option<String> {
         let endpoint = self.endpoint.as_deref()?;
-        let bare = endpoint.parse::<http::Uri>().map_or(false, |u| matches!(u.path(), "" | "/"));
+        let bare = endpoint.parse::<http::Uri>().is_ok_and(|u| matches!(u.path(), "" | "/"));
         Some(match self.protocol {
             TracingProtocol::HttpProtobuf if bare => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
             _ => endpoint.to_owned(),

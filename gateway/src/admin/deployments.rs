@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::render::{Drain, RegisterResponse, deployment_detail, deployment_summary};
-use super::{ApiVersion, Error, State, bad_path_id, read_storage};
+use super::{ApiVersion, Error, State, read_storage};
 use crate::durations::now_ms;
 use crate::engine::command::Command;
 use crate::ids::DeploymentId;
@@ -72,8 +72,8 @@ pub async fn list(AxState(state): AxState<State>) -> Result<Response, Error> {
 }
 
 /// A deployment id from the path, or the answer to give instead.
-fn parse_id(id: &str) -> Result<DeploymentId, Response> {
-    id.parse().map_err(|e| bad_path_id("deployment", id, e))
+fn parse_id(id: &str) -> Result<DeploymentId, Error> {
+    id.parse().map_err(|e| Error::bad_path_id("deployment", id, e))
 }
 
 /// The drain status of one deployment, as of now.
@@ -84,10 +84,7 @@ async fn drain_of(state: &State, schema: &crate::schema::Schema, id: &Deployment
 }
 
 pub async fn get_one(AxState(state): AxState<State>, Path(id): Path<String>) -> Result<Response, Error> {
-    let parsed = match parse_id(&id) {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
+    let parsed = parse_id(&id)?;
     let schema = state.schema.snapshot();
     let Some(d) = schema.deployments.get(&parsed) else { return Err(Error::UnknownDeployment(id)) };
     let mut detail = deployment_detail(d, drain_of(&state, &schema, &parsed).await?);
@@ -154,10 +151,7 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(query): Query<RemoveQuery>,
 ) -> Result<Response, Error> {
-    let parsed = match parse_id(&id) {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
+    let parsed = parse_id(&id)?;
     let storage = state.storage.clone();
     let removed = state
         .schema
@@ -173,7 +167,7 @@ pub async fn remove(
                 let pinned = storage
                     .pinned_to(&parsed, LISTED)
                     .map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
-                return Err(Error::Held { id: parsed, drain, invocations: pinned });
+                return Err(Error::Held { id: parsed, drain: Box::new(drain), invocations: pinned });
             }
             Ok((Some(SchemaChange::RemoveDeployment { id: parsed, services: latest }), drain))
         })
@@ -199,10 +193,7 @@ pub async fn resume(AxState(state): AxState<State>, Path(id): Path<String>) -> R
 }
 
 async fn set_paused(state: State, id: String, paused: bool) -> Result<Response, Error> {
-    let parsed = match parse_id(&id) {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
+    let parsed = parse_id(&id)?;
     state
         .schema
         .update(|schema| {
@@ -301,10 +292,7 @@ pub async fn update(
     Path(id): Path<String>,
     Json(req): Json<UpdateDeploymentRequest>,
 ) -> Result<Response, Error> {
-    let parsed = match parse_id(&id) {
-        Ok(d) => d,
-        Err(r) => return Ok(r),
-    };
+    let parsed = parse_id(&id)?;
     let Some(current) = state.schema.deployment(&parsed) else { return Err(Error::UnknownDeployment(id)) };
     if req.overwrite {
         return Err(Error::Conflict {

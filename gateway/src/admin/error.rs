@@ -44,7 +44,18 @@ pub enum Error {
     },
     /// A deployment that is not drained, removed without `force`.
     #[error("{}", held_message(.id, .drain))]
-    Held { id: crate::ids::DeploymentId, drain: super::render::Drain, invocations: Vec<crate::ids::InvocationId> },
+    Held { id: crate::ids::DeploymentId, drain: Box<super::render::Drain>, invocations: Vec<crate::ids::InvocationId> },
+    /// An id in the path that does not parse: answered in plain text, as Restate's framework
+    /// answers it.
+    #[error("Invalid URL: Cannot parse `{what}` with value `{value}`: {reason}")]
+    BadPathId { what: &'static str, value: String, reason: String },
+}
+
+impl Error {
+    /// An id in the path that does not parse.
+    pub fn bad_path_id(what: &'static str, value: &str, reason: impl std::fmt::Display) -> Self {
+        Error::BadPathId { what, value: value.to_owned(), reason: reason.to_string() }
+    }
 }
 
 fn held_message(id: &crate::ids::DeploymentId, drain: &super::render::Drain) -> String {
@@ -102,7 +113,7 @@ impl Error {
             | Error::UnknownService(_)
             | Error::UnknownHandler { .. }
             | Error::UnknownInvocation(_) => (StatusCode::NOT_FOUND, None),
-            Error::InvalidField { .. } => (StatusCode::BAD_REQUEST, None),
+            Error::InvalidField { .. } | Error::BadPathId { .. } => (StatusCode::BAD_REQUEST, None),
             Error::AlreadyExists(_) | Error::Held { .. } => (StatusCode::CONFLICT, None),
             Error::Conflict { code, .. } | Error::Refused { code, .. } => (StatusCode::CONFLICT, *code),
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
@@ -128,11 +139,10 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::warn!("admin request failed: {self}");
         }
-        let message = match (&self, code) {
-            // Restate repeats the code in front of discovery messages.
-            (Error::Discovery(d), Some(code)) => format!("[{code}] {d}"),
-            _ => self.to_string(),
-        };
+        if let Error::BadPathId { .. } = self {
+            return (status, self.to_string()).into_response();
+        }
+        let message = self.to_string();
         let mut body = serde_json::json!({ "message": message, "restate_code": code });
         if let Error::Held { drain, invocations, .. } = &self {
             body["drain_status"] = drain.drain_status.as_str().into();

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Error, State, bad_path_id, read_storage};
+use super::{Error, State, read_storage};
 use crate::engine::command::{Command, ControlOutcome, ControlRequest, Outcome};
 use crate::ids::InvocationId;
 use crate::partition::Lane;
@@ -30,8 +30,8 @@ async fn control(state: &State, id: InvocationId, request: ControlRequest) -> Re
     }
 }
 
-fn parse(id: &str) -> Result<InvocationId, Response> {
-    id.parse().map_err(|e| bad_path_id("invocation_id", id, e))
+fn parse(id: &str) -> Result<InvocationId, Error> {
+    id.parse().map_err(|e| Error::bad_path_id("invocation_id", id, e))
 }
 
 /// Maps what happened to a status code; `done` is the status for `Done`.
@@ -70,7 +70,7 @@ macro_rules! simple {
         pub async fn $name(AxState(state): AxState<State>, Path(id): Path<String>) -> Response {
             let id = match parse(&id) {
                 Ok(id) => id,
-                Err(r) => return r,
+                Err(r) => return r.into_response(),
             };
             match control(&state, id, $request).await {
                 Ok(outcome) => answer(&id, outcome, $done),
@@ -101,7 +101,7 @@ pub async fn resume(
 ) -> Response {
     let id = match parse(&raw) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let invalid = |reason: String| Error::InvalidField { field: "deployment", reason }.into_response();
     let request = match params.deployment.as_deref() {
@@ -144,7 +144,7 @@ pub async fn restart_as_new(
 ) -> Response {
     let id = match parse(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if params.from.is_some_and(|from| from != 0) {
         return Error::InvalidField {
@@ -178,7 +178,7 @@ pub async fn delete(
 ) -> Response {
     let id = match parse(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let request = match params.mode.as_deref().unwrap_or("cancel") {
         "cancel" => ControlRequest::Cancel,
@@ -202,7 +202,7 @@ pub async fn delete(
 pub async fn get_one(AxState(state): AxState<State>, Path(raw): Path<String>) -> Response {
     let id = match parse(&raw) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match read_invocation(&state, id).await {
         Ok(Some(status)) => Json(super::render::invocation(&id, &status)).into_response(),
@@ -241,7 +241,7 @@ pub async fn pinned(
     use crate::engine::store::Store as _;
     let deployment: crate::ids::DeploymentId = match raw.parse() {
         Ok(d) => d,
-        Err(e) => return bad_path_id("deployment", &raw, e),
+        Err(e) => return Error::bad_path_id("deployment", &raw, e).into_response(),
     };
     if !(1..=10_000).contains(&params.limit) {
         return Error::InvalidField {

@@ -169,9 +169,3 @@ async fn version_info(axum::extract::State(state): axum::extract::State<State>) 
 async fn cluster_health() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "cluster_name": "perdure", "metadata_cluster_health": { "members": [1] } }))
 }
-
-/// A path id that does not parse: plain text, as Restate's framework answers.
-pub fn bad_path_id(what: &str, value: &str, reason: impl std::fmt::Display) -> axum::response::Response {
-    (StatusCode::BAD_REQUEST, format!("Invalid URL: Cannot parse `{what}` with value `{value}`: {reason}"))
-        .into_response()
-}

@@ -65,7 +65,7 @@ pub fn parse(path: &str) -> Result<Route, Error> {
     let bad = || Error::BadPath(path.to_owned());
     let trimmed = path.trim_end_matches('/');
     let slashes = trimmed.matches('/').count();
-    if !(2..=7).contains(&slashes) && !(slashes == 1 && trimmed.len() > 1) {
+    if !((2..=7).contains(&slashes) || (slashes == 1 && trimmed.len() > 1)) {
         return Err(bad());
     }
     let segments: Vec<String> = trimmed

@@ -715,7 +715,6 @@ async fn start_frames(
         retry_count_since_last_stored_entry: spec.retry_count,
         duration_since_last_stored_entry: now_ms().saturating_sub(spec.journal_modified_at),
         random_seed: spec.id.random_seed(),
-        ..Default::default()
     };
     let mut out = BytesMut::new();
     frame::encode_message(ty::START, &start, &mut out);

@@ -193,10 +193,10 @@ impl Invoker {
                 }
             }
             Input::Abort { id, attempt } => {
-                if self.running.get(&id).is_some_and(|r| r.attempt == attempt) {
-                    if let Some(running) = self.running.remove(&id) {
-                        running.task.abort();
-                    }
+                if self.running.get(&id).is_some_and(|r| r.attempt == attempt)
+                    && let Some(running) = self.running.remove(&id)
+                {
+                    running.task.abort();
                 }
             }
             Input::Done { id, attempt } => {

@@ -442,12 +442,11 @@ fn invocations(
     };
     if let Some(ids) = point_reads {
         for id in ids {
-            if let Some(status) = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))? {
-                if let Some(r) = row(&id, &status) {
-                    if !out.push_wanted(r) {
-                        break;
-                    }
-                }
+            if let Some(status) = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?
+                && let Some(r) = row(&id, &status)
+                && !out.push_wanted(r)
+            {
+                break;
             }
         }
         return Ok(());

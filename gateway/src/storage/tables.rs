@@ -515,7 +515,7 @@ mod tests {
         let done = InvocationId::generate(12);
         let elsewhere = InvocationId::generate(u64::MAX - 1);
         assert_eq!((storage.partition_of(10), storage.partition_of(u64::MAX - 1)), (0, 1));
-        let writes = vec![
+        let writes = [
             Write::PutInvocation(running, Box::new(status(Phase::Invoked, true))),
             Write::PutInvocation(backing_off, Box::new(status(Phase::Invoked, false))),
             Write::PutInvocation(

@@ -211,7 +211,7 @@ fn tokio_postgres_gets_binary_rows_cancels_and_the_admin_and_pg_ports_need_a_tok
             let n: i64 = client.query_one(&statement, &[&"Greeter"]).await.unwrap().get(0);
             assert!(n >= 1);
         }
-        let e = client.simple_query("UPDATE state SET value = NULL").await.err().expect("writes are refused");
+        let e = client.simple_query("UPDATE state SET value = NULL").await.expect_err("writes are refused");
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{e}");
 
         // A cancel request (what psql sends on Ctrl-C) stops a running statement.
@@ -221,7 +221,7 @@ fn tokio_postgres_gets_binary_rows_cancels_and_the_admin_and_pg_ports_need_a_tok
             token.cancel_query(tokio_postgres::NoTls).await
         });
         let started = std::time::Instant::now();
-        let e = client.simple_query(ENDLESS).await.err().expect("the endless query is cancelled");
+        let e = client.simple_query(ENDLESS).await.expect_err("the endless query is cancelled");
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{e}");
         assert!(started.elapsed() < Duration::from_secs(20), "cancel took {:?}", started.elapsed());
         canceller.await.unwrap().unwrap();

@@ -33,9 +33,12 @@ const V1_PARTITION_META: &[u8] = b"partition/";
 /// Puts per write batch while upgrading.
 const CHUNK: usize = 1024;
 
+/// Rewrites a data directory of one format into the next.
+type Step = fn(&Storage) -> Result<(), StorageError>;
+
 /// Upgrades from format `from` to the current one, one format at a time.
 pub fn run(storage: &Storage, from: u32) -> Result<(), StorageError> {
-    let steps: [(u32, fn(&Storage) -> Result<(), StorageError>); 3] = [(1, from_v1), (2, from_v2), (3, from_v3)];
+    let steps: [(u32, Step); 3] = [(1, from_v1), (2, from_v2), (3, from_v3)];
     for (format, step) in steps {
         if from <= format {
             tracing::info!("upgrading the data directory from storage format {format} to {}", format + 1);
