@@ -100,9 +100,8 @@ fn attach_until_done(ingress: &str, id: &str) -> Reply {
 fn sigkill_at_random_points_loses_nothing_acknowledged() {
     let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15);
     let mut rng = Rng(seed);
-    let mut perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "50ms")]);
-    let svc = TsServices::start("h2", "crash");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (mut perdure, _svc) = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "50ms")])
+        .serving(TsServices::start("h2", "crash"), json!({}));
     let ingress = perdure.ingress.clone();
 
     let mut ops = Vec::new();
