@@ -33,7 +33,7 @@ fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_dr
             .then_some(())
     });
     let v2 = TsServices::start("h2", "v2");
-    perdure.register(&v2.url(), json!({}));
+    perdure.deploy(&v2.url(), json!({}));
 
     // What the CDK construct asks before pruning, and how it finds a deployment by endpoint.
     let counted = rows(

@@ -409,18 +409,14 @@ fn rust_sdk_deployments_pin_running_invocations_and_ramp_by_key() {
     use crate::rust_sdk::RustServices;
     let perdure = Perdure::start();
     let v1 = RustServices::start_tagged("rust-v1");
-    let (status, body) = perdure.register(&v1.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let dp1 = body["id"].as_str().unwrap().to_owned();
+    let dp1 = perdure.deploy(&v1.url(), json!({}));
     let sleeping: Vec<String> = (0..3).map(|_| send(&perdure, "RustTagged/sleepy", "1500")).collect();
     eventually(Duration::from_secs(10), "the sleepers to be pinned", || {
         (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 3).then_some(())
     });
 
     let v2 = RustServices::start_tagged("rust-v2");
-    let (status, body) = perdure.register(&v2.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let dp2 = body["id"].as_str().unwrap().to_owned();
+    let dp2 = perdure.deploy(&v2.url(), json!({}));
     assert_eq!(post_json(&format!("{}/RustTagged/sleepy", perdure.ingress), "1").body, "\"rust-v2\"");
     for id in &sleeping {
         assert_eq!(attach(&perdure, id).body, "\"rust-v1\"", "finished on the deployment it started on");
