@@ -22,7 +22,7 @@ use super::{AdminState, router};
 use crate::engine::keyspace::{PartitionInfo, key_range};
 use crate::ids::DeploymentId;
 use crate::ingress::Ingress;
-use crate::partition::{self, Partition};
+use crate::partition::{self, Partition, Wiring};
 use crate::protocol::Manifest;
 use crate::protocol::manifest::parse_manifest;
 use crate::schema::tests::{Pending, registration};
@@ -84,16 +84,16 @@ impl Gateway {
             let log = RocksLog::open(storage.clone(), db.log_writer(), LogId::Partition(id), meta.applied_lsn)
                 .expect("partition log");
             let tail = log.tail().await.expect("log tail");
-            let partition = Partition::new(
+            let partition = Partition::new(Wiring {
                 info,
-                storage.clone(),
+                storage: storage.clone(),
                 log,
                 tail,
                 inbox,
-                partitions.clone(),
-                invoker_handle.clone(),
-                Arc::new(AtomicU64::new(0)),
-            )
+                partitions: partitions.clone(),
+                attempts: Arc::new(invoker_handle.clone()),
+                applied: Arc::new(AtomicU64::new(0)),
+            })
             .expect("partition");
             let rx = shutdown_rx.clone();
             // As the server runs them: each on a thread of its own.
