@@ -207,7 +207,8 @@ async fn exchange(
         spans.executed_version(executed.as_deref());
     }
     reporter.pending.extend(chosen.pin(executed));
-    relay(ctx, spec, schema, &destination, timeouts, response.body, request_stream, notifications, reporter).await
+    let open = Open { ctx, spec, schema, destination: &destination, timeouts };
+    relay(open, response.body, request_stream, notifications, reporter).await
 }
 
 /// Reads the journal to replay (and an object's state, when sent eagerly), off the async workers.
@@ -230,20 +231,25 @@ async fn read_replay(
     .map_err(|e| AttemptFailure::internal(format!("reading the journal: {e}")))
 }
 
-/// Step 5: turns the response body into effects, chunk by chunk, and (bidi) forwards the
-/// partition's notifications until the request side closes.
-#[allow(clippy::too_many_arguments)]
-async fn relay(
-    ctx: &AttemptContext,
-    spec: &InvokeAttempt,
-    schema: &Schema,
-    destination: &Destination,
+/// An attempt whose request is out: what reading its answer needs.
+struct Open<'a> {
+    ctx: &'a AttemptContext,
+    spec: &'a InvokeAttempt,
+    schema: &'a Schema,
+    destination: &'a Destination,
     timeouts: Timeouts,
+}
+
+/// Step 5: turns the response body into effects, chunk by chunk, and (bidi) forwards the
+/// partition's notifications into the request stream until it closes.
+async fn relay(
+    open: Open<'_>,
     mut body: ResponseBody,
     mut request_stream: Option<mpsc::UnboundedSender<bytes::Bytes>>,
     notifications: &mut mpsc::UnboundedReceiver<(u32, JournalEntry)>,
     reporter: &mut Reporter<'_>,
 ) -> Result<(), AttemptFailure> {
+    let Open { ctx, spec, schema, destination, timeouts } = open;
     let mut translator = Translator::new(ctx.config.message_size_limit);
     let mut next_forward = spec.journal_len;
     loop {

@@ -193,3 +193,154 @@ pub fn protocol_label(endpoint: &Endpoint) -> &'static str {
         Endpoint::Lambda { .. } => "lambda",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::records::HandlerKind;
+    use crate::invoker::scripted::{first_attempt, greet, http_deployment, lambda_deployment, schema_of};
+
+    fn pinned_to(schema: &Schema, uri: &str) -> InvokeAttempt {
+        let deployment = schema.deployments.values().find(|d| d.endpoint.address() == uri).expect("registered");
+        InvokeAttempt {
+            deployment: Some(PinnedDeployment {
+                deployment: deployment.id,
+                protocol_version: 6,
+                executed_version: None,
+                revision: 1,
+            }),
+            ..first_attempt(greet(), 1)
+        }
+    }
+
+    #[test]
+    fn a_first_attempt_runs_on_the_latest_revision_and_pins_it_with_its_settings() {
+        let schema = schema_of(vec![http_deployment("http://v1/", true), http_deployment("http://v2/", true)]);
+        let latest = &schema.services["Greeter"];
+        let mut chosen = choose(&schema, &first_attempt(greet(), 1)).unwrap();
+        assert_eq!(chosen.deployment.id, latest.deployment_id);
+        assert_eq!(chosen.version, ServiceProtocolVersion::V6, "the manifest speaks 5..7: this server's highest");
+        let handler = latest.handler("greet").unwrap();
+        let pin = PinnedDeployment {
+            deployment: latest.deployment_id,
+            protocol_version: 6,
+            executed_version: Some("9".into()),
+            revision: latest.revision,
+        };
+        assert_eq!(
+            chosen.pin(Some("9".into())),
+            vec![
+                Effect::Pinned(pin),
+                Effect::Settings { retry_policy: latest.retry_policy(handler), retention: latest.retention(handler) }
+            ]
+        );
+        assert_eq!(chosen.pin(None), vec![], "recorded once");
+    }
+
+    #[test]
+    fn a_pinned_attempt_runs_where_it_is_pinned_and_records_nothing() {
+        let schema = schema_of(vec![http_deployment("http://v1/", true), http_deployment("http://v2/", true)]);
+        let spec = pinned_to(&schema, "http://v1/");
+        let mut chosen = choose(&schema, &spec).unwrap();
+        assert_eq!(chosen.deployment.endpoint.address(), "http://v1/", "not the latest");
+        assert_eq!(chosen.pin(None), vec![]);
+    }
+
+    #[test]
+    fn what_is_gone_ends_the_invocation_with_its_code_and_a_message_that_names_it() {
+        let schema = schema_of(vec![http_deployment("http://v1/", true)]);
+        let failure = |spec: &InvokeAttempt| {
+            let f = choose(&schema, spec).expect_err("cannot run");
+            assert!(!f.is_transient(), "{f:?}");
+            (f.info.code, f.info.message)
+        };
+        let mut removed = pinned_to(&schema, "http://v1/");
+        let gone = crate::ids::DeploymentId::generate();
+        removed.deployment.as_mut().unwrap().deployment = gone;
+        assert_eq!(
+            failure(&removed),
+            (
+                410,
+                format!(
+                    "the deployment {gone} that Greeter/greet was pinned to was removed (force) before it completed"
+                )
+            )
+        );
+        let mut unsupported = pinned_to(&schema, "http://v1/");
+        unsupported.deployment.as_mut().unwrap().protocol_version = 4;
+        assert_eq!(failure(&unsupported), (500, "unsupported pinned protocol version 4".into()));
+
+        let mut unknown = first_attempt(greet(), 1);
+        unknown.target.service = "Gone".into();
+        assert_eq!(failure(&unknown), (404, "the service 'Gone' is no longer registered".into()));
+        let mut handler_gone = first_attempt(greet(), 1);
+        handler_gone.target.handler = "wave".into();
+        let d = schema.services["Greeter"].deployment_id;
+        assert_eq!(
+            failure(&handler_gone),
+            (404, format!("the handler 'wave' of 'Greeter' is gone: revision 1 (deployment {d}) does not serve it"))
+        );
+        let mut other_kind = first_attempt(greet(), 1);
+        other_kind.target.handler_kind = HandlerKind::Shared;
+        assert_eq!(
+            failure(&other_kind),
+            (
+                409,
+                format!(
+                    "the handler Greeter/greet was called as Shared but revision 1 (deployment {d}) serves it as Unkeyed"
+                )
+            )
+        );
+        let sent = InvokeAttempt { requested_deployment: Some(gone), ..first_attempt(greet(), 1) };
+        assert_eq!(
+            failure(&sent),
+            (
+                410,
+                format!(
+                    "the deployment {gone} that Greeter/greet was sent to (x-perdure-deployment) was removed before it started"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn a_paused_deployment_holds_a_first_attempt_pinned_to_it() {
+        let mut schema = schema_of(vec![http_deployment("http://v1/", true)]);
+        let id = schema.services["Greeter"].deployment_id;
+        schema.deployments.get_mut(&id).unwrap().paused = true;
+        let effects = choose(&schema, &first_attempt(greet(), 1)).unwrap().held(&first_attempt(greet(), 1));
+        assert!(
+            matches!(&effects[..], [Effect::Pinned(p), Effect::Settings { .. }, Effect::Held { .. }] if p.deployment == id)
+        );
+        let Some(Effect::Held { message }) = effects.last() else { unreachable!() };
+        assert_eq!(
+            message,
+            &format!(
+                "deployment {id} is paused: Greeter/greet waits until it is resumed (POST /deployments/{id}/resume)"
+            )
+        );
+        let pinned = pinned_to(&schema, "http://v1/");
+        assert!(matches!(&choose(&schema, &pinned).unwrap().held(&pinned)[..], [Effect::Held { .. }]));
+    }
+
+    #[test]
+    fn only_an_http_deployment_serving_bidi_streams_keeps_the_request_open() {
+        let spec = first_attempt(greet(), 1);
+        let timeouts = |req| choose(&schema_of(vec![req]), &spec).unwrap().timeouts(&spec);
+        let bidi = timeouts(http_deployment("http://v1/", true));
+        let defaults = crate::schema::SchemaDefaults::default();
+        assert_eq!(bidi.inactivity, Duration::from_millis(defaults.inactivity_timeout));
+        assert_eq!(bidi.abort, Duration::from_millis(defaults.abort_timeout));
+        assert_eq!(timeouts(http_deployment("http://v1/", false)).inactivity, Duration::ZERO);
+        let lambda = timeouts(lambda_deployment("arn:aws:lambda:eu-west-1:1:function:f:live", &[]));
+        assert_eq!((lambda.inactivity, lambda.abort), (Duration::ZERO, bidi.abort));
+    }
+
+    #[test]
+    fn metrics_name_the_protocol_of_the_endpoint() {
+        let http2 = Endpoint::Http { uri: "http://h/".into(), http_version: HttpVersion::Http2 };
+        let http1 = Endpoint::Http { uri: "http://h/".into(), http_version: HttpVersion::Http11 };
+        let lambda = Endpoint::Lambda { arn: "arn".into(), assume_role_arn: None };
+        assert_eq!([&http2, &http1, &lambda].map(protocol_label), ["http2", "http1", "lambda"]);
+    }
+}

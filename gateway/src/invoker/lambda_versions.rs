@@ -190,3 +190,79 @@ pub fn change_to_record(
         check: check.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invoker::scripted::{lambda_deployment, schema_of};
+
+    const ALIAS: &str = "arn:aws:lambda:eu-west-1:1:function:greeter:live";
+
+    fn check(compatible: bool) -> LambdaVersionCheck {
+        LambdaVersionCheck { compatible, changes: vec!["Greeter: the service is gone".into()], seen_at: 5 }
+    }
+
+    fn held_at(versions: &[(&str, bool)], held: &str) -> Schema {
+        let mut schema = schema_of(vec![lambda_deployment(ALIAS, versions)]);
+        for d in schema.deployments.values_mut() {
+            d.lambda_versions.held_at = Some(held.into());
+        }
+        schema
+    }
+
+    #[test]
+    fn while_held_new_invocations_stay_until_the_alias_points_at_a_version_that_passed_or_a_new_one() {
+        let schema = held_at(&[("1", true), ("2", false), ("3", true)], "1");
+        let versions = &schema.deployments.values().next().unwrap().lambda_versions;
+        assert_eq!(while_held(versions, "1".into(), None), WhileHeld::Held("1".into()), "cannot tell where it points");
+        assert_eq!(while_held(versions, "1".into(), Some("2")), WhileHeld::Held("1".into()), "still at the failed one");
+        assert_eq!(
+            while_held(versions, "1".into(), Some("3")),
+            WhileHeld::Passed("3".into(), versions.seen["3"].clone()),
+            "moved to one that passed"
+        );
+        assert_eq!(while_held(versions, "1".into(), Some("4")), WhileHeld::Unseen, "a new one: its check decides");
+    }
+
+    #[test]
+    fn a_version_checked_before_keeps_its_verdict_and_a_new_one_has_none() {
+        let schema = schema_of(vec![lambda_deployment(ALIAS, &[("1", true), ("2", false)])]);
+        let deployment = schema.deployments.values().next().unwrap();
+        let arn = FunctionArn::parse(ALIAS).unwrap();
+        assert!(matches!(verdict(deployment, &arn, "1"), Some(Ok(()))));
+        assert!(verdict(deployment, &arn, "3").is_none());
+        let refused = verdict(deployment, &arn, "2").unwrap().unwrap_err();
+        assert_eq!(refused.info.code, 409);
+        assert!(refused.is_transient(), "the next attempt goes to the version held");
+        assert_eq!(
+            refused.info.message,
+            format!(
+                "Lambda version 2 behind alias 'live' of deployment {} does not match what was registered \
+                 (Greeter: the service is gone); new invocations stay on the last version that does until the \
+                 alias is registered again with breaking=true",
+                deployment.id
+            )
+        );
+    }
+
+    #[test]
+    fn a_check_is_recorded_once_and_a_passing_version_ends_the_hold() {
+        let free = schema_of(vec![lambda_deployment(ALIAS, &[("1", true)])]);
+        let deployment = free.deployments.values().next().unwrap().clone();
+        assert!(change_to_record(&free, &deployment, "1", &check(true)).is_none(), "already recorded");
+        assert!(matches!(
+            change_to_record(&free, &deployment, "2", &check(false)),
+            Some(SchemaChange::LambdaVersion { version, check, .. }) if version == "2" && !check.compatible
+        ));
+        let held = held_at(&[("1", true), ("2", false)], "1");
+        let deployment = held.deployments.values().next().unwrap().clone();
+        assert!(change_to_record(&held, &deployment, "2", &check(false)).is_none(), "held for it already");
+        assert!(
+            change_to_record(&held, &deployment, "1", &check(true)).is_some(),
+            "seen, but recording it again ends the hold"
+        );
+        let mut gone = held.clone();
+        gone.deployments.clear();
+        assert!(change_to_record(&gone, &deployment, "3", &check(true)).is_none(), "the deployment is gone");
+    }
+}

@@ -39,6 +39,8 @@ pub mod request;
 #[cfg(test)]
 pub mod scripted;
 pub mod spans;
+#[cfg(test)]
+mod tests;
 pub mod translate;
 pub mod transport;
 

@@ -129,3 +129,120 @@ pub fn forwarded_frame(entry: &JournalEntry) -> Bytes {
     frame::encode(entry.ty, &entry.payload, &mut out);
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::records::{HandlerKind, ServiceKind, Target};
+    use crate::invoker::scripted::{decode_all, first_attempt, greet, input_entry};
+
+    fn counter(key: &str) -> Target {
+        Target {
+            service: "Counter".into(),
+            handler: "add".into(),
+            key: Some(key.into()),
+            service_kind: ServiceKind::VirtualObject,
+            handler_kind: HandlerKind::Exclusive,
+        }
+    }
+
+    fn start_of(frames: &[u8]) -> (StartMessage, Vec<crate::protocol::Frame>) {
+        let frames = decode_all(frames);
+        assert_eq!(frames[0].ty, ty::START);
+        (frames[0].decode_message().unwrap(), frames[1..].to_vec())
+    }
+
+    #[test]
+    fn the_start_message_takes_the_time_since_the_journal_was_written_from_the_clock_given() {
+        let spec = InvokeAttempt { retry_count: 3, journal_modified_at: 10_000, ..first_attempt(greet(), 2) };
+        let journal =
+            [input_entry("\"Ada\""), JournalEntry { ty: 0x0411, payload: Bytes::from_static(b"run"), appended_at: 9 }];
+        let (start, replayed) = start_of(&start_frames(&spec, &journal, None, 1 << 20, 12_500).unwrap());
+        assert_eq!(start.duration_since_last_stored_entry, 2_500);
+        assert_eq!(start.retry_count_since_last_stored_entry, 3);
+        assert_eq!((start.known_entries, start.debug_id.clone()), (2, spec.id.to_string()));
+        assert_eq!(start.random_seed, spec.id.random_seed());
+        assert_eq!(&start.id[..], &spec.id.to_bytes()[..]);
+        assert!(start.partial_state && start.state_map.is_empty(), "no eager state: the SDK reads it lazily");
+        let replayed: Vec<_> = replayed.into_iter().map(|f| (f.ty, f.payload)).collect();
+        assert_eq!(replayed, journal.iter().map(|e| (e.ty, e.payload.clone())).collect::<Vec<_>>(), "verbatim");
+        let early = start_of(&start_frames(&spec, &journal, None, 1 << 20, 9_000).unwrap()).0;
+        assert_eq!(early.duration_since_last_stored_entry, 0, "a clock behind the journal reads as no time");
+    }
+
+    #[test]
+    fn eager_state_goes_whole_up_to_the_limit_and_the_rest_is_read_lazily() {
+        let spec = first_attempt(counter("k1"), 1);
+        let state = || vec![(Bytes::from("a"), Bytes::from("1234")), (Bytes::from("b"), Bytes::from("5678"))];
+        let journal = [input_entry("1")];
+        let (whole, _) = start_of(&start_frames(&spec, &journal, Some(state()), 10, 0).unwrap());
+        assert_eq!((whole.state_map.len(), whole.partial_state, whole.key.as_str()), (2, false, "k1"));
+        let (partial, _) = start_of(&start_frames(&spec, &journal, Some(state()), 9, 0).unwrap());
+        assert_eq!((partial.state_map.len(), partial.partial_state), (1, true));
+        assert_eq!(partial.state_map[0], StateEntry { key: "a".into(), value: "1234".into() });
+    }
+
+    #[test]
+    fn an_object_gets_eager_state_unless_lazy_or_turned_off() {
+        let object = first_attempt(counter("k1"), 1);
+        let expected = Some(ObjectKey { service: "Counter".into(), key: "k1".into() });
+        assert_eq!(eager_state(&object, false, 1), expected);
+        assert_eq!(eager_state(&object, true, 1), None, "the handler reads state lazily");
+        assert_eq!(eager_state(&object, false, 0), None, "eager state is off");
+        assert_eq!(eager_state(&first_attempt(greet(), 1), false, 1), None, "a service has no state");
+    }
+
+    #[test]
+    fn a_journal_shorter_than_the_attempt_expects_is_not_replayed() {
+        let spec = first_attempt(greet(), 2);
+        let failure = start_frames(&spec, &[input_entry("1")], None, 0, 0).unwrap_err();
+        assert_eq!(
+            (failure.info.code, failure.info.message.as_str()),
+            (500, "reading the journal: expected 2 entries, found 1")
+        );
+        assert!(failure.is_transient());
+    }
+
+    #[test]
+    fn the_head_carries_the_version_the_key_the_configured_headers_the_signature_and_the_trace() {
+        let spec = first_attempt(counter("a b/c"), 1);
+        let configured = BTreeMap::from([("x-env".to_owned(), "prod".to_owned())]);
+        let deployment = BTreeMap::from([("authorization".to_owned(), "Bearer t".to_owned())]);
+        let headers = invocation_headers(
+            &spec,
+            HeaderSources {
+                version: ServiceProtocolVersion::V5,
+                configured: &configured,
+                deployment: &deployment,
+                signature: vec![("x-restate-signature-scheme", "v1".into())],
+                traceparent: Some("00-abc-def-01".into()),
+            },
+        );
+        let v5 = "application/vnd.restate.invocation.v5";
+        let expected = [
+            ("content-type", v5),
+            ("accept", v5),
+            ("x-restate-invocation-id", &spec.id.to_string()),
+            ("x-restate-service-key", "a%20b%2Fc"),
+            ("x-env", "prod"),
+            ("authorization", "Bearer t"),
+            ("x-restate-signature-scheme", "v1"),
+            ("traceparent", "00-abc-def-01"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(headers, expected);
+        assert_eq!(invoke_path(&spec), "/invoke/Counter/add");
+    }
+
+    #[test]
+    fn a_forwarded_notification_is_framed_as_stored() {
+        let entry = JournalEntry {
+            ty: ty::SLEEP_COMPLETION_NOTIFICATION,
+            payload: Bytes::from_static(b"\x08\x01"),
+            appended_at: 0,
+        };
+        let frames = decode_all(&forwarded_frame(&entry));
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].ty, &frames[0].payload[..]), (entry.ty, &entry.payload[..]));
+    }
+}

@@ -24,9 +24,9 @@ use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{JournalEntry, PartitionMeta, Target};
 use crate::engine::store::Write;
 use crate::ids::{DeploymentId, InvocationId};
+use crate::protocol::ServiceProtocolVersion;
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::messages::ty;
-use crate::protocol::{Manifest, ServiceProtocolVersion};
 use crate::schema::{Endpoint, RegisterRequest, SchemaDefaults, SchemaRegistry};
 use crate::storage::Database;
 
@@ -191,9 +191,8 @@ impl Fixture {
         Self { db, schema, partitions, inbox, _dir: dir }
     }
 
-    /// Registers a deployment serving `manifest` at `endpoint`; its id.
-    pub async fn register(&self, endpoint: Endpoint, manifest: Manifest) -> DeploymentId {
-        let req = RegisterRequest { endpoint, ..crate::schema::tests::registration("http://unused/", manifest) };
+    /// Registers a deployment ([`http_deployment`], [`lambda_deployment`]); its id.
+    pub async fn register(&self, req: RegisterRequest) -> DeploymentId {
         let pending = crate::schema::tests::Pending::default();
         let outcome = self
             .schema
@@ -230,6 +229,18 @@ impl Fixture {
         let writes: Vec<Write> =
             entries.iter().enumerate().map(|(i, e)| Write::PutJournal(id, i as u32, e.clone())).collect();
         self.db.storage().write_partition_state(0, &writes, &PartitionMeta::default()).expect("journal stored");
+    }
+
+    /// Stores the status of an invocation whose current attempt is `spec`, running (what the
+    /// partition writes before it asks for the attempt).
+    pub fn store_invocation(&self, spec: &InvokeAttempt) {
+        use crate::engine::records::{AttemptState, InvocationStatus, Phase};
+        let mut status = InvocationStatus::sample(spec.target.clone(), Phase::Invoked);
+        status.attempt = AttemptState { attempt: spec.attempt, in_flight: true, ..Default::default() };
+        status.journal_len = spec.journal_len;
+        status.journal_modified_at = spec.journal_modified_at;
+        let write = Write::PutInvocation(spec.id, Box::new(status));
+        self.db.storage().write_partition_state(0, &[write], &PartitionMeta::default()).expect("status stored");
     }
 
     /// Stores a value of an object's state.
@@ -293,4 +304,41 @@ pub fn input_entry(body: &str) -> JournalEntry {
     use crate::protocol::messages::{InputCommandMessage, Value};
     let input = InputCommandMessage { headers: vec![], value: Some(Value::new(body.to_owned())), name: String::new() };
     JournalEntry { ty: ty::INPUT_COMMAND, payload: prost::Message::encode_to_vec(&input).into(), appended_at: 1_000 }
+}
+
+/// A schema with these registrations applied, in order (each promoted to latest).
+pub fn schema_of(registrations: Vec<RegisterRequest>) -> crate::schema::Schema {
+    let mut schema = crate::schema::Schema::default();
+    for req in registrations {
+        let pending = crate::schema::tests::Pending::default();
+        let (change, _) =
+            crate::schema::register(&schema, req, &SchemaDefaults::default(), &pending).expect("registers");
+        schema.apply(change.expect("a new deployment"));
+    }
+    schema
+}
+
+/// An HTTP/2 deployment at `uri` serving the test manifest (`Greeter/greet`, `Counter/add|get`)
+/// as bidi streams, or as request/response.
+pub fn http_deployment(uri: &str, bidi: bool) -> RegisterRequest {
+    let mut manifest = crate::schema::tests::manifest("");
+    if !bidi {
+        manifest.protocol_mode = crate::protocol::manifest::ProtocolMode::RequestResponse;
+    }
+    crate::schema::tests::registration(uri, manifest)
+}
+
+/// A Lambda deployment of `arn` serving the test manifest, with these versions seen behind it.
+pub fn lambda_deployment(arn: &str, seen: &[(&str, bool)]) -> RegisterRequest {
+    let mut req = http_deployment(arn, false);
+    req.endpoint = Endpoint::Lambda { arn: arn.to_owned(), assume_role_arn: None };
+    for (version, compatible) in seen {
+        let check = crate::schema::LambdaVersionCheck {
+            compatible: *compatible,
+            changes: if *compatible { vec![] } else { vec!["Greeter: the service is gone".into()] },
+            seen_at: 1_000,
+        };
+        req.lambda_versions.seen.insert((*version).to_owned(), check);
+    }
+    req
 }

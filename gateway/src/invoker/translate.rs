@@ -176,3 +176,172 @@ pub fn resolve_call(
     };
     Ok((svc.target(h, key), svc.retry_policy(h), svc.retention(h)))
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::invoker::scripted::{end, http_deployment, message, output, schema_of};
+    use crate::protocol::messages::{
+        CallCommandMessage, ErrorMessage, Failure, ProposeRunCompletionMessage, StartMessage, SuspensionMessage, ty,
+    };
+
+    fn schema() -> Schema {
+        schema_of(vec![http_deployment("http://v1/", true)])
+    }
+
+    /// Feeds `bytes` in chunks of `size`; the effects, and whether the terminal message came.
+    fn translate(bytes: &[u8], size: usize) -> Result<(Vec<Effect>, bool), AttemptFailure> {
+        let (schema, mut translator, mut effects) = (schema(), Translator::new(1 << 20), Vec::new());
+        for chunk in bytes.chunks(size) {
+            translator.push(chunk, &schema, None, &mut effects)?;
+        }
+        Ok((effects, translator.ended()))
+    }
+
+    fn call(service: &str, handler: &str, key: &str) -> Bytes {
+        let call = CallCommandMessage {
+            service_name: service.into(),
+            handler_name: handler.into(),
+            key: key.into(),
+            result_completion_id: 2,
+            invocation_id_notification_idx: 1,
+            name: "charge".into(),
+            ..Default::default()
+        };
+        message(ty::CALL_COMMAND, &call)
+    }
+
+    #[test]
+    fn messages_become_effects_in_order_however_the_body_is_cut_and_nothing_after_the_end_counts() {
+        let body = [output("\"hi\""), end(), output("\"after\"")].concat();
+        for size in [1, 3, 8, body.len()] {
+            let (effects, ended) = translate(&body, size).unwrap();
+            assert!(ended, "chunks of {size}");
+            assert!(
+                matches!(
+                    &effects[..],
+                    [Effect::Command { ty: ty::OUTPUT_COMMAND, call_target: None, .. }, Effect::Ended]
+                ),
+                "chunks of {size}: {effects:?}"
+            );
+            let Effect::Command { payload, .. } = &effects[0] else { unreachable!() };
+            assert_eq!(payload[..], output("\"hi\"")[8..], "the command's payload, exactly as received");
+        }
+        let (effects, ended) = translate(&output("1")[..5], 5).unwrap();
+        assert!(effects.is_empty() && !ended, "half a frame waits for the rest");
+    }
+
+    #[test]
+    fn a_call_carries_its_callee_resolved_against_the_schema() {
+        let (effects, _) =
+            translate(&[call("Counter", "add", "k1"), call("Greeter", "greet", "ignored")].concat(), 64).unwrap();
+        let targets: Vec<_> = effects
+            .iter()
+            .map(|e| match e {
+                Effect::Command { call_target: Some(t), call_policy: Some(_), .. } => {
+                    (t.service.as_str(), t.key.clone())
+                }
+                other => panic!("a call with its target and policy: {other:?}"),
+            })
+            .collect();
+        assert_eq!(targets, [("Counter", Some("k1".to_owned())), ("Greeter", None)], "a service's key is dropped");
+    }
+
+    #[test]
+    fn a_call_that_cannot_be_resolved_fails_the_attempt_naming_the_command() {
+        for (bytes, expected) in [
+            (call("Nope", "x", ""), "the call target service 'Nope' is not registered"),
+            (call("Greeter", "wave", ""), "the service 'Greeter' has no handler 'wave'"),
+            (call("Counter", "add", ""), "calling 'Counter/add' needs a key: 'Counter' is keyed"),
+        ] {
+            let failure = translate(&bytes, 64).unwrap_err();
+            assert_eq!((failure.info.code, failure.info.message.as_str()), (500, expected));
+            assert_eq!(failure.info.related_command_type, Some(ty::CALL_COMMAND));
+            assert_eq!(failure.info.related_command_name.as_deref(), Some("charge"));
+            assert!(failure.is_transient(), "registering the target lets the next attempt go on");
+        }
+    }
+
+    #[test]
+    fn what_the_protocol_forbids_is_a_protocol_violation() {
+        let start = message(ty::START, &StartMessage::default());
+        let failure = translate(&start, 64).unwrap_err();
+        assert_eq!(failure.info.code, 571);
+        assert!(failure.info.message.starts_with("protocol violation: "), "{failure:?}");
+        let empty_suspension = message(ty::SUSPENSION, &SuspensionMessage::default());
+        assert_eq!(translate(&empty_suspension, 64).unwrap_err().info.code, 571);
+        let (schema, mut small, mut effects) = (schema(), Translator::new(4), Vec::new());
+        let too_large = small.push(&output("a long enough value"), &schema, None, &mut effects).unwrap_err();
+        assert_eq!(too_large.info.code, 571, "over the message size limit");
+    }
+
+    #[test]
+    fn the_sdk_error_keeps_its_code_stacktrace_and_retry_delay() {
+        let error = ErrorMessage {
+            code: 70_000,
+            message: "boom".into(),
+            stacktrace: "at handler".into(),
+            related_command_index: Some(3),
+            related_command_name: Some("charge".into()),
+            related_command_type: Some(u32::from(ty::RUN_COMMAND)),
+            next_retry_delay: Some(u64::MAX),
+            behavior: None,
+        };
+        let (effects, ended) = translate(&message(ty::ERROR, &error), 64).unwrap();
+        assert!(ended);
+        let [Effect::Failed { failure, next_retry_delay_ms, terminal: false }] = &effects[..] else {
+            panic!("{effects:?}")
+        };
+        assert_eq!((failure.code, failure.message.as_str()), (500, "boom\nat handler"), "a code past u16 is 500");
+        assert_eq!((failure.related_command_index, failure.related_command_type), (Some(3), Some(ty::RUN_COMMAND)));
+        assert_eq!(*next_retry_delay_ms, Some(crate::durations::MAX_MS));
+    }
+
+    #[test]
+    fn a_suspension_and_a_proposed_run_result_become_their_effects() {
+        let proposal = ProposeRunCompletionMessage {
+            result_completion_id: 4,
+            result: Some(ProposedRunResult::Failure(Failure::new(400, "no"))),
+        };
+        let suspension =
+            SuspensionMessage { waiting_completions: vec![4], waiting_signals: vec![17], ..Default::default() };
+        let body = [message(ty::PROPOSE_RUN_COMPLETION, &proposal), message(ty::SUSPENSION, &suspension)].concat();
+        let (effects, ended) = translate(&body, 64).unwrap();
+        assert!(ended);
+        assert_eq!(
+            effects,
+            vec![
+                Effect::ProposeRun {
+                    completion_id: 4,
+                    result: InvocationResult::Failure { code: 400, message: "no".into() }
+                },
+                Effect::Suspended(WaitSet { completions: vec![4], signals: vec![17], named_signals: vec![] }),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_head_must_be_a_success_of_the_content_type_asked_for() {
+        let v6 = "application/vnd.restate.invocation.v6";
+        let headers = |pairs: &[(http::HeaderName, &str)]| {
+            pairs.iter().map(|(k, v)| (k.clone(), v.parse().unwrap())).collect::<http::HeaderMap>()
+        };
+        assert!(check_head(http::StatusCode::OK, &headers(&[(http::header::CONTENT_TYPE, v6)]), v6).is_ok());
+        let wrong = check_head(http::StatusCode::OK, &headers(&[(http::header::CONTENT_TYPE, "text/html")]), v6);
+        assert_eq!(wrong.unwrap_err().info.message, format!("content type text/html instead of {v6}"));
+        let none = check_head(http::StatusCode::OK, &headers(&[]), v6).unwrap_err();
+        assert_eq!((none.info.code, none.info.message), (571, format!("content type (none) instead of {v6}")));
+        let busy =
+            check_head(http::StatusCode::SERVICE_UNAVAILABLE, &headers(&[(http::header::RETRY_AFTER, " 3 ")]), v6);
+        let busy = busy.unwrap_err();
+        assert_eq!((busy.info.code, busy.next_retry_delay_ms), (503, Some(3_000)));
+        let date = check_head(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            v6,
+        );
+        assert_eq!(date.unwrap_err().next_retry_delay_ms, None, "only seconds are understood");
+    }
+}
