@@ -7,6 +7,10 @@
 //! the SDK reports (an `ErrorMessage` becomes an effect in [`super::translate`]), nor what a
 //! failure leads to (the engine retries a transient one by the retry policy, and ends the
 //! invocation on one that is not).
+//!
+//! Call order: a pure part (`choose`, `request`, `translate`, `lambda_versions`) or the attempt's
+//! driver builds the failure where it finds it; the driver reports it as the attempt's last
+//! effect ([`AttemptFailure::into_effect`]), after the effects that came before it.
 
 use std::time::Duration;
 

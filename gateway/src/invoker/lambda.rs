@@ -404,7 +404,7 @@ fn call_error(
         return LambdaError::Call(format!("calling {function}: {}: {message}", service.code().unwrap_or("error")));
     }
     if let Some(raw) = e.raw_response()
-        && raw.status().as_u16() == 429
+        && raw.status().as_u16() == codes::TOO_MANY_REQUESTS
     {
         return LambdaError::Throttled(format!("HTTP 429 from Lambda calling {function}"));
     }
