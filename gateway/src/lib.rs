@@ -17,8 +17,9 @@
 //!   partition, record encoding, the per-partition log and its group commit, the storage
 //!   format and upgrades from older ones.
 //! - [`schema`]: deployments, services, revisions; registration, routing and drain rules.
-//! - [`invoker`]: attempts against deployments over HTTP/2 (bidi), HTTP/1.1
-//!   (request/response) or Lambda; discovery.
+//! - [`invoker`]: attempts against deployments: pure parts (choosing, the request, translating
+//!   answers into effects), a driver, and transports behind one trait (HTTP/2 bidi, HTTP/1.1
+//!   request/response, Lambda); discovery.
 //! - [`ingress`]: the Restate-compatible HTTP ingress.
 //! - [`admin`]: the admin REST API and the web console.
 //! - [`query`]: SQL introspection over Restate's system tables: the tables, their streaming

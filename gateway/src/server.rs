@@ -20,7 +20,7 @@ use crate::engine::keyspace::{PartitionInfo, key_range};
 use crate::ingress::{self, Ingress};
 use crate::invoker::identity::RequestIdentity;
 use crate::invoker::lambda::{LambdaClients, LambdaSettings};
-use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig, InvokerHandle};
+use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig, InvokerHandle, Transports};
 use crate::partition::{self, Partition, RunError, Wiring};
 use crate::schema::SchemaRegistry;
 use crate::storage::log::{Log, LogId, RocksLog};
@@ -137,7 +137,7 @@ impl Server {
                 .unwrap_or(usize::MAX),
         }));
         let context = AttemptContext {
-            client: client.clone(),
+            transports: Transports::network(client.clone(), lambda.clone()),
             lambda: lambda.clone(),
             schema: schema.clone(),
             storage: storage.clone(),

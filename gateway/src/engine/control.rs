@@ -15,6 +15,7 @@ use super::records::{
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{DeploymentId, InvocationId};
+use crate::protocol::codes;
 use crate::protocol::messages::{InputCommandMessage, NotificationMessage, NotificationResult as WireResult, ty};
 
 /// The signal index of cancellation (spec §8: 1 = CANCEL).
@@ -75,7 +76,7 @@ pub fn on_deployment_removed<S: Store>(ctx: &mut Ctx<'_, '_, S>, deployment: Dep
                 status.target.display()
             )
         };
-        complete(ctx, id, status, InvocationResult::Failure { code: 410, message })?;
+        complete(ctx, id, status, InvocationResult::Failure { code: codes::GONE, message })?;
     }
     Ok(())
 }
@@ -103,7 +104,7 @@ fn cancel<S: Store>(
     id: InvocationId,
     mut status: InvocationStatus,
 ) -> StoreResult<ControlOutcome> {
-    let canceled = InvocationResult::Failure { code: 409, message: "canceled".into() };
+    let canceled = InvocationResult::Failure { code: codes::CANCELED, message: "canceled".into() };
     match status.phase {
         Phase::Completed { .. } => Ok(ControlOutcome::AlreadyCompleted),
         Phase::Scheduled { .. } | Phase::Inboxed { .. } => {
@@ -147,7 +148,7 @@ fn kill<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, status: Invocation
             children.push(child);
         }
     }
-    complete(ctx, id, status, InvocationResult::Failure { code: 409, message: "killed".into() })?;
+    complete(ctx, id, status, InvocationResult::Failure { code: codes::KILLED, message: "killed".into() })?;
     for child in children {
         ctx.route(OutboxMessage::Kill { target: child });
     }

@@ -12,6 +12,7 @@ use super::records::{
 };
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
+use crate::protocol::codes;
 use crate::protocol::messages::ty;
 
 pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> StoreResult<()> {
@@ -70,7 +71,8 @@ pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> Sto
             Effect::Held { message } => {
                 status.attempt.in_flight = false;
                 status.attempt.next_retry_at_ms = None;
-                status.attempt.last_failure = Some(FailureInfo { code: 503, message, ..Default::default() });
+                status.attempt.last_failure =
+                    Some(FailureInfo { code: codes::UNAVAILABLE, message, ..Default::default() });
                 status.phase = Phase::Paused;
                 status.held = true;
                 break;
@@ -116,7 +118,7 @@ fn end<S: Store>(ctx: &mut Ctx<'_, '_, S>, id: InvocationId, mut status: Invocat
         }
         None => {
             let failure = FailureInfo {
-                code: 571,
+                code: codes::PROTOCOL_VIOLATION,
                 message: "protocol violation: the deployment sent End without an Output command".into(),
                 ..Default::default()
             };
@@ -149,7 +151,7 @@ fn fail<S: Store>(
                 return Ok(false);
             }
             OnMaxAttempts::Kill => {
-                let result = InvocationResult::Failure { code: 500, message };
+                let result = InvocationResult::Failure { code: codes::INTERNAL, message };
                 complete(ctx, id, status.clone(), result)?;
                 return Ok(true);
             }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::records::{InvocationResult, Notification, NotificationId, NotificationResult};
+use crate::protocol::codes;
 use crate::protocol::messages::{
     self as pm, Command, Header, InputCommandMessage, NotificationMessage, OutputResult, Value, ty,
 };
@@ -56,19 +57,14 @@ pub fn output_result(payload: &[u8]) -> Option<InvocationResult> {
     match Command::decode(ty::OUTPUT_COMMAND, payload).ok()? {
         Command::Output(out) => Some(match out.result? {
             OutputResult::Value(v) => InvocationResult::Success(v.content),
-            OutputResult::Failure(f) => InvocationResult::Failure { code: clamp_code(f.code), message: f.message },
+            OutputResult::Failure(f) => InvocationResult::Failure { code: codes::clamp(f.code), message: f.message },
         }),
         _ => None,
     }
 }
 
-/// Failure codes are HTTP-like; anything outside u16 is reported as 500.
-pub fn clamp_code(code: u32) -> u16 {
-    u16::try_from(code).unwrap_or(500)
-}
-
 pub fn failure_of(f: &pm::Failure) -> NotificationResult {
-    NotificationResult::Failure { code: clamp_code(f.code), message: f.message.clone() }
+    NotificationResult::Failure { code: codes::clamp(f.code), message: f.message.clone() }
 }
 
 pub fn value_or_failure(result: Option<pm::CompletionResult>) -> NotificationResult {

@@ -11,13 +11,17 @@ use super::records::{
 };
 use super::store::{Store, StoreResult};
 use crate::ids::InvocationId;
+use crate::protocol::codes;
 
 pub fn on_invoke<S: Store>(ctx: &mut Ctx<'_, '_, S>, req: InvokeRequest) -> StoreResult<Outcome> {
     let id = req.id;
     if req.target.handler_kind.takes_lock() && req.target.key.is_none() {
         // Ingress and the invoker give keyed handlers their key; a request without one could
         // not take the key's lock, so it ends here and the caller (if any) hears why.
-        let result = InvocationResult::Failure { code: 400, message: format!("{} needs a key", req.target.display()) };
+        let result = InvocationResult::Failure {
+            code: codes::BAD_REQUEST,
+            message: format!("{} needs a key", req.target.display()),
+        };
         if let Some(sink) = &req.sink {
             let (target, notification) = sink.notification(result.clone());
             ctx.route(OutboxMessage::Notify { target, notification });
@@ -74,9 +78,10 @@ fn attach_to_existing<S: Store>(
     // A second `run` of a finished workflow is refused; an idempotent request gets the
     // stored result back.
     let result = existing.result().map(|result| match existing.target.handler_kind {
-        HandlerKind::Workflow => {
-            InvocationResult::Failure { code: 409, message: "the workflow method was already invoked".into() }
-        }
+        HandlerKind::Workflow => InvocationResult::Failure {
+            code: codes::CONFLICT,
+            message: "the workflow method was already invoked".into(),
+        },
         _ => result.clone(),
     });
     match (&result, &req.sink) {

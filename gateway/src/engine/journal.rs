@@ -14,6 +14,7 @@ use super::records::{
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
+use crate::protocol::codes;
 use crate::protocol::messages::{
     AttachTarget, CallCommandMessage, Command, CompletionResult, OneWayCallCommandMessage, SignalId, SignalResult, ty,
 };
@@ -212,12 +213,12 @@ pub fn on_command<S: Store>(
             let Some(obj) = object else { return Ok(()) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             let answer = if promise.result.is_some() {
-                NotificationResult::Failure { code: 409, message: "promise was already completed".into() }
+                NotificationResult::Failure { code: codes::CONFLICT, message: "promise was already completed".into() }
             } else {
                 let result = match c.completion {
                     Some(CompletionResult::Value(v)) => InvocationResult::Success(v.content),
                     Some(CompletionResult::Failure(f)) => {
-                        InvocationResult::Failure { code: entries::clamp_code(f.code), message: f.message }
+                        InvocationResult::Failure { code: codes::clamp(f.code), message: f.message }
                     }
                     None => InvocationResult::Success(Bytes::new()),
                 };
@@ -274,7 +275,7 @@ fn attach<S: Store>(
             } else {
                 ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION
             };
-            let failure = NotificationResult::Failure { code: 400, message: "bad attach target".into() };
+            let failure = NotificationResult::Failure { code: codes::BAD_REQUEST, message: "bad attach target".into() };
             append_notification(ctx, id, status, entries::completion(ty, completion_id, failure));
             Ok(())
         }
@@ -295,7 +296,7 @@ pub fn on_attach<S: Store>(
         ty::GET_INVOCATION_OUTPUT_COMPLETION_NOTIFICATION
     };
     let answer = match ctx.status(&target)? {
-        None => NotificationResult::Failure { code: 404, message: "invocation not found".into() },
+        None => NotificationResult::Failure { code: codes::NOT_FOUND, message: "invocation not found".into() },
         Some(s) => match s.result() {
             Some(result) => result.clone().into(),
             None if wait => {

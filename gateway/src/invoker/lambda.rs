@@ -10,6 +10,9 @@
 //!
 //! Retrying is the invocation's retry policy, not the SDK's: the SDK's own retries are off,
 //! so a throttled or failed call shows up as the invocation's last failure at once.
+//!
+//! [`LambdaClients`] is the Lambda [`Transport`] of attempts. Which version an attempt invokes,
+//! and the check of a version newly seen behind an alias, are `super::lambda_versions`'.
 
 use std::collections::HashMap;
 
@@ -17,6 +20,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+use super::transport::{Destination, Request, RequestFrames, Response, Transport, TransportError};
+use crate::protocol::codes;
 
 /// Lambda's limit for a synchronous invocation's request and response payloads.
 pub const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
@@ -125,11 +131,11 @@ impl LambdaError {
     /// The HTTP-like status an attempt's failure carries.
     pub fn code(&self) -> u16 {
         match self {
-            LambdaError::Function { .. } => 500,
-            LambdaError::Throttled(_) => 429,
-            LambdaError::NotFound(_) => 404,
-            LambdaError::TooLarge { .. } => 413,
-            LambdaError::Call(_) => 502,
+            LambdaError::Function { .. } => codes::INTERNAL,
+            LambdaError::Throttled(_) => codes::TOO_MANY_REQUESTS,
+            LambdaError::NotFound(_) => codes::NOT_FOUND,
+            LambdaError::TooLarge { .. } => codes::PAYLOAD_TOO_LARGE,
+            LambdaError::Call(_) => codes::BAD_GATEWAY,
         }
     }
 }
@@ -327,6 +333,34 @@ impl LambdaClients {
     }
 }
 
+#[async_trait::async_trait]
+impl Transport for LambdaClients {
+    /// One `Invoke`: the request (all of it) as the event, the function's whole answer as the
+    /// response, its body as one chunk.
+    async fn open(&self, request: Request) -> Result<Response, TransportError> {
+        let Destination::Lambda { function, region, role, zstd } = &request.destination else {
+            return Err(TransportError::Request(format!("{:?} is not a Lambda function", request.destination)));
+        };
+        let RequestFrames::Full(body) = request.body else {
+            return Err(TransportError::Request("Lambda takes a request whole, not streamed".into()));
+        };
+        let event = LambdaRequest {
+            path: request.path,
+            method: "POST",
+            headers: request.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+            body,
+            zstd: *zstd,
+        };
+        let response = self.call(function, region, role.as_deref(), &event).await?;
+        Ok(Response {
+            status: response.status,
+            headers: response.headers,
+            executed_version: response.executed_version,
+            body: Box::pin(futures::stream::iter([Ok(response.body)])),
+        })
+    }
+}
+
 impl LambdaClients {
     /// The version an alias points at now (its primary version: weighted routing aside).
     pub async fn alias_version(
@@ -370,7 +404,7 @@ fn call_error(
         return LambdaError::Call(format!("calling {function}: {}: {message}", service.code().unwrap_or("error")));
     }
     if let Some(raw) = e.raw_response()
-        && raw.status().as_u16() == 429
+        && raw.status().as_u16() == codes::TOO_MANY_REQUESTS
     {
         return LambdaError::Throttled(format!("HTTP 429 from Lambda calling {function}"));
     }

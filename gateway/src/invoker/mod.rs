@@ -1,13 +1,26 @@
 //! The invoker runs attempts: for each `Invoke` action of a partition it opens a stream to
 //! the invocation's deployment (HTTP/2 bidi, HTTP/1.1 request/response, or Lambda Invoke), replays the
 //! journal, and relays every message the SDK sends back to the partition as an effect.
-//! Retry decisions are the state machine's; the invoker only reports what happened.
+//! Retry decisions are the state machine's; the invoker only reports what happened, and whether
+//! retrying can help ([`AttemptFailure::is_transient`]).
 //!
-//! Owns: HTTP clients to deployments ([`client`]), Lambda clients ([`lambda`]), discovery ([`discovery`]), running
-//! attempts ([`attempt`]). Does not own: the journal or any durable state.
+//! Owns, by job:
+//! - scheduling attempts on a bounded number of slots: [`Invoker`] and its [`InvokerHandle`] (here);
+//! - driving one attempt, the only part that waits: [`attempt`];
+//! - pure decisions, unit-tested without sockets or a clock: what it runs against ([`choose`]),
+//!   what it sends ([`request`]), what the answer means ([`translate`]), its failures ([`failure`]),
+//!   which Lambda version runs behind an alias ([`lambda_versions`], with the Lambda calls it needs);
+//! - moving bytes: the [`transport::Transport`] trait, implemented by the HTTP client ([`client`]) and
+//!   the Lambda clients ([`lambda`]); tests drive attempts through a scripted one (`scripted`);
+//! - the attempt's trace spans ([`spans`]), request signing ([`identity`]), discovery ([`discovery`]).
 //!
-//! Call order: `Invoker::new` → spawn [`Invoker::run`] → partitions call
-//! through [`InvokerHandle`], their [`crate::partition::Attempts`], after each commit.
+//! Does not own: the journal or any durable state (read from storage, changed by the partition
+//! through effects), what an effect does (`engine/`).
+//!
+//! Call order: `Invoker::new` → spawn [`Invoker::run`] with an [`AttemptContext`] (the network's
+//! [`Transports`], or a test's) → partitions ask for attempts through [`InvokerHandle`], their
+//! [`crate::partition::Attempts`], after each commit → each attempt runs [`attempt::run`] and
+//! reports effects through `partition::Handle::tell`.
 //!
 //! At most `concurrent_invocations_limit` attempts run at once. The others wait in order, as
 //! an id and an attempt number only: what they need is in storage (the partition wrote it
@@ -15,11 +28,21 @@
 //! not with the backlog.
 
 pub mod attempt;
+pub mod choose;
 pub mod client;
 pub mod discovery;
+pub mod failure;
 pub mod identity;
 pub mod lambda;
-pub mod trace;
+pub mod lambda_versions;
+pub mod request;
+#[cfg(test)]
+pub mod scripted;
+pub mod spans;
+#[cfg(test)]
+mod tests;
+pub mod translate;
+pub mod transport;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -35,6 +58,8 @@ use crate::schema::SchemaRegistry;
 use crate::storage::Storage;
 
 pub use client::DeploymentClient;
+pub use failure::AttemptFailure;
+pub use transport::Transports;
 
 /// Settings of the invoker.
 #[derive(Clone, Debug)]
@@ -62,7 +87,9 @@ impl Default for InvokerConfig {
 
 /// What every attempt shares.
 pub struct AttemptContext {
-    pub client: DeploymentClient,
+    /// How attempts reach deployments: the network, or a test's scripted transport.
+    pub transports: Transports,
+    /// Lambda's control plane, for the versions behind an alias (`GetAlias`, discovery).
     pub lambda: Arc<lambda::LambdaClients>,
     pub schema: SchemaRegistry,
     pub storage: Storage,

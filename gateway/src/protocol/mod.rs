@@ -15,6 +15,7 @@
 //!   and the [`messages::DeploymentMessage`] view of what an SDK may send.
 //! * [`manifest`]: the discovery manifest returned by `GET /discover` (JSON), its
 //!   validation, and the `Accept` header the server sends.
+//! * [`codes`]: the failure codes (571 protocol violation, 410 gone, …) by name.
 //! * Protocol version negotiation: [`ServiceProtocolVersion`] and [`choose_version`].
 //!
 //! # What does not live here
@@ -35,6 +36,7 @@
 //! 4. Commands are decoded with [`messages::Command::decode`] for their effect and the
 //!    completion ids they await ([`messages::completion_ids_of_command`]).
 
+pub mod codes;
 pub mod frame;
 pub mod manifest;
 pub mod messages;

@@ -8,7 +8,7 @@ use crate::engine::records::{JournalEntry, TraceContext};
 use crate::protocol::messages::{Command, NotificationMessage, ty};
 use crate::traces::{self, Span, SpanKind};
 
-pub struct AttemptTrace {
+pub struct AttemptSpans {
     context: TraceContext,
     span_id: u64,
     start_ns: u64,
@@ -20,11 +20,11 @@ pub struct AttemptTrace {
     error: Option<String>,
 }
 
-impl AttemptTrace {
+impl AttemptSpans {
     /// The trace of an attempt of an invocation traced as `context` (none without exporter).
     pub fn start(context: Option<TraceContext>, executed_version: Option<String>) -> Option<Self> {
         let context = context.filter(|_| traces::enabled())?;
-        Some(AttemptTrace {
+        Some(AttemptSpans {
             context,
             span_id: traces::new_span_id(),
             start_ns: traces::now_ns(),
