@@ -69,7 +69,7 @@ async fn read_storage<T: Send + 'static>(
     let storage = state.storage.clone();
     tokio::task::spawn_blocking(move || read(&storage))
         .await
-        .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::Log(format!("reading storage: {e}")))))
+        .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::ReadInterrupted(e))))
 }
 
 /// The admin API; with `tokens`, every route but `/health` and the console's shell needs

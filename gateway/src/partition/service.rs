@@ -23,7 +23,7 @@ use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
 use crate::engine::keyspace::PartitionInfo;
 use crate::engine::machine::apply;
 use crate::engine::records::{InvocationResult, PartitionMeta, Phase};
-use crate::engine::store::{Store, Txn};
+use crate::engine::store::Txn;
 use crate::ids::InvocationId;
 use crate::invoker::InvokerHandle;
 use crate::storage::log::{Log, Lsn};

@@ -301,7 +301,6 @@ fn fill_of(name: &str) -> Fill {
             })
         },
         "sys_inbox" => |s, scope, out| {
-            use crate::engine::store::Store as _;
             for partition in partitions(s, scope) {
                 let mut entries = Vec::new();
                 s.storage.for_each_inbox_entry(partition, scope.object.as_ref(), |obj, seq, id| {
@@ -310,11 +309,7 @@ fn fill_of(name: &str) -> Fill {
                 })?;
                 // Inboxes are short; one partition's at a time, each waiting call's record read once.
                 for (obj, seq, id) in entries {
-                    let inboxed_at = s
-                        .storage
-                        .invocation(&id)
-                        .map_err(|e| StorageError::Log(e.0))?
-                        .and_then(|st| st.timestamps.inboxed_at);
+                    let inboxed_at = s.storage.invocation(&id)?.and_then(|st| st.timestamps.inboxed_at);
                     if !out.push(tables::inbox_row(&obj, seq, &id, inboxed_at)) {
                         return Ok(());
                     }
@@ -431,18 +426,17 @@ fn invocations(
     out: &mut Rows<'_>,
     row: impl Fn(&crate::ids::InvocationId, &crate::engine::records::InvocationStatus) -> Option<Vec<table::Cell>>,
 ) -> Result<(), StorageError> {
-    use crate::engine::store::Store as _;
     if scope.nothing {
         return Ok(());
     }
     let point_reads = match (&scope.invocation, &scope.pinned_open) {
         (Some(id), _) => Some(vec![*id]),
-        (None, Some(d)) => Some(s.storage.pinned_to(d, usize::MAX).map_err(|e| StorageError::Log(e.0))?),
+        (None, Some(d)) => Some(s.storage.pinned_to(d, usize::MAX)?),
         (None, None) => None,
     };
     if let Some(ids) = point_reads {
         for id in ids {
-            if let Some(status) = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?
+            if let Some(status) = s.storage.invocation(&id)?
                 && let Some(r) = row(&id, &status)
                 && !out.push_wanted(r)
             {

@@ -63,13 +63,17 @@ pub enum StorageError {
     NewerFormat { path: PathBuf, found: u32 },
     #[error("log: {0}")]
     Log(String),
+    /// A read on a blocking thread ended without an answer (it panicked, or the runtime
+    /// shut down under it).
+    #[error("a storage read did not finish: {0}")]
+    ReadInterrupted(#[source] tokio::task::JoinError),
     #[error("upgrading the data directory from storage format {from}: {reason}")]
     Upgrade { from: u32, reason: String },
 }
 
 impl From<StorageError> for crate::engine::store::StoreError {
     fn from(e: StorageError) -> Self {
-        crate::engine::store::StoreError(e.to_string())
+        crate::engine::store::StoreError::new(e)
     }
 }
 
@@ -454,5 +458,14 @@ mod tests {
         assert!(err.contains(&format!("storage format {}", format::CURRENT + 1)), "{err}");
         assert!(err.contains(&format!("reads formats {} to {}", format::OLDEST, format::CURRENT)), "{err}");
         assert!(listing(dir.path()) == before, "not a byte written");
+    }
+
+    #[test]
+    fn a_read_failure_reaches_the_engine_with_the_storage_error_as_its_cause() {
+        let e: crate::engine::store::StoreError =
+            StorageError::Corrupt { table: "invocation", reason: "record too short".into() }.into();
+        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<StorageError>());
+        assert!(matches!(cause, Some(StorageError::Corrupt { table: "invocation", .. })), "{e:?}");
+        assert_eq!(e.to_string(), "storage read failed: corrupt record in invocation: record too short");
     }
 }
