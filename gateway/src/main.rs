@@ -19,11 +19,12 @@ struct Cli {
     #[command(flatten)]
     global: perdure::cli::Global,
     #[command(subcommand)]
-    command: Command,
+    command: PerdureCommand,
 }
 
+/// What `perdure` was asked to do: serve, make a key, or one admin API command.
 #[derive(Subcommand)]
-enum Command {
+enum PerdureCommand {
     /// Run the server (ingress, admin API, partitions) on an embedded RocksDB.
     #[command(alias = "server")]
     Serve(ServeArgs),
@@ -31,7 +32,7 @@ enum Command {
     /// the public key of one; the SDKs take the printed `publickeyv1_…` as `identityKeys`.
     Keygen(KeygenArgs),
     #[command(flatten)]
-    Admin(perdure::cli::Command),
+    Admin(perdure::cli::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -110,9 +111,9 @@ fn keygen(args: KeygenArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Keygen(args) => keygen(args),
-        Command::Admin(command) => perdure::cli::run(cli.global, command),
+        PerdureCommand::Serve(args) => serve(args),
+        PerdureCommand::Keygen(args) => keygen(args),
+        PerdureCommand::Admin(command) => perdure::cli::run(cli.global, command),
     }
 }
 

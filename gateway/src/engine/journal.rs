@@ -15,7 +15,8 @@ use super::records::{
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
 use crate::protocol::messages::{
-    AttachTarget, CallCommandMessage, Command, CompletionResult, OneWayCallCommandMessage, SignalId, SignalResult, ty,
+    AttachTarget, CallCommandMessage, CompletionResult, JournalCommand, OneWayCallCommandMessage, SignalId,
+    SignalResult, ty,
 };
 
 /// Appends an entry and returns its index.
@@ -99,26 +100,26 @@ pub fn on_command<S: Store>(
     status.attempt.retry_count = 0;
     // The invoker decoded the command before sending it; a command that does not decode
     // here has no effect beyond being journaled.
-    let Ok(command) = Command::decode(ty, payload) else { return Ok(()) };
+    let Ok(command) = JournalCommand::decode(ty, payload) else { return Ok(()) };
     let object = status.target.object();
     match command {
-        Command::Output(_) => status.output_index = Some(index),
-        Command::SetState(c) => {
+        JournalCommand::Output(_) => status.output_index = Some(index),
+        JournalCommand::SetState(c) => {
             if let Some(obj) = &object {
                 ctx.txn.put_state(obj, c.key, c.value.map(|v| v.content).unwrap_or_default());
             }
         }
-        Command::ClearState(c) => {
+        JournalCommand::ClearState(c) => {
             if let Some(obj) = &object {
                 ctx.txn.delete_state(obj, c.key);
             }
         }
-        Command::ClearAllState(_) => {
+        JournalCommand::ClearAllState(_) => {
             if let Some(obj) = &object {
                 ctx.txn.clear_state(obj);
             }
         }
-        Command::GetLazyState(c) => {
+        JournalCommand::GetLazyState(c) => {
             let value = match &object {
                 Some(obj) => ctx.txn.state(obj, &c.key)?,
                 None => None,
@@ -127,7 +128,7 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::GET_LAZY_STATE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
             append_notification(ctx, id, status, n);
         }
-        Command::GetLazyStateKeys(c) => {
+        JournalCommand::GetLazyStateKeys(c) => {
             let keys = match &object {
                 Some(obj) => ctx.txn.state_all(obj)?.into_iter().map(|(k, _)| k).collect(),
                 None => Vec::new(),
@@ -139,7 +140,7 @@ pub fn on_command<S: Store>(
             );
             append_notification(ctx, id, status, n);
         }
-        Command::Sleep(c) => schedule(
+        JournalCommand::Sleep(c) => schedule(
             ctx,
             Timer {
                 fire_at: c.wake_up_time,
@@ -147,9 +148,9 @@ pub fn on_command<S: Store>(
                 kind: TimerKind::Sleep { completion_id: c.result_completion_id },
             },
         ),
-        Command::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
-        Command::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
-        Command::SendSignal(c) => {
+        JournalCommand::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
+        JournalCommand::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
+        JournalCommand::SendSignal(c) => {
             let (Ok(target), Some(signal), Some(result)) =
                 (c.target_invocation_id.parse::<InvocationId>(), c.signal_id, c.result)
             else {
@@ -167,7 +168,7 @@ pub fn on_command<S: Store>(
             let n = Notification { ty: ty::SIGNAL_NOTIFICATION, id: signal, result };
             ctx.route(OutboxMessage::Notify { target, notification: n });
         }
-        Command::CompleteAwakeable(c) => {
+        JournalCommand::CompleteAwakeable(c) => {
             if let Ok(awakeable) = c.awakeable_id.parse::<AwakeableId>() {
                 let n = Notification {
                     ty: ty::SIGNAL_NOTIFICATION,
@@ -180,8 +181,11 @@ pub fn on_command<S: Store>(
         }
         // Stored only: the result is inlined (eager state), produced later by a proposal
         // (run), or created by the server (input).
-        Command::Input(_) | Command::GetEagerState(_) | Command::GetEagerStateKeys(_) | Command::Run(_) => {}
-        Command::GetPromise(c) => {
+        JournalCommand::Input(_)
+        | JournalCommand::GetEagerState(_)
+        | JournalCommand::GetEagerStateKeys(_)
+        | JournalCommand::Run(_) => {}
+        JournalCommand::GetPromise(c) => {
             let Some(obj) = object else { return Ok(()) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             match &promise.result {
@@ -199,7 +203,7 @@ pub fn on_command<S: Store>(
                 }
             }
         }
-        Command::PeekPromise(c) => {
+        JournalCommand::PeekPromise(c) => {
             let result = match &object {
                 Some(obj) => ctx.txn.promise(obj, &c.key)?.and_then(|p| p.result),
                 None => None,
@@ -208,7 +212,7 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::PEEK_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
             append_notification(ctx, id, status, n);
         }
-        Command::CompletePromise(c) => {
+        JournalCommand::CompletePromise(c) => {
             let Some(obj) = object else { return Ok(()) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             let answer = if promise.result.is_some() {
@@ -237,8 +241,8 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::COMPLETE_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, answer);
             append_notification(ctx, id, status, n);
         }
-        Command::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
-        Command::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
+        JournalCommand::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
+        JournalCommand::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use crate::metrics::{self, AttemptOutcome};
 use crate::protocol::frame;
 use crate::protocol::manifest::ProtocolMode;
 use crate::protocol::messages::{
-    Command as SdkCommand, DeploymentMessage, ProposedRunResult, StartMessage, StateEntry, ty,
+    DeploymentMessage, JournalCommand as SdkCommand, ProposedRunResult, StartMessage, StateEntry, ty,
 };
 use crate::protocol::{ServiceProtocolVersion, choose_version};
 use crate::schema::{

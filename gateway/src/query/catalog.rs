@@ -583,8 +583,8 @@ pub fn arrived<'a>(entries: impl Iterator<Item = &'a crate::engine::records::Jou
 }
 
 /// The completion id a command waits for, and the one its invocation id arrives under.
-fn awaited(c: &crate::protocol::messages::Command) -> (Option<u32>, Option<u32>) {
-    use crate::protocol::messages::Command::*;
+fn awaited(c: &crate::protocol::messages::JournalCommand) -> (Option<u32>, Option<u32>) {
+    use crate::protocol::messages::JournalCommand::*;
     match c {
         GetLazyState(m) => (Some(m.result_completion_id), None),
         GetLazyStateKeys(m) => (Some(m.result_completion_id), None),
@@ -608,7 +608,7 @@ pub fn journal_row(
     entry: &crate::engine::records::JournalEntry,
     arrived: &Arrived,
 ) -> Vec<Cell> {
-    use crate::protocol::messages::{Command, is_notification, message_name};
+    use crate::protocol::messages::{JournalCommand, is_notification, message_name};
     let name = message_name(entry.ty);
     let entry_type = if is_notification(entry.ty) {
         format!("Notification: {}", name.trim_end_matches("Notification").trim_end_matches("Completion"))
@@ -617,18 +617,18 @@ pub fn journal_row(
     } else {
         name.to_owned()
     };
-    let command = Command::decode(entry.ty, entry.payload.clone()).ok();
+    let command = JournalCommand::decode(entry.ty, entry.payload.clone()).ok();
     let step_name = command.as_ref().map(|c| c.entry_name()).filter(|n| !n.is_empty()).map(str::to_owned);
     let target = |service: &str, key: &str, handler: &str| {
         if key.is_empty() { format!("{service}/{handler}") } else { format!("{service}/{key}/{handler}") }
     };
     let (invoked_target, wakeup, promise) = match &command {
-        Some(Command::Call(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
-        Some(Command::OneWayCall(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
-        Some(Command::Sleep(s)) => (None, Some(s.wake_up_time), None),
-        Some(Command::GetPromise(p)) => (None, None, Some(p.key.clone())),
-        Some(Command::PeekPromise(p)) => (None, None, Some(p.key.clone())),
-        Some(Command::CompletePromise(p)) => (None, None, Some(p.key.clone())),
+        Some(JournalCommand::Call(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
+        Some(JournalCommand::OneWayCall(c)) => (Some(target(&c.service_name, &c.key, &c.handler_name)), None, None),
+        Some(JournalCommand::Sleep(s)) => (None, Some(s.wake_up_time), None),
+        Some(JournalCommand::GetPromise(p)) => (None, None, Some(p.key.clone())),
+        Some(JournalCommand::PeekPromise(p)) => (None, None, Some(p.key.clone())),
+        Some(JournalCommand::CompletePromise(p)) => (None, None, Some(p.key.clone())),
         _ => (None, None, None),
     };
     let (result, invocation) = command.as_ref().map(awaited).unwrap_or((None, None));
