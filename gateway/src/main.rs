@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perdure::config::Config;
+use perdure::config::{Config, LogFormat};
 use perdure::server::Server;
 use perdure::storage::Database;
 
@@ -61,7 +61,7 @@ struct ServeArgs {
     /// Log lines as `pretty` text or `json` objects (with the invocation and attempt of the
     /// line, where it has one). Default: pretty.
     #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
+    log_format: Option<LogFormat>,
     /// Export traces over OTLP to this collector (e.g. http://127.0.0.1:4317). Default: off,
     /// or OTEL_EXPORTER_OTLP_ENDPOINT.
     #[arg(long, value_name = "URL")]
@@ -222,9 +222,8 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if config.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
     }
 }

@@ -318,6 +318,14 @@ pub fn release(ctx: &SessionContext) {
     }
 }
 
+/// When a statement started now, allowed `limit`, must stop. The configuration keeps `limit`
+/// at most [`crate::config::MAX_QUERY_TIMEOUT`], so the sum is representable; were it not, the
+/// statement would stop at once rather than the server panic.
+pub fn deadline_after(limit: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(limit).unwrap_or(now)
+}
+
 /// Runs read-only SQL over the live tables; cheap to clone.
 #[derive(Clone)]
 pub struct QueryEngine {
@@ -390,7 +398,7 @@ impl QueryEngine {
 
     /// When a statement started now must stop.
     pub fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.timeout
+        deadline_after(self.timeout)
     }
 
     pub fn timeout(&self) -> std::time::Duration {
