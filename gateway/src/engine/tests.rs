@@ -557,3 +557,46 @@ fn a_paused_deployment_holds_its_invocations_until_it_is_resumed_but_not_those_a
     assert_eq!(e.status(&held).phase, Phase::Invoked);
     assert_eq!(e.status(&by_user).phase, Phase::Paused, "a user's pause stays");
 }
+
+#[test]
+fn a_call_whose_target_was_never_resolved_fails_the_caller_naming_the_target() {
+    // §9 Call and OneWayCall: the invoker resolves the callee before it reports the command.
+    // One reported without it cannot be made, and its command is in the journal already (a
+    // retry would replay it, and the SDK would wait for it forever): the caller fails, its
+    // running attempt stops, and the failure says which call it was.
+    let call = CallCommandMessage {
+        service_name: "Counter".into(),
+        handler_name: "add".into(),
+        key: "carol".into(),
+        invocation_id_notification_idx: 1,
+        result_completion_id: 2,
+        ..Default::default()
+    };
+    let send = crate::protocol::messages::OneWayCallCommandMessage {
+        service_name: "Mailer".into(),
+        handler_name: "send".into(),
+        invocation_id_notification_idx: 1,
+        ..Default::default()
+    };
+    for (effect, named) in [
+        (command(ty::CALL_COMMAND, call), "Counter/carol/add"),
+        (command(ty::ONE_WAY_CALL_COMMAND, send), "Mailer/send"),
+    ] {
+        let mut e = Engine::new();
+        let caller = InvocationId::generate(1);
+        e.apply(invoke(caller, service("Greeter", "greetAndCount")));
+        let actions = e.effects(caller, 1, vec![effect]);
+        let Some(InvocationResult::Failure { message, .. }) = completed(&actions) else {
+            panic!("the caller ends with a failure, not {actions:?}");
+        };
+        assert!(message.contains(named), "the failure names the call's target: {message}");
+        assert!(actions.iter().any(|a| matches!(a, Action::Abort { id, attempt: 1 } if *id == caller)));
+        assert!(invoked(&actions).is_empty(), "no callee is created");
+        let status = e.status(&caller);
+        assert!(status.is_completed());
+        assert!(status.attempt.last_failure.as_ref().is_some_and(|f| f.message.contains(named)));
+        // The stopped attempt's later reports change nothing.
+        e.effects(caller, 1, vec![output("\"late\""), Effect::Ended]);
+        assert_eq!(e.status(&caller).phase, status.phase);
+    }
+}
