@@ -9,8 +9,8 @@ use super::ctx::Ctx;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::records::{
-    HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
-    OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
+    FailureInfo, HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId,
+    NotificationResult, OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
@@ -86,6 +86,15 @@ pub struct Callee {
     pub trace: Option<super::records::TraceContext>,
 }
 
+/// What became of a command the SDK sent.
+#[must_use]
+pub enum Applied {
+    /// Journaled, and its effect applied (or it has none): the attempt goes on.
+    Done,
+    /// Journaled, but its effect cannot happen: the invocation ends with this failure.
+    Impossible(FailureInfo),
+}
+
 /// Appends a command the SDK sent and applies its effect.
 pub fn on_command<S: Store>(
     ctx: &mut Ctx<'_, '_, S>,
@@ -94,13 +103,13 @@ pub fn on_command<S: Store>(
     ty: u16,
     payload: Bytes,
     callee: Option<Callee>,
-) -> StoreResult<()> {
+) -> StoreResult<Applied> {
     let index = append_entry(ctx, id, status, ty, payload.clone());
     status.commands = status.commands.saturating_add(1);
     status.attempt.retry_count = 0;
     // The invoker decoded the command before sending it; a command that does not decode
     // here has no effect beyond being journaled.
-    let Ok(command) = JournalCommand::decode(ty, payload) else { return Ok(()) };
+    let Ok(command) = JournalCommand::decode(ty, payload) else { return Ok(Applied::Done) };
     let object = status.target.object();
     match command {
         JournalCommand::Output(_) => status.output_index = Some(index),
@@ -148,13 +157,13 @@ pub fn on_command<S: Store>(
                 kind: TimerKind::Sleep { completion_id: c.result_completion_id },
             },
         ),
-        JournalCommand::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
-        JournalCommand::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
+        JournalCommand::Call(c) => return call(ctx, id, status, index, c.into(), callee),
+        JournalCommand::OneWayCall(c) => return call(ctx, id, status, index, c.into(), callee),
         JournalCommand::SendSignal(c) => {
             let (Ok(target), Some(signal), Some(result)) =
                 (c.target_invocation_id.parse::<InvocationId>(), c.signal_id, c.result)
             else {
-                return Ok(());
+                return Ok(Applied::Done);
             };
             let signal = match signal {
                 SignalId::Idx(idx) => NotificationId::Signal(idx),
@@ -186,7 +195,7 @@ pub fn on_command<S: Store>(
         | JournalCommand::GetEagerStateKeys(_)
         | JournalCommand::Run(_) => {}
         JournalCommand::GetPromise(c) => {
-            let Some(obj) = object else { return Ok(()) };
+            let Some(obj) = object else { return Ok(Applied::Done) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             match &promise.result {
                 Some(result) => {
@@ -213,7 +222,7 @@ pub fn on_command<S: Store>(
             append_notification(ctx, id, status, n);
         }
         JournalCommand::CompletePromise(c) => {
-            let Some(obj) = object else { return Ok(()) };
+            let Some(obj) = object else { return Ok(Applied::Done) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             let answer = if promise.result.is_some() {
                 NotificationResult::Failure { code: 409, message: "promise was already completed".into() }
@@ -244,7 +253,7 @@ pub fn on_command<S: Store>(
         JournalCommand::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
         JournalCommand::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
     }
-    Ok(())
+    Ok(Applied::Done)
 }
 
 /// AttachInvocation (wait for the target's result) and GetInvocationOutput (look now).
@@ -318,6 +327,13 @@ pub fn on_attach<S: Store>(
 
 /// What Call and OneWayCall have in common, beyond the callee the invoker resolved.
 struct CallRequest {
+    /// The command's type code.
+    ty: u16,
+    /// The service and handler the SDK asked to call (with `key`), as it named them.
+    service: String,
+    handler: String,
+    /// The step's name, if the handler gave it one.
+    name: String,
     key: String,
     idempotency_key: Option<String>,
     headers: Vec<(String, String)>,
@@ -331,6 +347,10 @@ struct CallRequest {
 impl From<CallCommandMessage> for CallRequest {
     fn from(c: CallCommandMessage) -> Self {
         Self {
+            ty: ty::CALL_COMMAND,
+            service: c.service_name,
+            handler: c.handler_name,
+            name: c.name,
             key: c.key,
             idempotency_key: c.idempotency_key,
             headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
@@ -345,6 +365,10 @@ impl From<CallCommandMessage> for CallRequest {
 impl From<OneWayCallCommandMessage> for CallRequest {
     fn from(c: OneWayCallCommandMessage) -> Self {
         Self {
+            ty: ty::ONE_WAY_CALL_COMMAND,
+            service: c.service_name,
+            handler: c.handler_name,
+            name: c.name,
             key: c.key,
             idempotency_key: c.idempotency_key,
             headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
@@ -357,6 +381,11 @@ impl From<OneWayCallCommandMessage> for CallRequest {
 }
 
 /// Creates the callee invocation of a Call or OneWayCall and tells the caller its id.
+///
+/// The invoker resolves the callee before it reports the command (an unknown one fails the
+/// attempt, which is retried). A call reported without it cannot be made, and it is in the
+/// journal now: a retry would replay it, and the SDK would wait for its result forever. So the
+/// caller fails, naming the call.
 fn call<S: Store>(
     ctx: &mut Ctx<'_, '_, S>,
     id: InvocationId,
@@ -364,12 +393,21 @@ fn call<S: Store>(
     index: u32,
     req: CallRequest,
     callee: Option<Callee>,
-) -> StoreResult<()> {
+) -> StoreResult<Applied> {
     let Some(callee) = callee else {
-        // The invoker resolves every call before sending it; without a target there is
-        // nothing to create.
-        tracing::warn!(invocation = %id, "call without a resolved target");
-        return Ok(());
+        let asked = match req.key.as_str() {
+            "" => format!("{}/{}", req.service, req.handler),
+            key => format!("{}/{key}/{}", req.service, req.handler),
+        };
+        return Ok(Applied::Impossible(FailureInfo {
+            code: 500,
+            message: format!(
+                "the call to {asked} cannot be made: its target was not resolved when the attempt sent it"
+            ),
+            related_command_index: Some(status.commands.saturating_sub(1)),
+            related_command_name: Some(req.name).filter(|n| !n.is_empty()),
+            related_command_type: Some(req.ty),
+        }));
     };
     let key = (!req.key.is_empty()).then_some(req.key);
     let (service, handler) = (&callee.target.service, &callee.target.handler);
@@ -401,5 +439,5 @@ fn call<S: Store>(
         trace: callee.trace,
     };
     ctx.route(OutboxMessage::Invoke(Box::new(request)));
-    Ok(())
+    Ok(Applied::Done)
 }
