@@ -61,8 +61,10 @@ pub enum StorageError {
         env!("CARGO_PKG_VERSION"), format::OLDEST, format::CURRENT
     )]
     NewerFormat { path: PathBuf, found: u32 },
-    #[error("log: {0}")]
-    Log(String),
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    #[error(transparent)]
+    Append(#[from] log::AppendError),
     /// A read on a blocking thread ended without an answer (it panicked, or the runtime
     /// shut down under it).
     #[error("a storage read did not finish: {0}")]
@@ -467,5 +469,14 @@ mod tests {
         let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<StorageError>());
         assert!(matches!(cause, Some(StorageError::Corrupt { table: "invocation", .. })), "{e:?}");
         assert_eq!(e.to_string(), "storage read failed: corrupt record in invocation: record too short");
+    }
+
+    #[test]
+    fn a_log_failure_keeps_its_cause() {
+        let e: StorageError =
+            log::LogError::new(StorageError::Corrupt { table: "log", reason: "entry 7 too short".into() }).into();
+        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<StorageError>());
+        assert!(matches!(cause, Some(StorageError::Corrupt { table: "log", .. })), "{e:?}");
+        assert_eq!(e.to_string(), "log: corrupt record in log: entry 7 too short");
     }
 }
