@@ -21,7 +21,7 @@ use crate::ingress::{self, Ingress};
 use crate::invoker::identity::RequestIdentity;
 use crate::invoker::lambda::{LambdaClients, LambdaSettings};
 use crate::invoker::{AttemptContext, DeploymentClient, Invoker, InvokerConfig, InvokerHandle};
-use crate::partition::{self, Partition, RunError};
+use crate::partition::{self, Partition, RunError, Wiring};
 use crate::schema::SchemaRegistry;
 use crate::storage::log::{Log, LogId, RocksLog};
 use crate::storage::{Database, Storage};
@@ -349,16 +349,16 @@ async fn start_partitions(
         let meta = storage.partition_meta(id)?;
         let log = RocksLog::open(storage.clone(), database.log_writer(), LogId::Partition(id), meta.applied_lsn)?;
         let tail = log.tail().await.map_err(RunError::from)?;
-        let partition = Partition::new(
-            info.clone(),
-            storage.clone(),
-            log.clone(),
+        let partition = Partition::new(Wiring {
+            info: info.clone(),
+            storage: storage.clone(),
+            log: log.clone(),
             tail,
             inbox,
-            handle.clone(),
-            invoker.clone(),
-            applied_lsn.clone(),
-        )?;
+            partitions: handle.clone(),
+            attempts: Arc::new(invoker.clone()),
+            applied: applied_lsn.clone(),
+        })?;
         applied.push((info, log, applied_lsn));
         let rx = shutdown.clone();
         tasks.spawn_blocking(move || {

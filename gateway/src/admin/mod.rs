@@ -14,6 +14,8 @@ mod openapi;
 mod query;
 pub mod render;
 mod services;
+#[cfg(test)]
+pub(crate) mod tests;
 mod ui;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The state machine's entry point: [`apply`] takes one command, routes it to the file that
 //! owns it, then applies the messages that command sent to invocations of this same partition
-//! (and the ones those sent, in order) until none is left. Everything under `engine/` except
-//! `partition/` is deterministic: time arrives as `now`, ids arrive inside commands, and side
-//! effects leave as [`Action`]s.
+//! (and the ones those sent, in order) until none is left. Everything under `engine/` is
+//! deterministic: time arrives as `now`, ids arrive inside commands, and side effects leave
+//! as [`Action`]s.
 //!
 //! Who calls whom (a tree; [`Ctx`] and [`PartitionInfo`] are leaves every handler uses):
 //! `apply` → {`invoke`, `effects`, `timers`, `control`, `journal`}; `effects` → {`journal`,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::action::Action;
-use super::command::{Command, Effect, EffectBatch, InvokeRequest, Outcome};
+use super::command::{Command, ControlOutcome, ControlRequest, Effect, EffectBatch, InvokeRequest, Outcome};
 use super::keyspace::PartitionInfo;
 use super::machine::apply;
 use super::records::*;
@@ -556,6 +556,334 @@ fn a_paused_deployment_holds_its_invocations_until_it_is_resumed_but_not_those_a
     assert!(!e.status(&held).held);
     assert_eq!(e.status(&held).phase, Phase::Invoked);
     assert_eq!(e.status(&by_user).phase, Phase::Paused, "a user's pause stays");
+}
+
+fn control(e: &mut Engine, id: InvocationId, request: ControlRequest) -> (ControlOutcome, Vec<Action>) {
+    match e.apply(Command::Control { id, request }) {
+        (Outcome::Control(outcome), actions) => (outcome, actions),
+        (other, _) => panic!("a control command answers with a control outcome, not {other:?}"),
+    }
+}
+
+fn killed() -> InvocationResult {
+    InvocationResult::Failure { code: 409, message: "killed".into() }
+}
+
+fn canceled() -> InvocationResult {
+    InvocationResult::Failure { code: 409, message: "canceled".into() }
+}
+
+/// The signal a journal entry carries, if it is a signal notification.
+fn signal_of(entry: &JournalEntry) -> Option<u32> {
+    (entry.ty == ty::SIGNAL_NOTIFICATION)
+        .then(|| NotificationMessage::decode(entry.payload.clone()).ok()?.signal_id())?
+}
+
+/// A call from `caller` (attempt 1) to `Waiter/cancellable` on this partition: the callee's id.
+fn call_cancellable(e: &mut Engine, caller: InvocationId) -> InvocationId {
+    let call = CallCommandMessage {
+        service_name: "Waiter".into(),
+        handler_name: "cancellable".into(),
+        invocation_id_notification_idx: 1,
+        result_completion_id: 2,
+        ..Default::default()
+    };
+    let effect = Effect::Command {
+        ty: ty::CALL_COMMAND,
+        payload: call.encode_to_vec().into(),
+        call_target: Some(service("Waiter", "cancellable")),
+        call_policy: Some((RetryPolicy::default(), Retention { completion_ms: 60_000, journal_ms: 60_000 })),
+        call_trace: None,
+    };
+    let actions = e.effects(caller, 1, vec![effect]);
+    let started = invoked(&actions);
+    assert_eq!(started.len(), 1, "the callee starts on this partition");
+    started[0].id
+}
+
+#[test]
+fn cancel_of_a_running_invocation_delivers_the_cancel_signal_and_lets_the_handler_finish() {
+    // Restate's cancel: signal 1 (CANCEL) in the journal, forwarded to the running attempt;
+    // the handler decides how it ends (it may compensate first).
+    let mut e = Engine::new();
+    let id = InvocationId::generate(3);
+    e.apply(invoke(id, service("Waiter", "cancellable")));
+    let (outcome, actions) = control(&mut e, id, ControlRequest::Cancel);
+    assert_eq!(outcome, ControlOutcome::Appended);
+    let entry = e.txn.journal_entry(&id, 1).unwrap().expect("the signal is journaled");
+    assert_eq!(signal_of(&entry), Some(1), "signal 1 is CANCEL");
+    assert!(
+        matches!(actions.as_slice(), [Action::Forward { id: f, attempt: 1, index: 1, .. }] if *f == id),
+        "only forwarded to the running attempt: {actions:?}"
+    );
+    let status = e.status(&id);
+    assert!(!status.is_completed(), "a cancel does not end the invocation by itself");
+    assert_eq!(status.journal_len, 2);
+
+    // The handler compensates and fails with the cancellation: that is how it ends.
+    let actions = e.effects(
+        id,
+        1,
+        vec![
+            command(
+                ty::OUTPUT_COMMAND,
+                OutputCommandMessage {
+                    result: Some(OutputResult::Failure(crate::protocol::messages::Failure {
+                        code: 409,
+                        message: "canceled".into(),
+                        metadata: vec![],
+                    })),
+                    name: String::new(),
+                },
+            ),
+            Effect::Ended,
+        ],
+    );
+    assert_eq!(completed(&actions), Some(&canceled()));
+    assert_eq!(control(&mut e, id, ControlRequest::Cancel).0, ControlOutcome::AlreadyCompleted);
+}
+
+#[test]
+fn cancel_of_a_suspended_invocation_wakes_it_only_if_it_listens_for_the_cancel() {
+    let mut e = Engine::new();
+    let sleeper = InvocationId::generate(3);
+    e.apply(invoke(sleeper, service("Waiter", "cancellable")));
+    let sleep = SleepCommandMessage { wake_up_time: 60_000, result_completion_id: 1, name: String::new() };
+    // SDKs suspend waiting for their completions and signal 1, so a cancel wakes them.
+    e.effects(
+        sleeper,
+        1,
+        vec![
+            command(ty::SLEEP_COMMAND, sleep),
+            Effect::Suspended(WaitSet { completions: vec![1], signals: vec![1], ..Default::default() }),
+        ],
+    );
+    let (outcome, actions) = control(&mut e, sleeper, ControlRequest::Cancel);
+    assert_eq!(outcome, ControlOutcome::Appended);
+    let attempt = invoked(&actions);
+    assert_eq!(attempt.len(), 1, "a new attempt replays the journal with the cancel in it");
+    assert_eq!((attempt[0].attempt, attempt[0].journal_len), (2, 3));
+    assert_eq!(signal_of(&e.txn.journal_entry(&sleeper, 2).unwrap().unwrap()), Some(1));
+
+    // Suspended on something else only: the cancel waits in the journal for its next attempt.
+    let deaf = InvocationId::generate(4);
+    e.apply(invoke(deaf, service("Waiter", "awaitAwakeable")));
+    e.effects(deaf, 1, vec![Effect::Suspended(WaitSet { signals: vec![17], ..Default::default() })]);
+    let (outcome, actions) = control(&mut e, deaf, ControlRequest::Cancel);
+    assert_eq!(outcome, ControlOutcome::Appended);
+    assert!(invoked(&actions).is_empty(), "{actions:?}");
+    assert_eq!(e.status(&deaf).journal_len, 2);
+    assert!(matches!(e.status(&deaf).phase, Phase::Suspended { .. }));
+}
+
+#[test]
+fn cancel_of_a_paused_invocation_starts_an_attempt_to_deliver_it() {
+    let mut e = Engine::new();
+    let id = InvocationId::generate(3);
+    e.apply(invoke(id, service("Greeter", "flaky")));
+    assert_eq!(control(&mut e, id, ControlRequest::Pause).0, ControlOutcome::Appended);
+    assert_eq!(e.status(&id).phase, Phase::Paused);
+    let (outcome, actions) = control(&mut e, id, ControlRequest::Cancel);
+    assert_eq!(outcome, ControlOutcome::Appended);
+    let attempt = invoked(&actions);
+    assert_eq!(attempt.len(), 1, "nothing would deliver the cancel to a paused invocation otherwise");
+    assert_eq!((attempt[0].attempt, attempt[0].journal_len), (2, 2));
+    assert_eq!(e.status(&id).phase, Phase::Invoked);
+}
+
+#[test]
+fn cancel_of_an_inboxed_invocation_ends_it_canceled_without_running_and_the_inbox_moves_on() {
+    let mut e = Engine::new();
+    let (holder, cancelled, next) = (InvocationId::generate(1), InvocationId::generate(2), InvocationId::generate(3));
+    let add = || object("Counter", "busy", "add", HandlerKind::Exclusive);
+    for id in [holder, cancelled, next] {
+        e.apply(invoke(id, add()));
+    }
+    let (outcome, actions) = control(&mut e, cancelled, ControlRequest::Cancel);
+    assert_eq!(outcome, ControlOutcome::Done, "done now: there is nothing to signal");
+    assert_eq!(completed(&actions), Some(&canceled()));
+    assert!(invoked(&actions).is_empty());
+    assert_eq!(e.status(&cancelled).result(), Some(&canceled()));
+
+    // When the holder finishes, the lock goes to the next one still waiting.
+    let actions = e.effects(holder, 1, vec![output("1"), Effect::Ended]);
+    let started: Vec<InvocationId> = invoked(&actions).iter().map(|a| a.id).collect();
+    assert_eq!(started, vec![next], "the cancelled one never runs");
+    let obj = ObjectKey { service: "Counter".into(), key: "busy".into() };
+    assert_eq!(e.txn.lock(&obj).unwrap().unwrap().holder, Some(next));
+}
+
+#[test]
+fn cancel_of_a_scheduled_invocation_ends_it_before_its_timer() {
+    let mut e = Engine::new();
+    let id = InvocationId::generate(1);
+    let Command::Invoke(mut req) = invoke(id, service("Greeter", "greet")) else { unreachable!() };
+    req.execute_at = Some(5_000);
+    e.apply(Command::Invoke(req));
+    assert_eq!(control(&mut e, id, ControlRequest::Cancel).0, ControlOutcome::Done);
+    assert_eq!(e.status(&id).result(), Some(&canceled()));
+    e.now = 5_000;
+    let (_, actions) =
+        e.apply(Command::TimerFired(Timer { fire_at: 5_000, invocation: id, kind: TimerKind::Scheduled }));
+    assert!(invoked(&actions).is_empty(), "its timer firing later starts nothing");
+}
+
+#[test]
+fn control_of_an_unknown_invocation_is_not_found_and_changes_nothing() {
+    let mut e = Engine::new();
+    let unknown = InvocationId::generate(8);
+    for request in [
+        ControlRequest::Cancel,
+        ControlRequest::Kill,
+        ControlRequest::Purge,
+        ControlRequest::RestartAsNew { new_id: InvocationId::generate(8) },
+    ] {
+        let (outcome, actions) = control(&mut e, unknown, request);
+        assert_eq!(outcome, ControlOutcome::NotFound);
+        assert!(actions.is_empty());
+    }
+    assert!(e.txn.invocation(&unknown).unwrap().is_none());
+}
+
+#[test]
+fn kill_ends_the_invocation_at_once_aborts_its_attempt_and_kills_what_it_called() {
+    let mut e = Engine::new();
+    let parent = InvocationId::generate(1);
+    e.apply(invoke(parent, service("Waiter", "parent")));
+    let child = call_cancellable(&mut e, parent);
+    let (outcome, actions) = control(&mut e, parent, ControlRequest::Kill);
+    assert_eq!(outcome, ControlOutcome::Done);
+    // Both end killed, both running attempts are aborted, and nothing is signalled to either
+    // (killing runs no compensation).
+    for id in [parent, child] {
+        assert_eq!(e.status(&id).result(), Some(&killed()), "{id}");
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::Abort { id: aborted, attempt: 1 } if *aborted == id)),
+            "{actions:?}"
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Completed { id: c, result, .. } if *c == id && *result == killed())),
+            "{actions:?}"
+        );
+    }
+    assert!(!actions.iter().any(|a| matches!(a, Action::Forward { .. } | Action::Invoke(_))), "{actions:?}");
+    assert_eq!(e.status(&child).journal_len, 1, "no cancel signal in the callee's journal");
+    assert_eq!(control(&mut e, parent, ControlRequest::Kill).0, ControlOutcome::AlreadyCompleted);
+    assert_eq!(control(&mut e, child, ControlRequest::Cancel).0, ControlOutcome::AlreadyCompleted);
+}
+
+#[test]
+fn kill_reaches_callees_on_other_partitions_through_the_outbox() {
+    let mut p0 = Engine::with_partition(PartitionInfo { id: 0, keys: 0..=(u64::MAX / 2) });
+    let parent = InvocationId::generate(1);
+    p0.apply(invoke(parent, service("Waiter", "parent")));
+    let child = InvocationId::generate(u64::MAX - 1);
+    // The callee's id, as its partition sent it back.
+    p0.apply(Command::Notify {
+        target: parent,
+        notification: Notification {
+            ty: ty::CALL_INVOCATION_ID_COMPLETION_NOTIFICATION,
+            id: NotificationId::Completion(1),
+            result: NotificationResult::InvocationId(child.to_string()),
+        },
+    });
+    let (outcome, actions) = control(&mut p0, parent, ControlRequest::Kill);
+    assert_eq!(outcome, ControlOutcome::Done);
+    let shipped: Vec<&OutboxMessage> = actions
+        .iter()
+        .filter_map(|a| if let Action::Ship { message, .. } = a { Some(message) } else { None })
+        .collect();
+    assert_eq!(shipped, vec![&OutboxMessage::Kill { target: child }]);
+
+    let mut p1 = Engine::with_partition(PartitionInfo { id: 1, keys: (u64::MAX / 2 + 1)..=u64::MAX });
+    p1.apply(invoke(child, service("Waiter", "cancellable")));
+    p1.apply(Command::Shuffle { source: 0, seq: 0, message: OutboxMessage::Kill { target: child } });
+    assert_eq!(p1.status(&child).result(), Some(&killed()));
+}
+
+#[test]
+fn kill_of_an_inboxed_invocation_takes_it_out_of_the_inbox() {
+    let mut e = Engine::new();
+    let (holder, victim, next) = (InvocationId::generate(1), InvocationId::generate(2), InvocationId::generate(3));
+    for id in [holder, victim, next] {
+        e.apply(invoke(id, object("Counter", "k", "add", HandlerKind::Exclusive)));
+    }
+    assert_eq!(control(&mut e, victim, ControlRequest::Kill).0, ControlOutcome::Done);
+    assert_eq!(e.status(&victim).result(), Some(&killed()));
+    let actions = e.effects(holder, 1, vec![output("1"), Effect::Ended]);
+    let started: Vec<InvocationId> = invoked(&actions).iter().map(|a| a.id).collect();
+    assert_eq!(started, vec![next]);
+}
+
+#[test]
+fn restart_as_new_runs_a_copy_with_the_same_input_and_keeps_the_original() {
+    let mut e = Engine::new();
+    let id = InvocationId::generate(5);
+    e.apply(invoke(id, service("Greeter", "greet")));
+    e.effects(id, 1, vec![output("\"Hello, Alice!\""), Effect::Ended]);
+    let new_id = InvocationId::generate(5);
+    let (outcome, actions) = control(&mut e, id, ControlRequest::RestartAsNew { new_id });
+    assert_eq!(outcome, ControlOutcome::Restarted(new_id));
+    let attempt = invoked(&actions);
+    assert_eq!(attempt.len(), 1);
+    assert_eq!((attempt[0].id, attempt[0].attempt, attempt[0].journal_len), (new_id, 1, 1));
+    assert_eq!(attempt[0].target, service("Greeter", "greet"));
+    let copy = e.status(&new_id);
+    assert_eq!((copy.phase.clone(), copy.source.clone()), (Phase::Invoked, Source::Ingress));
+    let input = |id| {
+        let entry = e.txn.journal_entry(&id, 0).unwrap().unwrap();
+        crate::protocol::messages::InputCommandMessage::decode(entry.payload).unwrap()
+    };
+    assert_eq!(input(new_id), input(id), "the same headers and body");
+    assert_eq!(
+        e.status(&id).result(),
+        Some(&InvocationResult::Success(Bytes::from_static(b"\"Hello, Alice!\""))),
+        "the original keeps its result"
+    );
+}
+
+#[test]
+fn restart_as_new_needs_a_completed_invocation_that_is_not_a_workflow_run_and_still_has_its_input() {
+    let mut e = Engine::new();
+    let fresh = || InvocationId::generate(6);
+    let running = InvocationId::generate(1);
+    e.apply(invoke(running, object("Counter", "k", "add", HandlerKind::Exclusive)));
+    let inboxed = InvocationId::generate(2);
+    e.apply(invoke(inboxed, object("Counter", "k", "add", HandlerKind::Exclusive)));
+    assert_eq!(
+        control(&mut e, running, ControlRequest::RestartAsNew { new_id: fresh() }).0,
+        ControlOutcome::NotCompleted
+    );
+    assert_eq!(
+        control(&mut e, inboxed, ControlRequest::RestartAsNew { new_id: fresh() }).0,
+        ControlOutcome::NotStarted
+    );
+
+    let run = InvocationId::workflow_run("SleepWorkflow", "w9");
+    let workflow = Target {
+        service: "SleepWorkflow".into(),
+        handler: "run".into(),
+        key: Some("w9".into()),
+        service_kind: ServiceKind::Workflow,
+        handler_kind: HandlerKind::Workflow,
+    };
+    e.apply(invoke(run, workflow));
+    e.effects(run, 1, vec![output("\"woke up\""), Effect::Ended]);
+    let (outcome, actions) = control(&mut e, run, ControlRequest::RestartAsNew { new_id: fresh() });
+    assert!(matches!(&outcome, ControlOutcome::Unsupported(why) if why.contains("workflow")), "{outcome:?}");
+    assert!(actions.is_empty());
+
+    let greeted = InvocationId::generate(3);
+    e.apply(invoke(greeted, service("Greeter", "greet")));
+    e.effects(greeted, 1, vec![output("\"x\""), Effect::Ended]);
+    assert_eq!(control(&mut e, greeted, ControlRequest::PurgeJournal).0, ControlOutcome::Done);
+    let new_id = fresh();
+    let (outcome, actions) = control(&mut e, greeted, ControlRequest::RestartAsNew { new_id });
+    assert_eq!(outcome, ControlOutcome::InputGone);
+    assert!(actions.is_empty());
+    assert!(e.txn.invocation(&new_id).unwrap().is_none(), "nothing was created");
 }
 
 #[test]

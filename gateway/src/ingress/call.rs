@@ -3,10 +3,9 @@
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use super::error::{Error, error_response};
-use super::{Ingress, Response, json, read_body};
+use super::{Ingress, RequestBody, Response, json, read_body};
 use crate::durations::now_ms;
 use crate::engine::command::{Command, InvokeRequest, Outcome};
 use crate::engine::records::{HandlerKind, InvocationResult, Notification, NotificationId, NotificationResult, Source};
@@ -54,7 +53,7 @@ fn requested_deployment(headers: &http::HeaderMap) -> Result<Option<crate::ids::
 
 pub async fn call(
     ingress: &Ingress,
-    req: http::Request<Incoming>,
+    req: http::Request<impl RequestBody>,
     service: String,
     parts: Vec<String>,
     send: bool,
@@ -220,7 +219,7 @@ pub fn result_response(
 /// `POST /restate/awakeables/{id}/resolve|reject`.
 pub async fn awakeable(
     ingress: &Ingress,
-    req: http::Request<Incoming>,
+    req: http::Request<impl RequestBody>,
     id: String,
     resolve: bool,
 ) -> Result<Response, Error> {

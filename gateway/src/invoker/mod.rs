@@ -7,7 +7,7 @@
 //! attempts ([`attempt`]). Does not own: the journal or any durable state.
 //!
 //! Call order: `Invoker::new` → spawn [`Invoker::run`] → partitions call
-//! [`InvokerHandle::invoke`] / `forward` / `abort` after each commit.
+//! through [`InvokerHandle`], their [`crate::partition::Attempts`], after each commit.
 //!
 //! At most `concurrent_invocations_limit` attempts run at once. The others wait in order, as
 //! an id and an attempt number only: what they need is in storage (the partition wrote it
@@ -102,21 +102,20 @@ pub struct InvokerHandle {
     tx: mpsc::UnboundedSender<Input>,
 }
 
-impl InvokerHandle {
-    pub fn invoke(&self, attempt: Box<InvokeAttempt>) {
+impl crate::partition::Attempts for InvokerHandle {
+    fn invoke(&self, attempt: Box<InvokeAttempt>) {
         let _ = self.tx.send(Input::Invoke(attempt));
     }
 
-    /// Queues an attempt by id (a leader restarting what was running: cheap to hold many).
-    pub fn invoke_later(&self, id: InvocationId, attempt: u32) {
+    fn invoke_later(&self, id: InvocationId, attempt: u32) {
         let _ = self.tx.send(Input::InvokeLater { id, attempt });
     }
 
-    pub fn forward(&self, id: InvocationId, attempt: u32, index: u32, entry: JournalEntry) {
+    fn forward(&self, id: InvocationId, attempt: u32, index: u32, entry: JournalEntry) {
         let _ = self.tx.send(Input::Forward { id, attempt, index, entry });
     }
 
-    pub fn abort(&self, id: InvocationId, attempt: u32) {
+    fn abort(&self, id: InvocationId, attempt: u32) {
         let _ = self.tx.send(Input::Abort { id, attempt });
     }
 }

@@ -32,4 +32,22 @@ mod service;
 mod timer_queue;
 
 pub use handle::{Answer, Error, Handle, Inbox, Lane, Rejected, Reply, ReplyMode, Request};
-pub use service::{Partition, RunError};
+pub use service::{Partition, RunError, Wiring};
+
+use crate::engine::action::InvokeAttempt;
+use crate::engine::records::JournalEntry;
+use crate::ids::InvocationId;
+
+/// Where a partition's attempts run: the invoker, told after each commit. A port, so that the
+/// partition does not depend on how attempts reach deployments.
+pub trait Attempts: Send + Sync + 'static {
+    /// Start this attempt (as soon as a slot is free).
+    fn invoke(&self, attempt: Box<InvokeAttempt>);
+    /// Start this attempt when a slot is free, reading it from storage then (a leader
+    /// restarting what was running: cheap to hold many).
+    fn invoke_later(&self, id: InvocationId, attempt: u32);
+    /// A notification for a running attempt, to forward to the SDK if the attempt streams.
+    fn forward(&self, id: InvocationId, attempt: u32, index: u32, entry: JournalEntry);
+    /// Stop the running attempt without telling the SDK anything more.
+    fn abort(&self, id: InvocationId, attempt: u32);
+}

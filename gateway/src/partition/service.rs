@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::Attempts;
 use super::handle::{Answer, Handle, Inbox, Lane, Rejected, Reply, ReplyMode, Request};
 use super::timer_queue::TimerQueue;
 use crate::durations::now_ms;
@@ -25,7 +26,6 @@ use crate::engine::machine::apply;
 use crate::engine::records::{InvocationResult, PartitionMeta, Phase};
 use crate::engine::store::Txn;
 use crate::ids::InvocationId;
-use crate::invoker::InvokerHandle;
 use crate::storage::log::{Log, Lsn};
 use crate::storage::{Storage, StorageError, codec};
 
@@ -60,7 +60,7 @@ pub struct Partition<L: Log> {
     requests: Inbox,
     /// Every partition, this one included: where outbox messages go.
     partitions: Handle,
-    invoker: InvokerHandle,
+    attempts: Arc<dyn Attempts>,
     /// Timers due soon; later ones wait in storage.
     timers: TimerQueue,
     /// Clients waiting for invocations to complete.
@@ -124,18 +124,25 @@ fn describe(command: Option<&Command>) -> String {
     shown
 }
 
+/// What the server wires into a partition's task.
+pub struct Wiring<L: Log> {
+    pub info: PartitionInfo,
+    pub storage: Storage,
+    pub log: L,
+    /// The log's last LSN.
+    pub tail: Lsn,
+    pub inbox: Inbox,
+    /// Every partition, this one included: where outbox messages go.
+    pub partitions: Handle,
+    /// Where attempts run (the invoker).
+    pub attempts: Arc<dyn Attempts>,
+    /// Where the task publishes the LSN whose state it wrote (for trimming and the node port).
+    pub applied: Arc<AtomicU64>,
+}
+
 impl<L: Log> Partition<L> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        info: PartitionInfo,
-        storage: Storage,
-        log: L,
-        tail: Lsn,
-        requests: Inbox,
-        partitions: Handle,
-        invoker: InvokerHandle,
-        applied: Arc<AtomicU64>,
-    ) -> Result<Self, RunError> {
+    pub fn new(wiring: Wiring<L>) -> Result<Self, RunError> {
+        let Wiring { info, storage, log, tail, inbox, partitions, attempts, applied } = wiring;
         let meta = storage.partition_meta(info.id)?;
         applied.store(meta.applied_lsn, Ordering::Release);
         Ok(Self {
@@ -144,9 +151,9 @@ impl<L: Log> Partition<L> {
             log,
             tail,
             meta,
-            requests,
+            requests: inbox,
             partitions,
-            invoker,
+            attempts,
             timers: TimerQueue::default(),
             waiters: HashMap::new(),
             delivered: BTreeSet::new(),
@@ -239,9 +246,10 @@ impl<L: Log> Partition<L> {
             self.perform(Action::Ship { seq, message });
         }
         // By id only: a large backlog costs the invoker a few bytes each until it runs.
-        let invoker = &self.invoker;
-        self.storage
-            .for_each_running_invocation(self.info.id, |id, status| invoker.invoke_later(id, status.attempt.attempt))?;
+        let attempts = &self.attempts;
+        self.storage.for_each_running_invocation(self.info.id, |id, status| {
+            attempts.invoke_later(id, status.attempt.attempt)
+        })?;
         Ok(())
     }
 
@@ -420,9 +428,9 @@ impl<L: Log> Partition<L> {
     /// Performs one action, after its batch is durable.
     fn perform(&mut self, action: Action) {
         match action {
-            Action::Invoke(attempt) => self.invoker.invoke(attempt),
-            Action::Forward { id, attempt, index, entry } => self.invoker.forward(id, attempt, index, entry),
-            Action::Abort { id, attempt } => self.invoker.abort(id, attempt),
+            Action::Invoke(attempt) => self.attempts.invoke(attempt),
+            Action::Forward { id, attempt, index, entry } => self.attempts.forward(id, attempt, index, entry),
+            Action::Abort { id, attempt } => self.attempts.abort(id, attempt),
             Action::Completed { id, result, traced, .. } => {
                 crate::metrics::invocation_completed(matches!(result, InvocationResult::Success(_)));
                 if let Some(run) = traced {

@@ -238,7 +238,7 @@ pub fn pinned_to(deployment: &DeploymentId) -> [u8; 17] {
     k
 }
 
-/// A log entry's key in `log-N`: its LSN.
+/// A log entry's key in `pN-log`: its LSN.
 pub fn log_entry(lsn: u64) -> [u8; 8] {
     lsn.to_be_bytes()
 }

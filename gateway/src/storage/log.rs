@@ -1,6 +1,6 @@
 //! The per-partition command log behind a small trait, so a distributed log (PostgreSQL,
 //! see ARCHITECTURE.md "Beyond one machine") can be a second implementation. The embedded
-//! one keeps each partition's entries in its own `log-N` column family, written with the WAL and fsynced.
+//! one keeps each partition's entries in its own `pN-log` column family, written with the WAL and fsynced.
 //!
 //! A log entry is one group commit: an encoded [`crate::engine::command::LogBatch`].
 

@@ -1,7 +1,7 @@
 //! Storage: one embedded RocksDB, owned by one [`Database`] and shared through cheap
 //! [`Storage`] handles.
 //!
-//! Layout (storage format 2, see [`format`]): every partition owns a column family per table
+//! Layout (since storage format 2; today format 4, see [`format`]): every partition owns a column family per table
 //! (`pN-invocation`, `pN-journal`, `pN-state`, …, see [`keys`]) and one for its command log
 //! (`pN-log`, keyed by LSN), so one partition's data can be checkpointed, exported or moved
 //! alone, and one table's compactions never rewrite another's data; `meta` holds what belongs to the node (the schema as of its log's applied LSN, the

@@ -145,9 +145,7 @@ fn an_endpoint_is_immutable_new_code_needs_a_new_deployment() {
 
 #[test]
 fn services_can_be_reconfigured_and_hidden_from_ingress() {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let a = &perdure.admin;
     let patch = |body: Value| {
         let r = crate::harness::http().patch(format!("{a}/services/Greeter")).json(&body).send().expect("PATCH");

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -60,49 +60,36 @@ impl Op {
 
 /// Sends until the server answers (it may be down while being restarted).
 fn send_until_accepted(ingress: &str, op: &Op, idempotency_key: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let mut headers = vec![("content-type", "application/json")];
     if !matches!(op, Op::Workflow { .. }) {
         headers.push(("idempotency-key", idempotency_key));
     }
-    loop {
+    eventually(Duration::from_secs(60), &format!("{op:?} to be accepted"), || {
         let mut req = http().post(format!("{ingress}/{}/send", op.path())).body(op.body());
         for (k, v) in &headers {
             req = req.header(*k, *v);
         }
-        if let Ok(r) = req.send()
-            && r.status().as_u16() == 202
-        {
-            let v: serde_json::Value = r.json().expect("send answer");
-            return v["invocationId"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "{op:?} never accepted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        let r = req.send().ok().filter(|r| r.status().as_u16() == 202)?;
+        let v: serde_json::Value = r.json().expect("send answer");
+        Some(v["invocationId"].as_str().unwrap().to_owned())
+    })
 }
 
 fn attach_until_done(ingress: &str, id: &str) -> Reply {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http().get(format!("{ingress}/restate/invocation/{id}/attach")).send() {
-            let status = r.status().as_u16();
-            let body = r.text().unwrap_or_default();
-            if status != 503 && !body.is_empty() {
-                return Reply { status, headers: Default::default(), body };
-            }
-        }
-        assert!(Instant::now() < deadline, "{id} never completed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(Duration::from_secs(60), &format!("{id} to complete"), || {
+        let r = http().get(format!("{ingress}/restate/invocation/{id}/attach")).send().ok()?;
+        let status = r.status().as_u16();
+        let body = r.text().unwrap_or_default();
+        (status != 503 && !body.is_empty()).then(|| Reply { status, headers: Default::default(), body })
+    })
 }
 
 #[test]
 fn sigkill_at_random_points_loses_nothing_acknowledged() {
     let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x9e37_79b9_7f4a_7c15);
     let mut rng = Rng(seed);
-    let mut perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "50ms")]);
-    let svc = TsServices::start("h2", "crash");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (mut perdure, _svc) = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "50ms")])
+        .serving(TsServices::start("h2", "crash"), json!({}));
     let ingress = perdure.ingress.clone();
 
     let mut ops = Vec::new();

@@ -263,9 +263,8 @@ fn client() -> reqwest::blocking::Client {
 
 #[test]
 fn arbitrary_ingress_and_admin_requests_get_answers_and_never_hurt_the_server() {
-    let mut perdure = Perdure::start_capturing(&[("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "3")]);
-    let svc = RustServices::start();
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (mut perdure, _svc) = Perdure::start_capturing(&[("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "3")])
+        .serving(RustServices::start(), json!({}));
     let client = client();
 
     let (answered, refused) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));

@@ -216,6 +216,21 @@ impl Perdure {
         tokens.split(',').next().map(|t| t.trim().to_owned())
     }
 
+    /// Registers the HTTP deployment at `uri` (with `extra` fields) and expects 201 Created:
+    /// its id.
+    pub fn deploy(&self, uri: &str, extra: Value) -> String {
+        let (status, body) = self.register(uri, extra);
+        assert_eq!(status, 201, "registering {uri}: {body}");
+        body["id"].as_str().unwrap_or_else(|| panic!("no deployment id in {body}")).to_owned()
+    }
+
+    /// The start most tests share: this server with `services` registered on it (with `extra`
+    /// fields, 201 Created), and the services, to keep alive while the test calls them.
+    pub fn serving<S: Services>(self, services: S, extra: Value) -> (Self, S) {
+        self.deploy(&services.url(), extra);
+        (self, services)
+    }
+
     /// Registers an HTTP deployment (with the admin token, when it has one); returns the
     /// response status and body.
     pub fn register(&self, uri: &str, extra: Value) -> (u16, Value) {
@@ -268,6 +283,17 @@ pub fn repo_root() -> PathBuf {
 pub struct SdkProcess {
     child: Child,
     pub port: u16,
+}
+
+/// SDK services a deployment can be registered for: whatever serves them at a URL.
+pub trait Services {
+    fn url(&self) -> String;
+}
+
+impl Services for SdkProcess {
+    fn url(&self) -> String {
+        SdkProcess::url(self)
+    }
 }
 
 impl SdkProcess {
@@ -402,16 +428,56 @@ pub fn request(method: &str, url: &str) -> Reply {
     read(http().request(method.parse().expect("method"), url).send().expect("request"))
 }
 
-/// Polls `f` until it returns `Some`, or panics after `timeout`.
+/// Polls `f` until it returns `Some`: how a test waits for something to have happened (a
+/// journal entry, a status, a metric), never a fixed sleep. `timeout` is only a safety net,
+/// generous: past it the test fails naming `what` never became true.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        assert!(start.elapsed() < timeout, "{what} never became true (waited {timeout:?})");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Checks that `f` keeps holding for all of `window`, polling it: for what must *not*
+/// happen (nothing starts, nothing is pruned), where there is no fact to wait for. A slow
+/// machine can only make the window shorter in effect, never fail the test wrongly.
+pub fn holds_for(window: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        assert!(f(), "{what} stopped holding after {:?}", start.elapsed());
+        if start.elapsed() >= window {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the server stamps journal entries and statuses.
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    since.as_millis() as u64
+}
+
+/// Waits until invocation `id` has journaled a sleep (`Command: Sleep` in `sys_journal`): its
+/// handler is in `ctx.sleep`. Answers when that sleep wakes up (ms since the epoch).
+pub fn journaled_sleep(perdure: &Perdure, id: &str) -> u64 {
+    let sql = format!("SELECT entry_json FROM sys_journal WHERE id = '{id}' AND entry_type = 'Command: Sleep'");
+    eventually(Duration::from_secs(30), &format!("a sleep in the journal of {id}"), || {
+        let rows = query_rows(perdure, &sql);
+        let entry: Value = serde_json::from_str(rows.first()?["entry_json"].as_str()?).ok()?;
+        entry["Command"]["Sleep"]["wake_up_time"].as_u64()
+    })
+}
+
+/// The status of invocation `id` in `sys_invocation` (`pending`, `running`, `paused`,
+/// `completed`, …), if it exists.
+pub fn invocation_status(perdure: &Perdure, id: &str) -> Option<String> {
+    let rows = query_rows(perdure, &format!("SELECT status FROM sys_invocation WHERE id = '{id}'"));
+    rows.first()?["status"].as_str().map(str::to_owned)
 }
 
 /// The real `restate` CLI 1.7.12 (npm, installed with the TS services), pointed at `perdure`.

@@ -16,9 +16,8 @@ fn ingress_error(r: &Reply, status: u16, message: &str) {
 
 #[test]
 fn bad_requests_get_restates_status_codes() {
-    let perdure = Perdure::start_with(&[("PERDURE_INGRESS__REQUEST_SIZE_LIMIT", "1024")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_INGRESS__REQUEST_SIZE_LIMIT", "1024")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let i = &perdure.ingress;
 
     ingress_error(&post_json(&format!("{i}/NoSuchService/greet"), "\"x\""), 404, "service 'NoSuchService' not found");

@@ -66,9 +66,7 @@ fn scrape(perdure: &Perdure) -> (String, Samples) {
 fn metrics_count_a_workload() {
     let perdure = Perdure::start();
     let svc = TsServices::start("h2", "v1");
-    let (status, body) = perdure.register(&svc.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let deployment = body["id"].as_str().unwrap().to_owned();
+    let deployment = perdure.deploy(&svc.url(), json!({}));
 
     for i in 0..20 {
         let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), &format!("\"n{i}\""));
@@ -143,9 +141,7 @@ fn metrics_count_a_workload() {
 fn metrics_show_a_draining_deployment_and_its_pinned_invocation() {
     let perdure = Perdure::start();
     let v1 = TsServices::start("h2", "v1");
-    let (status, body) = perdure.register(&v1.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let old = body["id"].as_str().unwrap().to_owned();
+    let old = perdure.deploy(&v1.url(), json!({}));
     let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "60000");
     assert_eq!(r.status, 202, "{}", r.body);
     let suspended = [("deployment", old.as_str()), ("status", "suspended")];

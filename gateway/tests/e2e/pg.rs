@@ -46,8 +46,7 @@ fn psql_err(perdure: &Perdure, command: &str) -> String {
 /// A deployment with one completed greeting and one invocation sleeping for `sleep_ms`.
 fn with_work(perdure: &Perdure, sleep_ms: u64) -> (TsSdk, String, String) {
     let sdk = TsServices::start("h2", "v1");
-    let (_, body) = perdure.register(&sdk.url(), json!({}));
-    let dp = body["id"].as_str().unwrap().to_owned();
+    let dp = perdure.deploy(&sdk.url(), json!({}));
     let r = post_json(&format!("{}/Greeter/greet", perdure.ingress), "\"sql\"");
     assert_eq!(r.status, 200, "{}", r.body);
     let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), &sleep_ms.to_string());
@@ -214,14 +213,25 @@ fn tokio_postgres_gets_binary_rows_cancels_and_the_admin_and_pg_ports_need_a_tok
         let e = client.simple_query("UPDATE state SET value = NULL").await.expect_err("writes are refused");
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION), "{e}");
 
-        // A cancel request (what psql sends on Ctrl-C) stops a running statement.
+        // A cancel request (what psql sends on Ctrl-C) stops a running statement. One that
+        // arrives before the statement runs stops nothing: send them until it has ended.
         let token = client.cancel_token();
-        let canceller = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            token.cancel_query(tokio_postgres::NoTls).await
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let canceller = tokio::spawn({
+            let ended = ended.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if ended.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Ok::<(), tokio_postgres::Error>(());
+                    }
+                    token.cancel_query(tokio_postgres::NoTls).await?;
+                }
+            }
         });
         let started = std::time::Instant::now();
         let e = client.simple_query(ENDLESS).await.expect_err("the endless query is cancelled");
+        ended.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED), "{e}");
         assert!(started.elapsed() < Duration::from_secs(20), "cancel took {:?}", started.elapsed());
         canceller.await.unwrap().unwrap();

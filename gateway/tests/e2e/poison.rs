@@ -58,9 +58,7 @@ fn damage(data: &std::path::Path, id: InvocationId, log: Option<Command>) {
 
 #[test]
 fn a_command_that_cannot_be_applied_stops_its_partition_only_and_never_loops() {
-    let mut perdure = Perdure::start_capturing(&[]);
-    let svc = RustServices::start();
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (mut perdure, _svc) = Perdure::start_capturing(&[]).serving(RustServices::start(), json!({}));
     let add =
         |p: &Perdure, partition: u32| post_json(&format!("{}/RustCounter/{}/add", p.ingress, key_on(partition)), "1");
     for partition in 0..PARTITIONS {

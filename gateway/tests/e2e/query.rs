@@ -25,8 +25,7 @@ fn rows(perdure: &Perdure, sql: &str) -> Vec<Value> {
 fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_drained() {
     let perdure = Perdure::start();
     let v1 = TsServices::start("h2", "v1");
-    let (_, body) = perdure.register(&v1.url(), json!({}));
-    let dp1 = body["id"].as_str().unwrap().to_owned();
+    let dp1 = perdure.deploy(&v1.url(), json!({}));
     let r = post_json(&format!("{}/Greeter/sleepy/send", perdure.ingress), "6000");
     let sleeper = r.json()["invocationId"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
@@ -34,7 +33,7 @@ fn the_restate_cli_sees_pinned_work_through_sql_and_removes_a_deployment_once_dr
             .then_some(())
     });
     let v2 = TsServices::start("h2", "v2");
-    perdure.register(&v2.url(), json!({}));
+    perdure.deploy(&v2.url(), json!({}));
 
     // What the CDK construct asks before pruning, and how it finds a deployment by endpoint.
     let counted = rows(
@@ -136,9 +135,7 @@ fn query_errors_name_what_is_wrong_and_nothing_but_reads_runs() {
 
 #[test]
 fn the_restate_cli_shows_service_status_and_lists_and_cancels_invocations() {
-    let perdure = Perdure::start();
-    let v1 = TsServices::start("h2", "v1");
-    perdure.register(&v1.url(), json!({}));
+    let (perdure, _v1) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let send = |path: &str, body: &str| {
         let r = post_json(&format!("{}/{path}/send", perdure.ingress), body);
         r.json()["invocationId"].as_str().unwrap().to_owned()
@@ -163,9 +160,7 @@ fn the_restate_cli_shows_service_status_and_lists_and_cancels_invocations() {
 
 #[test]
 fn object_state_and_workflow_promises_are_tables_too() {
-    let perdure = Perdure::start();
-    let v1 = TsServices::start("h2", "v1");
-    perdure.register(&v1.url(), json!({}));
+    let (perdure, _v1) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     assert_eq!(post_json(&format!("{}/Counter/alice/add", perdure.ingress), "5").body, "5");
     let state = rows(&perdure, "SELECT service_name, service_key, key, value_utf8, value FROM state");
     assert_eq!(
@@ -202,9 +197,7 @@ fn object_state_and_workflow_promises_are_tables_too() {
 
 #[test]
 fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_journal() {
-    let perdure = Perdure::start();
-    let v1 = TsServices::start("h2", "v1");
-    perdure.register(&v1.url(), json!({}));
+    let (perdure, _v1) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     assert_eq!(
         post_json(&format!("{}/Greeter/greetAndCount", perdure.ingress), "\"bob\"").body,
         "\"Hello, bob! You are visitor #1 (v1)\""
@@ -259,9 +252,8 @@ fn journals_are_a_table_and_the_restate_cli_describes_an_invocation_with_its_jou
 
 #[test]
 fn idempotency_keys_are_listed_and_a_long_query_is_stopped_at_the_timeout() {
-    let perdure = Perdure::start_with(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "3s")]);
-    let v1 = TsServices::start("h2", "v1");
-    perdure.register(&v1.url(), json!({}));
+    let (perdure, _v1) = Perdure::start_with(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "3s")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let r = post_with(
         &format!("{}/Greeter/greet", perdure.ingress),
         "\"ik\"",

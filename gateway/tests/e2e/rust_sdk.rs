@@ -104,6 +104,12 @@ pub struct RustServices {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl crate::harness::Services for RustServices {
+    fn url(&self) -> String {
+        RustServices::url(self)
+    }
+}
+
 impl RustServices {
     pub fn start() -> Self {
         Self::start_on(0)

@@ -9,10 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 fn setup() -> (Perdure, SdkProcess) {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
-    (perdure, svc)
+    Perdure::start().serving(TsServices::start("h2", "v1"), json!({}))
 }
 
 fn send(perdure: &Perdure, path: &str, body: &str) -> String {
@@ -48,11 +45,19 @@ fn exclusive_handlers_on_one_key_run_one_at_a_time() {
 
     // A shared handler does not wait behind a long exclusive one; another key is independent.
     let slow = send(&perdure, "Counter/hot/slowAdd", "1500");
-    std::thread::sleep(Duration::from_millis(200));
-    let started = Instant::now();
+    // slowAdd holds the key from here on: it adds its 1 after its sleep.
+    let slow_wakes_up = journaled_sleep(&perdure, &slow);
+    // 20, not 21: the get ran while slowAdd held the key, it did not wait for it to finish.
     assert_eq!(get(&format!("{}/Counter/hot/get", perdure.ingress)).body, "20");
-    assert_eq!(post_json(&format!("{}/Counter/cold/add", perdure.ingress), "3").body, "3");
-    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    let cold = post_json(&format!("{}/Counter/cold/add", perdure.ingress), "3");
+    assert_eq!(cold.body, "3");
+    let cold_id = cold.header("x-restate-id").unwrap();
+    let rows = query_rows(
+        &perdure,
+        &format!("SELECT CAST(completed_at AS BIGINT) AS completed_at FROM sys_invocation WHERE id = '{cold_id}'"),
+    );
+    let cold_done = rows[0]["completed_at"].as_u64().unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(cold_done < slow_wakes_up, "the other key's add finished before the hot key was free again");
     // An exclusive call on the hot key queues behind slowAdd and runs after it.
     assert_eq!(post_json(&format!("{}/Counter/hot/add", perdure.ingress), "1").body, "22");
     assert_eq!(get(&format!("{}/restate/invocation/{slow}/output", perdure.ingress)).body, "21");
@@ -178,8 +183,7 @@ fn cancel_lets_the_handler_compensate() {
     let (perdure, _svc) = setup();
     let i = &perdure.ingress;
     let id = send(&perdure, "Waiter/cancellable", "\"c1\"");
-    // Let it reach its sleep.
-    std::thread::sleep(Duration::from_millis(500));
+    journaled_sleep(&perdure, &id);
     let r = patch(&perdure, &format!("invocations/{id}/cancel"));
     assert_eq!(r.status, 202, "{}", r.body);
     let attached = get(&format!("{i}/restate/invocation/{id}/attach"));
@@ -196,8 +200,10 @@ fn cancel_lets_the_handler_compensate() {
     );
 
     // An invocation still waiting in an inbox is cancelled without running.
-    let blocker = send(&perdure, "Counter/busy/slowAdd", "1000");
+    let blocker = send(&perdure, "Counter/busy/slowAdd", "3000");
+    journaled_sleep(&perdure, &blocker);
     let queued = send(&perdure, "Counter/busy/add", "5");
+    assert_eq!(invocation_status(&perdure, &queued).as_deref(), Some("pending"), "in the key's inbox");
     assert_eq!(patch(&perdure, &format!("invocations/{queued}/cancel")).status, 200);
     assert_eq!(get(&format!("{i}/restate/invocation/{queued}/attach")).status, 409);
     assert_eq!(get(&format!("{i}/restate/invocation/{blocker}/attach")).body, "1");
@@ -240,7 +246,7 @@ fn purge_and_restart_as_new() {
     assert_eq!(patch(&perdure, &format!("invocations/{id}/purge")).status, 200);
     assert_eq!(get(&format!("{i}/restate/invocation/{id}/output")).status, 404);
 
-    let running = send(&perdure, "Greeter/sleepy", "1000");
+    let running = send(&perdure, "Greeter/sleepy", "600000");
     assert_eq!(patch(&perdure, &format!("invocations/{running}/purge")).status, 409);
     let wf = send(&perdure, "SleepWorkflow/w9/run", "10");
     get(&format!("{i}/restate/invocation/{wf}/attach"));
@@ -253,12 +259,11 @@ fn purge_and_restart_as_new() {
 
 #[test]
 fn idempotency_works_for_objects_and_expires_with_retention() {
-    let perdure = Perdure::start_with(&[
+    let (perdure, _svc) = Perdure::start_with(&[
         ("PERDURE_DEFAULT_IDEMPOTENCY_RETENTION", "2s"),
         ("PERDURE_DEFAULT_JOURNAL_RETENTION", "2s"),
-    ]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    ])
+    .serving(TsServices::start("h2", "v1"), json!({}));
     let i = &perdure.ingress;
     let add = || {
         post_with(

@@ -92,9 +92,7 @@ fn request_response_deployments_over_http1_suspend_and_resume() {
 
 #[test]
 fn sleeps_side_effects_and_calls_between_services() {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let ingress = &perdure.ingress;
 
     let started = Instant::now();
@@ -120,9 +118,8 @@ fn sleeps_side_effects_and_calls_between_services() {
 
 #[test]
 fn failed_attempts_are_retried_with_backoff() {
-    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "100ms")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_RETRY_POLICY__INITIAL_INTERVAL", "100ms")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let started = Instant::now();
     let r = post_json(&format!("{}/Greeter/flaky", perdure.ingress), "\"k1\"");
     assert_eq!(r.body, "\"ok after 3 attempts\"");
@@ -132,9 +129,7 @@ fn failed_attempts_are_retried_with_backoff() {
 
 #[test]
 fn terminal_errors_keep_the_users_code() {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let r = post_json(&format!("{}/Greeter/fail", perdure.ingress), "\"x\"");
     assert_eq!(r.status, 409);
     assert_eq!(r.json(), json!({ "code": 409, "message": "boom: x", "source": "invocation" }));
@@ -144,9 +139,7 @@ fn terminal_errors_keep_the_users_code() {
 
 #[test]
 fn send_then_output_and_attach() {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let ingress = &perdure.ingress;
 
     let r = post_json(&format!("{ingress}/Greeter/sleepy/send"), "800");
@@ -185,9 +178,7 @@ fn send_then_output_and_attach() {
 
 #[test]
 fn idempotency_keys_deduplicate_calls_and_sends() {
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let ingress = &perdure.ingress;
     let call = |body: &str| {
         post_with(
@@ -227,10 +218,7 @@ fn idempotency_keys_deduplicate_calls_and_sends() {
 #[test]
 fn a_bidi_manifest_over_http1_streams_in_full_duplex() {
     // The TS SDK's http1Handler({ bidirectional: true }) announces BIDI_STREAM over HTTP/1.1.
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h1bidi", "b");
-    let (status, body) = perdure.register(&svc.url(), json!({ "use_http_11": true }));
-    assert_eq!(status, 201, "{body}");
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h1bidi", "b"), json!({ "use_http_11": true }));
     let dp = get(&format!("{}/deployments", perdure.admin)).json();
     assert_eq!(dp["deployments"][0]["protocol_type"], "BidiStream");
     assert_eq!(dp["deployments"][0]["http_version"], "HTTP/1.1");
@@ -241,26 +229,29 @@ fn a_bidi_manifest_over_http1_streams_in_full_duplex() {
 #[test]
 fn paused_invocations_resume_on_request() {
     // With one attempt allowed, the flaky handler pauses after each failure until resumed.
-    let perdure = Perdure::start_with(&[("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "1")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_RETRY_POLICY__MAX_ATTEMPTS", "1")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let r = post_json(&format!("{}/Greeter/flaky/send", perdure.ingress), "\"p1\"");
     let id = r.json()["invocationId"].as_str().unwrap().to_owned();
     let admin = &perdure.admin;
     let output = || get(&format!("{}/restate/invocation/{id}/output", perdure.ingress));
-    std::thread::sleep(Duration::from_millis(1000));
+    let status = || invocation_status(&perdure, &id);
+    eventually(Duration::from_secs(30), "the flaky handler to pause after its failed attempt", || {
+        (status().as_deref() == Some("paused")).then_some(())
+    });
     assert_eq!(output().status, 470, "paused, not failed");
     // Paused already (200), or paused now (202) if the first attempt was slow.
     let paused = request("PATCH", &format!("{admin}/invocations/{id}/pause")).status;
     assert!(paused == 200 || paused == 202, "{paused}");
-    // Each resume grants one more attempt; the third one succeeds.
+    // Each resume grants one more attempt (which pauses again when it fails); the third succeeds.
     let done = eventually(Duration::from_secs(30), "the flaky handler to succeed", || {
-        let out = output();
-        if out.status == 200 {
-            return Some(out.body);
+        match status().as_deref() {
+            Some("completed") => return Some(output().body),
+            Some("paused") => {
+                assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 200);
+            }
+            _ => {}
         }
-        assert_eq!(request("PATCH", &format!("{admin}/invocations/{id}/resume")).status, 200);
-        std::thread::sleep(Duration::from_millis(300));
         None
     });
     assert!(done.starts_with("\"ok after"), "{done}");
@@ -270,12 +261,11 @@ fn paused_invocations_resume_on_request() {
 #[test]
 fn lazy_state_everywhere_and_a_small_invocation_limit() {
     // No eager state at all (the SDK reads state lazily), and at most 2 attempts at once.
-    let perdure = Perdure::start_with(&[
+    let (perdure, _svc) = Perdure::start_with(&[
         ("PERDURE_INVOKER__EAGER_STATE_SIZE_LIMIT", "0"),
         ("PERDURE_INVOKER__CONCURRENT_INVOCATIONS_LIMIT", "2"),
-    ]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    ])
+    .serving(TsServices::start("h2", "v1"), json!({}));
     let i = &perdure.ingress;
     assert_eq!(post_json(&format!("{i}/Counter/lazy/add"), "4").body, "4");
     assert_eq!(post_json(&format!("{i}/Counter/lazy/add"), "3").body, "7");
@@ -298,9 +288,8 @@ fn lazy_state_everywhere_and_a_small_invocation_limit() {
 /// run in order; one killed while it waits ends killed and never runs.
 #[test]
 fn invocations_wait_for_a_slot_in_order_and_can_be_killed_while_waiting() {
-    let perdure = Perdure::start_with(&[("PERDURE_INVOKER__CONCURRENT_INVOCATIONS_LIMIT", "1")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_INVOKER__CONCURRENT_INVOCATIONS_LIMIT", "1")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let i = &perdure.ingress;
     let send = |path: &str, body: &str| {
         let r = post_json(&format!("{i}/{path}/send"), body);
@@ -346,9 +335,7 @@ fn invocations_finish_when_idle_streams_are_closed_early() {
 #[test]
 fn attach_output_and_lookup_with_a_json_target() {
     // Restate 1.7's POST /restate/{attach,output,lookup} forms.
-    let perdure = Perdure::start();
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start().serving(TsServices::start("h2", "v1"), json!({}));
     let i = &perdure.ingress;
     let post = |path: &str, body: serde_json::Value| post_json(&format!("{i}/restate/{path}"), &body.to_string());
     let r = post_with(
@@ -380,9 +367,8 @@ fn attach_output_and_lookup_with_a_json_target() {
 /// flight end, new ones are served again.
 #[test]
 fn the_ingress_sheds_requests_beyond_its_concurrency_limit() {
-    let perdure = Perdure::start_with(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "2")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_INGRESS__CONCURRENCY_LIMIT", "2")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let i = perdure.ingress.clone();
     let calls: Vec<_> = ["a", "b"]
         .into_iter()
@@ -415,9 +401,8 @@ fn the_ingress_sheds_requests_beyond_its_concurrency_limit() {
 /// with `Retry-After` (and never runs): nothing in between, nothing lost.
 #[test]
 fn a_full_partition_queue_sheds_sends_and_every_accepted_one_runs() {
-    let perdure = Perdure::start_with(&[("PERDURE_INGRESS__QUEUE_PER_PARTITION", "16")]);
-    let svc = TsServices::start("h2", "v1");
-    assert_eq!(perdure.register(&svc.url(), json!({})).0, 201);
+    let (perdure, _svc) = Perdure::start_with(&[("PERDURE_INGRESS__QUEUE_PER_PARTITION", "16")])
+        .serving(TsServices::start("h2", "v1"), json!({}));
     let i = perdure.ingress.clone();
     let senders: Vec<_> = (0..16)
         .map(|t| {

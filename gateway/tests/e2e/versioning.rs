@@ -349,7 +349,11 @@ fn a_paused_deployment_starts_nothing_and_its_invocations_go_on_when_it_is_resum
     });
     assert!(perdure.stop().success());
     perdure.restart();
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing to wait for: what must not happen is an attempt starting. Watch for a while.
+    holds_for(Duration::from_millis(300), "the calls to wait as paused after the restart", || {
+        let d1 = deployment(&perdure, &dp1).json();
+        d1["paused"] == true && d1["pinned_invocations"]["paused"] == 3
+    });
     let d1 = deployment(&perdure, &dp1).json();
     assert_eq!((d1["paused"].as_bool(), d1["pinned_invocations"]["paused"].as_u64()), (Some(true), Some(3)), "{d1}");
 
@@ -405,18 +409,14 @@ fn rust_sdk_deployments_pin_running_invocations_and_ramp_by_key() {
     use crate::rust_sdk::RustServices;
     let perdure = Perdure::start();
     let v1 = RustServices::start_tagged("rust-v1");
-    let (status, body) = perdure.register(&v1.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let dp1 = body["id"].as_str().unwrap().to_owned();
+    let dp1 = perdure.deploy(&v1.url(), json!({}));
     let sleeping: Vec<String> = (0..3).map(|_| send(&perdure, "RustTagged/sleepy", "1500")).collect();
     eventually(Duration::from_secs(10), "the sleepers to be pinned", || {
         (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 3).then_some(())
     });
 
     let v2 = RustServices::start_tagged("rust-v2");
-    let (status, body) = perdure.register(&v2.url(), json!({}));
-    assert_eq!(status, 201, "{body}");
-    let dp2 = body["id"].as_str().unwrap().to_owned();
+    let dp2 = perdure.deploy(&v2.url(), json!({}));
     assert_eq!(post_json(&format!("{}/RustTagged/sleepy", perdure.ingress), "1").body, "\"rust-v2\"");
     for id in &sleeping {
         assert_eq!(attach(&perdure, id).body, "\"rust-v1\"", "finished on the deployment it started on");
@@ -480,17 +480,21 @@ fn auto_prune_removes_drained_deployments_once_nothing_is_pinned_and_leaves_inac
         ("PERDURE_DEPLOYMENTS__KEEP_DRAINED", "0"),
         ("PERDURE_DEPLOYMENTS__PRUNE_INTERVAL", "200ms"),
     ]);
-    let v1 = TsServices::start("h2", "v1");
+    // Started up front, so that everything below happens well within the sleeper's 5 s.
+    let [v1, v2, v3, v2b] = ["v1", "v2", "v3", "v2b"].map(|tag| TsServices::start("h2", tag));
     let dp1 = register(&perdure, &v1, json!({}));
     let sleeper = send(&perdure, "Greeter/sleepy", "5000");
     eventually(Duration::from_secs(10), "the sleeper to be pinned", || {
         (deployment(&perdure, &dp1).json()["pinned_invocations"]["total"] == 1).then_some(())
     });
-    let v2 = TsServices::start("h2", "v2");
-    register(&perdure, &v2, json!({}));
-    let v3 = TsServices::start("h2", "v3");
+    let dp2 = register(&perdure, &v2, json!({}));
     let dp3 = register(&perdure, &v3, json!({ "promote": false }));
-    std::thread::sleep(Duration::from_millis(600));
+    // v2 replaced by v2b with nothing pinned: drained, so the pruner removes it. Once it has,
+    // the pruner has looked at v1 (draining) too.
+    register(&perdure, &v2b, json!({}));
+    eventually(Duration::from_secs(10), "the drained v2 to be pruned", || {
+        (deployment(&perdure, &dp2).status == 404).then_some(())
+    });
     assert_eq!(deployment(&perdure, &dp1).json()["drain_status"], "draining", "kept while the sleeper runs");
     assert_eq!(attach(&perdure, &sleeper).json()["finished_on"], "v1");
     eventually(Duration::from_secs(10), "v1 to be pruned", || (deployment(&perdure, &dp1).status == 404).then_some(()));
