@@ -41,8 +41,37 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// `tracing` filter, e.g. `info` or `perdure=debug`.
     pub log_filter: String,
-    /// `pretty` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    /// Text for people.
+    Pretty,
+    /// One JSON object a line, with the invocation and attempt of the line where it has one.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log-format must be \"pretty\" or \"json\", not {other:?}")),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,7 +106,8 @@ impl IngressConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct AdminConfig {
     pub bind_address: SocketAddr,
-    /// A `POST /query` statement running longer than this is stopped.
+    /// A `POST /query` statement (or a PostgreSQL one) running longer than this is stopped;
+    /// from 10ms to [`MAX_QUERY_TIMEOUT`].
     #[serde(with = "serde_friendly")]
     pub query_timeout: Duration,
     /// Secrets clients of the admin API (`Authorization: Bearer`) and the PostgreSQL port (the
@@ -87,6 +117,10 @@ pub struct AdminConfig {
     #[serde(deserialize_with = "tokens")]
     pub auth_tokens: Vec<String>,
 }
+
+/// The longest `admin.query-timeout`: a statement is an operator's question, not a batch job,
+/// and a bounded timeout keeps every deadline computed from it representable.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The PostgreSQL wire protocol (psql) over the SQL tables.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -189,7 +223,32 @@ pub struct RetryPolicyConfig {
     #[serde(with = "serde_friendly")]
     pub max_interval: Duration,
     /// `pause` or `kill`.
-    pub on_max_attempts: String,
+    #[serde(with = "on_max_attempts")]
+    pub on_max_attempts: OnMaxAttempts,
+}
+
+/// `retry-policy.on-max-attempts` as written in the configuration: `pause` or `kill`.
+mod on_max_attempts {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::engine::records::OnMaxAttempts;
+
+    pub fn serialize<S: Serializer>(o: &OnMaxAttempts, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match o {
+            OnMaxAttempts::Pause => "pause",
+            OnMaxAttempts::Kill => "kill",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OnMaxAttempts, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "pause" => Ok(OnMaxAttempts::Pause),
+            "kill" => Ok(OnMaxAttempts::Kill),
+            other => Err(D::Error::custom(format!(
+                "retry-policy.on-max-attempts must be \"pause\" or \"kill\", not {other:?}"
+            ))),
+        }
+    }
 }
 
 /// What the server does with deployments by itself.
@@ -280,7 +339,7 @@ impl Default for Config {
                 exponentiation_factor: 2.0,
                 max_attempts: 70,
                 max_interval: Duration::from_secs(60),
-                on_max_attempts: "pause".into(),
+                on_max_attempts: OnMaxAttempts::Pause,
             },
             default_idempotency_retention: Duration::from_secs(86_400),
             default_journal_retention: Duration::from_secs(86_400),
@@ -309,7 +368,7 @@ impl Default for Config {
                 export_interval: Duration::from_secs(1),
             },
             log_filter: "info".into(),
-            log_format: "pretty".into(),
+            log_format: LogFormat::Pretty,
         }
     }
 }
@@ -391,12 +450,6 @@ impl Config {
                 self.partitions
             )));
         }
-        if !matches!(self.retry_policy.on_max_attempts.as_str(), "pause" | "kill") {
-            return Err(ConfigError::Invalid(format!(
-                "retry-policy.on-max-attempts must be \"pause\" or \"kill\", not {:?}",
-                self.retry_policy.on_max_attempts
-            )));
-        }
         let factor = self.retry_policy.exponentiation_factor;
         if factor.is_nan() || factor < 1.0 {
             return Err(ConfigError::Invalid("retry-policy.exponentiation-factor must be at least 1.0".into()));
@@ -404,8 +457,11 @@ impl Config {
         if self.invoker.concurrent_invocations_limit == 0 {
             return Err(ConfigError::Invalid("invoker.concurrent-invocations-limit must be at least 1".into()));
         }
-        if self.admin.query_timeout < Duration::from_millis(10) {
-            return Err(ConfigError::Invalid("admin.query-timeout must be at least 10ms".into()));
+        if !(Duration::from_millis(10)..=MAX_QUERY_TIMEOUT).contains(&self.admin.query_timeout) {
+            return Err(ConfigError::Invalid(format!(
+                "admin.query-timeout must be from 10ms to 1h, not {}",
+                humantime::format_duration(self.admin.query_timeout)
+            )));
         }
         if self.admin.auth_tokens.iter().any(|t| t.len() < 16) {
             return Err(ConfigError::Invalid("admin.auth-tokens must each be at least 16 characters long".into()));
@@ -482,16 +538,9 @@ impl Config {
                 humantime::format_duration(t.export_interval)
             )));
         }
-        if !matches!(self.log_format.as_str(), "pretty" | "json") {
-            return Err(ConfigError::Invalid(format!(
-                "log-format must be \"pretty\" or \"json\", not {:?}",
-                self.log_format
-            )));
-        }
         Ok(())
     }
 
-    /// The defaults registration applies where a manifest sets nothing.
     /// RocksDB's memory limits.
     pub fn storage_options(&self) -> crate::storage::StorageOptions {
         crate::storage::StorageOptions {
@@ -500,6 +549,7 @@ impl Config {
         }
     }
 
+    /// The defaults registration applies where a manifest sets nothing.
     pub fn schema_defaults(&self) -> SchemaDefaults {
         let r = &self.retry_policy;
         SchemaDefaults {
@@ -513,7 +563,7 @@ impl Config {
                 exponentiation_factor: r.exponentiation_factor,
                 max_attempts: (r.max_attempts > 0).then_some(r.max_attempts),
                 max_interval: r.max_interval.as_millis() as u64,
-                on_max_attempts: if r.on_max_attempts == "kill" { OnMaxAttempts::Kill } else { OnMaxAttempts::Pause },
+                on_max_attempts: r.on_max_attempts,
             },
         }
     }
@@ -698,6 +748,46 @@ mod tests {
         assert!(e.to_string().contains("ingress.path-prefix"), "{e}");
         let e = Config::load(None, env(&[("PERDURE_LAMBDA__ALLOW_LATEST", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("PERDURE_LAMBDA__ALLOW_LATEST"), "{e}");
+    }
+
+    #[test]
+    fn on_max_attempts_and_log_format_are_read_once_into_their_enums() {
+        let c = Config::load(
+            None,
+            env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "kill"), ("PERDURE_LOG_FORMAT", "json")]),
+        )
+        .unwrap();
+        assert_eq!(c.schema_defaults().retry_policy.on_max_attempts, OnMaxAttempts::Kill);
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.schema_defaults().retry_policy.on_max_attempts, OnMaxAttempts::Pause);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        let e = Config::load(None, env(&[("PERDURE_RETRY_POLICY__ON_MAX_ATTEMPTS", "explode")])).unwrap_err();
+        assert!(
+            e.to_string().contains("retry-policy.on-max-attempts must be \"pause\" or \"kill\", not \"explode\""),
+            "{e}"
+        );
+        let e = Config::load(None, env(&[("PERDURE_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(e.to_string().contains("log-format must be \"pretty\" or \"json\", not \"xml\""), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perdure.toml");
+        std::fs::write(&path, "log-format = \"JSON\"\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("log-format must be"), "{e}");
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json), "the --log-format flag's spelling");
+    }
+
+    #[test]
+    fn the_query_timeout_is_bounded_and_its_deadline_cannot_overflow() {
+        let e = Config::load(None, env(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "2h")])).unwrap_err();
+        assert!(e.to_string().contains("admin.query-timeout must be from 10ms to 1h, not 2h"), "{e}");
+        let e = Config::load(None, env(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "5ms")])).unwrap_err();
+        assert!(e.to_string().contains("admin.query-timeout must be from 10ms to 1h"), "{e}");
+        let c = Config::load(None, env(&[("PERDURE_ADMIN__QUERY_TIMEOUT", "1h")])).unwrap();
+        assert_eq!(c.admin.query_timeout, MAX_QUERY_TIMEOUT);
+        // What the configuration refuses still does not panic where a deadline is computed.
+        let now = tokio::time::Instant::now();
+        assert!(crate::query::deadline_after(Duration::MAX) >= now);
     }
 
     #[test]

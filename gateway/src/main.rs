@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perdure::config::Config;
+use perdure::config::{Config, LogFormat};
 use perdure::server::Server;
 use perdure::storage::Database;
 
@@ -19,11 +19,12 @@ struct Cli {
     #[command(flatten)]
     global: perdure::cli::Global,
     #[command(subcommand)]
-    command: Command,
+    command: PerdureCommand,
 }
 
+/// What `perdure` was asked to do: serve, make a key, or one admin API command.
 #[derive(Subcommand)]
-enum Command {
+enum PerdureCommand {
     /// Run the server (ingress, admin API, partitions) on an embedded RocksDB.
     #[command(alias = "server")]
     Serve(ServeArgs),
@@ -31,7 +32,7 @@ enum Command {
     /// the public key of one; the SDKs take the printed `publickeyv1_…` as `identityKeys`.
     Keygen(KeygenArgs),
     #[command(flatten)]
-    Admin(perdure::cli::Command),
+    Admin(perdure::cli::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -60,7 +61,7 @@ struct ServeArgs {
     /// Log lines as `pretty` text or `json` objects (with the invocation and attempt of the
     /// line, where it has one). Default: pretty.
     #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
+    log_format: Option<LogFormat>,
     /// Export traces over OTLP to this collector (e.g. http://127.0.0.1:4317). Default: off,
     /// or OTEL_EXPORTER_OTLP_ENDPOINT.
     #[arg(long, value_name = "URL")]
@@ -110,9 +111,9 @@ fn keygen(args: KeygenArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Keygen(args) => keygen(args),
-        Command::Admin(command) => perdure::cli::run(cli.global, command),
+        PerdureCommand::Serve(args) => serve(args),
+        PerdureCommand::Keygen(args) => keygen(args),
+        PerdureCommand::Admin(command) => perdure::cli::run(cli.global, command),
     }
 }
 
@@ -221,9 +222,8 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if config.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
     }
 }

@@ -348,7 +348,7 @@ async fn start_partitions(
         let applied_lsn = Arc::new(AtomicU64::new(0));
         let meta = storage.partition_meta(id)?;
         let log = RocksLog::open(storage.clone(), database.log_writer(), LogId::Partition(id), meta.applied_lsn)?;
-        let tail = log.tail().await.map_err(|e| RunError::Log(e.0))?;
+        let tail = log.tail().await.map_err(RunError::from)?;
         let partition = Partition::new(Wiring {
             info: info.clone(),
             storage: storage.clone(),
@@ -396,7 +396,7 @@ async fn flush_and_trim(storage: &Storage, partitions: &Applied) -> Result<(), S
     tokio::task::spawn_blocking(move || s.flush()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     for ((_, log, _), upto) in partitions.iter().zip(durable) {
         if upto > 0 {
-            log.trim(upto).await.map_err(|e| e.0)?;
+            log.trim(upto).await.map_err(|e| e.to_string())?;
         }
     }
     Ok(())

@@ -102,11 +102,9 @@ const VERSION_COUNT_LIMIT: usize = 1_000_000;
 /// deployment (reads each pinned invocation: O(pinned), for one deployment's details), so an
 /// operator knows when an old version can be deleted.
 fn pinned_versions(storage: &crate::storage::Storage, id: &DeploymentId) -> Result<BTreeMap<String, u64>, Error> {
-    use crate::engine::store::Store as _;
-    let as_storage = |e: crate::engine::store::StoreError| Error::Storage(StorageError::Log(e.0));
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for invocation in storage.pinned_to(id, VERSION_COUNT_LIMIT).map_err(as_storage)? {
-        let Some(status) = storage.invocation(&invocation).map_err(as_storage)? else { continue };
+    for invocation in storage.pinned_to(id, VERSION_COUNT_LIMIT)? {
+        let Some(status) = storage.invocation(&invocation)? else { continue };
         if let Some(version) = status.deployment.and_then(|p| p.executed_version) {
             *counts.entry(version).or_default() += 1;
         }
@@ -163,10 +161,7 @@ pub async fn remove(
             let counts = storage.drain_counts()?.remove(&parsed).unwrap_or_default();
             let drain = Drain::of(schema, &parsed, &counts);
             if !query.force && !drain.drain_status.can_be_removed() {
-                use crate::engine::store::Store as _;
-                let pinned = storage
-                    .pinned_to(&parsed, LISTED)
-                    .map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))?;
+                let pinned = storage.pinned_to(&parsed, LISTED)?;
                 return Err(Error::Held { id: parsed, drain: Box::new(drain), invocations: pinned });
             }
             Ok((Some(SchemaChange::RemoveDeployment { id: parsed, services: latest }), drain))
@@ -540,9 +535,8 @@ impl InFlight for Counters<'_> {
     }
 
     fn pinned(&self, deployment: &DeploymentId, limit: usize) -> Result<(u64, Vec<InvocationId>), StorageError> {
-        use crate::engine::store::Store as _;
         let total = self.0.drain_counts()?.get(deployment).map_or(0, |c| c.total());
-        let sample = self.0.pinned_to(deployment, limit).map_err(|e| StorageError::Log(e.0))?;
+        let sample = self.0.pinned_to(deployment, limit)?;
         Ok((total, sample))
     }
 }

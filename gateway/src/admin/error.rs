@@ -29,6 +29,9 @@ pub enum Error {
     NotImplemented(String),
     #[error("the partition is unavailable: {0}")]
     Unavailable(String),
+    /// A part of the server stopped (`/cluster-health`).
+    #[error("the node is not healthy: {0}")]
+    Unhealthy(String),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("the request could not be applied (the server log has the details): {0}")]
@@ -118,7 +121,7 @@ impl Error {
             Error::Conflict { code, .. } | Error::Refused { code, .. } => (StatusCode::CONFLICT, *code),
             Error::Discovery(d) => (StatusCode::INTERNAL_SERVER_ERROR, Some(d.code())),
             Error::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
-            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Error::Unavailable(_) | Error::Unhealthy(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             Error::Storage(_) | Error::Rejected(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }

@@ -216,9 +216,7 @@ async fn read_invocation(
     state: &State,
     id: InvocationId,
 ) -> Result<Option<crate::engine::records::InvocationStatus>, Error> {
-    use crate::engine::store::Store as _;
-    read_storage(state, move |s| s.invocation(&id).map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0))))
-        .await
+    read_storage(state, move |s| Ok(s.invocation(&id)?)).await
 }
 
 #[derive(Deserialize)]
@@ -238,7 +236,6 @@ pub async fn pinned(
     Path(raw): Path<String>,
     Query(params): Query<PinnedParams>,
 ) -> Response {
-    use crate::engine::store::Store as _;
     let deployment: crate::ids::DeploymentId = match raw.parse() {
         Ok(d) => d,
         Err(e) => return Error::bad_path_id("deployment", &raw, e).into_response(),
@@ -255,18 +252,16 @@ pub async fn pinned(
     }
     let limit = params.limit;
     let listed = read_storage(&state, move |s| {
-        let listed = s.pinned_to(&deployment, limit).and_then(|ids| {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(status) = s.invocation(&id)?
-                    && !status.is_completed()
-                {
-                    out.push(super::render::invocation(&id, &status));
-                }
+        let ids = s.pinned_to(&deployment, limit)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(status) = s.invocation(&id)?
+                && !status.is_completed()
+            {
+                out.push(super::render::invocation(&id, &status));
             }
-            Ok(out)
-        });
-        listed.map_err(|e| Error::Storage(crate::storage::StorageError::Log(e.0)))
+        }
+        Ok(out)
     })
     .await;
     match listed {

@@ -6,6 +6,7 @@
 //! Owns: HTTP shapes and status codes of the admin API. Does not own: registration rules
 //! (`schema/`) or discovery (`invoker/discovery`).
 
+mod about;
 pub mod deployments;
 pub mod error;
 mod invocations;
@@ -71,7 +72,7 @@ async fn read_storage<T: Send + 'static>(
     let storage = state.storage.clone();
     tokio::task::spawn_blocking(move || read(&storage))
         .await
-        .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::Log(format!("reading storage: {e}")))))
+        .unwrap_or_else(|e| Err(Error::Storage(crate::storage::StorageError::ReadInterrupted(e))))
 }
 
 /// The admin API; with `tokens`, every route but `/health` and the console's shell needs
@@ -104,9 +105,9 @@ fn routes(state: State) -> Router {
     let api = |version: ApiVersion| {
         Router::new()
             .route("/health", get(|| async { StatusCode::OK }))
-            .route("/version", get(version_info))
+            .route("/version", get(about::version))
             .route("/openapi", get(openapi::document))
-            .route("/cluster-health", get(cluster_health))
+            .route("/cluster-health", get(about::cluster_health))
             .route("/deployments", get(deployments::list).post(deployments::register))
             .route("/deployments/prune", axum::routing::post(deployments::prune))
             .route(
@@ -132,8 +133,8 @@ fn routes(state: State) -> Router {
             .route("/invocations/{id}/pause", axum::routing::patch(invocations::pause))
             .route("/invocations/{id}/resume", axum::routing::patch(invocations::resume))
             .route("/query", axum::routing::post(query::query))
-            .route("/subscriptions", get(|| async { axum::Json(serde_json::json!({ "subscriptions": [] })) }))
-            .route("/kafka-clusters", get(|| async { axum::Json(serde_json::json!({ "clusters": [] })) }))
+            .route("/subscriptions", get(about::subscriptions))
+            .route("/kafka-clusters", get(about::kafka_clusters))
             .layer(Extension(version))
             .with_state(state.clone())
     };
@@ -149,25 +150,4 @@ fn routes(state: State) -> Router {
 
 async fn v1() -> impl IntoResponse {
     (StatusCode::BAD_REQUEST, "Unsupported Admin API version V1. This server supports versions between V2 and V4.")
-}
-
-async fn version_info(axum::extract::State(state): axum::extract::State<State>) -> impl IntoResponse {
-    axum::Json(serde_json::json!({
-        "version": crate::RESTATE_COMPATIBLE_VERSION,
-        "min_admin_api_version": 2,
-        "max_admin_api_version": 4,
-        "ingress_endpoint": state.ingress_url,
-        "features": {
-            "vqueues_async_refill": false, "scoped_virtual_objects": false,
-            "preflight_invocation_termination_retention": false, "vqueue_obsolete_cleanup": false,
-            "scoped_state_table_migration": false, "vqueues": false, "unique_random_seeds": false,
-            "protocol_v7": false, "vqueues_migration_skip_completed": false, "invoker_yield": false,
-            "scoped_promise_table_migration": false, "kafka_scope": false
-        },
-        "server": format!("perdure/{}", env!("CARGO_PKG_VERSION")),
-    }))
-}
-
-async fn cluster_health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({ "cluster_name": "perdure", "metadata_cluster_health": { "members": [1] } }))
 }

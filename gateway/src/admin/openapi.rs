@@ -162,7 +162,7 @@ fn document_base() -> Value {
             "/health": { "get": { "summary": "Health check", "operationId": "health", "responses": { "200": { "description": "The server is up" } } } },
             "/version": { "get": { "summary": "Server and admin API versions", "operationId": "version", "responses": { "200": ok("Version information", "VersionInformation") } } },
             "/openapi": { "get": { "summary": "This document", "operationId": "openapi_spec", "responses": { "200": { "description": "OpenAPI 3.1 document", "content": { "application/json": {} } } } } },
-            "/cluster-health": { "get": { "summary": "Cluster health (single node)", "operationId": "cluster_health", "deprecated": true, "responses": { "200": { "description": "Cluster health", "content": { "application/json": {} } } } } },
+            "/cluster-health": { "get": { "summary": "Cluster health (single node)", "operationId": "cluster_health", "deprecated": true, "responses": { "200": { "description": "Cluster health", "content": { "application/json": {} } }, "503": { "description": "A partition has stopped (the message names it)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorDescriptionResponse" } } } } } } },
             "/deployments": {
                 "get": { "summary": "List deployments", "operationId": "list_deployments", "responses": with(json!({ "200": ok("Registered deployments", "ListDeploymentsResponse") })) },
                 "post": {

@@ -37,8 +37,9 @@ pub struct Global {
     pub json: bool,
 }
 
+/// A command that talks to a server's admin API.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub enum AdminCommand {
     /// Deployments: register, list, describe, remove (guarded by drain status), prune.
     #[command(alias = "deployments", alias = "deployment")]
     Dp {
@@ -60,13 +61,13 @@ pub enum Command {
 }
 
 /// Runs one CLI command to completion.
-pub fn run(global: Global, command: Command) -> ExitCode {
+pub fn run(global: Global, command: AdminCommand) -> ExitCode {
     let admin = Admin::new(&global.admin_url, global.auth_token.clone());
     let out = Output { json: global.json };
     let result = match command {
-        Command::Dp { command } => deployments::run(&admin, &out, command),
-        Command::Services { command } => services::run(&admin, &out, command),
-        Command::Invocations { command } => invocations::run(&admin, &out, command),
+        AdminCommand::Dp { command } => deployments::run(&admin, &out, command),
+        AdminCommand::Services { command } => services::run(&admin, &out, command),
+        AdminCommand::Invocations { command } => invocations::run(&admin, &out, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

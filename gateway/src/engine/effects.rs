@@ -36,7 +36,15 @@ pub fn on_effects<S: Store>(ctx: &mut Ctx<'_, '_, S>, batch: EffectBatch) -> Sto
                     }
                     _ => None,
                 };
-                journal::on_command(ctx, id, &mut status, ty, payload, callee)?;
+                if let journal::Applied::Impossible(failure) =
+                    journal::on_command(ctx, id, &mut status, ty, payload, callee)?
+                {
+                    // No retry can apply it: the invocation ends, and its running attempt stops.
+                    let result = InvocationResult::Failure { code: failure.code, message: failure.message.clone() };
+                    status.attempt.last_failure = Some(failure);
+                    complete(ctx, id, status, result)?;
+                    return Ok(());
+                }
             }
             Effect::ProposeRun { completion_id, result } => {
                 let n = entries::completion(ty::RUN_COMPLETION_NOTIFICATION, completion_id, result.into());

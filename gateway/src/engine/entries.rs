@@ -7,7 +7,7 @@ use prost::Message as _;
 use super::records::{InvocationResult, Notification, NotificationId, NotificationResult};
 use crate::protocol::codes;
 use crate::protocol::messages::{
-    self as pm, Command, Header, InputCommandMessage, NotificationMessage, OutputResult, Value, ty,
+    self as pm, Header, InputCommandMessage, JournalCommand, NotificationMessage, OutputResult, Value, ty,
 };
 
 /// The Input command (entry 0) for a request: type and payload.
@@ -54,8 +54,8 @@ pub fn completion(ty: u16, completion_id: u32, result: NotificationResult) -> No
 
 /// The invocation result an Output command carries.
 pub fn output_result(payload: &[u8]) -> Option<InvocationResult> {
-    match Command::decode(ty::OUTPUT_COMMAND, payload).ok()? {
-        Command::Output(out) => Some(match out.result? {
+    match JournalCommand::decode(ty::OUTPUT_COMMAND, payload).ok()? {
+        JournalCommand::Output(out) => Some(match out.result? {
             OutputResult::Value(v) => InvocationResult::Success(v.content),
             OutputResult::Failure(f) => InvocationResult::Failure { code: codes::clamp(f.code), message: f.message },
         }),

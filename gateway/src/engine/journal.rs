@@ -9,14 +9,15 @@ use super::ctx::Ctx;
 use super::entries;
 use super::invoke::{schedule, start_attempt};
 use super::records::{
-    HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId, NotificationResult,
-    OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
+    FailureInfo, HandlerKind, InvocationResult, InvocationStatus, JournalEntry, Notification, NotificationId,
+    NotificationResult, OutboxMessage, Phase, Retention, RetryPolicy, Sink, Source, Target, Timer, TimerKind, WaitSet,
 };
 use super::store::{Store, StoreResult};
 use crate::ids::{AwakeableId, InvocationId};
 use crate::protocol::codes;
 use crate::protocol::messages::{
-    AttachTarget, CallCommandMessage, Command, CompletionResult, OneWayCallCommandMessage, SignalId, SignalResult, ty,
+    AttachTarget, CallCommandMessage, CompletionResult, JournalCommand, OneWayCallCommandMessage, SignalId,
+    SignalResult, ty,
 };
 
 /// Appends an entry and returns its index.
@@ -86,6 +87,15 @@ pub struct Callee {
     pub trace: Option<super::records::TraceContext>,
 }
 
+/// What became of a command the SDK sent.
+#[must_use]
+pub enum Applied {
+    /// Journaled, and its effect applied (or it has none): the attempt goes on.
+    Done,
+    /// Journaled, but its effect cannot happen: the invocation ends with this failure.
+    Impossible(FailureInfo),
+}
+
 /// Appends a command the SDK sent and applies its effect.
 pub fn on_command<S: Store>(
     ctx: &mut Ctx<'_, '_, S>,
@@ -94,32 +104,32 @@ pub fn on_command<S: Store>(
     ty: u16,
     payload: Bytes,
     callee: Option<Callee>,
-) -> StoreResult<()> {
+) -> StoreResult<Applied> {
     let index = append_entry(ctx, id, status, ty, payload.clone());
     status.commands = status.commands.saturating_add(1);
     status.attempt.retry_count = 0;
     // The invoker decoded the command before sending it; a command that does not decode
     // here has no effect beyond being journaled.
-    let Ok(command) = Command::decode(ty, payload) else { return Ok(()) };
+    let Ok(command) = JournalCommand::decode(ty, payload) else { return Ok(Applied::Done) };
     let object = status.target.object();
     match command {
-        Command::Output(_) => status.output_index = Some(index),
-        Command::SetState(c) => {
+        JournalCommand::Output(_) => status.output_index = Some(index),
+        JournalCommand::SetState(c) => {
             if let Some(obj) = &object {
                 ctx.txn.put_state(obj, c.key, c.value.map(|v| v.content).unwrap_or_default());
             }
         }
-        Command::ClearState(c) => {
+        JournalCommand::ClearState(c) => {
             if let Some(obj) = &object {
                 ctx.txn.delete_state(obj, c.key);
             }
         }
-        Command::ClearAllState(_) => {
+        JournalCommand::ClearAllState(_) => {
             if let Some(obj) = &object {
                 ctx.txn.clear_state(obj);
             }
         }
-        Command::GetLazyState(c) => {
+        JournalCommand::GetLazyState(c) => {
             let value = match &object {
                 Some(obj) => ctx.txn.state(obj, &c.key)?,
                 None => None,
@@ -128,7 +138,7 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::GET_LAZY_STATE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
             append_notification(ctx, id, status, n);
         }
-        Command::GetLazyStateKeys(c) => {
+        JournalCommand::GetLazyStateKeys(c) => {
             let keys = match &object {
                 Some(obj) => ctx.txn.state_all(obj)?.into_iter().map(|(k, _)| k).collect(),
                 None => Vec::new(),
@@ -140,7 +150,7 @@ pub fn on_command<S: Store>(
             );
             append_notification(ctx, id, status, n);
         }
-        Command::Sleep(c) => schedule(
+        JournalCommand::Sleep(c) => schedule(
             ctx,
             Timer {
                 fire_at: c.wake_up_time,
@@ -148,13 +158,13 @@ pub fn on_command<S: Store>(
                 kind: TimerKind::Sleep { completion_id: c.result_completion_id },
             },
         ),
-        Command::Call(c) => call(ctx, id, status, index, c.into(), callee)?,
-        Command::OneWayCall(c) => call(ctx, id, status, index, c.into(), callee)?,
-        Command::SendSignal(c) => {
+        JournalCommand::Call(c) => return call(ctx, id, status, index, c.into(), callee),
+        JournalCommand::OneWayCall(c) => return call(ctx, id, status, index, c.into(), callee),
+        JournalCommand::SendSignal(c) => {
             let (Ok(target), Some(signal), Some(result)) =
                 (c.target_invocation_id.parse::<InvocationId>(), c.signal_id, c.result)
             else {
-                return Ok(());
+                return Ok(Applied::Done);
             };
             let signal = match signal {
                 SignalId::Idx(idx) => NotificationId::Signal(idx),
@@ -168,7 +178,7 @@ pub fn on_command<S: Store>(
             let n = Notification { ty: ty::SIGNAL_NOTIFICATION, id: signal, result };
             ctx.route(OutboxMessage::Notify { target, notification: n });
         }
-        Command::CompleteAwakeable(c) => {
+        JournalCommand::CompleteAwakeable(c) => {
             if let Ok(awakeable) = c.awakeable_id.parse::<AwakeableId>() {
                 let n = Notification {
                     ty: ty::SIGNAL_NOTIFICATION,
@@ -181,9 +191,12 @@ pub fn on_command<S: Store>(
         }
         // Stored only: the result is inlined (eager state), produced later by a proposal
         // (run), or created by the server (input).
-        Command::Input(_) | Command::GetEagerState(_) | Command::GetEagerStateKeys(_) | Command::Run(_) => {}
-        Command::GetPromise(c) => {
-            let Some(obj) = object else { return Ok(()) };
+        JournalCommand::Input(_)
+        | JournalCommand::GetEagerState(_)
+        | JournalCommand::GetEagerStateKeys(_)
+        | JournalCommand::Run(_) => {}
+        JournalCommand::GetPromise(c) => {
+            let Some(obj) = object else { return Ok(Applied::Done) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             match &promise.result {
                 Some(result) => {
@@ -200,7 +213,7 @@ pub fn on_command<S: Store>(
                 }
             }
         }
-        Command::PeekPromise(c) => {
+        JournalCommand::PeekPromise(c) => {
             let result = match &object {
                 Some(obj) => ctx.txn.promise(obj, &c.key)?.and_then(|p| p.result),
                 None => None,
@@ -209,8 +222,8 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::PEEK_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, result);
             append_notification(ctx, id, status, n);
         }
-        Command::CompletePromise(c) => {
-            let Some(obj) = object else { return Ok(()) };
+        JournalCommand::CompletePromise(c) => {
+            let Some(obj) = object else { return Ok(Applied::Done) };
             let mut promise = ctx.txn.promise(&obj, &c.key)?.unwrap_or_default();
             let answer = if promise.result.is_some() {
                 NotificationResult::Failure { code: codes::CONFLICT, message: "promise was already completed".into() }
@@ -238,10 +251,10 @@ pub fn on_command<S: Store>(
             let n = entries::completion(ty::COMPLETE_PROMISE_COMPLETION_NOTIFICATION, c.result_completion_id, answer);
             append_notification(ctx, id, status, n);
         }
-        Command::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
-        Command::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
+        JournalCommand::AttachInvocation(c) => attach(ctx, id, status, c.target, c.result_completion_id, true)?,
+        JournalCommand::GetInvocationOutput(c) => attach(ctx, id, status, c.target, c.result_completion_id, false)?,
     }
-    Ok(())
+    Ok(Applied::Done)
 }
 
 /// AttachInvocation (wait for the target's result) and GetInvocationOutput (look now).
@@ -315,6 +328,13 @@ pub fn on_attach<S: Store>(
 
 /// What Call and OneWayCall have in common, beyond the callee the invoker resolved.
 struct CallRequest {
+    /// The command's type code.
+    ty: u16,
+    /// The service and handler the SDK asked to call (with `key`), as it named them.
+    service: String,
+    handler: String,
+    /// The step's name, if the handler gave it one.
+    name: String,
     key: String,
     idempotency_key: Option<String>,
     headers: Vec<(String, String)>,
@@ -328,6 +348,10 @@ struct CallRequest {
 impl From<CallCommandMessage> for CallRequest {
     fn from(c: CallCommandMessage) -> Self {
         Self {
+            ty: ty::CALL_COMMAND,
+            service: c.service_name,
+            handler: c.handler_name,
+            name: c.name,
             key: c.key,
             idempotency_key: c.idempotency_key,
             headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
@@ -342,6 +366,10 @@ impl From<CallCommandMessage> for CallRequest {
 impl From<OneWayCallCommandMessage> for CallRequest {
     fn from(c: OneWayCallCommandMessage) -> Self {
         Self {
+            ty: ty::ONE_WAY_CALL_COMMAND,
+            service: c.service_name,
+            handler: c.handler_name,
+            name: c.name,
             key: c.key,
             idempotency_key: c.idempotency_key,
             headers: c.headers.into_iter().map(|h| (h.key, h.value)).collect(),
@@ -354,6 +382,11 @@ impl From<OneWayCallCommandMessage> for CallRequest {
 }
 
 /// Creates the callee invocation of a Call or OneWayCall and tells the caller its id.
+///
+/// The invoker resolves the callee before it reports the command (an unknown one fails the
+/// attempt, which is retried). A call reported without it cannot be made, and it is in the
+/// journal now: a retry would replay it, and the SDK would wait for its result forever. So the
+/// caller fails, naming the call.
 fn call<S: Store>(
     ctx: &mut Ctx<'_, '_, S>,
     id: InvocationId,
@@ -361,12 +394,21 @@ fn call<S: Store>(
     index: u32,
     req: CallRequest,
     callee: Option<Callee>,
-) -> StoreResult<()> {
+) -> StoreResult<Applied> {
     let Some(callee) = callee else {
-        // The invoker resolves every call before sending it; without a target there is
-        // nothing to create.
-        tracing::warn!(invocation = %id, "call without a resolved target");
-        return Ok(());
+        let asked = match req.key.as_str() {
+            "" => format!("{}/{}", req.service, req.handler),
+            key => format!("{}/{key}/{}", req.service, req.handler),
+        };
+        return Ok(Applied::Impossible(FailureInfo {
+            code: codes::INTERNAL,
+            message: format!(
+                "the call to {asked} cannot be made: its target was not resolved when the attempt sent it"
+            ),
+            related_command_index: Some(status.commands.saturating_sub(1)),
+            related_command_name: Some(req.name).filter(|n| !n.is_empty()),
+            related_command_type: Some(req.ty),
+        }));
     };
     let key = (!req.key.is_empty()).then_some(req.key);
     let (service, handler) = (&callee.target.service, &callee.target.handler);
@@ -398,5 +440,5 @@ fn call<S: Store>(
         trace: callee.trace,
     };
     ctx.route(OutboxMessage::Invoke(Box::new(request)));
-    Ok(())
+    Ok(Applied::Done)
 }

@@ -16,10 +16,18 @@ use super::records::{
     Census, InvocationStatus, JournalEntry, Lock, ObjectKey, OutboxMessage, PartitionMeta, Promise, Timer,
 };
 
-/// A storage failure while reading. The partition cannot continue past it.
+/// A storage failure while reading, carrying the store's own error as its source (the
+/// engine does not know which store it reads). The partition cannot continue past it.
 #[derive(Debug, thiserror::Error)]
 #[error("storage read failed: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps the error of the store that failed to read.
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(cause))
+    }
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -885,3 +885,46 @@ fn restart_as_new_needs_a_completed_invocation_that_is_not_a_workflow_run_and_st
     assert!(actions.is_empty());
     assert!(e.txn.invocation(&new_id).unwrap().is_none(), "nothing was created");
 }
+
+#[test]
+fn a_call_whose_target_was_never_resolved_fails_the_caller_naming_the_target() {
+    // §9 Call and OneWayCall: the invoker resolves the callee before it reports the command.
+    // One reported without it cannot be made, and its command is in the journal already (a
+    // retry would replay it, and the SDK would wait for it forever): the caller fails, its
+    // running attempt stops, and the failure says which call it was.
+    let call = CallCommandMessage {
+        service_name: "Counter".into(),
+        handler_name: "add".into(),
+        key: "carol".into(),
+        invocation_id_notification_idx: 1,
+        result_completion_id: 2,
+        ..Default::default()
+    };
+    let send = crate::protocol::messages::OneWayCallCommandMessage {
+        service_name: "Mailer".into(),
+        handler_name: "send".into(),
+        invocation_id_notification_idx: 1,
+        ..Default::default()
+    };
+    for (effect, named) in [
+        (command(ty::CALL_COMMAND, call), "Counter/carol/add"),
+        (command(ty::ONE_WAY_CALL_COMMAND, send), "Mailer/send"),
+    ] {
+        let mut e = Engine::new();
+        let caller = InvocationId::generate(1);
+        e.apply(invoke(caller, service("Greeter", "greetAndCount")));
+        let actions = e.effects(caller, 1, vec![effect]);
+        let Some(InvocationResult::Failure { message, .. }) = completed(&actions) else {
+            panic!("the caller ends with a failure, not {actions:?}");
+        };
+        assert!(message.contains(named), "the failure names the call's target: {message}");
+        assert!(actions.iter().any(|a| matches!(a, Action::Abort { id, attempt: 1 } if *id == caller)));
+        assert!(invoked(&actions).is_empty(), "no callee is created");
+        let status = e.status(&caller);
+        assert!(status.is_completed());
+        assert!(status.attempt.last_failure.as_ref().is_some_and(|f| f.message.contains(named)));
+        // The stopped attempt's later reports change nothing.
+        e.effects(caller, 1, vec![output("\"late\""), Effect::Ended]);
+        assert_eq!(e.status(&caller).phase, status.phase);
+    }
+}

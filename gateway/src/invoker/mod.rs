@@ -52,7 +52,6 @@ use tokio::task::JoinHandle;
 
 use crate::engine::action::InvokeAttempt;
 use crate::engine::records::JournalEntry;
-use crate::engine::store::Store as _;
 use crate::ids::InvocationId;
 use crate::schema::SchemaRegistry;
 use crate::storage::Storage;

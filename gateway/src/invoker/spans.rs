@@ -5,7 +5,7 @@
 //! gets its place in the trace here, under the call's span.
 
 use crate::engine::records::{JournalEntry, TraceContext};
-use crate::protocol::messages::{Command, NotificationMessage, ty};
+use crate::protocol::messages::{JournalCommand, NotificationMessage, ty};
 use crate::traces::{self, Span, SpanKind};
 
 pub struct AttemptSpans {
@@ -50,21 +50,21 @@ impl AttemptSpans {
     }
 
     /// A command the SDK sent; for a call, the callee's place in the trace.
-    pub fn command(&mut self, command: &Command) -> Option<TraceContext> {
+    pub fn command(&mut self, command: &JournalCommand) -> Option<TraceContext> {
         let named = |verb: &str, name: &str| if name.is_empty() { verb.to_owned() } else { format!("{verb} {name}") };
         match command {
-            Command::Run(c) => {
+            JournalCommand::Run(c) => {
                 let span = self.step(named("run", &c.name), SpanKind::Internal);
                 self.open.push((c.result_completion_id, span));
                 None
             }
-            Command::Sleep(c) => {
+            JournalCommand::Sleep(c) => {
                 let mut span = self.step(named("sleep", &c.name), SpanKind::Internal);
                 span.end_ns = c.wake_up_time.saturating_mul(1_000_000).max(span.start_ns);
                 self.emit(span.attr("perdure.sleep.wake_up_time_ms", c.wake_up_time as i64));
                 None
             }
-            Command::Call(c) => {
+            JournalCommand::Call(c) => {
                 let span = self
                     .step(format!("call {}/{}", c.service_name, c.handler_name), SpanKind::Client)
                     .attr("rpc.service", c.service_name.clone())
@@ -73,7 +73,7 @@ impl AttemptSpans {
                 self.open.push((c.result_completion_id, span));
                 Some(callee)
             }
-            Command::OneWayCall(c) => {
+            JournalCommand::OneWayCall(c) => {
                 let mut span = self
                     .step(format!("send {}/{}", c.service_name, c.handler_name), SpanKind::Producer)
                     .attr("rpc.service", c.service_name.clone())

@@ -94,7 +94,7 @@ pub fn effect_of(
     message: DeploymentMessage,
     spans: Option<&mut AttemptSpans>,
 ) -> Result<Effect, AttemptFailure> {
-    use crate::protocol::messages::Command as SdkCommand;
+    use crate::protocol::messages::JournalCommand as SdkCommand;
     Ok(match message {
         DeploymentMessage::Command { command, payload } => {
             let ty = command.ty();

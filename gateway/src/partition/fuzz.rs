@@ -472,7 +472,6 @@ proptest! {
 /// Counts from scratch what the partition's counters should hold: every invocation record,
 /// and the pinned index as the storage lists it.
 fn recount(storage: &Storage) -> (PartitionMeta, std::collections::BTreeMap<DeploymentId, Vec<InvocationId>>) {
-    use crate::engine::store::Store as _;
     let mut meta = PartitionMeta::default();
     let mut indexed = std::collections::BTreeMap::new();
     let stored = storage.dump_partition(0).into_iter().filter(|(k, _)| k[0] == crate::storage::keys::tag::INVOCATION);
@@ -507,7 +506,6 @@ fn scenarios_reach_deep_states() {
             now += step;
             apply_batch(&db.storage(), &partition, now, commands).unwrap();
         }
-        use crate::engine::store::Store as _;
         for id in ids() {
             if let Some(s) = db.storage().invocation(&id).unwrap() {
                 completed += s.is_completed() as u32;

@@ -24,7 +24,7 @@ use crate::engine::command::{Command, LogBatch, LogBatchRef, Outcome};
 use crate::engine::keyspace::PartitionInfo;
 use crate::engine::machine::apply;
 use crate::engine::records::{InvocationResult, PartitionMeta, Phase};
-use crate::engine::store::{Store, Txn};
+use crate::engine::store::Txn;
 use crate::ids::InvocationId;
 use crate::storage::log::{Log, Lsn};
 use crate::storage::{Storage, StorageError, codec};
@@ -39,8 +39,10 @@ pub enum RunError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Store(#[from] crate::engine::store::StoreError),
-    #[error("log: {0}")]
-    Log(String),
+    #[error(transparent)]
+    Log(#[from] crate::storage::log::LogError),
+    #[error(transparent)]
+    Append(#[from] crate::storage::log::AppendError),
     /// A command in the log cannot be applied (a bug): the partition stops at it instead of
     /// crashing at every restart; the rest of the server keeps serving.
     #[error(
@@ -209,7 +211,7 @@ impl<L: Log> Partition<L> {
     /// performed (or lost) before the restart; [`Partition::lead`] recreates what matters.
     async fn replay(&mut self) -> Result<(), RunError> {
         loop {
-            let entries = self.log.read(self.meta.applied_lsn, 64).await.map_err(|e| RunError::Log(e.0))?;
+            let entries = self.log.read(self.meta.applied_lsn, 64).await?;
             if entries.is_empty() {
                 return Ok(());
             }
@@ -334,8 +336,7 @@ impl<L: Log> Partition<L> {
                     meta.applied_lsn = lsn;
                     storage.write_partition_state(partition, &writes, &meta).map(|()| meta)
                 })
-                .await
-                .map_err(|e| RunError::Log(e.to_string()))?;
+                .await?;
             self.tail = lsn;
             self.applied(written?);
             for ((reply, id), outcome) in replies.into_iter().zip(outcomes) {

@@ -336,7 +336,7 @@ impl SimpleQueryHandler for Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let limit = self.timeout(client);
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = crate::query::deadline_after(limit);
         let responses = tokio::time::timeout_at(deadline, SimpleQueryHandler::do_query(&*self.inner, client, query))
             .await
             .map_err(|_| timed_out(limit))??;
@@ -370,7 +370,7 @@ impl ExtendedQueryHandler for Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let limit = self.timeout(client);
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = crate::query::deadline_after(limit);
         let response =
             tokio::time::timeout_at(deadline, ExtendedQueryHandler::do_query(&*self.inner, client, portal, max_rows))
                 .await

@@ -9,7 +9,7 @@ use proptest::strategy::ValueTree;
 
 use super::frame::{self, Frame};
 use super::manifest::parse_manifest;
-use super::messages::{self, Command, DeploymentMessage, NotificationMessage, completion_ids_of_command, ty};
+use super::messages::{self, DeploymentMessage, JournalCommand, NotificationMessage, completion_ids_of_command, ty};
 
 /// Every type code the protocol names, plus a few it does not.
 const TYPES: &[u16] = &[
@@ -83,7 +83,7 @@ fn read_frame(frame: &Frame) {
     let _ = DeploymentMessage::from_frame(frame);
     let _ = frame.decode_message::<NotificationMessage>();
     if messages::is_command(frame.ty) {
-        if let Ok(command) = Command::decode(frame.ty, frame.payload.clone()) {
+        if let Ok(command) = JournalCommand::decode(frame.ty, frame.payload.clone()) {
             let _ = command.completions();
             let _ = command.entry_name();
             let mut out = BytesMut::new();

@@ -6,8 +6,9 @@
 //!
 //! * `common`: nested messages shared by several messages (`Value`, `Failure`, …);
 //! * `control`: Start, Suspension, Error, End, CommandAck, ProposeRunCompletion;
-//! * `commands`: the command messages 0x0400..=0x0414;
-//! * `command`: [`Command`], the typed view of any command, and the completions it awaits;
+//! * `command_messages`: the command messages 0x0400..=0x0414, one struct each;
+//! * `journal_command`: [`JournalCommand`], the typed view of any command the SDK journals,
+//!   and the completions it awaits;
 //! * `notification`: [`NotificationMessage`], one struct for every notification type,
 //!   since all notifications share one field layout (the frame's type code says which).
 //!
@@ -18,16 +19,16 @@ use bytes::Bytes;
 
 use super::frame::Frame;
 
-mod command;
-mod commands;
+mod command_messages;
 mod common;
 mod control;
+mod journal_command;
 mod notification;
 
-pub use command::*;
-pub use commands::*;
+pub use command_messages::*;
 pub use common::*;
 pub use control::*;
+pub use journal_command::*;
 pub use notification::*;
 
 /// Message type codes, the `u16` at the front of each frame header (spec §5).
@@ -215,7 +216,7 @@ pub enum DeploymentMessage {
     /// `command` is its decoded form, for applying the effect.
     Command {
         /// The decoded command; `command.ty()` is the frame's type code.
-        command: Command,
+        command: JournalCommand,
         /// The payload exactly as received.
         payload: Bytes,
     },
@@ -334,7 +335,7 @@ impl DeploymentMessage {
                 })?;
                 Ok(Self::ProposeRunCompletion(RunProposal { completion_id: proposal.result_completion_id, result }))
             }
-            _ if is_command(ty) => Ok(Self::Command { command: Command::decode(ty, payload.clone())?, payload }),
+            _ if is_command(ty) => Ok(Self::Command { command: JournalCommand::decode(ty, payload.clone())?, payload }),
             _ if is_control(ty) || is_notification(ty) => Err(MessageError::Unexpected { ty, name: message_name(ty) }),
             _ => Err(MessageError::not_a_command(ty)),
         }

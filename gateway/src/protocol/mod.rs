@@ -11,7 +11,7 @@
 //!   `Ok(None)` until a whole frame is buffered.
 //! * [`messages`]: message type codes ([`messages::ty`]), their classification
 //!   (control / command / notification / custom), and hand-written `prost` structs for
-//!   every V5/V6 message, including the typed [`messages::Command`] view of commands
+//!   every V5/V6 message, including the typed [`messages::JournalCommand`] view of commands
 //!   and the [`messages::DeploymentMessage`] view of what an SDK may send.
 //! * [`manifest`]: the discovery manifest returned by `GET /discover` (JSON), its
 //!   validation, and the `Accept` header the server sends.
@@ -33,7 +33,7 @@
 //!    then each stored journal entry with [`frame::encode`].
 //! 3. For each chunk received, it calls [`frame::decode`] in a loop until `Ok(None)`,
 //!    and classifies each frame with [`messages::DeploymentMessage::from_frame`].
-//! 4. Commands are decoded with [`messages::Command::decode`] for their effect and the
+//! 4. Commands are decoded with [`messages::JournalCommand::decode`] for their effect and the
 //!    completion ids they await ([`messages::completion_ids_of_command`]).
 
 pub mod codes;
@@ -48,7 +48,7 @@ mod wire_vectors;
 
 pub use frame::{DEFAULT_MAX_MESSAGE_SIZE, Frame, FrameError};
 pub use manifest::{DISCOVERY_ACCEPT, Manifest, ManifestError, parse_manifest};
-pub use messages::{Command, DeploymentMessage, MessageError, NotificationMessage};
+pub use messages::{DeploymentMessage, JournalCommand, MessageError, NotificationMessage};
 
 /// Lowest service protocol version this server speaks.
 pub const MIN_SERVICE_PROTOCOL_VERSION: u32 = 5;

@@ -63,7 +63,7 @@ fn vector_1_start_and_input() {
 
     let mut out = BytesMut::new();
     frame::encode_message(ty::START, &expected_start, &mut out);
-    Command::Input(expected_input).encode(&mut out);
+    JournalCommand::Input(expected_input).encode(&mut out);
     assert_eq!(out.to_vec(), unhex(VECTOR_1_REQUEST));
 }
 
@@ -101,7 +101,7 @@ fn vector_2_sleep_then_suspension() {
     assert_eq!(out.to_vec(), unhex(VECTOR_2));
 
     let classified: Vec<_> = frames.iter().map(DeploymentMessage::from_frame).collect();
-    assert!(matches!(classified[0], Ok(DeploymentMessage::Command { command: Command::Sleep(_), .. })));
+    assert!(matches!(classified[0], Ok(DeploymentMessage::Command { command: JournalCommand::Sleep(_), .. })));
     assert_eq!(classified[1], Ok(DeploymentMessage::Suspension(expected)));
 }
 
@@ -130,9 +130,9 @@ fn vector_3_state_run_and_proposal() {
     assert_eq!(typed::<SuspensionMessage>(&frames[4], ty::SUSPENSION), suspension);
 
     let mut out = BytesMut::new();
-    Command::GetEagerState(get).encode(&mut out);
-    Command::SetState(set).encode(&mut out);
-    Command::Run(run).encode(&mut out);
+    JournalCommand::GetEagerState(get).encode(&mut out);
+    JournalCommand::SetState(set).encode(&mut out);
+    JournalCommand::Run(run).encode(&mut out);
     frame::encode_message(ty::PROPOSE_RUN_COMPLETION, &proposal, &mut out);
     frame::encode_message(ty::SUSPENSION, &suspension, &mut out);
     assert_eq!(out.to_vec(), unhex(VECTOR_3));
@@ -159,7 +159,7 @@ fn vector_5_terminal_failure() {
     assert_eq!(frames[1].ty, ty::END);
 
     let mut out = BytesMut::new();
-    Command::Output(expected).encode(&mut out);
+    JournalCommand::Output(expected).encode(&mut out);
     frame::encode_message(ty::END, &EndMessage {}, &mut out);
     assert_eq!(out.to_vec(), unhex(VECTOR_5));
 }

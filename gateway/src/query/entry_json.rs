@@ -72,12 +72,12 @@ fn request(
 }
 
 /// The JSON of one command.
-fn command(c: &Command, invoked_id: Option<&str>) -> Json {
+fn command(c: &JournalCommand, invoked_id: Option<&str>) -> Json {
     let (name, body) = match c {
-        Command::Input(m) => {
+        JournalCommand::Input(m) => {
             ("Input", json!({ "headers": headers(&m.headers), "payload": value(&m.value), "name": m.name }))
         }
-        Command::Output(m) => {
+        JournalCommand::Output(m) => {
             let result = match &m.result {
                 Some(OutputResult::Value(v)) => json!({ "Success": bytes(&v.content) }),
                 Some(OutputResult::Failure(f)) => failure(f),
@@ -85,41 +85,43 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
             };
             ("Output", json!({ "result": result, "name": m.name }))
         }
-        Command::GetLazyState(m) => {
+        JournalCommand::GetLazyState(m) => {
             ("GetLazyState", json!({ "key": text(&m.key), "completion_id": m.result_completion_id, "name": m.name }))
         }
-        Command::SetState(m) => ("SetState", json!({ "key": text(&m.key), "value": value(&m.value), "name": m.name })),
-        Command::ClearState(m) => ("ClearState", json!({ "key": text(&m.key), "name": m.name })),
-        Command::ClearAllState(m) => ("ClearAllState", json!({ "name": m.name })),
-        Command::GetLazyStateKeys(m) => {
+        JournalCommand::SetState(m) => {
+            ("SetState", json!({ "key": text(&m.key), "value": value(&m.value), "name": m.name }))
+        }
+        JournalCommand::ClearState(m) => ("ClearState", json!({ "key": text(&m.key), "name": m.name })),
+        JournalCommand::ClearAllState(m) => ("ClearAllState", json!({ "name": m.name })),
+        JournalCommand::GetLazyStateKeys(m) => {
             ("GetLazyStateKeys", json!({ "completion_id": m.result_completion_id, "name": m.name }))
         }
-        Command::GetEagerState(m) => {
+        JournalCommand::GetEagerState(m) => {
             let result = match &m.result {
                 Some(EagerStateResult::Value(v)) => json!({ "Success": bytes(&v.content) }),
                 _ => json!("Void"),
             };
             ("GetEagerState", json!({ "key": text(&m.key), "result": result, "name": m.name }))
         }
-        Command::GetEagerStateKeys(m) => {
+        JournalCommand::GetEagerStateKeys(m) => {
             let keys: Vec<Json> = m.value.iter().flat_map(|k| k.keys.iter()).map(|k| text(k)).collect();
             ("GetEagerStateKeys", json!({ "state_keys": keys, "name": m.name }))
         }
-        Command::GetPromise(m) => {
+        JournalCommand::GetPromise(m) => {
             ("GetPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name }))
         }
-        Command::PeekPromise(m) => {
+        JournalCommand::PeekPromise(m) => {
             ("PeekPromise", json!({ "key": m.key, "completion_id": m.result_completion_id, "name": m.name }))
         }
-        Command::CompletePromise(m) => (
+        JournalCommand::CompletePromise(m) => (
             "CompletePromise",
             json!({ "key": m.key, "value": completion(&m.completion), "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::Sleep(m) => (
+        JournalCommand::Sleep(m) => (
             "Sleep",
             json!({ "wake_up_time": m.wake_up_time, "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::Call(m) => (
+        JournalCommand::Call(m) => (
             "Call",
             json!({
                 "request": request(invoked_id, (&m.service_name, &m.key, &m.handler_name), &m.parameter, &m.headers, &m.idempotency_key),
@@ -128,7 +130,7 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
                 "name": m.name,
             }),
         ),
-        Command::OneWayCall(m) => (
+        JournalCommand::OneWayCall(m) => (
             "OneWayCall",
             json!({
                 "request": request(invoked_id, (&m.service_name, &m.key, &m.handler_name), &m.parameter, &m.headers, &m.idempotency_key),
@@ -137,7 +139,7 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
                 "name": m.name,
             }),
         ),
-        Command::SendSignal(m) => {
+        JournalCommand::SendSignal(m) => {
             let id = match &m.signal_id {
                 Some(SignalId::Idx(i)) => json!({ "Index": i }),
                 Some(SignalId::Name(n)) => json!({ "Name": n }),
@@ -153,16 +155,16 @@ fn command(c: &Command, invoked_id: Option<&str>) -> Json {
                 json!({ "target_invocation_id": m.target_invocation_id, "signal_id": id, "result": result, "name": m.entry_name }),
             )
         }
-        Command::Run(m) => ("Run", json!({ "completion_id": m.result_completion_id, "name": m.name })),
-        Command::AttachInvocation(m) => (
+        JournalCommand::Run(m) => ("Run", json!({ "completion_id": m.result_completion_id, "name": m.name })),
+        JournalCommand::AttachInvocation(m) => (
             "AttachInvocation",
             json!({ "target": attach_target(&m.target), "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::GetInvocationOutput(m) => (
+        JournalCommand::GetInvocationOutput(m) => (
             "GetInvocationOutput",
             json!({ "target": attach_target(&m.target), "completion_id": m.result_completion_id, "name": m.name }),
         ),
-        Command::CompleteAwakeable(m) => {
+        JournalCommand::CompleteAwakeable(m) => {
             ("CompleteAwakeable", json!({ "id": m.awakeable_id, "value": completion(&m.result), "name": m.name }))
         }
     };
@@ -209,7 +211,7 @@ pub fn entry_json(ty: u16, payload: &bytes::Bytes, invoked_id: Option<&str>) -> 
     let json = if is_notification(ty) {
         notification(ty, &NotificationMessage::decode(payload.clone()).ok()?)
     } else {
-        command(&Command::decode(ty, payload.clone()).ok()?, invoked_id)
+        command(&JournalCommand::decode(ty, payload.clone()).ok()?, invoked_id)
     };
     Some((json.to_string(), lite(json).to_string()))
 }
@@ -252,7 +254,7 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
 
-    fn payload(c: &Command) -> bytes::Bytes {
+    fn payload(c: &JournalCommand) -> bytes::Bytes {
         let mut out = BytesMut::new();
         c.encode(&mut out);
         // A frame: 8-byte header, then the message.
@@ -262,7 +264,7 @@ mod tests {
     /// The shapes Restate 1.7 answers (recorded in its fixtures) for the entries the CLI shows.
     #[test]
     fn input_output_state_and_sleep_entries_read_as_restates() {
-        let input = Command::Input(InputCommandMessage {
+        let input = JournalCommand::Input(InputCommandMessage {
             headers: vec![Header { key: "accept".into(), value: "*/*".into() }],
             value: Some(Value::new(&b"1"[..])),
             name: String::new(),
@@ -275,7 +277,7 @@ mod tests {
                 r#"{"Command":{"Input":{}}}"#.into()
             )
         );
-        let output = Command::Output(OutputCommandMessage {
+        let output = JournalCommand::Output(OutputCommandMessage {
             result: Some(OutputResult::Value(Value::new(&b"7"[..]))),
             name: String::new(),
         });
@@ -283,7 +285,7 @@ mod tests {
             entry_json(ty::OUTPUT_COMMAND, &payload(&output), None).unwrap().1,
             r#"{"Command":{"Output":{"result":"Success"}}}"#
         );
-        let eager = Command::GetEagerState(GetEagerStateCommandMessage {
+        let eager = JournalCommand::GetEagerState(GetEagerStateCommandMessage {
             key: "count".into(),
             result: Some(EagerStateResult::Void(Void {})),
             name: String::new(),
@@ -292,7 +294,7 @@ mod tests {
             entry_json(ty::GET_EAGER_STATE_COMMAND, &payload(&eager), None).unwrap().0,
             r#"{"Command":{"GetEagerState":{"key":"count","name":"","result":"Void"}}}"#
         );
-        let sleep = Command::Sleep(SleepCommandMessage {
+        let sleep = JournalCommand::Sleep(SleepCommandMessage {
             wake_up_time: 1795350492347,
             result_completion_id: 1,
             name: String::new(),

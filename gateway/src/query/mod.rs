@@ -5,13 +5,15 @@
 //! answered by `POST /query` as an Arrow IPC stream or JSON rows.
 //!
 //! A table's rows are read from the schema snapshot and the records when a query scans it,
-//! so a query reads only the tables it names (a join reads each at its own moment). Owns: table definitions ([`tables`]), how rows
-//! are built and encoded. Does not own: HTTP (`admin/`), the records (`engine/`, `storage/`).
+//! so a query reads only the tables it names (a join reads each at its own moment). Owns: the
+//! tables ([`catalog`]: each one's columns, scan and row builder), their columns and cells
+//! ([`columns`]), the scan ([`scan`]), how results are encoded ([`encode`]). Does not own: HTTP
+//! (`admin/`), the records (`engine/`, `storage/`).
 
+pub mod catalog;
+pub mod columns;
 pub mod encode;
 mod entry_json;
-pub mod table;
-pub mod tables;
 
 use std::sync::Arc;
 
@@ -78,23 +80,23 @@ const BATCH_ROWS: usize = 4096;
 /// push answers false once the query has gone (finished early, cancelled, timed out), so the
 /// scan stops.
 struct Rows<'a> {
-    def: &'static table::TableDef,
+    def: &'static catalog::TableDef,
     /// The columns the query reads (indices into the table's), in the batches' order.
     wanted: Vec<usize>,
-    rows: Vec<Vec<table::Cell>>,
+    rows: Vec<Vec<columns::Cell>>,
     tx: &'a tokio::sync::mpsc::Sender<datafusion::error::Result<RecordBatch>>,
     open: bool,
 }
 
 impl Rows<'_> {
     /// A whole row (a cell per column of the table): keeps the wanted cells.
-    fn push(&mut self, mut row: Vec<table::Cell>) -> bool {
-        let cells = self.wanted.iter().map(|&i| std::mem::replace(&mut row[i], table::Cell::U32(None))).collect();
+    fn push(&mut self, mut row: Vec<columns::Cell>) -> bool {
+        let cells = self.wanted.iter().map(|&i| std::mem::replace(&mut row[i], columns::Cell::U32(None))).collect();
         self.push_wanted(cells)
     }
 
     /// A row of only the wanted cells, in order.
-    fn push_wanted(&mut self, row: Vec<table::Cell>) -> bool {
+    fn push_wanted(&mut self, row: Vec<columns::Cell>) -> bool {
         self.rows.push(row);
         if self.rows.len() >= BATCH_ROWS {
             self.flush();
@@ -122,8 +124,7 @@ type Fill = fn(&Source, &Scope, &mut Rows<'_>) -> Result<(), StorageError>;
 /// A table whose rows are read from the live schema and records each time a query scans it
 /// (only the tables a query names are read), streamed in batches from a blocking thread.
 struct LiveTable {
-    def: &'static table::TableDef,
-    fill: Fill,
+    def: &'static catalog::TableDef,
     source: Source,
 }
 
@@ -134,25 +135,15 @@ impl std::fmt::Debug for LiveTable {
 }
 
 impl LiveTable {
-    /// The columns a scope can come from, if this table has them.
-    fn scope_columns(&self) -> &'static [&'static str] {
-        match self.def.name {
-            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" => &["id", "pinned_deployment_id"],
-            "sys_journal" => &["id"],
-            "state" | "sys_promise" | "sys_inbox" | "sys_keyed_service_status" => &["service_name", "service_key"],
-            _ => &[],
-        }
-    }
-
     /// `column = 'text'` (either way round) on one of the scope columns.
     fn equality<'e>(&self, filter: &'e Expr) -> Option<(&'e str, &'e str)> {
         column_text(filter, datafusion::logical_expr::Operator::Eq)
-            .filter(|(column, _)| self.scope_columns().contains(column))
+            .filter(|(column, _)| self.def.scope_columns.contains(column))
     }
 
     /// `status != 'completed'` on a table with a row per invocation record.
     fn not_completed(&self, filter: &Expr) -> bool {
-        self.scope_columns().contains(&"pinned_deployment_id")
+        self.def.scope_columns.contains(&"pinned_deployment_id")
             && column_text(filter, datafusion::logical_expr::Operator::NotEq) == Some(("status", "completed"))
     }
 
@@ -236,159 +227,13 @@ impl TableProvider for LiveTable {
         let scope = self.scope(filters);
         // Whole scans of the big per-invocation tables run on several threads, each over a
         // slice of the partition key space.
-        let sliced = matches!(
-            self.def.name,
-            "sys_invocation" | "sys_invocation_status" | "sys_invocation_state" | "sys_idempotency" | "sys_journal"
-        );
-        let slices = if scope.is_whole() && sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
-        Ok(Arc::new(scan::LiveScan::new(
-            self.def,
-            self.fill,
-            self.source.clone(),
-            scope,
-            projection.cloned(),
-            limit,
-            slices,
-        )))
+        let slices =
+            if scope.is_whole() && self.def.sliced { state.config().target_partitions().clamp(1, 4) } else { 1 };
+        Ok(Arc::new(scan::LiveScan::new(self.def, self.source.clone(), scope, projection.cloned(), limit, slices)))
     }
 }
 
 mod scan;
-
-/// The rows builder of each table.
-fn fill_of(name: &str) -> Fill {
-    match name {
-        "sys_deployment" => |s, _, out| {
-            for row in tables::deployment_rows(&s.schema.snapshot(), &s.storage.drain_counts()?) {
-                out.push(row);
-            }
-            Ok(())
-        },
-        "sys_service" => |s, _, out| {
-            for row in tables::service_rows(&s.schema.snapshot()) {
-                out.push(row);
-            }
-            Ok(())
-        },
-        "sys_invocation" => |s, scope, out| {
-            let wanted = out.wanted.clone();
-            if counts_all(scope, out) {
-                return count_invocations(s, scope, out);
-            }
-            invocations(s, scope, out, |id, st| Some(tables::invocation_row(&tables::SYS_INVOCATION, &wanted, id, st)))
-        },
-        "sys_invocation_status" => |s, scope, out| {
-            let wanted = out.wanted.clone();
-            if counts_all(scope, out) {
-                return count_invocations(s, scope, out);
-            }
-            invocations(s, scope, out, |id, st| {
-                Some(tables::invocation_row(&tables::SYS_INVOCATION_STATUS, &wanted, id, st))
-            })
-        },
-        "sys_invocation_state" => |s, scope, out| {
-            let wanted = out.wanted.clone();
-            invocations(s, scope, out, |id, st| {
-                (!st.is_completed()).then(|| tables::invocation_row(&tables::SYS_INVOCATION_STATE, &wanted, id, st))
-            })
-        },
-        "sys_idempotency" => |s, scope, out| {
-            let wanted = out.wanted.clone();
-            invocations(s, scope, out, |id, st| {
-                tables::idempotency_row(id, st).map(|mut row| {
-                    wanted.iter().map(|&i| std::mem::replace(&mut row[i], table::Cell::U32(None))).collect()
-                })
-            })
-        },
-        "sys_inbox" => |s, scope, out| {
-            use crate::engine::store::Store as _;
-            for partition in partitions(s, scope) {
-                let mut entries = Vec::new();
-                s.storage.for_each_inbox_entry(partition, scope.object.as_ref(), |obj, seq, id| {
-                    entries.push((obj, seq, id));
-                    entries.len() < BATCH_ROWS
-                })?;
-                // Inboxes are short; one partition's at a time, each waiting call's record read once.
-                for (obj, seq, id) in entries {
-                    let inboxed_at = s
-                        .storage
-                        .invocation(&id)
-                        .map_err(|e| StorageError::Log(e.0))?
-                        .and_then(|st| st.timestamps.inboxed_at);
-                    if !out.push(tables::inbox_row(&obj, seq, &id, inboxed_at)) {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        },
-        "sys_keyed_service_status" => |s, scope, out| {
-            for partition in partitions(s, scope) {
-                s.storage.for_each_lock_holder(partition, scope.object.as_ref(), |obj, holder| {
-                    out.push(tables::lock_row(&obj, &holder))
-                })?;
-            }
-            Ok(())
-        },
-        "sys_journal" => |s, scope, out| {
-            for partition in partitions(s, scope) {
-                // One invocation's entries are adjacent (the key starts with its id): rows
-                // are made an invocation at a time, once its entries are all read.
-                let mut current: Vec<(crate::ids::InvocationId, u32, crate::engine::records::JournalEntry)> =
-                    Vec::new();
-                let mut open = true;
-                let emit = |journal: &mut Vec<_>, out: &mut Rows<'_>| {
-                    if out.wanted.is_empty() {
-                        // Counting: no cells to make.
-                        let n = journal.len();
-                        journal.clear();
-                        return (0..n).all(|_| out.push_wanted(Vec::new()));
-                    }
-                    let arrived = tables::arrived(journal.iter().map(|(_, _, e)| e));
-                    for (id, index, e) in journal.drain(..) {
-                        if !out.push(tables::journal_row(&id, index, &e, &arrived)) {
-                            return false;
-                        }
-                    }
-                    true
-                };
-                s.storage.for_each_journal_entry(
-                    partition,
-                    scope.invocation.as_ref(),
-                    scope.slice,
-                    |id, index, e| {
-                        if current.last().is_some_and(|(last, _, _)| *last != id) {
-                            open = emit(&mut current, out);
-                        }
-                        current.push((id, index, e));
-                        open
-                    },
-                )?;
-                if !open || !emit(&mut current, out) {
-                    return Ok(());
-                }
-            }
-            Ok(())
-        },
-        "state" => |s, scope, out| {
-            for partition in partitions(s, scope) {
-                s.storage.for_each_state_entry(partition, scope.object.as_ref(), |obj, name, value| {
-                    out.push(tables::state_row(&obj, name, value))
-                })?;
-            }
-            Ok(())
-        },
-        "sys_promise" => |s, scope, out| {
-            for partition in partitions(s, scope) {
-                s.storage.for_each_promise(partition, scope.object.as_ref(), |obj, name, p| {
-                    out.push(tables::promise_row(&obj, name, &p))
-                })?;
-            }
-            Ok(())
-        },
-        other => unreachable!("no rows builder for table {other}: every table in tables::ALL has one"),
-    }
-}
 
 /// The partitions a scan in `scope` reads: the one holding its invocation or object, or all.
 fn partitions(s: &Source, scope: &Scope) -> std::ops::Range<u32> {
@@ -429,20 +274,19 @@ fn invocations(
     s: &Source,
     scope: &Scope,
     out: &mut Rows<'_>,
-    row: impl Fn(&crate::ids::InvocationId, &crate::engine::records::InvocationStatus) -> Option<Vec<table::Cell>>,
+    row: impl Fn(&crate::ids::InvocationId, &crate::engine::records::InvocationStatus) -> Option<Vec<columns::Cell>>,
 ) -> Result<(), StorageError> {
-    use crate::engine::store::Store as _;
     if scope.nothing {
         return Ok(());
     }
     let point_reads = match (&scope.invocation, &scope.pinned_open) {
         (Some(id), _) => Some(vec![*id]),
-        (None, Some(d)) => Some(s.storage.pinned_to(d, usize::MAX).map_err(|e| StorageError::Log(e.0))?),
+        (None, Some(d)) => Some(s.storage.pinned_to(d, usize::MAX)?),
         (None, None) => None,
     };
     if let Some(ids) = point_reads {
         for id in ids {
-            if let Some(status) = s.storage.invocation(&id).map_err(|e| StorageError::Log(e.0))?
+            if let Some(status) = s.storage.invocation(&id)?
                 && let Some(r) = row(&id, &status)
                 && !out.push_wanted(r)
             {
@@ -469,9 +313,17 @@ fn invocations(
 /// Drops a session's tables (and the storage handles they hold), for a session whose catalog
 /// outlives it (the PostgreSQL one: `pg_catalog` refers back to its catalog).
 pub fn release(ctx: &SessionContext) {
-    for def in tables::ALL.iter() {
+    for def in catalog::ALL.iter() {
         let _ = ctx.deregister_table(def.name);
     }
+}
+
+/// When a statement started now, allowed `limit`, must stop. The configuration keeps `limit`
+/// at most [`crate::config::MAX_QUERY_TIMEOUT`], so the sum is representable; were it not, the
+/// statement would stop at once rather than the server panic.
+pub fn deadline_after(limit: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(limit).unwrap_or(now)
 }
 
 /// Runs read-only SQL over the live tables; cheap to clone.
@@ -490,8 +342,8 @@ fn session(source: &Source) -> SessionContext {
         SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("restate", "public");
     config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
     let ctx = SessionContext::new_with_config(config);
-    for def in tables::ALL.iter().copied() {
-        let table = LiveTable { def, fill: fill_of(def.name), source: source.clone() };
+    for def in catalog::ALL.iter().copied() {
+        let table = LiveTable { def, source: source.clone() };
         ctx.register_table(def.name, Arc::new(table)).expect("table names are distinct and valid");
     }
     ctx
@@ -546,7 +398,7 @@ impl QueryEngine {
 
     /// When a statement started now must stop.
     pub fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now() + self.timeout
+        deadline_after(self.timeout)
     }
 
     pub fn timeout(&self) -> std::time::Duration {

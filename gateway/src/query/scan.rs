@@ -17,14 +17,13 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 
-use super::{Fill, Rows, Scope, Source, table::TableDef};
+use super::{Rows, Scope, Source, catalog::TableDef};
 
 /// Batches in flight between the reading thread and the query.
 const CHANNEL_BATCHES: usize = 2;
 
 pub(super) struct LiveScan {
     def: &'static TableDef,
-    fill: Fill,
     source: Source,
     scope: Arc<Scope>,
     projection: Option<Vec<usize>>,
@@ -44,7 +43,6 @@ impl std::fmt::Debug for LiveScan {
 impl LiveScan {
     pub(super) fn new(
         def: &'static TableDef,
-        fill: Fill,
         source: Source,
         scope: Scope,
         projection: Option<Vec<usize>>,
@@ -64,7 +62,6 @@ impl LiveScan {
         );
         Self {
             def,
-            fill,
             source,
             scope: Arc::new(scope),
             projection,
@@ -119,7 +116,7 @@ impl ExecutionPlan for LiveScan {
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
-        let (def, fill, source) = (self.def, self.fill, self.source.clone());
+        let (def, source) = (self.def, self.source.clone());
         let scope = if self.slices > 1 {
             let mut sliced = (*self.scope).clone();
             sliced.slice = Some(crate::storage::KeySlice::nth(partition, self.slices));
@@ -130,7 +127,7 @@ impl ExecutionPlan for LiveScan {
         let wanted = self.projection.clone().unwrap_or_else(|| (0..def.columns.len()).collect());
         let reader = tokio::task::spawn_blocking(move || {
             let mut out = Rows { def, wanted, rows: Vec::new(), tx: &tx, open: true };
-            let filled = fill(&source, &scope, &mut out);
+            let filled = (def.fill)(&source, &scope, &mut out);
             out.flush();
             if let Err(e) = filled {
                 let _ = tx.blocking_send(Err(DataFusionError::Execution(format!("reading {}: {e}", def.name))));

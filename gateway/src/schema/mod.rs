@@ -205,7 +205,7 @@ impl SchemaRegistry {
         };
         let replayed = applied;
         loop {
-            let entries = log.read(applied, 256).await.map_err(|e| StorageError::Log(e.0))?;
+            let entries = log.read(applied, 256).await?;
             let Some(last) = entries.last().map(|e| e.lsn) else { break };
             for entry in entries {
                 schema.apply(decode_change(&entry.batch)?);
@@ -215,7 +215,7 @@ impl SchemaRegistry {
         if applied != replayed {
             persist(&storage, &schema, applied)?;
         }
-        let tail = log.tail().await.map_err(|e| StorageError::Log(e.0))?;
+        let tail = log.tail().await?;
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(schema))),
             changes: Arc::new(tokio::sync::Mutex::new(tail)),
@@ -240,8 +240,7 @@ impl SchemaRegistry {
         let (change, answer) = change(&current)?;
         if let Some(change) = change {
             let entry = serde_json::to_vec(&change).expect("schema changes serialize to JSON");
-            let lsn =
-                self.log.append(*tail, 0, Bytes::from(entry)).await.map_err(|e| StorageError::Log(e.to_string()))?;
+            let lsn = self.log.append(*tail, 0, Bytes::from(entry)).await.map_err(StorageError::from)?;
             *tail = lsn;
             let mut next = (*current).clone();
             next.apply(change);

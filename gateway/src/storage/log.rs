@@ -45,9 +45,17 @@ pub enum AppendError {
     Unavailable(String),
 }
 
+/// A log that could not be read or trimmed, with the cause (the log's own error) as its
+/// source: the trait does not say what kind of log it is.
 #[derive(Debug, thiserror::Error)]
-#[error("log read failed: {0}")]
-pub struct LogError(pub String);
+#[error("log: {0}")]
+pub struct LogError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl LogError {
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(cause))
+    }
+}
 
 /// One partition's log; the partition leader is its only writer.
 pub trait Log: Send + Sync + 'static {
@@ -292,8 +300,8 @@ impl Log for RocksLog {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.read_blocking(after, max))
             .await
-            .map_err(|e| LogError(e.to_string()))?
-            .map_err(|e| LogError(e.to_string()))
+            .map_err(LogError::new)?
+            .map_err(LogError::new)
     }
 
     async fn wait(&self, after: Lsn, timeout: Duration) -> Result<Lsn, LogError> {
@@ -322,8 +330,8 @@ impl Log for RocksLog {
             Ok::<(), rocksdb::Error>(())
         })
         .await
-        .map_err(|e| LogError(e.to_string()))?
-        .map_err(|e| LogError(e.to_string()))
+        .map_err(LogError::new)?
+        .map_err(LogError::new)
     }
 }
 

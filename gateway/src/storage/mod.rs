@@ -61,15 +61,21 @@ pub enum StorageError {
         env!("CARGO_PKG_VERSION"), format::OLDEST, format::CURRENT
     )]
     NewerFormat { path: PathBuf, found: u32 },
-    #[error("log: {0}")]
-    Log(String),
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    #[error(transparent)]
+    Append(#[from] log::AppendError),
+    /// A read on a blocking thread ended without an answer (it panicked, or the runtime
+    /// shut down under it).
+    #[error("a storage read did not finish: {0}")]
+    ReadInterrupted(#[source] tokio::task::JoinError),
     #[error("upgrading the data directory from storage format {from}: {reason}")]
     Upgrade { from: u32, reason: String },
 }
 
 impl From<StorageError> for crate::engine::store::StoreError {
     fn from(e: StorageError) -> Self {
-        crate::engine::store::StoreError(e.to_string())
+        crate::engine::store::StoreError::new(e)
     }
 }
 
@@ -454,5 +460,23 @@ mod tests {
         assert!(err.contains(&format!("storage format {}", format::CURRENT + 1)), "{err}");
         assert!(err.contains(&format!("reads formats {} to {}", format::OLDEST, format::CURRENT)), "{err}");
         assert!(listing(dir.path()) == before, "not a byte written");
+    }
+
+    #[test]
+    fn a_read_failure_reaches_the_engine_with_the_storage_error_as_its_cause() {
+        let e: crate::engine::store::StoreError =
+            StorageError::Corrupt { table: "invocation", reason: "record too short".into() }.into();
+        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<StorageError>());
+        assert!(matches!(cause, Some(StorageError::Corrupt { table: "invocation", .. })), "{e:?}");
+        assert_eq!(e.to_string(), "storage read failed: corrupt record in invocation: record too short");
+    }
+
+    #[test]
+    fn a_log_failure_keeps_its_cause() {
+        let e: StorageError =
+            log::LogError::new(StorageError::Corrupt { table: "log", reason: "entry 7 too short".into() }).into();
+        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<StorageError>());
+        assert!(matches!(cause, Some(StorageError::Corrupt { table: "log", .. })), "{e:?}");
+        assert_eq!(e.to_string(), "log: corrupt record in log: entry 7 too short");
     }
 }

@@ -109,6 +109,34 @@ impl Storage {
         b
     }
 
+    /// An invocation's status, from the partition that owns it.
+    pub fn invocation(&self, id: &InvocationId) -> Result<Option<InvocationStatus>, StorageError> {
+        let cf = self.table_cf(self.partition_of(id.partition_key), tag::INVOCATION);
+        match self.db().get_pinned_cf(&cf, keys::invocation(id))? {
+            Some(raw) => Ok(Some(decode_status(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` invocations the pinned index lists under `deployment`, of every partition.
+    pub fn pinned_to(&self, deployment: &DeploymentId, limit: usize) -> Result<Vec<InvocationId>, StorageError> {
+        let prefix = keys::pinned_to(deployment);
+        let mut out = Vec::new();
+        for partition in 0..self.partitions() {
+            self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, _| {
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+                out.push(
+                    InvocationId::from_bytes(&k[prefix.len()..])
+                        .ok_or_else(|| StorageError::Corrupt { table: "pinned", reason: "bad key".into() })?,
+                );
+                Ok(true)
+            })?;
+        }
+        Ok(out)
+    }
+
     /// Journal entries `0..len` of an invocation, for replay to the SDK.
     pub fn journal(&self, id: &InvocationId, len: u32) -> Result<Vec<JournalEntry>, StorageError> {
         let mut out = Vec::with_capacity(len.min(1024) as usize);
@@ -408,14 +436,13 @@ pub(super) fn decode_status(raw: &[u8]) -> Result<InvocationStatus, StorageError
     codec::decode_body(raw[0], &raw[2..], "invocation")
 }
 
-/// Reads route by partition key to the partition that owns it.
+/// The engine's reads. Reads route by partition key to the partition that owns it; a
+/// failure reaches the engine as a [`crate::engine::store::StoreError`] carrying the
+/// [`StorageError`] (readers outside the engine call the inherent methods, which answer the
+/// `StorageError` itself).
 impl Store for Storage {
     fn invocation(&self, id: &InvocationId) -> StoreResult<Option<InvocationStatus>> {
-        let cf = self.table_cf(self.partition_of(id.partition_key), tag::INVOCATION);
-        match self.db().get_pinned_cf(&cf, keys::invocation(id)).map_err(StorageError::from)? {
-            Some(raw) => Ok(Some(decode_status(&raw)?)),
-            None => Ok(None),
-        }
+        Ok(Storage::invocation(self, id)?)
     }
 
     fn journal_entry(&self, id: &InvocationId, index: u32) -> StoreResult<Option<JournalEntry>> {
@@ -469,21 +496,7 @@ impl Store for Storage {
     }
 
     fn pinned_to(&self, deployment: &DeploymentId, limit: usize) -> StoreResult<Vec<InvocationId>> {
-        let prefix = keys::pinned_to(deployment);
-        let mut out = Vec::new();
-        for partition in 0..self.partitions() {
-            self.scan(partition, &prefix, keys::prefix_end(&prefix), |k, _| {
-                if out.len() >= limit {
-                    return Ok(false);
-                }
-                out.push(
-                    InvocationId::from_bytes(&k[prefix.len()..])
-                        .ok_or_else(|| StorageError::Corrupt { table: "pinned", reason: "bad key".into() })?,
-                );
-                Ok(true)
-            })?;
-        }
-        Ok(out)
+        Ok(Storage::pinned_to(self, deployment, limit)?)
     }
 }
 

@@ -1,11 +1,11 @@
-//! [`Command`]: the typed view of any command, and the completions it awaits.
+//! [`JournalCommand`]: the typed view of any command, and the completions it awaits.
 //!
-//! [`Command::completions`] lists the completion ids a command will be notified on,
+//! [`JournalCommand::completions`] lists the completion ids a command will be notified on,
 //! with the notification type each will arrive as.
 
 use bytes::{Buf, BytesMut};
 
-use super::commands::*;
+use super::command_messages::*;
 use super::{MessageError, ty};
 use crate::protocol::frame::encode_message;
 
@@ -21,13 +21,13 @@ pub struct PendingCompletion {
 
 macro_rules! commands {
     ($( $(#[$doc:meta])* $variant:ident($message:ident) = $code:path, name: $name:ident; )*) => {
-        /// A decoded command, one variant per command type (spec §6).
+        /// A journal command as the SDK sent it, decoded: one variant per command type (spec §6).
         #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum Command {
+        pub enum JournalCommand {
             $( $(#[$doc])* $variant($message), )*
         }
 
-        impl Command {
+        impl JournalCommand {
             /// Decodes the payload of a frame of type `ty`, which must be a command.
             pub fn decode(ty: u16, payload: impl Buf) -> Result<Self, MessageError> {
                 let decoded = match ty {
@@ -105,7 +105,7 @@ commands! {
     CompleteAwakeable(CompleteAwakeableCommandMessage) = ty::COMPLETE_AWAKEABLE_COMMAND, name: name;
 }
 
-impl Command {
+impl JournalCommand {
     /// The completions this command will receive notifications for, in the order the
     /// server appends them (Call: invocation id first, then the result).
     pub fn completions(&self) -> Vec<PendingCompletion> {
@@ -154,7 +154,7 @@ impl Command {
 ///
 /// Types that are not commands have none. Fails only if the payload is malformed.
 pub fn completion_ids_of_command(ty: u16, payload: &[u8]) -> Result<Vec<u32>, prost::DecodeError> {
-    match Command::decode(ty, payload) {
+    match JournalCommand::decode(ty, payload) {
         Ok(command) => Ok(command.completions().iter().map(|c| c.completion_id).collect()),
         Err(MessageError::Malformed { source, .. }) => Err(source),
         Err(_) => Ok(Vec::new()),
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn call_completions_name_their_notification_types() {
-        let call = Command::Call(CallCommandMessage {
+        let call = JournalCommand::Call(CallCommandMessage {
             invocation_id_notification_idx: 2,
             result_completion_id: 3,
             ..Default::default()
@@ -210,26 +210,26 @@ mod tests {
     #[test]
     fn every_command_round_trips_through_a_frame() {
         let commands = vec![
-            Command::Input(InputCommandMessage {
+            JournalCommand::Input(InputCommandMessage {
                 headers: vec![Header { key: "content-type".into(), value: "application/json".into() }],
                 value: Some(Value::new("\"Alice\"")),
                 name: String::new(),
             }),
-            Command::Output(OutputCommandMessage {
+            JournalCommand::Output(OutputCommandMessage {
                 result: Some(OutputResult::Failure(Failure::new(418, "boom"))),
                 name: String::new(),
             }),
-            Command::GetEagerStateKeys(GetEagerStateKeysCommandMessage {
+            JournalCommand::GetEagerStateKeys(GetEagerStateKeysCommandMessage {
                 value: Some(StateKeys { keys: vec![Bytes::from_static(b"count")] }),
                 name: String::new(),
             }),
-            Command::CompletePromise(CompletePromiseCommandMessage {
+            JournalCommand::CompletePromise(CompletePromiseCommandMessage {
                 key: "p".into(),
                 completion: Some(CompletionResult::Value(Value::new("1"))),
                 result_completion_id: 5,
                 name: String::new(),
             }),
-            Command::OneWayCall(OneWayCallCommandMessage {
+            JournalCommand::OneWayCall(OneWayCallCommandMessage {
                 service_name: "Counter".into(),
                 handler_name: "add".into(),
                 parameter: Bytes::from_static(b"1"),
@@ -239,13 +239,13 @@ mod tests {
                 invocation_id_notification_idx: 1,
                 ..Default::default()
             }),
-            Command::SendSignal(SendSignalCommandMessage {
+            JournalCommand::SendSignal(SendSignalCommandMessage {
                 target_invocation_id: "inv_1abc".into(),
                 signal_id: Some(SignalId::Idx(1)),
                 result: Some(SignalResult::Void(Void {})),
                 entry_name: "cancel".into(),
             }),
-            Command::AttachInvocation(AttachInvocationCommandMessage {
+            JournalCommand::AttachInvocation(AttachInvocationCommandMessage {
                 target: Some(AttachTarget::IdempotentRequestTarget(IdempotentRequestTarget {
                     service_name: "Greeter".into(),
                     service_key: None,
@@ -255,7 +255,7 @@ mod tests {
                 result_completion_id: 7,
                 name: String::new(),
             }),
-            Command::GetInvocationOutput(GetInvocationOutputCommandMessage {
+            JournalCommand::GetInvocationOutput(GetInvocationOutputCommandMessage {
                 target: Some(AttachTarget::WorkflowTarget(WorkflowTarget {
                     workflow_name: "Wf".into(),
                     workflow_key: "k".into(),
@@ -263,7 +263,7 @@ mod tests {
                 result_completion_id: 8,
                 name: String::new(),
             }),
-            Command::CompleteAwakeable(CompleteAwakeableCommandMessage {
+            JournalCommand::CompleteAwakeable(CompleteAwakeableCommandMessage {
                 awakeable_id: "sign_1abc".into(),
                 result: Some(CompletionResult::Failure(Failure::new(500, "no"))),
                 name: "wake".into(),
@@ -274,16 +274,19 @@ mod tests {
             command.encode(&mut buf);
             let frame = frame::decode(&mut buf, 1024).expect("valid").expect("whole");
             assert_eq!(frame.ty, command.ty());
-            assert_eq!(Command::decode(frame.ty, frame.payload), Ok(command));
+            assert_eq!(JournalCommand::decode(frame.ty, frame.payload), Ok(command));
         }
     }
 
     #[test]
     fn entry_names_come_from_field_12() {
-        let run = Command::decode(ty::RUN_COMMAND, &[0x58, 0x02, 0x62, 0x04, b's', b'i', b'd', b'e'][..]);
+        let run = JournalCommand::decode(ty::RUN_COMMAND, &[0x58, 0x02, 0x62, 0x04, b's', b'i', b'd', b'e'][..]);
         assert_eq!(run.map(|c| c.entry_name().to_owned()), Ok("side".to_owned()));
-        let signal = Command::decode(ty::SEND_SIGNAL_COMMAND, &[0x62, 0x01, b'x'][..]);
+        let signal = JournalCommand::decode(ty::SEND_SIGNAL_COMMAND, &[0x62, 0x01, b'x'][..]);
         assert_eq!(signal.map(|c| c.entry_name().to_owned()), Ok("x".to_owned()));
-        assert_eq!(Command::decode(ty::END, &[][..]), Err(MessageError::NotACommand { ty: ty::END, name: "End" }));
+        assert_eq!(
+            JournalCommand::decode(ty::END, &[][..]),
+            Err(MessageError::NotACommand { ty: ty::END, name: "End" })
+        );
     }
 }

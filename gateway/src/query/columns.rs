@@ -1,6 +1,6 @@
-//! A table as SQL sees it: named, documented columns of a few kinds, filled row by row, turned
-//! into one Arrow record batch. The same definitions give the schema, the rows and (later) the
-//! documentation page, so they cannot drift apart.
+//! What a table's rows are made of: named, documented columns of a few kinds, cells filled row
+//! by row, and the Arrow schema and record batches they become. The tables themselves are in
+//! `catalog`.
 
 use std::sync::Arc;
 
@@ -118,39 +118,23 @@ impl From<bool> for Cell {
     }
 }
 
-/// A table's definition.
-pub struct TableDef {
-    pub name: &'static str,
-    pub doc: &'static str,
-    pub columns: std::borrow::Cow<'static, [Column]>,
+/// The Arrow schema of a table with these columns (every column nullable).
+pub fn schema(columns: &[Column]) -> SchemaRef {
+    Arc::new(Schema::new(columns.iter().map(|c| Field::new(c.name, c.kind.data_type(), true)).collect::<Vec<_>>()))
 }
 
-impl TableDef {
-    pub fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(
-            self.columns.iter().map(|c| Field::new(c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
-        ))
+/// One batch of the `columns` `wanted` (indices, in the order of the batch's schema) from
+/// `rows`, each with one cell per wanted column in that order. No columns at all still
+/// counts the rows (what `count(*)` reads).
+pub fn batch_of(columns: &[Column], wanted: &[usize], rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
+    for (at, &i) in wanted.iter().enumerate() {
+        let cells = rows.iter().map(|r| &r[at]);
+        arrays.push(build(&columns[i], cells)?);
     }
-
-    /// One batch of `rows`, each with one cell per column in order.
-    pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
-        let all: Vec<usize> = (0..self.columns.len()).collect();
-        self.batch_of(&all, rows)
-    }
-
-    /// One batch of the columns `wanted` (indices, in the order of the batch's schema) from
-    /// `rows`, each with one cell per wanted column in that order. No columns at all still
-    /// counts the rows (what `count(*)` reads).
-    pub fn batch_of(&self, wanted: &[usize], rows: &[Vec<Cell>]) -> Result<RecordBatch, ArrowError> {
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(wanted.len());
-        for (at, &i) in wanted.iter().enumerate() {
-            let cells = rows.iter().map(|r| &r[at]);
-            arrays.push(build(&self.columns[i], cells)?);
-        }
-        let schema = Arc::new(self.schema().project(wanted)?);
-        let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        RecordBatch::try_new_with_options(schema, arrays, &options)
-    }
+    let schema = Arc::new(schema(columns).project(wanted)?);
+    let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema, arrays, &options)
 }
 
 fn mismatch(column: &Column, cell: &Cell) -> ArrowError {
