@@ -114,8 +114,11 @@ fn metrics_count_a_workload() {
     let on = [("deployment", deployment.as_str()), ("protocol", "http2")];
     assert_eq!(value(&samples, "perdure_attempt_duration_seconds_count", &on), 25.0);
 
-    // Every invocation and every journal step went through the log's group commit.
-    assert!(value(&samples, "perdure_log_append_duration_seconds_count", &[]) >= 50.0);
+    // Every invocation and every journal step went through the log's group commit: each of the
+    // 20 calls appended at least twice (its invoke, then its attempt's effects, which cannot
+    // share the invoke's group), each of the 5 sends at least once (it is answered once its
+    // invoke is durable). A loaded machine groups more, so this is a floor, not a count.
+    assert!(value(&samples, "perdure_log_append_duration_seconds_count", &[]) >= 45.0);
     let entries = value(&samples, "perdure_log_commit_batch_entries_sum", &[]);
     let groups = value(&samples, "perdure_log_commit_batch_entries_count", &[]);
     assert!(groups >= 1.0 && entries >= groups, "{entries} entries in {groups} groups");
