@@ -2,7 +2,7 @@
 //! over TLS for `https://`) by default, HTTP/1.1 when registered with `use_http_11`.
 //! `https://` deployments are verified against the system's roots plus configured CAs. Request bodies are either complete
 //! (request/response mode, discovery) or a channel the attempt keeps writing frames into
-//! (bidi mode). [`DeploymentClient`] is the HTTP [`Transport`] of attempts.
+//! (bidi mode). [`DeploymentClient`] is the HTTP [`super::transport::Transport`] of attempts (implemented there).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::mpsc;
 
-use super::transport::{Destination, Request, RequestFrames, Response, ResponseBody, Transport, TransportError};
 use crate::schema::HttpVersion;
 
 /// A request body: all at once, or streamed from a channel until its sender drops.
@@ -153,49 +152,6 @@ impl DeploymentClient {
             HttpVersion::Http11 => self.h1.request(request).await,
         }
     }
-}
-
-#[async_trait::async_trait]
-impl Transport for DeploymentClient {
-    /// `POST` to the deployment: the head goes out with the body (complete, or streamed from
-    /// the attempt's channel), and the response's data frames come back as they arrive.
-    async fn open(&self, request: Request) -> Result<Response, TransportError> {
-        let Destination::Http { uri, version } = &request.destination else {
-            return Err(TransportError::Request(format!("{:?} is not an HTTP deployment", request.destination)));
-        };
-        let mut builder = http::Request::post(uri.clone());
-        for (k, v) in request.headers {
-            builder = builder.header(k, v);
-        }
-        let body = match request.body {
-            RequestFrames::Full(bytes) => RequestBody::Full(Some(bytes)),
-            RequestFrames::Stream(rx) => RequestBody::Stream(rx),
-        };
-        let request = builder.body(body).map_err(|e| TransportError::Request(e.to_string()))?;
-        let response =
-            self.request(version, request).await.map_err(|e| TransportError::Http(crate::error_chain(&e)))?;
-        let (head, body) = response.into_parts();
-        Ok(Response { status: head.status, headers: head.headers, executed_version: None, body: data_chunks(body) })
-    }
-}
-
-/// The data frames of a response body (trailers skipped); an error ends it.
-fn data_chunks(body: hyper::body::Incoming) -> ResponseBody {
-    use futures::StreamExt as _;
-    use http_body_util::BodyExt as _;
-    futures::stream::unfold(Some(body), |body| async move {
-        let mut body = body?;
-        loop {
-            match body.frame().await? {
-                Ok(frame) => match frame.into_data() {
-                    Ok(data) => return Some((Ok(data), Some(body))),
-                    Err(_) => continue,
-                },
-                Err(e) => return Some((Err(crate::error_chain(&e)), None)),
-            }
-        }
-    })
-    .boxed()
 }
 
 /// Joins a deployment's base URI and a path as Restate does: the base's path prefix keeps

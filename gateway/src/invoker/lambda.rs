@@ -11,7 +11,7 @@
 //! Retrying is the invocation's retry policy, not the SDK's: the SDK's own retries are off,
 //! so a throttled or failed call shows up as the invocation's last failure at once.
 //!
-//! [`LambdaClients`] is the Lambda [`Transport`] of attempts. Which version an attempt invokes,
+//! [`LambdaClients`] is the Lambda [`super::transport::Transport`] of attempts (implemented there). Which version an attempt invokes,
 //! and the check of a version newly seen behind an alias, are `super::lambda_versions`'.
 
 use std::collections::HashMap;
@@ -21,7 +21,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::transport::{Destination, Request, RequestFrames, Response, Transport, TransportError};
 use crate::protocol::codes;
 
 /// Lambda's limit for a synchronous invocation's request and response payloads.
@@ -330,34 +329,6 @@ impl LambdaClients {
             });
         }
         decode_response(body, executed)
-    }
-}
-
-#[async_trait::async_trait]
-impl Transport for LambdaClients {
-    /// One `Invoke`: the request (all of it) as the event, the function's whole answer as the
-    /// response, its body as one chunk.
-    async fn open(&self, request: Request) -> Result<Response, TransportError> {
-        let Destination::Lambda { function, region, role, zstd } = &request.destination else {
-            return Err(TransportError::Request(format!("{:?} is not a Lambda function", request.destination)));
-        };
-        let RequestFrames::Full(body) = request.body else {
-            return Err(TransportError::Request("Lambda takes a request whole, not streamed".into()));
-        };
-        let event = LambdaRequest {
-            path: request.path,
-            method: "POST",
-            headers: request.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
-            body,
-            zstd: *zstd,
-        };
-        let response = self.call(function, region, role.as_deref(), &event).await?;
-        Ok(Response {
-            status: response.status,
-            headers: response.headers,
-            executed_version: response.executed_version,
-            body: Box::pin(futures::stream::iter([Ok(response.body)])),
-        })
     }
 }
 

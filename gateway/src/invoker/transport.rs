@@ -1,5 +1,6 @@
 //! How an attempt's bytes reach a deployment and come back: one trait, [`Transport`], with one
-//! implementation per kind of endpoint. HTTP is [`DeploymentClient`] (in [`super::client`]): an
+//! implementation per kind of endpoint, both at the end of this file (the clients themselves
+//! know nothing of attempts). HTTP is [`DeploymentClient`] (in [`super::client`]): an
 //! HTTP/2 bidi stream whose request side stays open for forwarded notifications, or one
 //! request/response over HTTP/2 or HTTP/1.1. Lambda is [`LambdaClients`] (in [`super::lambda`]):
 //! the whole request as one `Invoke` event, the whole response back. Tests use a scripted one
@@ -21,8 +22,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use super::client::DeploymentClient;
-use super::lambda::{LambdaClients, LambdaError};
+use super::client::{DeploymentClient, RequestBody};
+use super::lambda::{LambdaClients, LambdaError, LambdaRequest};
 use crate::schema::HttpVersion;
 
 /// Carries attempts to deployments of one kind.
@@ -135,5 +136,76 @@ impl Transports {
             Destination::Http { .. } => &*self.http,
             Destination::Lambda { .. } => &*self.lambda,
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for DeploymentClient {
+    /// `POST` to the deployment: the head goes out with the body (complete, or streamed from
+    /// the attempt's channel), and the response's data frames come back as they arrive.
+    async fn open(&self, request: Request) -> Result<Response, TransportError> {
+        let Destination::Http { uri, version } = &request.destination else {
+            return Err(TransportError::Request(format!("{:?} is not an HTTP deployment", request.destination)));
+        };
+        let mut builder = http::Request::post(uri.clone());
+        for (k, v) in request.headers {
+            builder = builder.header(k, v);
+        }
+        let body = match request.body {
+            RequestFrames::Full(bytes) => RequestBody::Full(Some(bytes)),
+            RequestFrames::Stream(rx) => RequestBody::Stream(rx),
+        };
+        let request = builder.body(body).map_err(|e| TransportError::Request(e.to_string()))?;
+        let response =
+            self.request(version, request).await.map_err(|e| TransportError::Http(crate::error_chain(&e)))?;
+        let (head, body) = response.into_parts();
+        Ok(Response { status: head.status, headers: head.headers, executed_version: None, body: data_chunks(body) })
+    }
+}
+
+/// The data frames of a response body (trailers skipped); an error ends it.
+fn data_chunks(body: hyper::body::Incoming) -> ResponseBody {
+    use futures::StreamExt as _;
+    use http_body_util::BodyExt as _;
+    futures::stream::unfold(Some(body), |body| async move {
+        let mut body = body?;
+        loop {
+            match body.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some((Ok(data), Some(body))),
+                    Err(_) => continue,
+                },
+                Err(e) => return Some((Err(crate::error_chain(&e)), None)),
+            }
+        }
+    })
+    .boxed()
+}
+
+#[async_trait::async_trait]
+impl Transport for LambdaClients {
+    /// One `Invoke`: the request (all of it) as the event, the function's whole answer as the
+    /// response, its body as one chunk.
+    async fn open(&self, request: Request) -> Result<Response, TransportError> {
+        let Destination::Lambda { function, region, role, zstd } = &request.destination else {
+            return Err(TransportError::Request(format!("{:?} is not a Lambda function", request.destination)));
+        };
+        let RequestFrames::Full(body) = request.body else {
+            return Err(TransportError::Request("Lambda takes a request whole, not streamed".into()));
+        };
+        let event = LambdaRequest {
+            path: request.path,
+            method: "POST",
+            headers: request.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+            body,
+            zstd: *zstd,
+        };
+        let response = self.call(function, region, role.as_deref(), &event).await?;
+        Ok(Response {
+            status: response.status,
+            headers: response.headers,
+            executed_version: response.executed_version,
+            body: Box::pin(futures::stream::iter([Ok(response.body)])),
+        })
     }
 }
