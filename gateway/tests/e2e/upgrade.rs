@@ -138,24 +138,7 @@ fn a_data_directory_of_a_newer_format_is_refused_and_left_untouched() {
         files
     };
     let before = snapshot(&data);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perdure"))
-        .args([
-            "serve",
-            "--ingress-bind",
-            "127.0.0.1:0",
-            "--admin-bind",
-            "127.0.0.1:0",
-            "--pg-bind",
-            "127.0.0.1:0",
-            "--node-bind",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .expect("run perdure");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "refused: {stderr}");
+    let stderr = serve_refused(&data, &[]);
     let supported = format!("reads formats 1 to {}", perdure::storage::format::CURRENT);
     assert!(stderr.contains("storage format 99") && stderr.contains(&supported), "{stderr}");
     assert!(snapshot(&data) == before, "the directory is untouched");
