@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
-use super::AttemptContext;
 use super::choose::{Chosen, Timeouts, choose, protocol_label};
 use super::client::join_uri;
+use super::context::AttemptContext;
 use super::failure::AttemptFailure;
 use super::lambda::FunctionArn;
 use super::lambda_versions;

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use super::AttemptContext;
+use super::context::AttemptContext;
 use super::discovery::discover_lambda;
 use super::failure::AttemptFailure;
 use super::lambda::FunctionArn;

@@ -30,6 +30,7 @@
 pub mod attempt;
 pub mod choose;
 pub mod client;
+pub mod context;
 pub mod discovery;
 pub mod failure;
 pub mod identity;
@@ -44,7 +45,7 @@ mod tests;
 pub mod translate;
 pub mod transport;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -53,52 +54,11 @@ use tokio::task::JoinHandle;
 use crate::engine::action::InvokeAttempt;
 use crate::engine::records::JournalEntry;
 use crate::ids::InvocationId;
-use crate::schema::SchemaRegistry;
-use crate::storage::Storage;
 
 pub use client::DeploymentClient;
+pub use context::{AttemptContext, InvokerConfig};
 pub use failure::AttemptFailure;
 pub use transport::Transports;
-
-/// Settings of the invoker.
-#[derive(Clone, Debug)]
-pub struct InvokerConfig {
-    /// Largest protocol message accepted from a deployment.
-    pub message_size_limit: u32,
-    /// Headers added to every request to deployments.
-    pub additional_headers: BTreeMap<String, String>,
-    /// Most state (keys and values, bytes) sent eagerly with an attempt; 0 = always lazy.
-    pub eager_state_size_limit: usize,
-    /// Most attempts running at once; the others wait their turn, in order.
-    pub concurrent_invocations_limit: usize,
-}
-
-impl Default for InvokerConfig {
-    fn default() -> Self {
-        Self {
-            message_size_limit: crate::protocol::DEFAULT_MAX_MESSAGE_SIZE,
-            additional_headers: BTreeMap::new(),
-            eager_state_size_limit: 32 << 20,
-            concurrent_invocations_limit: 1000,
-        }
-    }
-}
-
-/// What every attempt shares.
-pub struct AttemptContext {
-    /// How attempts reach deployments: the network, or a test's scripted transport.
-    pub transports: Transports,
-    /// Lambda's control plane, for the versions behind an alias (`GetAlias`, discovery).
-    pub lambda: Arc<lambda::LambdaClients>,
-    pub schema: SchemaRegistry,
-    pub storage: Storage,
-    pub partitions: crate::partition::Handle,
-    pub config: InvokerConfig,
-    /// For checking Lambda versions behind an alias like a registration.
-    pub defaults: crate::schema::SchemaDefaults,
-    /// Signs every request to deployments, when a key is configured.
-    pub identity: Option<Arc<identity::RequestIdentity>>,
-}
 
 enum Input {
     Invoke(Box<InvokeAttempt>),

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::context::{AttemptContext, InvokerConfig};
 use super::transport::{Destination, Request, RequestFrames, Response, Transport, TransportError, Transports};
-use super::{AttemptContext, Invoker, InvokerConfig, InvokerHandle};
+use super::{Invoker, InvokerHandle};
 use crate::engine::action::InvokeAttempt;
 use crate::engine::command::{Command, Effect, EffectBatch};
 use crate::engine::records::{JournalEntry, PartitionMeta, Target};

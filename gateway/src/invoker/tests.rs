@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::InvokerConfig;
+use super::context::InvokerConfig;
 use super::scripted::{
     Answer, Fixture, Opened, ScriptedTransport, end, first_attempt, greet, http_deployment, input_entry,
     lambda_deployment, message, output,
