@@ -89,6 +89,10 @@ fn a_command_that_cannot_be_applied_stops_its_partition_only_and_never_loops() {
         let (got, want) = add_counted(&perdure, 2);
         assert_eq!(got, want);
         assert_eq!(add(&perdure, 0).status, 503);
+        // The admin API's cluster health says which partition stopped.
+        let health = get(&format!("{}/cluster-health", perdure.admin));
+        assert_eq!(health.status, 503, "{}", health.body);
+        assert!(health.body.contains("partition 0 has stopped"), "{}", health.body);
         // A new command reading a damaged record is refused, not logged, not fatal.
         let refused = request("PATCH", &format!("{}/invocations/{live}/cancel", perdure.admin));
         assert_eq!(refused.status, 500, "{}", refused.body);
