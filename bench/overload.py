@@ -4,9 +4,13 @@
 Three scenarios, each on a fresh data dir and fresh services, for each server in turn:
 
   burst        wrk at 64 connections posting `Greeter/sleepy/send` (a 20 s durable sleep) for
-               --burst-seconds: far more work than runs (at most `concurrent-invocations-limit`
-               sleep at once, the rest wait). Sends accepted and shed (503), their rates, the
-               server's peak RSS.
+               --burst-seconds: far more work than runs at once. Sends accepted and shed (503),
+               their rates, the server's peak RSS. Meanwhile and for --after-seconds after it, a
+               probe calls `Greeter/greet` every 100 ms, one call at a time, and waits for each
+               answer (up to 60 s): its p50 / p99 / max latency during and after the burst, and
+               the first call's after it (a waiting caller must not queue behind the backlog).
+               After the burst, the backlog's drain: sends still not completed, polled in
+               `sys_invocation` until none is left (or --drain-timeout), as a rate.
   connections  wrk holding --connections open connections, each calling `Greeter/sleepy`
                (--slow-ms) and waiting for its result, for --connections-seconds. Calls answered,
                shed and timed out, peak RSS.
@@ -78,6 +82,48 @@ class HealthProber(threading.Thread):
         pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None  # noqa: E731
         return {"health_probes": len(lat), "health_failures": self.failures,
                 "health_p50_ms": pick(0.50), "health_p99_ms": pick(0.99), "health_max_ms": round(lat[-1], 2) if lat else None}
+
+
+class CallProber(threading.Thread):
+    """Calls `Greeter/greet` on the ingress every `interval` seconds, one call at a time (the next
+    starts once the last answered, or after `interval`), and records each call's latency in the
+    phase it started in."""
+
+    def __init__(self, port: int, interval: float = 0.1, timeout: float = 60.0) -> None:
+        super().__init__(daemon=True)
+        self.port, self.interval, self.timeout = port, interval, timeout
+        self.phase = "during"
+        self.latencies_ms: dict[str, list[float]] = {"during": [], "after": []}
+        self.failures: dict[str, int] = {"during": 0, "after": 0}
+        self._stop_evt = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_evt.is_set():
+            phase, t0 = self.phase, time.monotonic()
+            try:
+                status, _ = bench.http_call(self.port, "POST", "/Greeter/greet", b'"probe"', timeout=self.timeout)
+                if status == 200:
+                    self.latencies_ms[phase].append((time.monotonic() - t0) * 1000)
+                else:
+                    self.failures[phase] += 1
+            except (OSError, http.client.HTTPException):
+                self.failures[phase] += 1
+            self._stop_evt.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    def finish(self) -> dict:
+        self._stop_evt.set()
+        self.join()
+        out = {}
+        for phase, lat in self.latencies_ms.items():
+            first = lat[0] if lat else None
+            lat = sorted(lat)
+            pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None  # noqa: E731
+            out.update({f"probe_{phase}_calls": len(lat), f"probe_{phase}_failures": self.failures[phase],
+                        f"probe_{phase}_p50_ms": pick(0.50), f"probe_{phase}_p99_ms": pick(0.99),
+                        f"probe_{phase}_max_ms": round(lat[-1], 1) if lat else None})
+            if phase == "after":
+                out["probe_first_after_ms"] = round(first, 1) if first is not None else None
+        return out
 
 
 def wrk(args, port: int, script: str, conns: int, seconds: int, timeout_s: int, env: dict | None = None,
@@ -153,14 +199,41 @@ class Server:
         return bench.status_kib(self.proc.pid, "VmRSS") / 1024
 
 
+def sleepy_not_completed(admin: int) -> int:
+    rows = query(admin, "SELECT count(*) AS n FROM sys_invocation WHERE target_handler_name = 'sleepy' "
+                        "AND status <> 'completed'")
+    return int(rows[0]["n"])
+
+
 def burst(name: str, args) -> dict:
     s = Server(name, args, "ts")
-    sampler, prober = bench.RssSampler(s.proc.pid), HealthProber(s.admin)
+    sampler, prober, caller = bench.RssSampler(s.proc.pid), HealthProber(s.admin), CallProber(s.ingress)
     sampler.start()
     prober.start()
+    caller.start()
     res = wrk(args, s.ingress, "sleepy_send.lua", 64, args.burst_seconds, 10, env={"SLEEP_MS": "20000"})
+    caller.phase = "after"
     out = {"accepted": res["ok"], "accepted_per_s": round(res["ok"] / res["seconds"]), "shed": res["shed"],
            "shed_per_s": round(res["shed"] / res["seconds"]), "other_errors": sum(res["errors"].values()) - res["shed"]}
+    # The backlog: sends not completed yet, polled until none is left.
+    t0 = time.monotonic()
+    try:
+        left = first_left = sleepy_not_completed(s.admin)
+        deadline = t0 + args.drain_timeout
+        while left > 0 and time.monotonic() < deadline:
+            time.sleep(2)
+            left = sleepy_not_completed(s.admin)
+            bench.log(f"{name}: {left} sends not completed, RSS {s.rss_mib():.0f} MiB")
+        drained_s = time.monotonic() - t0
+        out.update({"not_completed_after_burst": first_left, "not_completed_at_end": left,
+                    "drain_seconds": round(drained_s, 1),
+                    "drain_per_s": round((first_left - left) / drained_s) if drained_s else None})
+    except RuntimeError as e:  # a server whose SQL cannot count them
+        out["drain_error"] = str(e)
+    remaining = args.after_seconds - (time.monotonic() - t0)
+    if remaining > 0:
+        time.sleep(remaining)
+    out.update(caller.finish())
     out.update(prober.finish())
     out["peak_rss_mib"] = round(sampler.finish() / 1024, 1)
     out["end_rss_mib"] = round(s.rss_mib(), 1)
@@ -245,6 +318,8 @@ def main() -> int:
     ap.add_argument("--only", choices=["perdure", "restate"])
     ap.add_argument("--scenarios", default="burst,connections,backlog")
     ap.add_argument("--burst-seconds", type=int, default=60)
+    ap.add_argument("--after-seconds", type=int, default=30,
+                    help="how long the call probe goes on after the burst (at least; the drain may take longer)")
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--connections-seconds", type=int, default=30)
     ap.add_argument("--slow-ms", type=int, default=2000, help="how long each held call sleeps")
