@@ -4,7 +4,7 @@
 Three scenarios, each on a fresh data dir and fresh services, for each server in turn:
 
   burst        wrk at 64 connections posting `Greeter/sleepy/send` (a 20 s durable sleep) for
-               --burst-seconds: far more work than runs at once. Sends accepted and shed (503),
+               --burst-seconds (services: --burst-sdk): far more work than runs at once. Sends accepted and shed (503),
                their rates, the server's peak RSS. Meanwhile and for --after-seconds after it, a
                probe calls `Greeter/greet` every 100 ms, one call at a time, and waits for each
                answer (up to 60 s): its p50 / p99 / max latency during and after the burst, and
@@ -206,7 +206,7 @@ def sleepy_not_completed(admin: int) -> int:
 
 
 def burst(name: str, args) -> dict:
-    s = Server(name, args, "ts")
+    s = Server(name, args, args.burst_sdk)
     sampler, prober, caller = bench.RssSampler(s.proc.pid), HealthProber(s.admin), CallProber(s.ingress)
     sampler.start()
     prober.start()
@@ -318,6 +318,8 @@ def main() -> int:
     ap.add_argument("--only", choices=["perdure", "restate"])
     ap.add_argument("--scenarios", default="burst,connections,backlog")
     ap.add_argument("--burst-seconds", type=int, default=60)
+    ap.add_argument("--burst-sdk", choices=["ts", "rust"], default="ts",
+                    help="which SDK serves Greeter/sleepy and Greeter/greet in the burst")
     ap.add_argument("--after-seconds", type=int, default=30,
                     help="how long the call probe goes on after the burst (at least; the drain may take longer)")
     ap.add_argument("--connections", type=int, default=2000)
